@@ -1,0 +1,34 @@
+"""Bulk Campaign API: routes and event handlers only; every handler is one call into chalicelib."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice, Rate
+from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
+
+from chalicelib.api import register_api
+from chalicelib.workers import dispatch as dispatch_worker
+from chalicelib.workers import release as release_worker
+from chalicelib.workers import stats as stats_worker
+
+app = Chalice(app_name="bulk-campaign-api")
+register_api(app)
+
+# The stream ARN is replaced by {"Fn::GetAtt": ["DeliveriesTable", "StreamArn"]} in infra/template.json.
+DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def release(event: CloudWatchEvent) -> None:
+    release_worker.release_due_recipients()
+
+
+@app.on_sqs_message(queue="dispatch", batch_size=10, maximum_concurrency=10)
+def dispatch(event: SQSEvent) -> dict[str, Any]:
+    return dispatch_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_dynamodb_record(stream_arn=DELIVERIES_STREAM_PLACEHOLDER, batch_size=100)
+def stats(event: DynamoDBEvent) -> None:
+    stats_worker.apply_delivery_changes(event.to_dict())

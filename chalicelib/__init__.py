@@ -1,0 +1,1 @@
+"""Bulk Campaign API: all logic behind the thin Chalice app in app.py."""

@@ -1,0 +1,39 @@
+"""Environment parsed once into a typed settings model; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    stage: str = "dev"
+    aws_region: str = "us-east-1"
+    # Set only on the local stack: boto3 then talks to moto's server.
+    aws_endpoint_url: str | None = None
+
+    main_table: str = "bulk-main"
+    deliveries_table: str = "bulk-deliveries"
+    idempotency_table: str = "bulk-idempotency"
+    dispatch_queue_url: str = ""
+
+    admin_token: str = Field(default="", description="Bearer token that may create accounts.")
+    page_token_secret: str = "change-me"
+
+    # Pacer: how far ahead each tick releases work (the schedule's period in AWS).
+    release_horizon_seconds: float = 60.0
+    max_chunk_size: int = 50
+
+    vonage_base_url: str = "https://api.nexmo.com"
+    vonage_api_key: str = ""
+    vonage_api_secret: str = ""
+    provider_timeout_seconds: float = 10.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
