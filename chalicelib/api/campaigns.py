@@ -1,0 +1,84 @@
+"""Campaigns: create a draft, read it with live counters, start/pause/resume/cancel, list outcomes."""
+
+from __future__ import annotations
+
+import time
+
+from chalice import Blueprint
+
+from chalicelib.api.http import parse_body, query_int, query_str, route
+from chalicelib.api.views import campaign_view, delivery_view
+from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
+from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain.models import Campaign, CampaignCreate, Page
+from chalicelib.store import campaigns, deliveries, keys, lists, pages
+from chalicelib.workers import release
+
+bp = Blueprint(__name__)
+
+
+@route(bp, "/campaigns", methods=["POST"], status=201)
+def create_campaign(account: str) -> Campaign:
+    body = parse_body(bp.current_request, CampaignCreate)
+    try:
+        lists.get_list(account, body.list_id)
+    except NotFound:
+        raise InvalidInput.on("list_id", f"no list {body.list_id} in this account") from None
+    return campaign_view(campaigns.create_campaign(account, body.model_dump(mode="json")))
+
+
+@route(bp, "/campaigns/{campaign_id}", methods=["GET"])
+def get_campaign(account: str, campaign_id: str) -> Campaign:
+    return campaign_view(campaigns.get_campaign(account, campaign_id))
+
+
+@route(bp, "/campaigns/{campaign_id}/start", methods=["POST"])
+def start_campaign(account: str, campaign_id: str) -> Campaign:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    current = CampaignStatus(campaign["status"])
+    new = next_status(CampaignAction.START, current)
+    audience = int(lists.get_list(account, campaign["list_id"])["recipient_count"])
+    if audience == 0:
+        raise InvalidInput.on("list_id", "the campaign's list has no recipients; add some before starting")
+    now = time.time()
+    started = campaigns.change_status(
+        campaign["pk"], current, new, sets={"total": audience, "started_at": now, "started_at_ms": int(now * 1000)}
+    )
+    release.release_campaign(started["pk"], horizon_seconds=release.IMMEDIATE_HORIZON_SECONDS)
+    return campaign_view(campaigns.get_campaign(account, campaign_id))
+
+
+def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    current = CampaignStatus(campaign["status"])
+    changed = campaigns.change_status(campaign["pk"], current, next_status(action, current))
+    if action == CampaignAction.RESUME:
+        release.release_campaign(changed["pk"], horizon_seconds=release.IMMEDIATE_HORIZON_SECONDS)
+        changed = campaigns.get_campaign(account, campaign_id)
+    return campaign_view(changed)
+
+
+@route(bp, "/campaigns/{campaign_id}/pause", methods=["POST"])
+def pause_campaign(account: str, campaign_id: str) -> Campaign:
+    return _act(account, campaign_id, CampaignAction.PAUSE)
+
+
+@route(bp, "/campaigns/{campaign_id}/resume", methods=["POST"])
+def resume_campaign(account: str, campaign_id: str) -> Campaign:
+    return _act(account, campaign_id, CampaignAction.RESUME)
+
+
+@route(bp, "/campaigns/{campaign_id}/cancel", methods=["POST"])
+def cancel_campaign(account: str, campaign_id: str) -> Campaign:
+    return _act(account, campaign_id, CampaignAction.CANCEL)
+
+
+@route(bp, "/campaigns/{campaign_id}/recipients", methods=["GET"])
+def list_outcomes(account: str, campaign_id: str) -> Page:
+    request = bp.current_request
+    campaigns.get_campaign(account, campaign_id)
+    scope = f"{account}/campaigns/{campaign_id}"
+    after = pages.decode(scope, query_str(request, "page_token"))
+    pk = keys.campaign_pk(account, campaign_id)
+    items, last = deliveries.deliveries_page(pk, after_sk=after, limit=query_int(request, "limit", 100))
+    return Page(items=[delivery_view(i) for i in items], next_page_token=pages.encode(scope, last))

@@ -1,0 +1,61 @@
+"""Recipient lists: create, read, add recipients in batches, page through them."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api.http import parse_body, query_int, query_str, route
+from chalicelib.api.views import list_recipient_view, list_view
+from chalicelib.domain.models import ListCreate, Page, RecipientList, RecipientsAdd, RecipientsAdded, RejectedRecipient
+from chalicelib.domain.recipients import RejectedRow, check_rows
+from chalicelib.store import lists, pages
+
+bp = Blueprint(__name__)
+
+
+@route(bp, "/lists", methods=["POST"], status=201)
+def create_list(account: str) -> RecipientList:
+    body = parse_body(bp.current_request, ListCreate)
+    return list_view(lists.create_list(account, body.name))
+
+
+@route(bp, "/lists/{list_id}", methods=["GET"])
+def get_list(account: str, list_id: str) -> RecipientList:
+    return list_view(lists.get_list(account, list_id))
+
+
+@route(bp, "/lists/{list_id}/recipients", methods=["POST"])
+def add_recipients(account: str, list_id: str) -> RecipientsAdded:
+    body = parse_body(bp.current_request, RecipientsAdd)
+    current = lists.get_list(account, list_id)
+    batch = check_rows(body.recipients)
+    known = lists.existing_phones(account, list_id, [row.phone for row in batch.valid])
+    fresh = [row for row in batch.valid if row.phone not in known]
+    rejected = batch.rejected + [
+        RejectedRow(row.index, "duplicate", "already in the list", row.phone) for row in batch.valid if row.phone in known
+    ]
+    rejected.sort(key=lambda r: r.index)
+    count = (
+        lists.put_recipients(account, list_id, [(row.phone, row.params) for row in fresh])
+        if fresh
+        else int(current["recipient_count"])
+    )
+    duplicates = sum(1 for r in rejected if r.reason == "duplicate")
+    return RecipientsAdded(
+        received=len(body.recipients),
+        accepted=len(fresh),
+        invalid=len(rejected) - duplicates,
+        duplicates=duplicates,
+        rejected=[RejectedRecipient.model_validate(r, from_attributes=True) for r in rejected],
+        recipient_count=count,
+    )
+
+
+@route(bp, "/lists/{list_id}/recipients", methods=["GET"])
+def list_recipients(account: str, list_id: str) -> Page:
+    request = bp.current_request
+    lists.get_list(account, list_id)
+    scope = f"{account}/lists/{list_id}"
+    after = pages.decode(scope, query_str(request, "page_token"))
+    items, last = lists.recipients_page(account, list_id, after_sk=after, limit=query_int(request, "limit", 100))
+    return Page(items=[list_recipient_view(i) for i in items], next_page_token=pages.encode(scope, last))

@@ -1,0 +1,66 @@
+"""Store items as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.domain.models import Campaign, Counters, Delivery, ListRecipient, RecipientList
+from chalicelib.store import keys
+
+
+def iso(epoch: float | None) -> str | None:
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(float(epoch), tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def list_view(item: dict[str, Any]) -> RecipientList:
+    return RecipientList(
+        id=item["id"], name=item["name"], recipient_count=int(item["recipient_count"]), created_at=iso(item["created_at"]) or ""
+    )
+
+
+def list_recipient_view(item: dict[str, Any]) -> ListRecipient:
+    return ListRecipient(
+        phone=item["sk"].removeprefix(keys.RECIPIENT_PREFIX),
+        params=item.get("params", {}),
+        added_at=iso(int(item["added_at"]) / 1000) or "",
+    )
+
+
+def counters_view(item: dict[str, Any]) -> Counters:
+    total, in_flight, succeeded, failed = (int(item.get(k, 0)) for k in ("total", "in_flight", "succeeded", "failed"))
+    return Counters(
+        total=total, queued=total - in_flight - succeeded - failed, in_flight=in_flight, succeeded=succeeded, failed=failed
+    )
+
+
+def campaign_view(item: dict[str, Any]) -> Campaign:
+    return Campaign(
+        id=item["id"],
+        name=item["name"],
+        list_id=item["list_id"],
+        channel=item["channel"],
+        sender=item["sender"],
+        template=item["template"],
+        rate_per_second=float(item["rate_per_second"]),
+        retry_policy=item.get("retry_policy"),
+        status=item["status"],
+        created_at=iso(item["created_at"]) or "",
+        started_at=iso(item.get("started_at")),
+        finished_at=iso(item.get("finished_at")),
+        counters=counters_view(item),
+    )
+
+
+def delivery_view(item: dict[str, Any]) -> Delivery:
+    return Delivery(
+        phone=item["sk"],
+        state=item["state"],
+        attempts=int(item["attempt"]),
+        provider_message_id=item.get("provider_message_id"),
+        last_error=item.get("last_error"),
+        next_attempt_at=iso(item.get("due_at")) if item["state"] == "queued" else None,
+        updated_at=iso(item["updated_at"]) or "",
+    )

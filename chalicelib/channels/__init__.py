@@ -1,0 +1,14 @@
+"""Channel adapters: each speaks one provider's public wire format; base URLs are configuration."""
+
+from __future__ import annotations
+
+from chalicelib.channels.base import Channel, OutgoingMessage
+from chalicelib.channels.vonage import VonageMessages, vonage_messages
+
+__all__ = ["Channel", "OutgoingMessage", "VonageMessages", "channel_for"]
+
+
+def channel_for(channel: str) -> Channel:
+    if channel in VonageMessages.CHANNELS:
+        return vonage_messages()
+    raise ValueError(f"no adapter for channel {channel!r}")

@@ -1,0 +1,70 @@
+"""Vonage Messages API: POST {base}/v1/messages, answer 202 {"message_uuid"}."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import httpx
+
+from chalicelib.channels.base import OutgoingMessage
+from chalicelib.domain.delivery import SendOutcome
+from chalicelib.settings import get_settings
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class VonageMessages:
+    CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
+
+    def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
+        self._client = httpx.Client(
+            base_url=base_url,
+            auth=httpx.BasicAuth(api_key, api_secret),
+            timeout=timeout_seconds,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+
+    def send(self, message: OutgoingMessage) -> SendOutcome:
+        body = {
+            "to": message.to.removeprefix("+"),  # Vonage takes numbers without the '+'
+            "from": message.sender.removeprefix("+"),
+            "channel": message.channel,
+            "message_type": "text",
+            "text": message.text,
+            "client_ref": message.idempotency_key[:100],
+        }
+        try:
+            answer = self._client.post("/v1/messages", json=body)
+        except httpx.TimeoutException:
+            return SendOutcome.transient("provider timed out")
+        except httpx.TransportError as exc:
+            return SendOutcome.transient(f"provider unreachable: {type(exc).__name__}")
+        if answer.status_code in (200, 202):
+            return SendOutcome.accepted(str(answer.json()["message_uuid"]))
+        detail = _error_detail(answer)
+        if answer.status_code in TRANSIENT_STATUSES:
+            return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer))
+        return SendOutcome.permanent(detail)
+
+
+def _error_detail(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+        text = body.get("detail") or body.get("title") or ""
+    except (ValueError, AttributeError):
+        text = answer.text[:200]
+    return f"provider answered {answer.status_code}: {text}".strip()
+
+
+def _retry_after(answer: httpx.Response) -> float | None:
+    try:
+        return float(answer.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def vonage_messages() -> VonageMessages:
+    s = get_settings()
+    return VonageMessages(s.vonage_base_url, s.vonage_api_key, s.vonage_api_secret, s.provider_timeout_seconds)

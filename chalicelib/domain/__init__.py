@@ -1,0 +1,1 @@
+"""Pure domain: models, rules and arithmetic. Imports nothing from AWS."""

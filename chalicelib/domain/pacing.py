@@ -1,0 +1,52 @@
+"""Pacing arithmetic: how many recipients a release tick may hand to dispatch, in which chunks, when.
+
+Each tick schedules the window from where the last one stopped (or now, whichever is later) to
+`now + horizon`; SQS DelaySeconds places every chunk at its own second inside that window, so a
+minute's quota released at once still goes out evenly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_SQS_DELAY_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    size: int
+    delay_seconds: int
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    window_start: float
+    quota: int
+    chunks: tuple[PlannedChunk, ...]
+
+    def released_until(self, released: int, rate_per_second: float) -> float:
+        """Where the next window starts once `released` of the quota went out."""
+        return self.window_start + released / rate_per_second
+
+
+def chunk_size_for(rate_per_second: float, max_chunk_size: int) -> int:
+    """About one chunk per second: small enough to keep the pace smooth, big enough to save SQS calls."""
+    return max(1, min(max_chunk_size, math.ceil(rate_per_second)))
+
+
+def plan_release(
+    *, now: float, released_until: float, rate_per_second: float, horizon_seconds: float, max_chunk_size: int
+) -> ReleasePlan:
+    if rate_per_second <= 0:
+        raise ValueError("rate_per_second must be positive")
+    start = max(released_until, now)
+    end = now + horizon_seconds
+    quota = math.floor((end - start) * rate_per_second + 1e-9) if end > start else 0
+    size = chunk_size_for(rate_per_second, max_chunk_size)
+    chunks = []
+    for offset in range(0, quota, size):
+        due = start + offset / rate_per_second
+        delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.floor(due - now)))
+        chunks.append(PlannedChunk(size=min(size, quota - offset), delay_seconds=delay))
+    return ReleasePlan(window_start=start, quota=quota, chunks=tuple(chunks))

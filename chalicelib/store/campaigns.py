@@ -1,0 +1,165 @@
+"""Campaign items: definition, status, release progress and the counters the stream keeps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.domain.campaign import CampaignStatus
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.settings import get_settings
+from chalicelib.store import aws, keys
+
+ACTIVE = "running"
+COUNTER_FIELDS = ("in_flight", "succeeded", "failed")
+
+
+def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+    campaign_id = keys.new_id("cmp")
+    item = {
+        **definition,
+        "pk": keys.campaign_pk(account_id, campaign_id),
+        "sk": keys.META,
+        "id": campaign_id,
+        "status": CampaignStatus.DRAFT.value,
+        "created_at": time.time(),
+        "total": 0,
+        "in_flight": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "released_until": 0,
+    }
+    aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
+    return aws.from_item(aws.to_item(item))
+
+
+def get_campaign_by_pk(pk: str) -> dict[str, Any] | None:
+    found = aws.dynamodb().get_item(
+        TableName=get_settings().main_table, Key=aws.to_item({"pk": pk, "sk": keys.META}), ConsistentRead=True
+    )
+    return aws.from_item(found["Item"]) if "Item" in found else None
+
+
+def get_campaign(account_id: str, campaign_id: str) -> dict[str, Any]:
+    item = get_campaign_by_pk(keys.campaign_pk(account_id, campaign_id))
+    if item is None:
+        raise NotFound(detail=f"campaign {campaign_id} does not exist")
+    return item
+
+
+def change_status(
+    pk: str, current: CampaignStatus, new: CampaignStatus, *, sets: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Move the campaign from `current` to `new` if nobody moved it first; Conflict otherwise."""
+    sets = dict(sets or {})
+    sets["status"] = new.value
+    if new in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+        sets["finished_at"] = time.time()
+    names = {f"#{k}": k for k in sets}
+    values = {f":{k}": v for k, v in sets.items()}
+    names["#current_status"] = "status"
+    values[":current_status"] = current.value
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+    if new == CampaignStatus.RUNNING:
+        expression += ", active = :active"
+        values[":active"] = ACTIVE
+    else:
+        expression += " REMOVE active"
+    try:
+        answer = aws.dynamodb().update_item(
+            TableName=get_settings().main_table,
+            Key=aws.to_item({"pk": pk, "sk": keys.META}),
+            UpdateExpression=expression,
+            ConditionExpression="#current_status = :current_status",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=aws.to_values(values),
+            ReturnValues="ALL_NEW",
+        )
+    except Exception as exc:
+        if aws.is_condition_failure(exc):
+            raise Conflict(detail=f"the campaign is no longer {current.value}; read it again") from exc
+        raise
+    return aws.from_item(answer["Attributes"])
+
+
+def running_campaign_pks() -> list[str]:
+    """Campaigns the pacer must serve, from the sparse `active` index (never a Scan)."""
+    pks: list[str] = []
+    params: dict[str, Any] = {
+        "TableName": get_settings().main_table,
+        "IndexName": "active",
+        "KeyConditionExpression": "active = :a",
+        "ExpressionAttributeValues": {":a": {"S": ACTIVE}},
+    }
+    while True:
+        answer = aws.dynamodb().query(**params)
+        pks.extend(i["pk"]["S"] for i in answer.get("Items", []))
+        if "LastEvaluatedKey" not in answer:
+            return pks
+        params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def save_release_progress(
+    pk: str, *, old_cursor: str | None, new_cursor: str | None, released_until: float, exhausted: bool
+) -> bool:
+    """Record how far the pacer got; False when another release moved the cursor first."""
+    values: dict[str, Any] = {":until": released_until, ":running": CampaignStatus.RUNNING.value, ":ex": exhausted}
+    expression = "SET released_until = :until, release_exhausted = :ex"
+    if new_cursor is None:
+        expression += " REMOVE release_cursor"
+    else:
+        expression += ", release_cursor = :new"
+        values[":new"] = new_cursor
+    condition = "#s = :running AND "
+    if old_cursor is None:
+        condition += "attribute_not_exists(release_cursor)"
+    else:
+        condition += "release_cursor = :old"
+        values[":old"] = old_cursor
+    try:
+        aws.dynamodb().update_item(
+            TableName=get_settings().main_table,
+            Key=aws.to_item({"pk": pk, "sk": keys.META}),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=aws.to_values(values),
+        )
+    except Exception as exc:
+        if aws.is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def apply_counter_deltas(pk: str, deltas: dict[str, int], sequence: str) -> dict[str, Any] | None:
+    """Add one stream batch's deltas exactly once, guarded by the last applied sequence number.
+
+    All deliveries of a campaign share one partition key, so their changes arrive on one shard in
+    order: a replayed batch carries sequence numbers at or below the stored one and is skipped.
+    Returns the campaign after the update, or None when this batch was already applied.
+    """
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":seq": sequence.zfill(40)}
+    adds = []
+    for i, (name, delta) in enumerate(sorted(deltas.items())):
+        names[f"#c{i}"] = name
+        values[f":d{i}"] = delta
+        adds.append(f"#c{i} :d{i}")
+    params: dict[str, Any] = {
+        "TableName": get_settings().main_table,
+        "Key": aws.to_item({"pk": pk, "sk": keys.META}),
+        "UpdateExpression": "SET stream_seq = :seq" + (" ADD " + ", ".join(adds) if adds else ""),
+        "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(stream_seq) OR stream_seq < :seq)",
+        "ExpressionAttributeValues": aws.to_values(values),
+        "ReturnValues": "ALL_NEW",
+    }
+    if names:
+        params["ExpressionAttributeNames"] = names
+    try:
+        answer = aws.dynamodb().update_item(**params)
+    except Exception as exc:
+        if aws.is_condition_failure(exc):
+            return None
+        raise
+    return aws.from_item(answer["Attributes"])

@@ -1,0 +1,1 @@
+"""Event-driven workers: release (pacer), dispatch, stats."""
