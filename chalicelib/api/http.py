@@ -111,7 +111,7 @@ def route(
                 if request.method == "POST" and key and auth:
                     result = idempotency.once(
                         account=args[0], method=request.method, path=f"{request.path} {sorted(params.items())}", key=key,
-                        body=_body_for_key(request), produce=produce,
+                        body=_body_for_key(request), produce=produce, context=bp.lambda_context,
                     )
                 else:
                     result = produce()

@@ -27,15 +27,18 @@ Response = dict[str, Any]
 TTL_SECONDS = 24 * 3600
 
 
+_CONFIG = IdempotencyConfig(
+    event_key_jmespath="[account, method, path, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=TTL_SECONDS,
+    raise_on_no_idempotency_key=True,
+)
+
+
 @lru_cache(maxsize=1)
 def _runner() -> Callable[..., Response]:
     layer = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=aws.dynamodb())
-    config = IdempotencyConfig(
-        event_key_jmespath="[account, method, path, key]",
-        payload_validation_jmespath="body",
-        expires_after_seconds=TTL_SECONDS,
-        raise_on_no_idempotency_key=True,
-    )
+    config = _CONFIG
 
     @idempotent_function(data_keyword_argument="request", persistence_store=layer, config=config)
     def run(request: dict[str, Any], produce: Callable[[], Response]) -> Response:
@@ -47,8 +50,13 @@ def _runner() -> Callable[..., Response]:
 aws.on_reset(_runner.cache_clear)
 
 
-def once(*, account: str, method: str, path: str, key: str, body: Any, produce: Callable[[], Response]) -> Response:
+def once(
+    *, account: str, method: str, path: str, key: str, body: Any, produce: Callable[[], Response], context: Any = None
+) -> Response:
     request = {"account": account, "method": method, "path": path, "key": key, "body": body}
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        # Lets an in-progress record expire with the invocation that wrote it.
+        _CONFIG.register_lambda_context(context)
     try:
         return _runner()(request=request, produce=produce)
     except IdempotencyValidationError:

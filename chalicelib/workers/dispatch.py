@@ -25,7 +25,7 @@ from chalicelib.store import campaigns, deliveries, keys
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # One processor per invocation: it holds per-batch state, and the local runner calls concurrently.
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
 
 

@@ -42,12 +42,6 @@ def a_send(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
-
-
-@pytest.fixture
 def client(provider: FakeProvider) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=provider.base_url, auth=CREDENTIALS, timeout=5) as http:
         yield http
@@ -354,39 +348,28 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signals) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.local.fake_provider",
-            "--port",
-            "0",
-            "--rate-limit",
-            "200",
-            "--transient-failure-rate",
-            "0.05",
-            "--seed",
-            "1",
-        ],
+    command = [sys.executable, "-m", "infra.local.fake_provider", "--port", "0", "--rate-limit", "200"]
+    command += ["--transient-failure-rate", "0.05", "--seed", "1"]
+    with subprocess.Popen(
+        command,
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        line = _read_line(process, timeout=15)
-        assert line.startswith("fake provider listening on http://127.0.0.1:")
-        url = line.rsplit(" ", 1)[1]
-        assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
-        assert httpx.get(f"{url}/_fake/config", timeout=5).json()["rate_limit_per_second"] == 200.0
+    ) as process:
+        try:
+            line = _read_line(process, timeout=15)
+            assert line.startswith("fake provider listening on http://127.0.0.1:")
+            url = line.rsplit(" ", 1)[1]
+            assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
+            assert httpx.get(f"{url}/_fake/config", timeout=5).json()["rate_limit_per_second"] == 200.0
 
-        process.send_signal(stop_signal)
+            process.send_signal(stop_signal)
 
-        assert process.wait(timeout=10) == 0
-        assert process.stderr is not None
-        assert process.stderr.read() == ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+            assert process.wait(timeout=10) == 0
+            assert process.stderr is not None
+            assert process.stderr.read() == ""
+        finally:
+            if process.poll() is None:
+                process.kill()

@@ -1,0 +1,491 @@
+"""The local stack: moto's server as AWS, `chalice local` as API Gateway, the event runner as Lambda's
+event source mappings and EventBridge, and the fake provider, all in one process tree.
+
+    python -m infra.local.stack      # make dev: start, create an account, print how to call the API
+
+Every subprocess runs in its own process group with its output in a log file under `log_dir`;
+`stop()` (also on Ctrl-C, SIGTERM and interpreter exit) terminates them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import importlib
+import json
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, ModuleType, TracebackType
+from typing import IO, Any, Self
+
+import httpx
+from chalice.config import Config as ChaliceConfig
+
+from infra.local.resources import DEFAULT_PREFIX, DEFAULT_TEMPLATE_PATH, REPO_ROOT, create_resources
+from infra.local.runner import DEFAULT_CONFIG_PATH, LocalEventRunner
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+STAGE = "local"
+STOP_GRACE_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 60.0
+
+
+class StackStartError(RuntimeError):
+    """A part of the stack did not come up; the message ends with the tail of its log."""
+
+
+@dataclass
+class ManagedProcess:
+    """A subprocess in its own process group, its output in a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM to the whole group, then SIGKILL after `grace` seconds."""
+        if self.alive:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %.0fs; killing it", self.name, grace)
+        # Children of the leader may outlive it: always sweep the group.
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
+        self.log_file.close()
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def spawn(
+    name: str,
+    args: Sequence[str],
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("ab")
+    try:
+        popen = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,  # its own process group: stop() signals the group
+        )
+    except BaseException:
+        log_file.close()
+        raise
+    logger.debug("started %s (pid %d): %s", name, popen.pid, shlex.join(args))
+    return ManagedProcess(name=name, popen=popen, log_path=log_path, log_file=log_file)
+
+
+def wait_http(
+    url: str,
+    process: ManagedProcess,
+    timeout: float = START_TIMEOUT_SECONDS,
+    ready: Callable[[httpx.Response], bool] = lambda response: True,
+) -> None:
+    """Wait until `url` answers (and `ready(response)`); fail early when the process exits."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not process.alive:
+            raise StackStartError(
+                f"{process.name} exited with {process.popen.returncode} before answering {url}; "
+                f"log {process.log_path}:\n{process.tail()}"
+            )
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if ready(response):
+                return
+            last_error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            last_error = repr(exc)
+        time.sleep(0.1)
+    raise StackStartError(
+        f"{process.name} did not answer {url} within {timeout:.0f}s ({last_error}); "
+        f"log {process.log_path}:\n{process.tail()}"
+    )
+
+
+def start_moto(
+    log_dir: Path, port: int | None = None, timeout: float = START_TIMEOUT_SECONDS
+) -> ManagedProcess:
+    """moto's server on HOST:port; its URL is `moto_url(port)`."""
+    port = port or free_port()
+    process = spawn(
+        "moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_dir, env=_aws_env()
+    )
+    try:
+        wait_http(f"http://{HOST}:{port}/moto-api/", process, timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def chalice_command() -> list[str]:
+    """The `chalice` CLI of this interpreter (its script, or the same entry point through -c)."""
+    script = Path(sys.executable).with_name("chalice")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())"]
+
+
+def _aws_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        provider_rate_limit: float = 500,
+        provider_transient_failure_rate: float = 0.02,
+        seed: int = 1,
+        schedule_tick_seconds: float = 1.0,
+        api_port: int | None = None,
+        provider_port: int | None = None,
+        moto_port: int | None = None,
+        admin_token: str | None = None,
+        provider_status_webhook_path: str | None = None,
+        provider_extra_args: Sequence[str] = (),
+        log_dir: Path | None = None,
+        keep_logs: bool = False,
+        repo_root: Path = REPO_ROOT,
+        template_path: Path = DEFAULT_TEMPLATE_PATH,
+        config_path: Path = DEFAULT_CONFIG_PATH,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self.provider_rate_limit = provider_rate_limit
+        self.provider_transient_failure_rate = provider_transient_failure_rate
+        self.seed = seed
+        self.schedule_tick_seconds = schedule_tick_seconds
+        self.provider_status_webhook_path = provider_status_webhook_path
+        self.provider_extra_args = list(provider_extra_args)
+        self.repo_root = Path(repo_root)
+        self.template_path = Path(template_path)
+        self.config_path = Path(config_path)
+        self.prefix = prefix
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self._ports = {"api": api_port, "provider": provider_port, "moto": moto_port}
+        self._own_log_dir = log_dir is None
+        self._keep_logs = keep_logs
+        self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="bulk-local-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+        self.api_url = ""
+        self.provider_url = ""
+        self.aws_endpoint_url = ""
+        self.env: dict[str, str] = {}
+        self.resource_env: dict[str, str] = {}
+        self.runner: LocalEventRunner | None = None
+        self.app_module: ModuleType | None = None
+        self._processes: list[ManagedProcess] = []
+        self._saved_environ: dict[str, str | None] = {}
+        self._stop_lock = threading.Lock()
+        self._running = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._running:
+            return self
+        self._running = True
+        atexit.register(self.stop)
+        try:
+            self._start()
+        except BaseException:  # KeyboardInterrupt included: leave nothing behind
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        ports = {name: port or free_port() for name, port in self._ports.items()}
+        self.aws_endpoint_url = f"http://{HOST}:{ports['moto']}"
+        self.provider_url = f"http://{HOST}:{ports['provider']}"
+        self.api_url = f"http://{HOST}:{ports['api']}"
+
+        self._processes.append(start_moto(self.log_dir, ports["moto"]))
+        self._apply_environment(self._aws_variables())
+        self.resource_env = create_resources(
+            self.template_path, self.prefix, endpoint_url=self.aws_endpoint_url, region=REGION
+        )
+
+        provider_args = [
+            sys.executable, "-m", "infra.local.fake_provider",
+            "--port", str(ports["provider"]),
+            "--rate-limit", str(self.provider_rate_limit),
+            "--transient-failure-rate", str(self.provider_transient_failure_rate),
+            "--seed", str(self.seed),
+        ]  # fmt: skip
+        if self.provider_status_webhook_path:
+            provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
+        provider = spawn(
+            "fake_provider", provider_args + self.provider_extra_args, self.log_dir, cwd=self.repo_root
+        )
+        self._processes.append(provider)
+        wait_http(f"{self.provider_url}/health", provider, ready=lambda r: r.status_code == 200)
+
+        overrides = self._stack_variables()
+        self.env = {**os.environ, **overrides}
+        api = spawn(
+            "chalice_local",
+            [*chalice_command(), "local", "--stage", STAGE, "--host", HOST, "--port", str(ports["api"]),
+             "--no-autoreload"],
+            self.log_dir,
+            env=self.env,
+            cwd=self.repo_root,
+        )  # fmt: skip
+        self._processes.append(api)
+        wait_http(f"{self.api_url}/", api)
+
+        self._apply_environment(overrides)
+        self.app_module = self._import_app()
+        self.runner = LocalEventRunner(
+            self.app_module,
+            overrides,
+            self.aws_endpoint_url,
+            REGION,
+            schedule_tick_seconds=self.schedule_tick_seconds,
+            stage=STAGE,
+            template_path=self.template_path,
+            config_path=self.config_path,
+            prefix=self.prefix,
+        )
+        self.runner.start()
+        logger.info("local stack up: api %s, aws %s, provider %s", self.api_url, self.aws_endpoint_url,
+                    self.provider_url)  # fmt: skip
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            if not self._running:
+                return
+            self._running = False
+            if self.runner is not None:
+                try:
+                    self.runner.stop()
+                except Exception:
+                    logger.exception("stopping the event runner failed")
+                self.runner = None
+            # The API and the provider first, AWS last: nothing calls a stopped moto.
+            for process in reversed(self._processes):
+                try:
+                    process.stop()
+                except Exception:
+                    logger.exception("stopping %s failed", process.name)
+            self._processes = []
+            self._restore_environment()
+            atexit.unregister(self.stop)
+            if self._own_log_dir and not self._keep_logs:
+                _remove_tree(self.log_dir)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- environment -----------------------------------------------------------------------------
+
+    def _stack_variables(self) -> dict[str, str]:
+        """What the functions see on top of os.environ: config.json's stage env, resources, endpoints."""
+        with self.config_path.open(encoding="utf-8") as f:
+            config_from_disk = json.load(f)
+        stage_env = ChaliceConfig(STAGE, "", config_from_disk=config_from_disk).environment_variables or {}
+        return {
+            **{key: str(value) for key, value in stage_env.items()},
+            **self.resource_env,
+            **self._aws_variables(),
+            "STAGE": STAGE,
+            "RELEASE_HORIZON_SECONDS": str(stage_env.get("RELEASE_HORIZON_SECONDS", "1")),
+            "ADMIN_TOKEN": self.admin_token,
+            "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
+            "VONAGE_BASE_URL": self.provider_url,
+            "VONAGE_API_KEY": "local",
+            "VONAGE_API_SECRET": "local",
+        }
+
+    def _aws_variables(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        }
+
+    def _apply_environment(self, variables: Mapping[str, str]) -> None:
+        for key, value in variables.items():
+            self._saved_environ.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ = {}
+
+    def _import_app(self) -> ModuleType:
+        root = str(self.repo_root)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        # Settings and boto3 clients cached by an earlier import would point at another endpoint.
+        settings = sys.modules.get("chalicelib.settings")
+        get_settings = getattr(settings, "get_settings", None)
+        if get_settings is not None and hasattr(get_settings, "cache_clear"):
+            get_settings.cache_clear()
+        store = sys.modules.get("chalicelib.store.aws")
+        reset_clients = getattr(store, "reset_clients", None)
+        if callable(reset_clients):
+            reset_clients()
+        return importlib.import_module("app")
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- make dev --------------------------------------------------------------------------------------
+
+
+def create_local_account(api_url: str, admin_token: str, name: str = "local") -> dict[str, Any] | None:
+    """POST /v1/accounts as the admin; the account (with `id` and `api_key`), or None if refused."""
+    response = httpx.post(
+        f"{api_url}/v1/accounts",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {admin_token}", "Idempotency-Key": str(uuid.uuid4())},
+        timeout=30.0,
+    )
+    if response.status_code >= 300:
+        logger.warning("creating the local account failed: HTTP %d %s", response.status_code, response.text)
+        return None
+    account: dict[str, Any] = response.json()
+    return account
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.stack", description="Run the local stack (make dev)."
+    )
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--provider-port", type=int, default=8081)
+    parser.add_argument("--moto-port", type=int, default=None, help="default: any free port")
+    parser.add_argument("--rate-limit", type=float, default=500, help="fake provider sends per second")
+    parser.add_argument("--transient-failure-rate", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--schedule-tick", type=float, default=1.0, help="seconds between schedule firings")
+    parser.add_argument("--admin-token", default=None, help="default: a random token")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    stack = LocalStack(
+        provider_rate_limit=args.rate_limit,
+        provider_transient_failure_rate=args.transient_failure_rate,
+        seed=args.seed,
+        schedule_tick_seconds=args.schedule_tick,
+        api_port=args.api_port,
+        provider_port=args.provider_port,
+        moto_port=args.moto_port,
+        admin_token=args.admin_token,
+        keep_logs=True,
+    )
+    try:
+        stack.start()
+        if stopping.is_set():
+            return 0
+        account = create_local_account(stack.api_url, stack.admin_token)
+        print(f"API:            {stack.api_url}/v1")
+        if account is not None:
+            key = account.get("api_key", "")
+            print(f"Account:        {account.get('id', '')}")
+            print(f"API key:        {key}")
+        else:
+            key = "<api key>"
+            print("Account:        not created (POST /v1/accounts failed); create one with the admin token")
+        print(f"Admin token:    {stack.admin_token}")
+        print(f"Fake provider:  {stack.provider_url}")
+        print(f"AWS (moto):     {stack.aws_endpoint_url}")
+        print(f"Logs:           {stack.log_dir}")
+        print(f'Try:            curl -s -H "Authorization: Bearer {key}" {stack.api_url}/v1/campaigns')
+        print("Ctrl-C stops the stack.", flush=True)
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+import pytest
+
+from chalicelib.domain.delivery import state_deltas
+from chalicelib.domain.models import CampaignCreate
+from chalicelib.domain.template import TemplateError, render
+
+pytestmark = pytest.mark.unit
+
+
+def test_template_renders_recipient_variables() -> None:
+    assert render("Hi {{ first_name }}, {{ code | upcase }}", {"first_name": "Ada", "code": "x1"}) == "Hi Ada, X1"
+
+
+def test_a_missing_variable_fails_instead_of_sending_a_blank() -> None:
+    with pytest.raises(TemplateError, match="first_name"):
+        render("Hi {{ first_name }}", {})
+
+
+def test_campaign_with_a_broken_template_is_refused_at_creation() -> None:
+    with pytest.raises(ValueError, match="template"):
+        CampaignCreate(name="x", list_id="l", sender="Acme", template="Hi {{ name ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (None, "in_flight", {"in_flight": 1}),
+        ("in_flight", "succeeded", {"in_flight": -1, "succeeded": 1}),
+        ("in_flight", "queued", {"in_flight": -1}),
+        ("queued", "in_flight", {"in_flight": 1}),
+        (None, "queued", {}),
+        ("in_flight", "failed", {"in_flight": -1, "failed": 1}),
+        ("succeeded", "succeeded", {}),
+    ],
+)
+def test_each_state_change_moves_the_counted_buckets(old: str | None, new: str, expected: dict[str, int]) -> None:
+    assert state_deltas(old, new) == expected

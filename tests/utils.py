@@ -1,0 +1,84 @@
+"""Builders shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+AREA_CODES = ("202", "415", "212", "312", "617", "303", "206", "512", "305", "404")
+
+
+def valid_phone(n: int) -> str:
+    """A distinct valid number for each n below 100,000."""
+    return f"+1{AREA_CODES[n // 10_000]}555{n % 10_000:04d}"
+
+
+def recipient_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"phone": valid_phone(start + i), "params": {"first_name": f"R{start + i}"}} for i in range(count)]
+
+
+def campaign_body(list_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Spring sale",
+        "list_id": list_id,
+        "channel": "sms",
+        "sender": "Acme",
+        "template": "Hi {{ first_name }}, 20% off today.",
+        "rate_per_second": 100,
+        "retry_policy": {"max_attempts": 3, "initial_delay_seconds": 1, "backoff_multiplier": 1, "max_delay_seconds": 1},
+    }
+    body.update(overrides)
+    return body
+
+
+class Api:
+    """chalice.test.Client with the JSON and auth plumbing a real client would have."""
+
+    def __init__(self, client: Any, api_key: str | None = None) -> None:
+        self.client = client
+        self.api_key = api_key
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, key: str | None = None, headers: dict[str, str] | None = None,
+        raw: str | None = None,
+    ) -> Any:
+        sent = {"Content-Type": "application/json"}
+        token = key if key is not None else self.api_key
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        return self.client.http.request(method, path, headers=sent, body=payload)
+
+    def ok(self, method: str, path: str, body: Any = None, status: int = 200, **kw: Any) -> Any:
+        answer = self.call(method, path, body, **kw)
+        assert answer.status_code == status, answer.body
+        return json.loads(answer.body)
+
+    def new_account(self, name: str = "acme") -> Api:
+        created = self.ok("POST", "/v1/accounts", {"name": name}, status=201, key=ADMIN_TOKEN)
+        return Api(self.client, created["api_key"])
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:dispatch") -> dict[str, Any]:
+    """A Lambda SQS event from ReceiveMessage output, each record keeping its own messageId."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "local",
+                               "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
