@@ -28,7 +28,12 @@ def campaign_body(list_id: str, **overrides: Any) -> dict[str, Any]:
         "sender": "Acme",
         "template": "Hi {{ first_name }}, 20% off today.",
         "rate_per_second": 100,
-        "retry_policy": {"max_attempts": 3, "initial_delay_seconds": 1, "backoff_multiplier": 1, "max_delay_seconds": 1},
+        "retry_policy": {
+            "max_attempts": 3,
+            "initial_delay_seconds": 1,
+            "backoff_multiplier": 1,
+            "max_delay_seconds": 1,
+        },
     }
     body.update(overrides)
     return body
@@ -42,7 +47,13 @@ class Api:
         self.api_key = api_key
 
     def call(
-        self, method: str, path: str, body: Any = None, *, key: str | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
         raw: str | None = None,
     ) -> Any:
         sent = {"Content-Type": "application/json"}
@@ -63,7 +74,9 @@ class Api:
         return Api(self.client, created["api_key"])
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:dispatch") -> dict[str, Any]:
+def sqs_event(
+    messages: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:dispatch"
+) -> dict[str, Any]:
     """A Lambda SQS event from ReceiveMessage output, each record keeping its own messageId."""
     return {
         "Records": [
@@ -71,8 +84,12 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-e
                 "messageId": m["MessageId"],
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "local",
-                               "ApproximateFirstReceiveTimestamp": "0"},
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "local",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
                 "messageAttributes": {},
                 "md5OfBody": m.get("MD5OfBody", ""),
                 "eventSource": "aws:sqs",

@@ -22,7 +22,12 @@ MAX_PAGE = 1000
 
 
 def problem(status: int, title: str, detail: str, errors: list[FieldError] | None = None, slug: str = "") -> Response:
-    body: dict[str, Any] = {"type": PROBLEM_BASE + (slug or str(status)), "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (slug or str(status)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = [{"field": e.field, "reason": e.reason} for e in errors]
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/problem+json"})
@@ -44,7 +49,9 @@ def parse_body(request: Request, model: type[Model]) -> Model:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRequest(detail=f"the body is not valid JSON: {exc}", errors=[FieldError("body", str(exc))]) from None
+        raise MalformedRequest(
+            detail=f"the body is not valid JSON: {exc}", errors=[FieldError("body", str(exc))]
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -66,8 +73,13 @@ def authenticate(request: Request) -> str:
     return account_id
 
 
+def query_str(request: Request, name: str) -> str | None:
+    params: Any = request.query_params or {}
+    return params.get(name)
+
+
 def query_int(request: Request, name: str, default: int, low: int = 1, high: int = MAX_PAGE) -> int:
-    raw = (request.query_params or {}).get(name)
+    raw = query_str(request, name)
     if raw is None:
         return default
     try:
@@ -77,10 +89,6 @@ def query_int(request: Request, name: str, default: int, low: int = 1, high: int
     if not low <= value <= high:
         raise InvalidInput.on(name, f"must be between {low} and {high}")
     return value
-
-
-def query_str(request: Request, name: str) -> str | None:
-    return (request.query_params or {}).get(name)
 
 
 def jsonable(result: Any) -> Any:
@@ -102,21 +110,30 @@ def route(
         def handle(**params: Any) -> Response:
             request = bp.current_request
             try:
-                args = (authenticate(request),) if auth else ()
+                account = authenticate(request) if auth else None
+                args = (account,) if account else ()
 
                 def produce() -> dict[str, Any]:
                     return {"status": status, "body": jsonable(view(*args, **params))}
 
                 key = request.headers.get("idempotency-key")
-                if request.method == "POST" and key and auth:
+                if request.method == "POST" and key and account:
                     result = idempotency.once(
-                        account=args[0], method=request.method, path=f"{request.path} {sorted(params.items())}", key=key,
-                        body=_body_for_key(request), produce=produce, context=bp.lambda_context,
+                        account=account,
+                        method=request.method,
+                        path=f"{request.path} {sorted(params.items())}",
+                        key=key,
+                        body=_body_for_key(request),
+                        produce=produce,
+                        context=bp.lambda_context,
                     )
                 else:
                     result = produce()
-                return Response(body=json.dumps(result["body"]), status_code=result["status"],
-                                headers={"Content-Type": "application/json"})
+                return Response(
+                    body=json.dumps(result["body"]),
+                    status_code=result["status"],
+                    headers={"Content-Type": "application/json"},
+                )
             except DomainError as exc:
                 return problem_from(exc)
             except Exception:
@@ -130,10 +147,11 @@ def route(
 
 
 def _body_for_key(request: Request) -> Any:
+    raw: Any = request.raw_body or b"null"
     try:
-        return json.loads(request.raw_body or b"null")
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return (request.raw_body or b"").decode(errors="replace")
+        return raw.decode(errors="replace")
 
 
 def admin_only(request: Request) -> None:

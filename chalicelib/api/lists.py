@@ -32,7 +32,9 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
     known = lists.existing_phones(account, list_id, [row.phone for row in batch.valid])
     fresh = [row for row in batch.valid if row.phone not in known]
     rejected = batch.rejected + [
-        RejectedRow(row.index, "duplicate", "already in the list", row.phone) for row in batch.valid if row.phone in known
+        RejectedRow(row.index, "duplicate", "already in the list", row.phone)
+        for row in batch.valid
+        if row.phone in known
     ]
     rejected.sort(key=lambda r: r.index)
     count = (

@@ -6,17 +6,30 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.domain import models as m
 
 # (method, path, summary, request model, success status, response model)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, int, type[BaseModel]]] = [
-    ("post", "/v1/accounts", "Create an account (admin token) and its first API key", m.AccountCreate, 201, m.AccountCreated),
+    (
+        "post",
+        "/v1/accounts",
+        "Create an account (admin token) and its first API key",
+        m.AccountCreate,
+        201,
+        m.AccountCreated,
+    ),
     ("post", "/v1/lists", "Create a recipient list", m.ListCreate, 201, m.RecipientList),
     ("get", "/v1/lists/{list_id}", "Read a list", None, 200, m.RecipientList),
-    ("post", "/v1/lists/{list_id}/recipients", "Add up to 10,000 recipients; bad rows are reported", m.RecipientsAdd, 200,
-     m.RecipientsAdded),
+    (
+        "post",
+        "/v1/lists/{list_id}/recipients",
+        "Add up to 10,000 recipients; bad rows are reported",
+        m.RecipientsAdd,
+        200,
+        m.RecipientsAdded,
+    ),
     ("get", "/v1/lists/{list_id}/recipients", "Page through a list's recipients", None, 200, m.Page),
     ("post", "/v1/campaigns", "Create a draft campaign", m.CampaignCreate, 201, m.Campaign),
     ("get", "/v1/campaigns/{campaign_id}", "Read a campaign with live counters", None, 200, m.Campaign),
@@ -46,7 +59,8 @@ PROBLEM = {
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     used = {model for op in OPERATIONS for model in (op[3], op[5]) if model is not None}
-    modes = [(model, "validation") for model in used] + [(model, "serialization") for model in used]
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in used]
+    modes += [(model, "serialization") for model in used]
     refs, defs = models_json_schema(modes, ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, request, status, response in OPERATIONS:
@@ -58,7 +72,10 @@ def openapi_document() -> dict[str, Any]:
                 if name.startswith("{")
             ],
             "responses": {
-                str(status): {"description": "OK", "content": {"application/json": {"schema": refs[(response, "serialization")]}}},
+                str(status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": refs[(response, "serialization")]}},
+                },
                 "default": {"description": "Problem", "content": {"application/problem+json": {"schema": PROBLEM}}},
             },
         }

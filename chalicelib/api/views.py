@@ -17,7 +17,10 @@ def iso(epoch: float | None) -> str | None:
 
 def list_view(item: dict[str, Any]) -> RecipientList:
     return RecipientList(
-        id=item["id"], name=item["name"], recipient_count=int(item["recipient_count"]), created_at=iso(item["created_at"]) or ""
+        id=item["id"],
+        name=item["name"],
+        recipient_count=int(item["recipient_count"]),
+        created_at=iso(item["created_at"]) or "",
     )
 
 
@@ -32,7 +35,11 @@ def list_recipient_view(item: dict[str, Any]) -> ListRecipient:
 def counters_view(item: dict[str, Any]) -> Counters:
     total, in_flight, succeeded, failed = (int(item.get(k, 0)) for k in ("total", "in_flight", "succeeded", "failed"))
     return Counters(
-        total=total, queued=total - in_flight - succeeded - failed, in_flight=in_flight, succeeded=succeeded, failed=failed
+        total=total,
+        queued=total - in_flight - succeeded - failed,
+        in_flight=in_flight,
+        succeeded=succeeded,
+        failed=failed,
     )
 
 

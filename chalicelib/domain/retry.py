@@ -33,4 +33,4 @@ class RetryPolicy(BaseModel):
         return delay
 
 
-NO_RETRIES = RetryPolicy(max_attempts=1, initial_delay_seconds=1, max_delay_seconds=1)
+NO_RETRIES = RetryPolicy(max_attempts=1, initial_delay_seconds=1, backoff_multiplier=1, max_delay_seconds=1)

@@ -21,7 +21,8 @@ _deserializer = TypeDeserializer()
 
 def _client(service: str) -> Any:
     settings = get_settings()
-    return boto3.session.Session().client(
+    session: Any = boto3.session.Session()
+    return session.client(
         service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=_CONFIG
     )
 
@@ -89,6 +90,5 @@ def _plain(value: Any) -> Any:
 
 def is_condition_failure(exc: Exception) -> bool:
     return (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
     )

@@ -53,7 +53,9 @@ def claim_first(pk: str, phone: str, params: dict[str, Any], claimed_by: str) ->
         "updated_at": now,
     }
     try:
-        aws.dynamodb().put_item(TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)")
+        aws.dynamodb().put_item(
+            TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        )
     except Exception as exc:
         if aws.is_condition_failure(exc):
             return False
@@ -92,7 +94,9 @@ def park_unsent(pk: str, phone: str, params: dict[str, Any]) -> bool:
         "updated_at": now,
     }
     try:
-        aws.dynamodb().put_item(TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)")
+        aws.dynamodb().put_item(
+            TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        )
     except Exception as exc:
         if aws.is_condition_failure(exc):
             return False

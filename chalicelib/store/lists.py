@@ -46,7 +46,9 @@ def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str
     for start in range(0, len(phones), BATCH_GET):
         request: dict[str, Any] = {
             table: {
-                "Keys": [aws.to_item({"pk": pk, "sk": keys.recipient_sk(p)}) for p in phones[start : start + BATCH_GET]],
+                "Keys": [
+                    aws.to_item({"pk": pk, "sk": keys.recipient_sk(p)}) for p in phones[start : start + BATCH_GET]
+                ],
                 "ProjectionExpression": "sk",
             }
         }
@@ -65,7 +67,11 @@ def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str
     added_at = int(time.time() * 1000)
     for start in range(0, len(rows), BATCH_WRITE):
         writes = [
-            {"PutRequest": {"Item": aws.to_item({"pk": pk, "sk": keys.recipient_sk(p), "params": params, "added_at": added_at})}}
+            {
+                "PutRequest": {
+                    "Item": aws.to_item({"pk": pk, "sk": keys.recipient_sk(p), "params": params, "added_at": added_at})
+                }
+            }
             for p, params in rows[start : start + BATCH_WRITE]
         ]
         request: dict[str, Any] = {table: writes}
@@ -89,7 +95,10 @@ def recipients_page(
     params: dict[str, Any] = {
         "TableName": get_settings().main_table,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :r)",
-        "ExpressionAttributeValues": {":pk": {"S": keys.list_pk(account_id, list_id)}, ":r": {"S": keys.RECIPIENT_PREFIX}},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": keys.list_pk(account_id, list_id)},
+            ":r": {"S": keys.RECIPIENT_PREFIX},
+        },
         "Limit": limit,
     }
     if after_sk:

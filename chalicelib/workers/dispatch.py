@@ -26,7 +26,8 @@ from chalicelib.store import campaigns, deliveries, keys
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # One processor per invocation: it holds per-batch state, and the local runner calls concurrently.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+    answer = process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+    return dict(answer)
 
 
 def _record(record: SQSRecord) -> None:
@@ -72,7 +73,9 @@ def _dispatch_one(campaign: dict[str, Any], policy: RetryPolicy, recipient: dict
     if not claimed:
         current = deliveries.get_delivery(pk, phone)
         resuming = (
-            current is not None and current["state"] == DeliveryState.IN_FLIGHT and current.get("claimed_by") == message_id
+            current is not None
+            and current["state"] == DeliveryState.IN_FLIGHT
+            and current.get("claimed_by") == message_id
         )
         if not resuming:
             return 0  # done already, or another message holds it
@@ -80,7 +83,9 @@ def _dispatch_one(campaign: dict[str, Any], policy: RetryPolicy, recipient: dict
     try:
         text = render(campaign["template"], {**params, "phone": phone})
     except TemplateError as exc:
-        deliveries.record_outcome(pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}")
+        deliveries.record_outcome(
+            pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}"
+        )
         return 0
     _, campaign_id = keys.split_campaign_pk(pk)
     outcome = channel_for(campaign["channel"]).send(
@@ -107,4 +112,6 @@ def _record_outcome(pk: str, phone: str, attempt: int, policy: RetryPolicy, outc
     else:
         if outcome.kind == OutcomeKind.TRANSIENT:
             logger.info("retries exhausted", extra={"campaign": pk, "attempt": attempt})
-        deliveries.record_outcome(pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=outcome.error)
+        deliveries.record_outcome(
+            pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=outcome.error
+        )

@@ -62,7 +62,12 @@ def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: floa
             added_before_ms=int(campaign["started_at_ms"]),
         )
         entries.extend(
-            {"phone": r["sk"].removeprefix(keys.RECIPIENT_PREFIX), "params": r.get("params", {}), "previous_attempt": 0, "fresh": True}
+            {
+                "phone": r["sk"].removeprefix(keys.RECIPIENT_PREFIX),
+                "params": r.get("params", {}),
+                "previous_attempt": 0,
+                "fresh": True,
+            }
             for r in page
         )
         if next_sk is None:
@@ -88,7 +93,9 @@ def _due_entries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:
     for due in deliveries.due_deliveries(pk, now, limit):
         attempt = int(due["attempt"])
         if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
-            entries.append({"phone": due["sk"], "params": due.get("params", {}), "previous_attempt": attempt, "fresh": False})
+            entries.append(
+                {"phone": due["sk"], "params": due.get("params", {}), "previous_attempt": attempt, "fresh": False}
+            )
     return entries
 
 

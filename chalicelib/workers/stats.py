@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
@@ -23,7 +24,9 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             bucket[name] = bucket.get(name, 0) + delta
         last_sequence[pk] = change["SequenceNumber"]
     for pk, campaign_deltas in deltas.items():
-        campaign = campaigns.apply_counter_deltas(pk, {k: v for k, v in campaign_deltas.items() if v}, last_sequence[pk])
+        campaign = campaigns.apply_counter_deltas(
+            pk, {k: v for k, v in campaign_deltas.items() if v}, last_sequence[pk]
+        )
         if campaign is not None:
             complete_if_done(campaign)
 
@@ -34,7 +37,6 @@ def complete_if_done(campaign: dict[str, Any]) -> None:
         return
     finished = int(campaign["succeeded"]) + int(campaign["failed"])
     if int(campaign["in_flight"]) == 0 and finished >= int(campaign["total"]):
-        try:
+        # Paused, resumed or cancelled meanwhile: the next change decides.
+        with suppress(Conflict):
             campaigns.change_status(campaign["pk"], status, next_status(CampaignAction.COMPLETE, status))
-        except Conflict:
-            pass  # paused, resumed or cancelled meanwhile: the next change decides

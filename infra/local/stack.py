@@ -442,6 +442,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "botocore.credentials"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -478,7 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Fake provider:  {stack.provider_url}")
         print(f"AWS (moto):     {stack.aws_endpoint_url}")
         print(f"Logs:           {stack.log_dir}")
-        print(f'Try:            curl -s -H "Authorization: Bearer {key}" {stack.api_url}/v1/campaigns')
+        print(
+            f'Try:            curl -s -X POST -H "Authorization: Bearer {key}" '
+            f"-H 'Content-Type: application/json' -d '{{\"name\": \"my list\"}}' {stack.api_url}/v1/lists"
+        )
         print("Ctrl-C stops the stack.", flush=True)
         while not stopping.wait(1.0):
             pass

@@ -192,9 +192,7 @@ def test_runner_delivers_lambda_shaped_events_and_honours_partial_failures(
         for body in bodies:
             sqs.send_message(QueueUrl=queue_url, MessageBody=body)
         for i in range(3):
-            dynamodb.put_item(
-                TableName=env["EVENTS_TABLE"], Item={"pk": {"S": f"item-{i}"}, "n": {"N": str(i)}}
-            )
+            dynamodb.put_item(TableName=env["EVENTS_TABLE"], Item={"pk": {"S": f"item-{i}"}, "n": {"N": str(i)}})
         dynamodb.update_item(
             TableName=env["EVENTS_TABLE"],
             Key={"pk": {"S": "item-0"}},
@@ -250,12 +248,8 @@ def test_runner_delivers_lambda_shaped_events_and_honours_partial_failures(
     assert invocations.get("tick", 0) >= 1
     scheduled = app_module.schedule_calls[0]
     assert scheduled["detail-type"] == "Scheduled Event" and scheduled["source"] == "aws.events"
-    assert scheduled["resources"] == [
-        "arn:aws:events:us-east-1:123456789012:rule/runnertest-local-tick-event"
-    ]
-    runner_threads = [
-        t.name for t in threading.enumerate() if t.name.startswith(("sqs-", "stream-", "schedule-"))
-    ]
+    assert scheduled["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/runnertest-local-tick-event"]
+    runner_threads = [t.name for t in threading.enumerate() if t.name.startswith(("sqs-", "stream-", "schedule-"))]
     assert runner_threads == []  # stop() joined them
 
 

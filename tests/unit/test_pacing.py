@@ -52,7 +52,9 @@ def test_slow_rates_send_one_recipient_per_chunk() -> None:
 )
 def test_chunks_add_up_to_the_quota_and_never_run_ahead_of_the_rate(rate: float, horizon: float, behind: float) -> None:
     now = 10_000.0
-    plan = plan_release(now=now, released_until=now - behind, rate_per_second=rate, horizon_seconds=horizon, max_chunk_size=50)
+    plan = plan_release(
+        now=now, released_until=now - behind, rate_per_second=rate, horizon_seconds=horizon, max_chunk_size=50
+    )
     assert sum(c.size for c in plan.chunks) == plan.quota
     assert plan.quota <= rate * horizon + 1e-6
     delays = [c.delay_seconds for c in plan.chunks]

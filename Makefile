@@ -1,0 +1,56 @@
+# Entry points. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo dev test test-unit test-integration test-e2e lint format bench package docs clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP) ## run a 2,000-recipient SMS campaign on the local stack, with live progress
+	$(PY) -m infra.local.demo
+
+dev: $(STAMP) ## start the local stack and keep it up for trying the API by hand
+	$(PY) -m infra.local.stack
+
+test: $(STAMP) ## unit, integration and end-to-end tests
+	$(PY) -m pytest tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy app.py chalicelib infra bench tests
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP) ## 10,000 recipients on the local stack; writes docs/benchmarks.md
+	$(PY) -m bench.campaign_bench --recipients 10000
+
+docs: $(STAMP) ## regenerate docs/api.md from the models
+	$(PY) -m bench.gen_api_docs
+
+package: $(STAMP) ## CloudFormation/SAM template with infra/ merged in, checked with cfn-lint
+	rm -rf build/package
+	$(VENV)/bin/chalice package --stage dev --merge-template infra/template.json build/package
+	$(VENV)/bin/cfn-lint build/package/sam.json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
