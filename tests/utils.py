@@ -8,12 +8,9 @@ from typing import Any
 ADMIN_TOKEN = "test-admin-token"
 
 
-AREA_CODES = ("202", "415", "212", "312", "617", "303", "206", "512", "305", "404")
+from infra.local.client import valid_phone
 
-
-def valid_phone(n: int) -> str:
-    """A distinct valid number for each n below 100,000."""
-    return f"+1{AREA_CODES[n // 10_000]}555{n % 10_000:04d}"
+__all__ = ["valid_phone"]
 
 
 def recipient_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
