@@ -76,9 +76,7 @@ def function_logical_id(function_name: str) -> str:
     return to_cfn_resource_name(function_name)
 
 
-def event_source_resource(
-    template: Mapping[str, Any], function_logical_id: str, event_name: str
-) -> str | None:
+def event_source_resource(template: Mapping[str, Any], function_logical_id: str, event_name: str) -> str | None:
     """Logical id of the resource an event source override points at, e.g. `DispatchQueue`.
 
     Reads `Resources.<Fn>.Properties.Events.<event_name>.Properties.{Queue|Stream}`, written as

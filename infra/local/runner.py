@@ -426,9 +426,7 @@ class LocalEventRunner:
                 f"with Resources.{function_logical_id(source.name)}.Properties.Events."
                 f"{function_logical_id(source.name)}SqsEventSource.Properties.Queue"
             ) from exc
-        arn: str = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        arn: str = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return url, arn
 
     def _start_sqs(self, source: SQSEventConfig) -> None:
@@ -503,9 +501,7 @@ class LocalEventRunner:
             try:
                 response = self._sqs.delete_message_batch(
                     QueueUrl=url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                    ],
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
                 )
             except Exception:
                 logger.exception("%s: DeleteMessageBatch failed", function.name)
@@ -548,8 +544,7 @@ class LocalEventRunner:
             "body": message["Body"],
             "attributes": dict(message.get("Attributes", {})),
             "messageAttributes": {
-                name: _lambda_message_attribute(value)
-                for name, value in message.get("MessageAttributes", {}).items()
+                name: _lambda_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message.get("MD5OfBody", ""),
             "eventSource": "aws:sqs",
@@ -588,9 +583,7 @@ class LocalEventRunner:
         stream_arn = self._stream_arn_for(source)
         poller = _Poller(source="stream")
         self._pollers.append(poller)
-        self._spawn(
-            f"stream-{source.name}", self._stream_loop, function, stream_arn, source.batch_size, poller
-        )
+        self._spawn(f"stream-{source.name}", self._stream_loop, function, stream_arn, source.batch_size, poller)
 
     def _shard_ids(self, stream_arn: str) -> list[str]:
         shards: list[str] = []
@@ -623,9 +616,7 @@ class LocalEventRunner:
                 if self._stop.is_set():
                     return
                 try:
-                    response = self._streams.get_records(
-                        ShardIterator=shards.iterators[shard_id], Limit=batch_size
-                    )
+                    response = self._streams.get_records(ShardIterator=shards.iterators[shard_id], Limit=batch_size)
                 except Exception:
                     # E.g. an expired iterator: resume right after the last record delivered.
                     logger.exception("%s: GetRecords failed on %s", function.name, shard_id)
@@ -703,9 +694,7 @@ class LocalEventRunner:
     def _start_schedule(self, source: ScheduledEventConfig) -> None:
         function = self._function(source)
         app_name = self.app_module.app.app_name
-        rule_arn = (
-            f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{app_name}-{self.stage}-{source.name}-event"
-        )
+        rule_arn = f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{app_name}-{self.stage}-{source.name}-event"
         self._spawn(f"schedule-{source.name}", self._schedule_loop, function, rule_arn)
 
     def _schedule_loop(self, function: _Function, rule_arn: str) -> None:

@@ -153,14 +153,10 @@ def wait_http(
     )
 
 
-def start_moto(
-    log_dir: Path, port: int | None = None, timeout: float = START_TIMEOUT_SECONDS
-) -> ManagedProcess:
+def start_moto(log_dir: Path, port: int | None = None, timeout: float = START_TIMEOUT_SECONDS) -> ManagedProcess:
     """moto's server on HOST:port; its URL is `moto_url(port)`."""
     port = port or free_port()
-    process = spawn(
-        "moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_dir, env=_aws_env()
-    )
+    process = spawn("moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_dir, env=_aws_env())
     try:
         wait_http(f"http://{HOST}:{port}/moto-api/", process, timeout)
     except BaseException:
@@ -237,6 +233,7 @@ class LocalStack:
         self._saved_environ: dict[str, str | None] = {}
         self._stop_lock = threading.Lock()
         self._running = False
+        self._sigterm_installed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -245,9 +242,11 @@ class LocalStack:
             return self
         self._running = True
         atexit.register(self.stop)
+        self._exit_on_sigterm()
         try:
             self._start()
-        except BaseException:  # KeyboardInterrupt included: leave nothing behind
+        except BaseException:  # KeyboardInterrupt included: leave nothing behind but the logs
+            self._keep_logs = True
             self.stop()
             raise
         return self
@@ -273,9 +272,7 @@ class LocalStack:
         ]  # fmt: skip
         if self.provider_status_webhook_path:
             provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
-        provider = spawn(
-            "fake_provider", provider_args + self.provider_extra_args, self.log_dir, cwd=self.repo_root
-        )
+        provider = spawn("fake_provider", provider_args + self.provider_extra_args, self.log_dir, cwd=self.repo_root)
         self._processes.append(provider)
         wait_http(f"{self.provider_url}/health", provider, ready=lambda r: r.status_code == 200)
 
@@ -329,6 +326,9 @@ class LocalStack:
             self._processes = []
             self._restore_environment()
             atexit.unregister(self.stop)
+            if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                self._sigterm_installed = False
             if self._own_log_dir and not self._keep_logs:
                 _remove_tree(self.log_dir)
 
@@ -342,6 +342,19 @@ class LocalStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _exit_on_sigterm(self) -> None:
+        """Unhandled, SIGTERM ends Python without running atexit: unwind instead, unless already handled."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, exit_cleanly)
+        self._sigterm_installed = True
 
     # -- environment -----------------------------------------------------------------------------
 
@@ -425,9 +438,7 @@ def create_local_account(api_url: str, admin_token: str, name: str = "local") ->
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.local.stack", description="Run the local stack (make dev)."
-    )
+    parser = argparse.ArgumentParser(prog="python -m infra.local.stack", description="Run the local stack (make dev).")
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--provider-port", type=int, default=8081)
     parser.add_argument("--moto-port", type=int, default=None, help="default: any free port")

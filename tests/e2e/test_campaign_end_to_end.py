@@ -1,0 +1,135 @@
+"""The whole local stack on free ports: moto's server, chalice local, the event runner, the fake provider."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.local.client import ApiError, CampaignApi, generated_recipients
+from infra.local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+ROWS, INVALID, DUPLICATES = 1_230, 18, 12
+VALID = ROWS - INVALID - DUPLICATES
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(provider_rate_limit=400, provider_transient_failure_rate=0.05, seed=3) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(stack: LocalStack) -> Iterator[CampaignApi]:
+    client = CampaignApi.for_new_account(stack.api_url, stack.admin_token, name="e2e")
+    yield client
+    client.close()
+
+
+def provider_messages(stack: LocalStack) -> dict[str, Any]:
+    return dict(httpx.get(f"{stack.provider_url}/_fake/messages", timeout=30).json())
+
+
+def accepted_count(stack: LocalStack) -> int:
+    return int(httpx.get(f"{stack.provider_url}/_fake/stats", timeout=30).json()["accepted"])
+
+
+def poll(api: CampaignApi, campaign_id: str, seen: list[dict[str, int]]) -> dict[str, Any]:
+    campaign = api.campaign(campaign_id)
+    seen.append(campaign["counters"])
+    return campaign
+
+
+def wait_until_sending_stops(stack: LocalStack, quiet_seconds: float = 2.0, limit: float = 15.0) -> int:
+    deadline = time.monotonic() + limit
+    last, since = accepted_count(stack), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = accepted_count(stack)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            return now
+    raise AssertionError(f"the provider kept receiving messages {limit} s after the pause")
+
+
+def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(stack: LocalStack, api: CampaignApi) -> None:
+    rows = generated_recipients(ROWS, invalid=INVALID, duplicates=DUPLICATES, seed=11)
+    listed = api.create_list("e2e")
+    (report,) = api.add_recipients(listed["id"], rows)
+    assert (report["accepted"], report["invalid"], report["duplicates"]) == (VALID, INVALID, DUPLICATES)
+    bad_rows = {r["index"] for r in report["rejected"] if r["reason"] == "invalid_phone"}
+    assert bad_rows == {i for i, row in enumerate(rows) if not row["phone"].startswith("+1") or len(row["phone"]) != 12}
+
+    campaign = api.create_campaign(
+        {
+            "name": "e2e",
+            "list_id": listed["id"],
+            "sender": "Acme",
+            "template": "Hi {{ first_name }}, code {{ code }}",
+            "rate_per_second": 150,
+            "retry_policy": {"max_attempts": 6, "initial_delay_seconds": 1, "backoff_multiplier": 1},
+        }
+    )
+    seen: list[dict[str, int]] = []
+    api.act(campaign["id"], "start")
+    while poll(api, campaign["id"], seen)["counters"]["succeeded"] < VALID // 4:
+        time.sleep(0.2)
+
+    api.act(campaign["id"], "pause")
+    at_pause = wait_until_sending_stops(stack)
+    time.sleep(2)
+    paused = poll(api, campaign["id"], seen)
+    assert accepted_count(stack) == at_pause, "a paused campaign must not send"
+    assert paused["status"] == "paused"
+    assert at_pause < VALID
+
+    api.act(campaign["id"], "resume")
+    deadline = time.monotonic() + 180
+    while (final := poll(api, campaign["id"], seen))["status"] != "completed":
+        assert time.monotonic() < deadline, f"campaign did not complete: {final}"
+        time.sleep(0.3)
+
+    for counters in seen:
+        parts = counters["queued"] + counters["in_flight"] + counters["succeeded"] + counters["failed"]
+        assert parts == counters["total"], counters
+        assert min(counters.values()) >= 0, counters
+
+    recorded = provider_messages(stack)
+    per_number = Counter(m["to"] for m in recorded["messages"])
+    assert recorded["duplicates"] == 0
+    assert set(per_number.values()) == {1}, "some recipient got the message twice"
+    valid_numbers = {row["phone"].removeprefix("+") for row in rows if row["phone"].startswith("+1") and len(row["phone"]) == 12}
+    counters = final["counters"]
+    assert counters["total"] == VALID
+    assert counters["succeeded"] == len(per_number) == accepted_count(stack)
+    assert counters["succeeded"] + counters["failed"] == VALID
+    assert set(per_number) <= valid_numbers
+
+    outcomes = api.outcomes(campaign["id"])
+    assert len(outcomes) == VALID
+    succeeded = {o["phone"].removeprefix("+") for o in outcomes if o["state"] == "succeeded"}
+    assert succeeded == set(per_number)
+    texts = {m["to"]: m["text"] for m in recorded["messages"]}
+    sample = next(row for row in rows if row["phone"].removeprefix("+") in texts)
+    assert texts[sample["phone"].removeprefix("+")] == f"Hi {sample['params']['first_name']}, code {sample['params']['code']}"
+
+
+def test_bad_input_over_http_is_problem_json_and_changes_nothing(stack: LocalStack, api: CampaignApi) -> None:
+    listed = api.create_list("bad input")
+    answer = api.http.post(f"/v1/lists/{listed['id']}/recipients", content=b'{"recipients": [', headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    campaign = api.create_campaign({"name": "x", "list_id": listed["id"], "sender": "Acme", "template": "Hi"})
+    with pytest.raises(ApiError) as caught:
+        api.act(campaign["id"], "start")
+    assert caught.value.status_code == 422
+    assert caught.value.problem["errors"][0]["field"] == "list_id"
+    assert api.campaign(campaign["id"])["status"] == "draft"
+    assert api.call("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 0
