@@ -49,7 +49,7 @@ docs: $(STAMP) ## regenerate docs/api.md from the models
 
 package: $(STAMP) ## CloudFormation/SAM template with infra/ merged in, checked with cfn-lint
 	rm -rf build/package
-	$(VENV)/bin/chalice package --stage dev --merge-template infra/template.json build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage dev --merge-template infra/template.json build/package
 	$(VENV)/bin/cfn-lint build/package/sam.json
 
 clean:

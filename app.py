@@ -15,7 +15,8 @@ from chalicelib.workers import stats as stats_worker
 app = Chalice(app_name="bulk-campaign-api")
 register_api(app)
 
-# The stream ARN is replaced by {"Fn::GetAtt": ["DeliveriesTable", "StreamArn"]} in infra/template.json.
+# Placeholders: infra/template.json replaces both with Fn::GetAtt of the resources it defines.
+DISPATCH_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch"
 DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
 
 
@@ -24,11 +25,16 @@ def release(event: CloudWatchEvent) -> None:
     release_worker.release_due_recipients()
 
 
-@app.on_sqs_message(queue="dispatch", batch_size=10, maximum_concurrency=10)
+@app.on_sqs_message(queue_arn=DISPATCH_QUEUE_PLACEHOLDER, batch_size=10, maximum_concurrency=10)
 def dispatch(event: SQSEvent) -> dict[str, Any]:
     return dispatch_worker.handle_batch(event.to_dict(), event.context)
 
 
-@app.on_dynamodb_record(stream_arn=DELIVERIES_STREAM_PLACEHOLDER, batch_size=100)
+@app.on_dynamodb_record(
+    stream_arn=DELIVERIES_STREAM_PLACEHOLDER,
+    batch_size=100,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=1,
+)
 def stats(event: DynamoDBEvent) -> None:
     stats_worker.apply_delivery_changes(event.to_dict())

@@ -99,30 +99,47 @@ def running_campaign_pks() -> list[str]:
         params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
+def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, Any] | None:
+    """Let one pacer at a time release for this campaign (a tick and a start can meet).
+
+    Returns the campaign as the lease holder sees it, or None when it is not running or leased.
+    """
+    try:
+        answer = aws.dynamodb().update_item(
+            TableName=get_settings().main_table,
+            Key=aws.to_item({"pk": pk, "sk": keys.META}),
+            UpdateExpression="SET release_lease = :until",
+            ConditionExpression="#s = :running AND (attribute_not_exists(release_lease) OR release_lease < :now)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=aws.to_values(
+                {":until": now + lease_seconds, ":now": now, ":running": CampaignStatus.RUNNING.value}
+            ),
+            ReturnValues="ALL_NEW",
+        )
+    except Exception as exc:
+        if aws.is_condition_failure(exc):
+            return None
+        raise
+    return aws.from_item(answer["Attributes"])
+
+
 def save_release_progress(
-    pk: str, *, old_cursor: str | None, new_cursor: str | None, released_until: float, exhausted: bool
+    pk: str, *, lease: float, new_cursor: str | None, released_until: float, exhausted: bool
 ) -> bool:
-    """Record how far the pacer got; False when another release moved the cursor first."""
-    values: dict[str, Any] = {":until": released_until, ":running": CampaignStatus.RUNNING.value, ":ex": exhausted}
+    """Record how far the pacer got and give the lease back; False when the lease was lost meanwhile."""
+    values: dict[str, Any] = {":until": released_until, ":ex": exhausted, ":lease": lease}
     expression = "SET released_until = :until, release_exhausted = :ex"
-    if new_cursor is None:
-        expression += " REMOVE release_cursor"
-    else:
+    if new_cursor is not None:
         expression += ", release_cursor = :new"
         values[":new"] = new_cursor
-    condition = "#s = :running AND "
-    if old_cursor is None:
-        condition += "attribute_not_exists(release_cursor)"
-    else:
-        condition += "release_cursor = :old"
-        values[":old"] = old_cursor
+    expression += " REMOVE release_lease"
+    condition = "release_lease = :lease"
     try:
         aws.dynamodb().update_item(
             TableName=get_settings().main_table,
             Key=aws.to_item({"pk": pk, "sk": keys.META}),
             UpdateExpression=expression,
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=aws.to_values(values),
         )
     except Exception as exc:

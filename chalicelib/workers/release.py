@@ -18,6 +18,8 @@ from chalicelib.store import campaigns, deliveries, keys, lists, queue
 # A released retry is not handed out again for this long; if its chunk is lost it comes back then.
 RETRY_LEASE_SECONDS = 900
 IMMEDIATE_HORIZON_SECONDS = 10.0
+# Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
+RELEASE_LEASE_SECONDS = 120
 
 
 def release_due_recipients(now: float | None = None) -> int:
@@ -34,20 +36,15 @@ def release_due_recipients(now: float | None = None) -> int:
 
 def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: float | None = None) -> int:
     now = time.time() if now is None else now
-    settings = get_settings()
+    horizon = get_settings().release_horizon_seconds if horizon_seconds is None else horizon_seconds
     campaign = campaigns.get_campaign_by_pk(pk)
-    if campaign is None or campaign["status"] != "running":
+    if campaign is None or campaign["status"] != "running" or _plan(campaign, now, horizon).quota == 0:
+        return 0  # a read, not a write, on the ticks with nothing to do
+    campaign = campaigns.take_release_lease(pk, now, RELEASE_LEASE_SECONDS)
+    if campaign is None:
         return 0
     rate = float(campaign["rate_per_second"])
-    plan = plan_release(
-        now=now,
-        released_until=float(campaign.get("released_until", 0)),
-        rate_per_second=rate,
-        horizon_seconds=settings.release_horizon_seconds if horizon_seconds is None else horizon_seconds,
-        max_chunk_size=settings.max_chunk_size,
-    )
-    if plan.quota == 0:
-        return 0
+    plan = _plan(campaign, now, horizon)
     entries = _due_entries(pk, now, plan.quota)
     cursor = campaign.get("release_cursor")
     exhausted = bool(campaign.get("release_exhausted", False))
@@ -80,12 +77,22 @@ def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: floa
         queue.send_chunks(_chunks(pk, plan, entries))
     campaigns.save_release_progress(
         pk,
-        old_cursor=cursor,
+        lease=float(campaign["release_lease"]),
         new_cursor=new_cursor,
         released_until=plan.released_until(len(entries), rate),
         exhausted=exhausted,
     )
     return len(entries)
+
+
+def _plan(campaign: dict[str, Any], now: float, horizon: float) -> ReleasePlan:
+    return plan_release(
+        now=now,
+        released_until=float(campaign.get("released_until", 0)),
+        rate_per_second=float(campaign["rate_per_second"]),
+        horizon_seconds=horizon,
+        max_chunk_size=get_settings().max_chunk_size,
+    )
 
 
 def _due_entries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:

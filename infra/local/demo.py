@@ -39,7 +39,9 @@ def demo(
     raise typer.Exit(0)
 
 
-def run_campaign(stack: LocalStack, rows_count: int, invalid: int, duplicates: int, rate: float, timeout: float) -> Table:
+def run_campaign(
+    stack: LocalStack, rows_count: int, invalid: int, duplicates: int, rate: float, timeout: float
+) -> Table:
     console.print(f"API {stack.api_url}  ·  fake provider {stack.provider_url}  ·  local AWS {stack.aws_endpoint_url}")
     api = CampaignApi.for_new_account(stack.api_url, stack.admin_token, name="demo")
     listed = api.create_list("Spring customers")

@@ -243,9 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             changes, problems = _parse_config(self._json(raw))
             if problems:
                 detail = "The config request contained invalid parameters."
-                self._send_json(
-                    422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems)
-                )
+                self._send_json(422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems))
             else:
                 self._send_json(200, self.server.provider.configure(**changes))
         elif path == "/_fake/reset":
@@ -269,9 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         problems = _validate_send(body)
         if problems:
             detail = "The request failed due to validation errors."
-            self._send_json(
-                422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems)
-            )
+            self._send_json(422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems))
             return
         latency_ms = provider.config()["latency_ms"]
         if latency_ms > 0:

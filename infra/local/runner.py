@@ -124,6 +124,9 @@ class _ShardPositions:
     iterators: dict[str, str] = field(default_factory=dict)
     last_sequence: dict[str, str] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
+    # Records read but not yet delivered, gathering up to the batch size or the batching window.
+    pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pending_since: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,6 +240,11 @@ class LocalEventRunner:
         self.stop()
 
     # -- observability ---------------------------------------------------------------------------
+
+    @property
+    def aws_clients(self) -> list[Any]:
+        """The clients the runner polls with (what Lambda's event source mappings would call)."""
+        return [client for client in (self._sqs, self._dynamodb, self._streams) if client is not None]
 
     @property
     def invocations(self) -> dict[str, int]:
@@ -583,7 +591,8 @@ class LocalEventRunner:
         stream_arn = self._stream_arn_for(source)
         poller = _Poller(source="stream")
         self._pollers.append(poller)
-        self._spawn(f"stream-{source.name}", self._stream_loop, function, stream_arn, source.batch_size, poller)
+        window = float(source.maximum_batching_window_in_seconds or 0)
+        self._spawn(f"stream-{source.name}", self._stream_loop, function, stream_arn, source.batch_size, window, poller)
 
     def _shard_ids(self, stream_arn: str) -> list[str]:
         shards: list[str] = []
@@ -596,7 +605,9 @@ class LocalEventRunner:
                 return shards
             kwargs["ExclusiveStartShardId"] = last
 
-    def _stream_loop(self, function: _Function, stream_arn: str, batch_size: int, poller: _Poller) -> None:
+    def _stream_loop(
+        self, function: _Function, stream_arn: str, batch_size: int, window: float, poller: _Poller
+    ) -> None:
         shards = _ShardPositions()
         next_refresh = 0.0
         while not self._stop.is_set():
@@ -615,11 +626,15 @@ class LocalEventRunner:
             for shard_id in list(shards.iterators):
                 if self._stop.is_set():
                     return
+                pending = shards.pending.setdefault(shard_id, [])
                 try:
-                    response = self._streams.get_records(ShardIterator=shards.iterators[shard_id], Limit=batch_size)
+                    response = self._streams.get_records(
+                        ShardIterator=shards.iterators[shard_id], Limit=batch_size - len(pending)
+                    )
                 except Exception:
                     # E.g. an expired iterator: resume right after the last record delivered.
                     logger.exception("%s: GetRecords failed on %s", function.name, shard_id)
+                    pending.clear()
                     self._stop.wait(1.0)
                     try:
                         shards.iterators[shard_id] = self._shard_iterator(
@@ -631,16 +646,26 @@ class LocalEventRunner:
                 raw = response.get("Records", [])
                 if raw:
                     found = True
-                    records = [self._stream_record(r, stream_arn) for r in raw]
-                    self._deliver_stream_batch(function, records)
-                    shards.last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+                    if not pending:
+                        shards.pending_since[shard_id] = time.monotonic()
+                    pending.extend(self._stream_record(r, stream_arn) for r in raw)
                 next_iterator = response.get("NextShardIterator")
+                # Like Lambda: deliver when the batch is full or the batching window has passed.
+                if pending and (
+                    len(pending) >= batch_size
+                    or not next_iterator
+                    or time.monotonic() - shards.pending_since[shard_id] >= window
+                ):
+                    self._deliver_stream_batch(function, list(pending))
+                    shards.last_sequence[shard_id] = pending[-1]["dynamodb"]["SequenceNumber"]
+                    pending.clear()
                 if next_iterator:
                     shards.iterators[shard_id] = next_iterator
                 else:  # a closed shard, read to its end
                     del shards.iterators[shard_id]
                     shards.finished.add(shard_id)
-            self._poll_result(poller, found, started_at)
+            waiting = any(shards.pending.values())
+            self._poll_result(poller, found or waiting, started_at)
             if not found:
                 self._stop.wait(self.stream_poll_seconds)
 

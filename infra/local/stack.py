@@ -200,6 +200,7 @@ class LocalStack:
         provider_extra_args: Sequence[str] = (),
         log_dir: Path | None = None,
         keep_logs: bool = False,
+        api_in_process: bool = False,
         repo_root: Path = REPO_ROOT,
         template_path: Path = DEFAULT_TEMPLATE_PATH,
         config_path: Path = DEFAULT_CONFIG_PATH,
@@ -219,6 +220,9 @@ class LocalStack:
         self._ports = {"api": api_port, "provider": provider_port, "moto": moto_port}
         self._own_log_dir = log_dir is None
         self._keep_logs = keep_logs
+        # In-process API (chalice's local server in a thread): lets a benchmark see every AWS call.
+        self.api_in_process = api_in_process
+        self._api_server: Any = None
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="bulk-local-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -278,19 +282,12 @@ class LocalStack:
 
         overrides = self._stack_variables()
         self.env = {**os.environ, **overrides}
-        api = spawn(
-            "chalice_local",
-            [*chalice_command(), "local", "--stage", STAGE, "--host", HOST, "--port", str(ports["api"]),
-             "--no-autoreload"],
-            self.log_dir,
-            env=self.env,
-            cwd=self.repo_root,
-        )  # fmt: skip
-        self._processes.append(api)
-        wait_http(f"{self.api_url}/", api)
-
+        if not self.api_in_process:
+            self._spawn_chalice_local(ports["api"])
         self._apply_environment(overrides)
         self.app_module = self._import_app()
+        if self.api_in_process:
+            self._serve_api_in_process(ports["api"])
         self.runner = LocalEventRunner(
             self.app_module,
             overrides,
@@ -306,6 +303,28 @@ class LocalStack:
         logger.info("local stack up: api %s, aws %s, provider %s", self.api_url, self.aws_endpoint_url,
                     self.provider_url)  # fmt: skip
 
+    def _spawn_chalice_local(self, port: int) -> None:
+        api = spawn(
+            "chalice_local",
+            [*chalice_command(), "local", "--stage", STAGE, "--host", HOST, "--port", str(port), "--no-autoreload"],
+            self.log_dir,
+            env=self.env,
+            cwd=self.repo_root,
+        )
+        self._processes.append(api)
+        wait_http(f"{self.api_url}/", api)
+
+    def _serve_api_in_process(self, port: int) -> None:
+        """chalice's own local server, in a thread of this process."""
+        from chalice.cli.factory import CLIFactory
+        from chalice.local import create_local_server
+
+        assert self.app_module is not None
+        config = CLIFactory(str(self.repo_root)).create_config_obj(chalice_stage_name=STAGE)
+        self._api_server = create_local_server(self.app_module.app, config, HOST, port)
+        # The socket is bound once the server exists: it answers as soon as the thread runs.
+        threading.Thread(target=self._api_server.serve_forever, name="chalice-local", daemon=True).start()
+
     def stop(self) -> None:
         with self._stop_lock:
             if not self._running:
@@ -317,6 +336,9 @@ class LocalStack:
                 except Exception:
                     logger.exception("stopping the event runner failed")
                 self.runner = None
+            if self._api_server is not None:
+                self._api_server.server.shutdown()
+                self._api_server = None
             # The API and the provider first, AWS last: nothing calls a stopped moto.
             for process in reversed(self._processes):
                 try:

@@ -59,7 +59,9 @@ def wait_until_sending_stops(stack: LocalStack, quiet_seconds: float = 2.0, limi
     raise AssertionError(f"the provider kept receiving messages {limit} s after the pause")
 
 
-def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(stack: LocalStack, api: CampaignApi) -> None:
+def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(
+    stack: LocalStack, api: CampaignApi
+) -> None:
     rows = generated_recipients(ROWS, invalid=INVALID, duplicates=DUPLICATES, seed=11)
     listed = api.create_list("e2e")
     (report,) = api.add_recipients(listed["id"], rows)
@@ -105,7 +107,9 @@ def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(sta
     per_number = Counter(m["to"] for m in recorded["messages"])
     assert recorded["duplicates"] == 0
     assert set(per_number.values()) == {1}, "some recipient got the message twice"
-    valid_numbers = {row["phone"].removeprefix("+") for row in rows if row["phone"].startswith("+1") and len(row["phone"]) == 12}
+    valid_numbers = {
+        row["phone"].removeprefix("+") for row in rows if row["phone"].startswith("+1") and len(row["phone"]) == 12
+    }
     counters = final["counters"]
     assert counters["total"] == VALID
     assert counters["succeeded"] == len(per_number) == accepted_count(stack)
@@ -118,12 +122,19 @@ def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(sta
     assert succeeded == set(per_number)
     texts = {m["to"]: m["text"] for m in recorded["messages"]}
     sample = next(row for row in rows if row["phone"].removeprefix("+") in texts)
-    assert texts[sample["phone"].removeprefix("+")] == f"Hi {sample['params']['first_name']}, code {sample['params']['code']}"
+    assert (
+        texts[sample["phone"].removeprefix("+")]
+        == f"Hi {sample['params']['first_name']}, code {sample['params']['code']}"
+    )
 
 
 def test_bad_input_over_http_is_problem_json_and_changes_nothing(stack: LocalStack, api: CampaignApi) -> None:
     listed = api.create_list("bad input")
-    answer = api.http.post(f"/v1/lists/{listed['id']}/recipients", content=b'{"recipients": [', headers={"Content-Type": "application/json"})
+    answer = api.http.post(
+        f"/v1/lists/{listed['id']}/recipients",
+        content=b'{"recipients": [',
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == 400
     assert answer.headers["content-type"] == "application/problem+json"
     campaign = api.create_campaign({"name": "x", "list_id": listed["id"], "sender": "Acme", "template": "Hi"})

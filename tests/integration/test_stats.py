@@ -50,7 +50,12 @@ def pk_of(tenant: Api, campaign: dict[str, Any]) -> str:
 
 def test_a_replayed_stream_batch_is_counted_once(tenant: Api, running: dict[str, Any], chalice_app: Any) -> None:
     pk = pk_of(tenant, running)
-    batch = {"Records": [change(pk, "+12025550000", None, "in_flight", 101), change(pk, "+12025550001", None, "in_flight", 102)]}
+    batch = {
+        "Records": [
+            change(pk, "+12025550000", None, "in_flight", 101),
+            change(pk, "+12025550001", None, "in_flight", 102),
+        ]
+    }
     chalice_app.stats(batch, None)
     chalice_app.stats(batch, None)  # Lambda retried the batch
     counters = tenant.ok("GET", f"/v1/campaigns/{running['id']}")["counters"]
@@ -77,7 +82,12 @@ def test_the_campaign_completes_when_every_recipient_has_a_terminal_outcome(
     assert midway["status"] == "running"
     assert midway["counters"] == {"total": 3, "queued": 1, "in_flight": 0, "succeeded": 1, "failed": 1}
     chalice_app.stats(
-        {"Records": [change(pk, phones[1], "queued", "in_flight", 30), change(pk, phones[1], "in_flight", "succeeded", 31)]},
+        {
+            "Records": [
+                change(pk, phones[1], "queued", "in_flight", 30),
+                change(pk, phones[1], "in_flight", "succeeded", 31),
+            ]
+        },
         None,
     )
     final = tenant.ok("GET", f"/v1/campaigns/{running['id']}")

@@ -1,0 +1,59 @@
+"""`chalice package --merge-template infra/template.json` gives a template CloudFormation accepts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("package")
+    chalice = Path(sys.executable).with_name("chalice")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run(
+        [str(chalice), "package", "--stage", "dev", "--merge-template", "infra/template.json", str(out)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return out / "sam.json"
+
+
+def test_dispatch_reports_partial_batch_failures_from_the_template_queue(packaged: Path) -> None:
+    template = json.loads(packaged.read_text())
+    source = template["Resources"]["Dispatch"]["Properties"]["Events"]["DispatchSqsEventSource"]["Properties"]
+    assert source["Queue"] == {"Fn::GetAtt": ["DispatchQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"] == {"MaximumConcurrency": 10}
+    stream = template["Resources"]["Stats"]["Properties"]["Events"]["StatsDynamodbEventSource"]["Properties"]
+    assert stream["Stream"] == {"Fn::GetAtt": ["DeliveriesTable", "StreamArn"]}
+    assert template["Resources"]["Dispatch"]["Properties"]["ReservedConcurrentExecutions"] == 10
+
+
+def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeout(packaged: Path) -> None:
+    template = json.loads(packaged.read_text())
+    queues = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    dispatch_timeout = config["stages"]["dev"]["lambda_functions"]["dispatch"]["lambda_timeout"]
+    consumers = {"DispatchQueue": dispatch_timeout}
+    for name, timeout in consumers.items():
+        properties = queues[name]["Properties"]
+        assert properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues
+        assert properties["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_the_packaged_template_passes_cfn_lint(packaged: Path) -> None:
+    lint = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(packaged)], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
