@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-ADMIN_TOKEN = "test-admin-token"
-
-
 from infra.local.client import valid_phone
 
 __all__ = ["valid_phone"]
+
+ADMIN_TOKEN = "test-admin-token"
 
 
 def recipient_rows(count: int, start: int = 0) -> list[dict[str, Any]]:

@@ -156,7 +156,9 @@ def wait_http(
 def start_moto(log_dir: Path, port: int | None = None, timeout: float = START_TIMEOUT_SECONDS) -> ManagedProcess:
     """moto's server on HOST:port; its URL is `moto_url(port)`."""
     port = port or free_port()
-    process = spawn("moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_dir, env=_aws_env())
+    process = spawn(
+        "moto", [sys.executable, "-m", "infra.local.moto_server", "-H", HOST, "-p", str(port)], log_dir, env=_aws_env()
+    )
     try:
         wait_http(f"http://{HOST}:{port}/moto-api/", process, timeout)
     except BaseException:
