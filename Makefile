@@ -45,7 +45,7 @@ bench: $(STAMP) ## 10,000 recipients on the local stack; writes docs/benchmarks.
 	$(PY) -m bench.campaign_bench --recipients 10000
 
 docs: $(STAMP) ## regenerate docs/api.md from the models
-	$(PY) -m bench.gen_api_docs
+	$(PY) -m infra.api_reference
 
 package: $(STAMP) ## CloudFormation/SAM template with infra/ merged in, checked with cfn-lint
 	rm -rf build/package

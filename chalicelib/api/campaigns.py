@@ -10,7 +10,7 @@ from chalicelib.api.http import parse_body, query_int, query_str, route
 from chalicelib.api.views import campaign_view, delivery_view
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.models import Campaign, CampaignCreate, Page
+from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page
 from chalicelib.store import campaigns, deliveries, keys, lists, pages
 from chalicelib.workers import release
 
@@ -74,11 +74,11 @@ def cancel_campaign(account: str, campaign_id: str) -> Campaign:
 
 
 @route(bp, "/campaigns/{campaign_id}/recipients", methods=["GET"])
-def list_outcomes(account: str, campaign_id: str) -> Page:
+def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
     request = bp.current_request
     campaigns.get_campaign(account, campaign_id)
     scope = f"{account}/campaigns/{campaign_id}"
     after = pages.decode(scope, query_str(request, "page_token"))
     pk = keys.campaign_pk(account, campaign_id)
     items, last = deliveries.deliveries_page(pk, after_sk=after, limit=query_int(request, "limit", 100))
-    return Page(items=[delivery_view(i) for i in items], next_page_token=pages.encode(scope, last))
+    return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=pages.encode(scope, last))

@@ -6,7 +6,15 @@ from chalice import Blueprint
 
 from chalicelib.api.http import parse_body, query_int, query_str, route
 from chalicelib.api.views import list_recipient_view, list_view
-from chalicelib.domain.models import ListCreate, Page, RecipientList, RecipientsAdd, RecipientsAdded, RejectedRecipient
+from chalicelib.domain.models import (
+    ListCreate,
+    ListRecipient,
+    Page,
+    RecipientList,
+    RecipientsAdd,
+    RecipientsAdded,
+    RejectedRecipient,
+)
 from chalicelib.domain.recipients import RejectedRow, check_rows
 from chalicelib.store import lists, pages
 
@@ -54,10 +62,10 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
 
 
 @route(bp, "/lists/{list_id}/recipients", methods=["GET"])
-def list_recipients(account: str, list_id: str) -> Page:
+def list_recipients(account: str, list_id: str) -> Page[ListRecipient]:
     request = bp.current_request
     lists.get_list(account, list_id)
     scope = f"{account}/lists/{list_id}"
     after = pages.decode(scope, query_str(request, "page_token"))
     items, last = lists.recipients_page(account, list_id, after_sk=after, limit=query_int(request, "limit", 100))
-    return Page(items=[list_recipient_view(i) for i in items], next_page_token=pages.encode(scope, last))
+    return Page[ListRecipient](items=[list_recipient_view(i) for i in items], next_page_token=pages.encode(scope, last))

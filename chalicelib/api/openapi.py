@@ -30,14 +30,21 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, int, type[BaseMode
         200,
         m.RecipientsAdded,
     ),
-    ("get", "/v1/lists/{list_id}/recipients", "Page through a list's recipients", None, 200, m.Page),
+    ("get", "/v1/lists/{list_id}/recipients", "Page through a list's recipients", None, 200, m.Page[m.ListRecipient]),
     ("post", "/v1/campaigns", "Create a draft campaign", m.CampaignCreate, 201, m.Campaign),
     ("get", "/v1/campaigns/{campaign_id}", "Read a campaign with live counters", None, 200, m.Campaign),
     ("post", "/v1/campaigns/{campaign_id}/start", "Start a draft campaign", None, 200, m.Campaign),
     ("post", "/v1/campaigns/{campaign_id}/pause", "Pause a running campaign", None, 200, m.Campaign),
     ("post", "/v1/campaigns/{campaign_id}/resume", "Resume a paused campaign", None, 200, m.Campaign),
     ("post", "/v1/campaigns/{campaign_id}/cancel", "Cancel a campaign", None, 200, m.Campaign),
-    ("get", "/v1/campaigns/{campaign_id}/recipients", "Per-recipient outcomes, with a cursor", None, 200, m.Page),
+    (
+        "get",
+        "/v1/campaigns/{campaign_id}/recipients",
+        "Per-recipient outcomes, with a cursor",
+        None,
+        200,
+        m.Page[m.Delivery],
+    ),
 ]
 
 PROBLEM = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -132,6 +132,9 @@ class Delivery(BaseModel):
     updated_at: str
 
 
-class Page(BaseModel):
-    items: list[Any]
-    next_page_token: str | None = None
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[Item]):
+    items: list[Item]
+    next_page_token: str | None = Field(None, description="Pass back as `page_token` for the next page.")

@@ -1,0 +1,92 @@
+"""Writes docs/openapi.json and docs/api.md from the OpenAPI document the API serves.
+
+`make docs` runs it; a test fails when the committed files differ from what the models say.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chalicelib.api.openapi import OPERATIONS, openapi_document
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKDOWN = ROOT / "docs" / "api.md"
+OPENAPI = ROOT / "docs" / "openapi.json"
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    schemas = document["components"]["schemas"]
+    lines = [
+        "# API reference",
+        "",
+        "Generated from the pydantic models by `make docs` (`python -m infra.api_reference`); the same",
+        "document is served as OpenAPI 3.1 at `GET /v1/openapi.json` and kept in `docs/openapi.json`.",
+        "",
+        "Every route but `/v1/openapi.json` needs `Authorization: Bearer <api key>` (account creation needs",
+        "the operator's admin token). Every POST accepts `Idempotency-Key`: the same key and body within",
+        "24 hours return the first response; the same key with another body is a 422. Errors are",
+        "`application/problem+json` (RFC 9457) with `errors: [{field, reason}]`. Lists answer",
+        '`{"items": [...], "next_page_token": "..."}`; pass the token back as `page_token` (and `limit`,',
+        "1 to 1000) for the next page.",
+        "",
+        "## Operations",
+        "",
+        "| method | path | what it does | success |",
+        "|---|---|---|---|",
+    ]
+    for method, path, summary, _request, status, response in OPERATIONS:
+        lines.append(f"| {method.upper()} | `{path}` | {summary} | {status} `{response.__name__}` |")
+    lines += ["", "## Schemas", ""]
+    for name in sorted(schemas):
+        schema = schemas[name]
+        lines += [f"### {name}", ""]
+        if description := schema.get("description"):
+            lines += [description.strip(), ""]
+        if "enum" in schema:
+            lines += ["One of: " + ", ".join(f"`{v}`" for v in schema["enum"]), ""]
+            continue
+        required = set(schema.get("required", []))
+        lines += ["| field | type | required | description |", "|---|---|---|---|"]
+        for field, spec in schema.get("properties", {}).items():
+            detail = spec.get("description", "")
+            limits = [f"{k} {spec[k]}" for k in ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength",
+                                                  "maxItems", "default") if k in spec]  # fmt: skip
+            if limits:
+                detail = (detail + " " if detail else "") + "(" + ", ".join(limits) + ")"
+            yes = "yes" if field in required else ""
+            lines.append(f"| `{field}` | {_type(spec)} | {yes} | {detail} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _type(spec: dict[str, Any]) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in spec:
+        return " or ".join(_type(s) for s in spec["anyOf"])
+    if spec.get("type") == "array":
+        return f"array of {_type(spec.get('items', {}))}"
+    if "const" in spec:
+        return f"`{spec['const']}`"
+    if "enum" in spec:
+        return " / ".join(f"`{v}`" for v in spec["enum"])
+    return str(spec.get("type", "any"))
+
+
+def rendered() -> dict[Path, str]:
+    document = openapi_document()
+    return {OPENAPI: json.dumps(document, indent=2) + "\n", MARKDOWN: render_markdown(document)}
+
+
+def main() -> int:
+    for path, text in rendered().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
