@@ -31,17 +31,19 @@ def demo(
     with console.status("starting the local stack (moto, chalice local, event runner, fake provider)"):
         stack = LocalStack(provider_transient_failure_rate=transient_failure_rate).start()
     try:
-        summary = run_campaign(stack, recipients, invalid, duplicates, rate, timeout)
+        summary, status = run_campaign(stack, recipients, invalid, duplicates, rate, timeout)
     finally:
         with console.status("stopping the local stack"):
             stack.stop()
     console.print(summary)
-    raise typer.Exit(0)
+    if status != "completed":
+        console.print(f"the campaign did not complete within {timeout:.0f} s", style="bold red")
+    raise typer.Exit(0 if status == "completed" else 1)
 
 
 def run_campaign(
     stack: LocalStack, rows_count: int, invalid: int, duplicates: int, rate: float, timeout: float
-) -> Table:
+) -> tuple[Table, str]:
     console.print(f"API {stack.api_url}  ·  fake provider {stack.provider_url}  ·  local AWS {stack.aws_endpoint_url}")
     api = CampaignApi.for_new_account(stack.api_url, stack.admin_token, name="demo")
     listed = api.create_list("Spring customers")
@@ -68,7 +70,7 @@ def run_campaign(
     api.act(campaign["id"], "start")
     final = follow(api, campaign["id"], accepted, timeout)
     elapsed = time.monotonic() - started_at
-    return summary_table(final, elapsed, provider_stats(stack.provider_url))
+    return summary_table(final, elapsed, provider_stats(stack.provider_url)), str(final["status"])
 
 
 def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""The pacer: one release at a time per campaign, at the campaign's rate, from where it stopped."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.store import campaigns
+from chalicelib.workers import release
+from tests.utils import Api, campaign_body, recipient_rows
+
+pytestmark = pytest.mark.integration
+
+
+def queued_recipients(queue_url: str) -> list[str]:
+    """Every recipient in the queue, delayed messages included (receive each with a long wait)."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    phones: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        phones += [r["phone"] for m in batch for r in json.loads(m["Body"])["recipients"]]
+    return phones
+
+
+def draft_with(tenant: Api, recipients: int, **overrides: Any) -> dict[str, Any]:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(recipients)})
+    return dict(tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"], **overrides), status=201))
+
+
+def campaign_pk(tenant: Api, campaign: dict[str, Any]) -> str:
+    from chalicelib.store import accounts, keys
+
+    return keys.campaign_pk(str(accounts.account_for_api_key(str(tenant.api_key))), campaign["id"])
+
+
+def test_a_release_holding_the_lease_keeps_a_second_one_out(tenant: Api, aws_env: dict[str, str]) -> None:
+    draft = draft_with(tenant, 40, rate_per_second=100)
+    pk = campaign_pk(tenant, draft)
+    from chalicelib.domain.campaign import CampaignStatus
+
+    campaigns.change_status(
+        pk,
+        CampaignStatus.DRAFT,
+        CampaignStatus.RUNNING,
+        sets={"total": 40, "started_at_ms": int(time.time() * 1000) + 1000},
+    )
+    assert campaigns.take_release_lease(pk, time.time(), 60) is not None  # a tick is releasing now
+    assert release.release_campaign(pk) == 0
+    assert queued_recipients(aws_env["DISPATCH_QUEUE_URL"]) == []
+
+
+def test_ticks_release_each_recipient_once_at_the_rate(tenant: Api, aws_env: dict[str, str]) -> None:
+    draft = draft_with(tenant, 25, rate_per_second=10)
+    pk = campaign_pk(tenant, draft)
+    from chalicelib.domain.campaign import CampaignStatus
+
+    now = time.time()
+    campaigns.change_status(
+        pk, CampaignStatus.DRAFT, CampaignStatus.RUNNING, sets={"total": 25, "started_at_ms": int(now * 1000) + 1000}
+    )
+    released = [release.release_campaign(pk, now=now + t, horizon_seconds=1) for t in (0, 0.5, 1.0, 2.0, 3.0, 4.0)]
+    # Each tick covers from where the last window ended to now + 1 s: 10/s, never ahead, never twice.
+    assert released == [10, 5, 5, 5, 0, 0]
+    phones = queued_recipients(aws_env["DISPATCH_QUEUE_URL"])
+    assert sorted(phones) == sorted(r["phone"] for r in recipient_rows(25))
+    assert campaigns.get_campaign_by_pk(pk)["release_exhausted"] is True  # type: ignore[index]
+
+
+def test_recipients_added_after_the_start_are_not_in_that_campaign(tenant: Api, aws_env: dict[str, str]) -> None:
+    draft = draft_with(tenant, 5)
+    started = tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
+    time.sleep(0.01)
+    tenant.ok("POST", f"/v1/lists/{draft['list_id']}/recipients", {"recipients": recipient_rows(5, start=100)})
+    release.release_due_recipients(now=time.time() + 30)
+    phones = queued_recipients(aws_env["DISPATCH_QUEUE_URL"])
+    assert sorted(phones) == sorted(r["phone"] for r in recipient_rows(5))
+    assert started["counters"]["total"] == 5
