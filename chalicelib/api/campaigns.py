@@ -11,8 +11,9 @@ from chalicelib.api.views import campaign_view, delivery_view
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page
+from chalicelib.observability import logger
+from chalicelib.operations import pacer
 from chalicelib.store import campaigns, deliveries, keys, lists, pages
-from chalicelib.workers import release
 
 bp = Blueprint(__name__)
 
@@ -41,21 +42,30 @@ def start_campaign(account: str, campaign_id: str) -> Campaign:
     if audience == 0:
         raise InvalidInput.on("list_id", "the campaign's list has no recipients; add some before starting")
     now = time.time()
-    started = campaigns.change_status(
-        campaign["pk"], current, new, sets={"total": audience, "started_at": now, "started_at_ms": int(now * 1000)}
-    )
-    release.release_campaign(started["pk"], horizon_seconds=release.IMMEDIATE_HORIZON_SECONDS)
+    sets = {"total": audience, "started_at": now, "started_at_ms": int(now * 1000), "released_until": now}
+    started = campaigns.change_status(campaign["pk"], current, new, sets=sets)
+    _release_now(started["pk"])
     return campaign_view(campaigns.get_campaign(account, campaign_id))
 
 
 def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
     campaign = campaigns.get_campaign(account, campaign_id)
     current = CampaignStatus(campaign["status"])
-    changed = campaigns.change_status(campaign["pk"], current, next_status(action, current))
+    # Resuming restarts the pace from now: no burst to catch up on the paused time.
+    sets = {"released_until": time.time()} if action == CampaignAction.RESUME else None
+    changed = campaigns.change_status(campaign["pk"], current, next_status(action, current), sets=sets)
     if action == CampaignAction.RESUME:
-        release.release_campaign(changed["pk"], horizon_seconds=release.IMMEDIATE_HORIZON_SECONDS)
+        _release_now(changed["pk"])
         changed = campaigns.get_campaign(account, campaign_id)
     return campaign_view(changed)
+
+
+def _release_now(pk: str) -> None:
+    """Release the first seconds at once rather than at the next tick; the tick covers it if this fails."""
+    try:
+        pacer.release_campaign(pk, horizon_seconds=pacer.IMMEDIATE_HORIZON_SECONDS)
+    except Exception:
+        logger.exception("immediate release failed; the next pacer tick releases", extra={"campaign": pk})
 
 
 @route(bp, "/campaigns/{campaign_id}/pause", methods=["POST"])

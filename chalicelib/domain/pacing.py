@@ -1,7 +1,6 @@
 """Pacing arithmetic: how many recipients a release tick may hand to dispatch, in which chunks, when.
 
-Each tick schedules the window from where the last one stopped (or now, whichever is later) to
-`now + horizon`; SQS DelaySeconds places every chunk at its own second inside that window, so a
+Each tick schedules the window from where the last one stopped to `now + horizon`; SQS DelaySeconds places every chunk at its own second inside that window, so a
 minute's quota released at once still goes out evenly.
 """
 
@@ -40,13 +39,15 @@ def plan_release(
 ) -> ReleasePlan:
     if rate_per_second <= 0:
         raise ValueError("rate_per_second must be positive")
-    start = max(released_until, now)
+    # Less than one recipient's worth of unspent time carries over, so slow and fractional rates add up
+    # across ticks; a longer gap (a pause, a late tick) restarts the pace from now, with no burst.
+    start = released_until if now - released_until <= 1 / rate_per_second else now
     end = now + horizon_seconds
     quota = math.floor((end - start) * rate_per_second + 1e-9) if end > start else 0
     size = chunk_size_for(rate_per_second, max_chunk_size)
     chunks = []
     for offset in range(0, quota, size):
         due = start + offset / rate_per_second
-        delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.floor(due - now)))
+        delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(due - now - 1e-6)))  # never early
         chunks.append(PlannedChunk(size=min(size, quota - offset), delay_seconds=delay))
     return ReleasePlan(window_start=start, quota=quota, chunks=tuple(chunks))

@@ -124,11 +124,17 @@ def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, A
 
 
 def save_release_progress(
-    pk: str, *, lease: float, new_cursor: str | None, released_until: float, exhausted: bool
+    pk: str, *, lease: float, new_cursor: str | None, released_until: float, exhausted: bool, fresh: int
 ) -> bool:
-    """Record how far the pacer got and give the lease back; False when the lease was lost meanwhile."""
-    values: dict[str, Any] = {":until": released_until, ":ex": exhausted, ":lease": lease}
-    expression = "SET released_until = :until, release_exhausted = :ex"
+    """Record how far the pacer got and give the lease back; False when the lease was lost meanwhile.
+
+    Once the list is exhausted, `total` becomes the number of recipients released: the exact audience,
+    whatever the list's running count said when the campaign started.
+    """
+    values: dict[str, Any] = {":until": released_until, ":ex": exhausted, ":lease": lease, ":n": fresh, ":zero": 0}
+    expression = "SET released_until = :until, release_exhausted = :ex, released = if_not_exists(released, :zero) + :n"
+    if exhausted:
+        expression += ", #total = if_not_exists(released, :zero) + :n"
     if new_cursor is not None:
         expression += ", release_cursor = :new"
         values[":new"] = new_cursor
@@ -141,6 +147,7 @@ def save_release_progress(
             UpdateExpression=expression,
             ConditionExpression=condition,
             ExpressionAttributeValues=aws.to_values(values),
+            **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
         )
     except Exception as exc:
         if aws.is_condition_failure(exc):

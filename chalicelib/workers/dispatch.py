@@ -34,6 +34,14 @@ def _record(record: SQSRecord) -> None:
     dispatch_chunk(json.loads(record.body), message_id=record.message_id)
 
 
+# Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
+HOLDING = frozenset({CampaignStatus.PAUSED, CampaignStatus.DRAFT})
+
+
+class ChunkIncomplete(RuntimeError):
+    """Some recipients of a chunk hit an unexpected error; SQS redelivers it and the rest are skipped."""
+
+
 def dispatch_chunk(chunk: dict[str, Any], *, message_id: str) -> int:
     """Process one chunk; returns how many sends were attempted."""
     pk = chunk["campaign"]
@@ -41,25 +49,20 @@ def dispatch_chunk(chunk: dict[str, Any], *, message_id: str) -> int:
     if campaign is None:
         return 0
     status = CampaignStatus(campaign["status"])
-    if status != CampaignStatus.RUNNING:
-        if status in (CampaignStatus.PAUSED, CampaignStatus.DRAFT):
-            _park(pk, chunk["recipients"])
-        return 0
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
-    sent = 0
+    sent, failures = 0, 0
     for recipient in chunk["recipients"]:
-        sent += _dispatch_one(campaign, policy, recipient, message_id)
+        try:  # one recipient's error must not hold back the others of its chunk
+            if status == CampaignStatus.RUNNING:
+                sent += _dispatch_one(campaign, policy, recipient, message_id)
+            else:
+                sent += _hold(campaign, policy, recipient, message_id, park=status in HOLDING)
+        except Exception:
+            logger.exception("dispatch failed", extra={"campaign": pk, "phone": recipient.get("phone")})
+            failures += 1
+    if failures:
+        raise ChunkIncomplete(f"{failures} of {len(chunk['recipients'])} recipients failed; SQS will redeliver")
     return sent
-
-
-def _park(pk: str, recipients: list[dict[str, Any]]) -> None:
-    """Released while the campaign was paused: keep them queued, due as soon as it resumes."""
-    now = time.time()
-    for r in recipients:
-        if r["fresh"]:
-            deliveries.park_unsent(pk, r["phone"], r.get("params", {}))
-        else:
-            deliveries.lease_due(pk, r["phone"], int(r["previous_attempt"]), now)
 
 
 def _dispatch_one(campaign: dict[str, Any], policy: RetryPolicy, recipient: dict[str, Any], message_id: str) -> int:
@@ -69,17 +72,40 @@ def _dispatch_one(campaign: dict[str, Any], policy: RetryPolicy, recipient: dict
         claimed = deliveries.claim_first(pk, phone, params, message_id)
     else:
         claimed = deliveries.claim_queued(pk, phone, previous, message_id)
-    attempt = previous + 1
-    if not claimed:
-        current = deliveries.get_delivery(pk, phone)
-        resuming = (
-            current is not None
-            and current["state"] == DeliveryState.IN_FLIGHT
-            and current.get("claimed_by") == message_id
+    attempt = previous + 1 if claimed else _own_claim(pk, phone, message_id)
+    if attempt is None:
+        return 0  # done already, or another message holds it
+    return _send(campaign, policy, phone, params, attempt)
+
+
+def _hold(
+    campaign: dict[str, Any], policy: RetryPolicy, recipient: dict[str, Any], message_id: str, *, park: bool
+) -> int:
+    """The campaign is not running: keep released recipients queued, due as soon as it resumes (when
+    paused), and finish one this very message had claimed before a crash, so it cannot stay in flight."""
+    pk, phone, params = campaign["pk"], recipient["phone"], recipient.get("params", {})
+    if park:
+        held = (
+            deliveries.park_unsent(pk, phone, params)
+            if recipient["fresh"]
+            else deliveries.lease_due(pk, phone, int(recipient["previous_attempt"]), time.time())
         )
-        if not resuming:
-            return 0  # done already, or another message holds it
-        attempt = int(current["attempt"])  # type: ignore[index]
+        if held:
+            return 0
+    attempt = _own_claim(pk, phone, message_id)
+    return 0 if attempt is None else _send(campaign, policy, phone, params, attempt)
+
+
+def _own_claim(pk: str, phone: str, message_id: str) -> int | None:
+    """The attempt this message claimed and did not finish (a redelivery after a crash), if any."""
+    current = deliveries.get_delivery(pk, phone)
+    if current and current["state"] == DeliveryState.IN_FLIGHT and current.get("claimed_by") == message_id:
+        return int(current["attempt"])
+    return None
+
+
+def _send(campaign: dict[str, Any], policy: RetryPolicy, phone: str, params: dict[str, Any], attempt: int) -> int:
+    pk = campaign["pk"]
     try:
         text = render(campaign["template"], {**params, "phone": phone})
     except TemplateError as exc:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
-from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.delivery import state_deltas
-from chalicelib.domain.errors import Conflict
+from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns
 
 
@@ -29,14 +27,3 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         )
         if campaign is not None:
             complete_if_done(campaign)
-
-
-def complete_if_done(campaign: dict[str, Any]) -> None:
-    status = CampaignStatus(campaign["status"])
-    if status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED):
-        return
-    finished = int(campaign["succeeded"]) + int(campaign["failed"])
-    if int(campaign["in_flight"]) == 0 and finished >= int(campaign["total"]):
-        # Paused, resumed or cancelled meanwhile: the next change decides.
-        with suppress(Conflict):
-            campaigns.change_status(campaign["pk"], status, next_status(CampaignAction.COMPLETE, status))

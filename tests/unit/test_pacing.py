@@ -39,6 +39,24 @@ def test_a_paused_campaign_does_not_burst_when_resumed() -> None:
     assert plan.quota == 10
 
 
+def run_ticks(rate: float, horizon: float, seconds: int) -> int:
+    """Tick once per horizon for `seconds`, as the pacer does, releasing the whole quota each time."""
+    released, until, now = 0, 1000.0, 1000.0
+    while now < 1000.0 + seconds:
+        plan = plan_release(
+            now=now, released_until=until, rate_per_second=rate, horizon_seconds=horizon, max_chunk_size=50
+        )
+        released += plan.quota
+        until = plan.released_until(plan.quota, rate) if plan.quota else until
+        now += horizon
+    return released
+
+
+@pytest.mark.parametrize(("rate", "horizon", "expected"), [(0.5, 1, 30), (1.5, 1, 90), (0.01, 60, 1), (7.3, 60, 438)])
+def test_slow_and_fractional_rates_add_up_across_ticks(rate: float, horizon: float, expected: int) -> None:
+    assert run_ticks(rate, horizon, seconds=60) == pytest.approx(expected, abs=1)
+
+
 def test_slow_rates_send_one_recipient_per_chunk() -> None:
     assert chunk_size_for(0.5, 50) == 1
     assert chunk_size_for(7.2, 50) == 8
@@ -56,11 +74,13 @@ def test_chunks_add_up_to_the_quota_and_never_run_ahead_of_the_rate(rate: float,
         now=now, released_until=now - behind, rate_per_second=rate, horizon_seconds=horizon, max_chunk_size=50
     )
     assert sum(c.size for c in plan.chunks) == plan.quota
-    assert plan.quota <= rate * horizon + 1e-6
+    # A window starts no further back than one recipient's worth of time.
+    assert now - plan.window_start <= 1 / rate + 1e-9
+    assert plan.quota <= rate * (now + horizon - plan.window_start) + 1e-6
     delays = [c.delay_seconds for c in plan.chunks]
     assert delays == sorted(delays)
     assert all(0 <= d <= MAX_SQS_DELAY_SECONDS for d in delays)
     sent_before = 0
     for chunk in plan.chunks:  # by each chunk's due second, no more than the rate allows has gone out
-        assert sent_before <= rate * (chunk.delay_seconds + 1) + 1e-6
+        assert sent_before <= rate * (chunk.delay_seconds + 1) + 1 + 1e-6
         sent_before += chunk.size
