@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from chalice import Blueprint, Response
 from chalice.app import Request
@@ -17,6 +17,8 @@ from chalicelib.settings import get_settings
 from chalicelib.store import accounts, idempotency
 
 Model = TypeVar("Model", bound=BaseModel)
+Auth = Literal["account", "operator", "none"]
+OPERATOR = "operator"  # the idempotency scope of admin-token calls
 PROBLEM_BASE = "https://bulk-campaign-api.dev/problems/"
 MAX_PAGE = 1000
 
@@ -98,11 +100,12 @@ def jsonable(result: Any) -> Any:
 
 
 def route(
-    bp: Blueprint, path: str, *, methods: list[str], status: int = 200, auth: bool = True
+    bp: Blueprint, path: str, *, methods: list[str], status: int = 200, auth: Auth = "account"
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view that returns a model; errors become problem+json, POSTs honour Idempotency-Key.
 
-    Authenticated views receive the caller's `account` as their first argument.
+    `auth="account"` views receive the caller's account id as their first argument; `"operator"`
+    views need the admin token; `"none"` views are public (and take no Idempotency-Key).
     """
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,8 +113,8 @@ def route(
         def handle(**params: Any) -> Response:
             request = bp.current_request
             try:
-                account = authenticate(request) if auth else None
-                args = (account,) if account else ()
+                account = _caller(request, auth)
+                args = (account,) if auth == "account" else ()
 
                 def produce() -> dict[str, Any]:
                     return {"status": status, "body": jsonable(view(*args, **params))}
@@ -144,6 +147,15 @@ def route(
         return view
 
     return register
+
+
+def _caller(request: Request, auth: Auth) -> str | None:
+    if auth == "account":
+        return authenticate(request)
+    if auth == "operator":
+        admin_only(request)
+        return OPERATOR
+    return None
 
 
 def _body_for_key(request: Request) -> Any:

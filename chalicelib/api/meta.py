@@ -12,6 +12,6 @@ from chalicelib.api.openapi import openapi_document
 bp = Blueprint(__name__)
 
 
-@route(bp, "/openapi.json", methods=["GET"], auth=False)
+@route(bp, "/openapi.json", methods=["GET"], auth="none")
 def openapi() -> dict[str, Any]:
     return openapi_document()

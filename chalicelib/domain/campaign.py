@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, FieldError
 
 
 class CampaignStatus(StrEnum):
@@ -47,4 +47,7 @@ def next_status(action: CampaignAction, current: CampaignStatus) -> CampaignStat
     except KeyError:
         allowed = sorted(a.value for (a, s) in _TRANSITIONS if s == current and a != CampaignAction.COMPLETE)
         hint = f"; allowed: {', '.join(allowed)}" if allowed else "; it accepts no further actions"
-        raise Conflict(detail=f"cannot {action.value} a campaign that is {current.value}{hint}") from None
+        raise Conflict(
+            detail=f"cannot {action.value} a campaign that is {current.value}{hint}",
+            errors=[FieldError("status", f"is {current.value}; {action.value} is not allowed{hint}")],
+        ) from None

@@ -14,7 +14,7 @@ from chalicelib.domain.template import TemplateError, compile_template
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 # --- accounts -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Pacing arithmetic: how many recipients a release tick may hand to dispatch, in which chunks, when.
 
-Each tick schedules the window from where the last one stopped to `now + horizon`; SQS DelaySeconds places every chunk at its own second inside that window, so a
-minute's quota released at once still goes out evenly.
+Each tick schedules the window from where the last one stopped to `now + horizon`; SQS DelaySeconds
+places every chunk at its own second inside that window, so a minute's quota released at once still
+goes out evenly.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Param = str | int | float | bool
 
 
 class RecipientRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     phone: str = Field(description="E.164 number, e.g. +447700900123.", max_length=32)
     params: dict[str, Param] = Field(default_factory=dict, description="Template variables for this recipient.")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class RetryPolicy(BaseModel):
     """Exponential backoff for transient failures (throttling, provider 5xx, timeouts)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_attempts: int = Field(3, ge=1, le=10, description="Attempts in all, the first one included.")
     initial_delay_seconds: float = Field(30, ge=1, le=86_400, description="Wait before the second attempt.")

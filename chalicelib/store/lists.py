@@ -50,6 +50,7 @@ def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str
                     aws.to_item({"pk": pk, "sk": keys.recipient_sk(p)}) for p in phones[start : start + BATCH_GET]
                 ],
                 "ProjectionExpression": "sk",
+                "ConsistentRead": True,  # a batch just written must count as already listed
             }
         }
         while request:
@@ -61,28 +62,48 @@ def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str
 
 
 def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str, Any]]]) -> int:
-    """Write new recipients and add them to the list's count; returns the list's new count."""
+    """Write new recipients and add them to the list's count; returns the list's new count.
+
+    The count grows by what was written even when a later write fails, so a retried request, which
+    finds those rows already listed, leaves the count right.
+    """
     pk = keys.list_pk(account_id, list_id)
-    table = get_settings().main_table
     added_at = int(time.time() * 1000)
-    for start in range(0, len(rows), BATCH_WRITE):
-        writes = [
+    written = 0
+    try:
+        for start in range(0, len(rows), BATCH_WRITE):
+            batch = rows[start : start + BATCH_WRITE]
+            _write_batch(pk, batch, added_at)
+            written += len(batch)
+    finally:
+        if written:
+            count = _add_to_count(pk, written)
+    return count
+
+
+def _write_batch(pk: str, rows: list[tuple[str, dict[str, Any]]], added_at: int) -> None:
+    table = get_settings().main_table
+    request: dict[str, Any] = {
+        table: [
             {
                 "PutRequest": {
                     "Item": aws.to_item({"pk": pk, "sk": keys.recipient_sk(p), "params": params, "added_at": added_at})
                 }
             }
-            for p, params in rows[start : start + BATCH_WRITE]
+            for p, params in rows
         ]
-        request: dict[str, Any] = {table: writes}
-        while request:
-            answer = aws.dynamodb().batch_write_item(RequestItems=request)
-            request = answer.get("UnprocessedItems") or {}
+    }
+    while request:
+        answer = aws.dynamodb().batch_write_item(RequestItems=request)
+        request = answer.get("UnprocessedItems") or {}
+
+
+def _add_to_count(pk: str, added: int) -> int:
     updated = aws.dynamodb().update_item(
-        TableName=table,
+        TableName=get_settings().main_table,
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
         UpdateExpression="ADD recipient_count :n",
-        ExpressionAttributeValues=aws.to_values({":n": len(rows)}),
+        ExpressionAttributeValues=aws.to_values({":n": added}),
         ReturnValues="UPDATED_NEW",
     )
     return int(updated["Attributes"]["recipient_count"]["N"])

@@ -32,7 +32,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, provider: FakeProvider) -> Iterator
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "PAGE_TOKEN_SECRET": "test-secret",
-        "RELEASE_HORIZON_SECONDS": "1",
         "VONAGE_BASE_URL": provider.base_url,
         "VONAGE_API_KEY": "key",
         "VONAGE_API_SECRET": "secret",
@@ -61,7 +60,7 @@ def chalice_app(aws_env: dict[str, str]) -> Any:
 def api(chalice_app: Any) -> Iterator[Api]:
     from chalice.test import Client
 
-    with Client(chalice_app.app) as client:
+    with Client(chalice_app.app, stage_name="local") as client:
         yield Api(client)
 
 

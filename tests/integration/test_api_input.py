@@ -83,3 +83,29 @@ def test_broken_template_is_422_on_template(tenant: Api) -> None:
     listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
     problem = problem_of(tenant.call("POST", "/v1/campaigns", campaign_body(listed["id"], template="Hi {{ x ")))
     assert problem["errors"][0]["field"] == "template"  # type: ignore[index]
+
+
+def test_a_number_sent_as_a_string_or_a_boolean_is_a_wrong_type(tenant: Api) -> None:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    for wrong in ("10", True):
+        problem = problem_of(tenant.call("POST", "/v1/campaigns", campaign_body(listed["id"], rate_per_second=wrong)))
+        assert problem["errors"] == [{"field": "rate_per_second", "reason": "Input should be a valid number"}]
+
+
+def test_a_conflict_names_the_status_field(tenant: Api) -> None:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"]), status=201)
+    problem = problem_of(tenant.call("POST", f"/v1/campaigns/{campaign['id']}/pause"))
+    assert problem["status"] == 409
+    assert problem["errors"][0]["field"] == "status"  # type: ignore[index]
+    assert "is draft" in problem["errors"][0]["reason"]  # type: ignore[index]
+
+
+def test_an_idempotency_key_replays_nothing_to_a_caller_without_the_admin_token(api: Api) -> None:
+    headers = {"Idempotency-Key": "acct-1"}
+    first = api.ok("POST", "/v1/accounts", {"name": "x"}, status=201, key="test-admin-token", headers=headers)
+    again = api.ok("POST", "/v1/accounts", {"name": "x"}, status=201, key="test-admin-token", headers=headers)
+    assert again == first
+    stranger = api.call("POST", "/v1/accounts", {"name": "x"}, key="guess", headers=headers)
+    assert stranger.status_code == 401
+    assert first["api_key"] not in stranger.body.decode()

@@ -165,3 +165,46 @@ def test_a_recipient_missing_a_template_variable_fails_alone(
     assert final[rows[1]["phone"]]["state"] == "failed"
     assert "first_name" in final[rows[1]["phone"]]["last_error"]
     assert sorted(m["text"] for m in provider.messages()) == ["Hi R0, 20% off today.", "Hi R2, 20% off today."]
+
+
+def test_a_chunk_redelivered_while_paused_finishes_the_recipient_it_had_claimed(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = started_campaign(tenant, 6)
+    messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    from chalicelib.store import deliveries
+
+    real = deliveries.record_outcome
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("injected: worker died after the provider accepted")
+
+    monkeypatch.setattr(deliveries, "record_outcome", crash)
+    chalice_app.dispatch(sqs_event(messages), Context())  # every recipient claimed, sent, not recorded
+    monkeypatch.setattr(deliveries, "record_outcome", real)
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/pause")
+    assert chalice_app.dispatch(sqs_event(messages), Context()) == {"batchItemFailures": []}
+    states = {o["state"] for o in outcomes(tenant, campaign["id"]).values()}
+    assert states == {"succeeded"}, "nothing may stay in flight behind a pause"
+    assert len(provider.messages()) == 6
+    assert provider.stats()["duplicates"] == 6  # finished with the same idempotency keys
+
+
+def test_a_completion_lost_to_a_race_is_made_by_the_next_pacer_tick(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.workers import stats
+    from chalicelib.workers.release import release_due_recipients
+    from tests.integration.test_stats import change, pk_of
+
+    campaign = started_campaign(tenant, 2)
+    pk = pk_of(tenant, campaign)
+    monkeypatch.setattr(stats, "complete_if_done", lambda campaign: False)  # a pause won the race
+    records = [change(pk, p, None, "in_flight", 1 + i) for i, p in enumerate(("+12025550000", "+12025550001"))]
+    records += [change(pk, p, "in_flight", "succeeded", 3 + i) for i, p in enumerate(("+12025550000", "+12025550001"))]
+    chalice_app.stats({"Records": records}, None)
+    assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["status"] == "running"
+    release_due_recipients()
+    final = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")
+    assert final["status"] == "completed"
+    assert final["counters"]["succeeded"] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.utils import Api, recipient_rows, valid_phone
@@ -84,3 +86,37 @@ def test_replayed_recipient_batch_adds_nothing_twice(tenant: Api) -> None:
     again = tenant.ok("POST", path, {"recipients": recipient_rows(10)}, headers=headers)
     assert again == first
     assert tenant.ok("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 10
+
+
+def test_a_page_token_of_one_list_is_refused_on_another(tenant: Api) -> None:
+    first = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    second = tenant.ok("POST", "/v1/lists", {"name": "b"}, status=201)
+    tenant.ok("POST", f"/v1/lists/{first['id']}/recipients", {"recipients": recipient_rows(3)})
+    token = tenant.ok("GET", f"/v1/lists/{first['id']}/recipients?limit=1")["next_page_token"]
+    answer = tenant.call("GET", f"/v1/lists/{second['id']}/recipients?page_token={token}")
+    assert answer.status_code == 422
+    assert json.loads(answer.body)["errors"][0]["field"] == "page_token"
+
+
+def test_a_batch_that_fails_halfway_keeps_the_count_right_and_a_retry_finishes_it(
+    tenant: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import lists
+
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    real, calls = lists._write_batch, {"n": 0}
+
+    def fail_third(*args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected: DynamoDB went away")
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lists, "_write_batch", fail_third)
+    rows = recipient_rows(100)
+    assert tenant.call("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows}).status_code == 500
+    assert tenant.ok("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 50  # two batches of 25 went in
+
+    monkeypatch.setattr(lists, "_write_batch", real)
+    retried = tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    assert (retried["accepted"], retried["duplicates"], retried["recipient_count"]) == (50, 50, 100)

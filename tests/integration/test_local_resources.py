@@ -104,7 +104,8 @@ def test_dispatch_queue_redrives_to_its_dead_letter_queue(aws: None) -> None:
 def test_only_tables_and_queues_are_created(aws: None) -> None:
     create_resources(prefix=PREFIX)
 
-    assert len(_sqs().list_queues()["QueueUrls"]) == 2
+    names = sorted(url.rsplit("-", 1)[-1] for url in _sqs().list_queues()["QueueUrls"])
+    assert names == ["DispatchDeadLetterQueue", "DispatchQueue", "StatsFailureQueue"]
     assert boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"] == []
 
 
@@ -129,7 +130,8 @@ def test_creating_twice_is_harmless(aws: None) -> None:
 
     assert second == first
     assert len(_dynamodb().list_tables()["TableNames"]) == 3
-    assert len(_sqs().list_queues()["QueueUrls"]) == 2
+    names = sorted(url.rsplit("-", 1)[-1] for url in _sqs().list_queues()["QueueUrls"])
+    assert names == ["DispatchDeadLetterQueue", "DispatchQueue", "StatsFailureQueue"]
     messages = _sqs().receive_message(QueueUrl=second["DISPATCH_QUEUE_URL"])["Messages"]
     assert [m["Body"] for m in messages] == ["kept"]
 

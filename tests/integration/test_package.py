@@ -45,11 +45,27 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
     queues = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     dispatch_timeout = config["stages"]["dev"]["lambda_functions"]["dispatch"]["lambda_timeout"]
-    consumers = {"DispatchQueue": dispatch_timeout}
-    for name, timeout in consumers.items():
+    consumed = {
+        event["Properties"]["Queue"]["Fn::GetAtt"][0]
+        for resource in template["Resources"].values()
+        for event in resource.get("Properties", {}).get("Events", {}).values()
+        if event.get("Type") == "SQS"
+    }
+    assert consumed == {"DispatchQueue"}
+    for name in consumed:
         properties = queues[name]["Properties"]
-        assert properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues
-        assert properties["VisibilityTimeout"] >= 6 * timeout
+        assert properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues, name
+        assert properties["VisibilityTimeout"] >= 6 * dispatch_timeout, name
+
+
+def test_counter_batches_that_keep_failing_go_to_a_failure_queue_instead_of_blocking_the_stream(
+    packaged: Path,
+) -> None:
+    template = json.loads(packaged.read_text())
+    stream = template["Resources"]["Stats"]["Properties"]["Events"]["StatsDynamodbEventSource"]["Properties"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["StatsFailureQueue", "Arn"]}
+    assert template["Resources"]["StatsFailureQueue"]["Type"] == "AWS::SQS::Queue"
 
 
 def test_the_packaged_template_passes_cfn_lint(packaged: Path) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from chalicelib.operations import pacer as release
 from chalicelib.store import campaigns
-from chalicelib.workers.release import release_due_recipients
 from tests.utils import Api, campaign_body, recipient_rows
 
 pytestmark = pytest.mark.integration
@@ -73,11 +72,19 @@ def test_ticks_release_each_recipient_once_at_the_rate(tenant: Api, aws_env: dic
 
 
 def test_recipients_added_after_the_start_are_not_in_that_campaign(tenant: Api, aws_env: dict[str, str]) -> None:
-    draft = draft_with(tenant, 5)
+    draft = draft_with(tenant, 20, rate_per_second=1)  # the start releases the first 10 only
     started = tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
     time.sleep(0.01)
-    tenant.ok("POST", f"/v1/lists/{draft['list_id']}/recipients", {"recipients": recipient_rows(5, start=100)})
-    release_due_recipients(now=time.time() + 30)
-    phones = queued_recipients(aws_env["DISPATCH_QUEUE_URL"])
-    assert sorted(phones) == sorted(r["phone"] for r in recipient_rows(5))
-    assert started["counters"]["total"] == 5
+    late = recipient_rows(5, start=100)
+    tenant.ok("POST", f"/v1/lists/{draft['list_id']}/recipients", {"recipients": late})
+    pk = campaign_pk(tenant, draft)
+    for tick in range(1, 40):
+        release.release_campaign(pk, now=time.time() + tick, horizon_seconds=1)
+    time.sleep(2.1)
+    phones = set(queued_recipients(aws_env["DISPATCH_QUEUE_URL"]))  # the start's chunks still wait out their delays
+    assert phones and not phones & {r["phone"] for r in late}
+    stored = campaigns.get_campaign_by_pk(pk)
+    assert stored is not None
+    assert (stored["released"], stored["release_exhausted"]) == (20, True)
+    assert started["counters"]["total"] == 20
+    assert tenant.ok("GET", f"/v1/campaigns/{draft['id']}")["counters"]["total"] == 20
