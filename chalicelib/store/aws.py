@@ -88,7 +88,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def is_condition_failure(exc: Exception) -> bool:
-    return (
-        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-    )
+def write_if(call: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:
+    """Run a conditional write; its answer, or None when its condition did not hold."""
+    try:
+        return call(**params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return None
+        raise

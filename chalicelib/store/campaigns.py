@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -65,20 +65,21 @@ def change_status(
         values[":active"] = ACTIVE
     else:
         expression += " REMOVE active"
-    try:
-        answer = aws.dynamodb().update_item(
-            TableName=get_settings().main_table,
-            Key=aws.to_item({"pk": pk, "sk": keys.META}),
-            UpdateExpression=expression,
-            ConditionExpression="#current_status = :current_status",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=aws.to_values(values),
-            ReturnValues="ALL_NEW",
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression=expression,
+        ConditionExpression="#current_status = :current_status",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=aws.to_values(values),
+        ReturnValues="ALL_NEW",
+    )
+    if answer is None:
+        raise Conflict(
+            detail=f"the campaign is no longer {current.value}; read it again",
+            errors=[FieldError("status", f"is no longer {current.value}")],
         )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            raise Conflict(detail=f"the campaign is no longer {current.value}; read it again") from exc
-        raise
     return aws.from_item(answer["Attributes"])
 
 
@@ -104,23 +105,19 @@ def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, A
 
     Returns the campaign as the lease holder sees it, or None when it is not running or leased.
     """
-    try:
-        answer = aws.dynamodb().update_item(
-            TableName=get_settings().main_table,
-            Key=aws.to_item({"pk": pk, "sk": keys.META}),
-            UpdateExpression="SET release_lease = :until",
-            ConditionExpression="#s = :running AND (attribute_not_exists(release_lease) OR release_lease < :now)",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=aws.to_values(
-                {":until": now + lease_seconds, ":now": now, ":running": CampaignStatus.RUNNING.value}
-            ),
-            ReturnValues="ALL_NEW",
-        )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return None
-        raise
-    return aws.from_item(answer["Attributes"])
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression="SET release_lease = :until",
+        ConditionExpression="#s = :running AND (attribute_not_exists(release_lease) OR release_lease < :now)",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=aws.to_values(
+            {":until": now + lease_seconds, ":now": now, ":running": CampaignStatus.RUNNING.value}
+        ),
+        ReturnValues="ALL_NEW",
+    )
+    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def save_release_progress(
@@ -140,20 +137,16 @@ def save_release_progress(
         values[":new"] = new_cursor
     expression += " REMOVE release_lease"
     condition = "release_lease = :lease"
-    try:
-        aws.dynamodb().update_item(
-            TableName=get_settings().main_table,
-            Key=aws.to_item({"pk": pk, "sk": keys.META}),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeValues=aws.to_values(values),
-            **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
-        )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return False
-        raise
-    return True
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeValues=aws.to_values(values),
+        **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
+    )
+    return answer is not None
 
 
 def apply_counter_deltas(pk: str, deltas: dict[str, int], sequence: str) -> dict[str, Any] | None:
@@ -180,10 +173,5 @@ def apply_counter_deltas(pk: str, deltas: dict[str, int], sequence: str) -> dict
     }
     if names:
         params["ExpressionAttributeNames"] = names
-    try:
-        answer = aws.dynamodb().update_item(**params)
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return None
-        raise
-    return aws.from_item(answer["Attributes"])
+    answer = aws.write_if(aws.dynamodb().update_item, **params)
+    return aws.from_item(answer["Attributes"]) if answer else None

@@ -21,20 +21,27 @@ def _table() -> str:
 
 
 def _update(pk: str, phone: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
-    try:
-        aws.dynamodb().update_item(
-            TableName=_table(),
-            Key=aws.to_item({"pk": pk, "sk": phone}),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#st": "state"},
-            ExpressionAttributeValues=aws.to_values(values),
-        )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return False
-        raise
-    return True
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=_table(),
+        Key=aws.to_item({"pk": pk, "sk": phone}),
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames={"#st": "state"},
+        ExpressionAttributeValues=aws.to_values(values),
+    )
+    return answer is not None
+
+
+def _create(item: dict[str, Any]) -> bool:
+    """Write the delivery unless one exists already: the claim that makes duplicates harmless."""
+    answer = aws.write_if(
+        aws.dynamodb().put_item,
+        TableName=_table(),
+        Item=aws.to_item(item),
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+    return answer is not None
 
 
 def claim_first(pk: str, phone: str, params: dict[str, Any], claimed_by: str) -> bool:
@@ -52,15 +59,7 @@ def claim_first(pk: str, phone: str, params: dict[str, Any], claimed_by: str) ->
         "claimed_by": claimed_by,
         "updated_at": now,
     }
-    try:
-        aws.dynamodb().put_item(
-            TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
-        )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return False
-        raise
-    return True
+    return _create(item)
 
 
 def claim_queued(pk: str, phone: str, previous_attempt: int, claimed_by: str) -> bool:
@@ -93,15 +92,7 @@ def park_unsent(pk: str, phone: str, params: dict[str, Any]) -> bool:
         "due_at": now,
         "updated_at": now,
     }
-    try:
-        aws.dynamodb().put_item(
-            TableName=_table(), Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
-        )
-    except Exception as exc:
-        if aws.is_condition_failure(exc):
-            return False
-        raise
-    return True
+    return _create(item)
 
 
 def get_delivery(pk: str, phone: str) -> dict[str, Any] | None:
