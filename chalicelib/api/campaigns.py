@@ -6,14 +6,14 @@ import time
 
 from chalice import Blueprint
 
-from chalicelib.api.http import parse_body, query_int, query_str, route
+from chalicelib.api.http import paged, parse_body, route
 from chalicelib.api.views import campaign_view, delivery_view
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page
 from chalicelib.observability import logger
 from chalicelib.operations import pacer
-from chalicelib.store import campaigns, deliveries, keys, lists, pages
+from chalicelib.store import campaigns, deliveries, keys, lists
 
 bp = Blueprint(__name__)
 
@@ -85,10 +85,11 @@ def cancel_campaign(account: str, campaign_id: str) -> Campaign:
 
 @route(bp, "/campaigns/{campaign_id}/recipients", methods=["GET"])
 def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
-    request = bp.current_request
     campaigns.get_campaign(account, campaign_id)
-    scope = f"{account}/campaigns/{campaign_id}"
-    after = pages.decode(scope, query_str(request, "page_token"))
     pk = keys.campaign_pk(account, campaign_id)
-    items, last = deliveries.deliveries_page(pk, after_sk=after, limit=query_int(request, "limit", 100))
-    return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=pages.encode(scope, last))
+    items, token = paged(
+        bp.current_request,
+        f"{account}/campaigns/{campaign_id}",
+        lambda after, limit: deliveries.deliveries_page(pk, after_sk=after, limit=limit),
+    )
+    return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=token)

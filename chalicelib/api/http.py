@@ -14,13 +14,14 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.domain.errors import DomainError, FieldError, InvalidInput, MalformedRequest, Unauthorized
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
-from chalicelib.store import accounts, idempotency
+from chalicelib.store import accounts, idempotency, pages
 
 Model = TypeVar("Model", bound=BaseModel)
 Auth = Literal["account", "operator", "none"]
 OPERATOR = "operator"  # the idempotency scope of admin-token calls
 PROBLEM_BASE = "https://bulk-campaign-api.dev/problems/"
 MAX_PAGE = 1000
+DEFAULT_PAGE = 100
 
 
 def problem(status: int, title: str, detail: str, errors: list[FieldError] | None = None, slug: str = "") -> Response:
@@ -91,6 +92,15 @@ def query_int(request: Request, name: str, default: int, low: int = 1, high: int
     if not low <= value <= high:
         raise InvalidInput.on(name, f"must be between {low} and {high}")
     return value
+
+
+def paged(
+    request: Request, scope: str, fetch: Callable[[str | None, int], tuple[list[dict[str, Any]], str | None]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `fetch` from the request's `page_token` and `limit`; the items and the next token."""
+    after = pages.decode(scope, query_str(request, "page_token"))
+    items, last = fetch(after, query_int(request, "limit", DEFAULT_PAGE))
+    return items, pages.encode(scope, last)
 
 
 def jsonable(result: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.http import parse_body, query_int, query_str, route
+from chalicelib.api.http import paged, parse_body, route
 from chalicelib.api.views import list_recipient_view, list_view
 from chalicelib.domain.models import (
     ListCreate,
@@ -16,7 +16,7 @@ from chalicelib.domain.models import (
     RejectedRecipient,
 )
 from chalicelib.domain.recipients import RejectedRow, check_rows
-from chalicelib.store import lists, pages
+from chalicelib.store import lists
 
 bp = Blueprint(__name__)
 
@@ -63,9 +63,10 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
 
 @route(bp, "/lists/{list_id}/recipients", methods=["GET"])
 def list_recipients(account: str, list_id: str) -> Page[ListRecipient]:
-    request = bp.current_request
     lists.get_list(account, list_id)
-    scope = f"{account}/lists/{list_id}"
-    after = pages.decode(scope, query_str(request, "page_token"))
-    items, last = lists.recipients_page(account, list_id, after_sk=after, limit=query_int(request, "limit", 100))
-    return Page[ListRecipient](items=[list_recipient_view(i) for i in items], next_page_token=pages.encode(scope, last))
+    items, token = paged(
+        bp.current_request,
+        f"{account}/lists/{list_id}",
+        lambda after, limit: lists.recipients_page(account, list_id, after_sk=after, limit=limit),
+    )
+    return Page[ListRecipient](items=[list_recipient_view(i) for i in items], next_page_token=token)

@@ -1,22 +1,48 @@
-"""moto's server as the local AWS, tuned for throughput.
+"""moto's server as the local AWS, made faithful under concurrency and tuned for throughput.
 
-The same WSGI app `python -m moto.server` runs, with two changes: the backend serving each host is
-remembered (moto otherwise scans its module list and a few hundred URL patterns on every request,
-a fifth of its time under load), and werkzeug's per-request access log is off.
+The same WSGI app `python -m moto.server` runs, with three changes:
+- DynamoDB writes are serialized. moto checks a condition and then writes, and numbers stream
+  records by the length of a list, without a lock: concurrent writers (the event runner's dispatch
+  threads) could both pass one condition, and two stream records could get one sequence number, so
+  a stream reader re-reads a record. Real DynamoDB does neither.
+- The backend serving each host is remembered (moto otherwise scans its module list and a few
+  hundred URL patterns on every request, a fifth of its time under load).
+- werkzeug's per-request access log is off.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
+
+WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_write_lock = threading.RLock()
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _write_lock:
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def serialize_dynamodb_writes() -> None:
+    for name in WRITES:
+        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
 
 
 class CachingDispatcher(DomainDispatcherApplication):
@@ -43,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    serialize_dynamodb_writes()
     app = CachingDispatcher(create_backend_app)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     return 0
