@@ -1,8 +1,7 @@
-"""Logger and metrics, created once and shared (Powertools)."""
+"""The structured logger, created once and shared (Powertools)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
 logger = Logger(service="bulk-campaign-api")
-metrics = Metrics(namespace="BulkCampaign", service="bulk-campaign-api")
