@@ -24,16 +24,18 @@ def deliveries() -> Iterator[tuple[Any, Any, str]]:
     port = free_port()
     process = start_moto(Path(tempfile.mkdtemp(prefix="moto-test-")), port)
     url = f"http://127.0.0.1:{port}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-        names = create_resources(prefix="conc", endpoint_url=url)
-        config = Config(max_pool_connections=32)
-        dynamodb = boto3.client("dynamodb", endpoint_url=url, config=config, region_name="us-east-1")
-        streams = boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1")
-        yield dynamodb, streams, names["DELIVERIES_TABLE"]
-    process.stop()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AWS_ACCESS_KEY_ID", "testing")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+            names = create_resources(prefix="conc", endpoint_url=url)
+            config = Config(max_pool_connections=32)
+            dynamodb = boto3.client("dynamodb", endpoint_url=url, config=config, region_name="us-east-1")
+            streams = boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1")
+            yield dynamodb, streams, names["DELIVERIES_TABLE"]
+    finally:
+        process.stop()  # also when setting up failed
 
 
 def test_only_one_of_many_concurrent_conditional_claims_wins(deliveries: tuple[Any, Any, str]) -> None:
