@@ -61,9 +61,9 @@ def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
 
 
 def _release_now(pk: str) -> None:
-    """Release the first seconds at once rather than at the next tick; the tick covers it if this fails."""
+    """Release the first window (up to the next tick) at once; the tick covers it if this fails."""
     try:
-        pacer.release_campaign(pk, horizon_seconds=pacer.IMMEDIATE_HORIZON_SECONDS)
+        pacer.release_campaign(pk)
     except Exception:
         logger.exception("immediate release failed; the next pacer tick releases", extra={"campaign": pk})
 

@@ -17,7 +17,6 @@ from chalicelib.store import campaigns, deliveries, keys, lists, queue
 
 # A released retry is not handed out again for this long; if its chunk is lost it comes back then.
 RETRY_LEASE_SECONDS = 900
-IMMEDIATE_HORIZON_SECONDS = 10.0
 # Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
 RELEASE_LEASE_SECONDS = 120
 

@@ -72,7 +72,7 @@ def test_ticks_release_each_recipient_once_at_the_rate(tenant: Api, aws_env: dic
 
 
 def test_recipients_added_after_the_start_are_not_in_that_campaign(tenant: Api, aws_env: dict[str, str]) -> None:
-    draft = draft_with(tenant, 20, rate_per_second=1)  # the start releases the first 10 only
+    draft = draft_with(tenant, 20, rate_per_second=1)  # the start releases the first one only
     started = tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
     time.sleep(0.01)
     late = recipient_rows(5, start=100)
