@@ -30,6 +30,8 @@ def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: floa
     # Completion is retried here too: when it lost a race with a pause or resume, no change is left to retry it.
     if complete_if_done(campaign) or _plan(campaign, now, horizon).quota == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
+    if campaign.get("release_exhausted") and not deliveries.due_deliveries(pk, now, 1):
+        return 0  # the list is done and no retry is due: nothing to lease for
     campaign = campaigns.take_release_lease(pk, now, RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
