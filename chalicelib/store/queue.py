@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from chalicelib.settings import get_settings
@@ -32,7 +31,3 @@ def send_chunks(chunks: list[tuple[dict[str, Any], int]]) -> None:
                 break
         if entries:
             raise QueueSendError(f"{len(entries)} dispatch chunks could not be queued")
-
-
-def new_chunk_id() -> str:
-    return uuid.uuid4().hex
