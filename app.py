@@ -8,6 +8,7 @@ from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
 
 from chalicelib.api import register_api
+from chalicelib.workers import dead_letters as dead_letters_worker
 from chalicelib.workers import dispatch as dispatch_worker
 from chalicelib.workers import release as release_worker
 from chalicelib.workers import stats as stats_worker
@@ -15,19 +16,31 @@ from chalicelib.workers import stats as stats_worker
 app = Chalice(app_name="bulk-campaign-api")
 register_api(app)
 
-# Placeholders: infra/template.json replaces both with Fn::GetAtt of the resources it defines.
+# Placeholders: infra/template.json replaces each with Fn::GetAtt of the resource it defines.
+RELEASE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:release"
 DISPATCH_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch"
+DISPATCH_DLQ_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch-dead-letters"
 DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def release(event: CloudWatchEvent) -> None:
-    release_worker.release_due_recipients()
+def release_tick(event: CloudWatchEvent) -> None:
+    release_worker.fan_out()
 
 
-@app.on_sqs_message(queue_arn=DISPATCH_QUEUE_PLACEHOLDER, batch_size=10, maximum_concurrency=10)
+@app.on_sqs_message(queue_arn=RELEASE_QUEUE_PLACEHOLDER, batch_size=5, maximum_concurrency=5)
+def release(event: SQSEvent) -> dict[str, Any]:
+    return release_worker.handle_jobs(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=DISPATCH_QUEUE_PLACEHOLDER, batch_size=4, maximum_concurrency=10)
 def dispatch(event: SQSEvent) -> dict[str, Any]:
     return dispatch_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=DISPATCH_DLQ_PLACEHOLDER, batch_size=10, maximum_concurrency=2)
+def dead_letters(event: SQSEvent) -> dict[str, Any]:
+    return dead_letters_worker.handle_batch(event.to_dict(), event.context)
 
 
 @app.on_dynamodb_record(

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     deliveries_table: str = "bulk-deliveries"
     idempotency_table: str = "bulk-idempotency"
     dispatch_queue_url: str = ""
+    release_queue_url: str = ""
 
     admin_token: str = Field(default="", description="Bearer token that may create accounts.")
     page_token_secret: str = "change-me"
@@ -27,6 +28,20 @@ class Settings(BaseSettings):
     # Pacer: how far ahead each tick releases work (the schedule's period in AWS).
     release_horizon_seconds: float = 60.0
     max_chunk_size: int = 50
+    # Backpressure: released but unfinished work per campaign is bounded to this many seconds of its rate.
+    release_backlog_seconds: float = 30.0
+
+    # Dispatch: sends in flight at once within one invocation, and the time kept back before the deadline.
+    dispatch_concurrency: int = 50
+    dispatch_deadline_margin_seconds: float = 5.0
+    # Dispatch re-reads the campaign's status this often while it sends (pause takes effect within it).
+    status_recheck_seconds: float = 0.5
+
+    # A recount is stored only when no delivery changed for this long (the stream has caught up by then).
+    recount_quiet_seconds: float = 60.0
+
+    # Deliveries expire (DynamoDB TTL) this long after their final outcome.
+    delivery_retention_days: int = 90
 
     vonage_base_url: str = "https://api.nexmo.com"
     vonage_api_key: str = ""

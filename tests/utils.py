@@ -95,3 +95,39 @@ def sqs_event(
             for m in messages
         ]
     }
+
+
+def receive_all(queue_url: str) -> list[dict[str, Any]]:
+    """Every visible message of a queue (moto answers delayed ones too once their delay passed)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        messages.extend(batch)
+    return messages
+
+
+def run_release_jobs(chalice_app: Any, release_queue_url: str) -> int:
+    """What the release function's event source mapping does: hand the queued release jobs to it."""
+    jobs = receive_all(release_queue_url)
+    if jobs:
+        chalice_app.release(sqs_event(jobs), None)
+    return len(jobs)
+
+
+class LambdaContext:
+    """The attributes of Lambda's context that the handlers read; `remaining_ms` is the time left."""
+
+    aws_request_id = "test"
+    function_name = "dispatch"
+
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        import time
+
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        import time
+
+        return max(0, int((self._deadline - time.monotonic()) * 1000))

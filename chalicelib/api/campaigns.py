@@ -1,4 +1,7 @@
-"""Campaigns: create a draft, read it with live counters, start/pause/resume/cancel, list outcomes."""
+"""Campaigns: create a draft, read it with live counters, start/pause/resume/cancel, list outcomes, recount.
+
+No request does per-recipient work: start and resume change the status and queue one release job.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import time
 from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, route
-from chalicelib.api.views import campaign_view, delivery_view
+from chalicelib.api.views import campaign_view, counters_view, delivery_view
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page
+from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page, Recount
 from chalicelib.observability import logger
-from chalicelib.operations import pacer
-from chalicelib.store import campaigns, deliveries, keys, lists
+from chalicelib.operations import recount
+from chalicelib.store import campaigns, deliveries, lists, queue
 
 bp = Blueprint(__name__)
 
@@ -44,28 +47,31 @@ def start_campaign(account: str, campaign_id: str) -> Campaign:
     now = time.time()
     sets = {"total": audience, "started_at": now, "started_at_ms": int(now * 1000), "released_until": now}
     started = campaigns.change_status(campaign["pk"], current, new, sets=sets)
-    _release_now(started["pk"])
-    return campaign_view(campaigns.get_campaign(account, campaign_id))
+    _release_soon(started["pk"])
+    return campaign_view(started)
 
 
 def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
     campaign = campaigns.get_campaign(account, campaign_id)
     current = CampaignStatus(campaign["status"])
-    # Resuming restarts the pace from now: no burst to catch up on the paused time.
-    sets = {"released_until": time.time()} if action == CampaignAction.RESUME else None
+    sets = None
+    if action == CampaignAction.RESUME:
+        # The pace restarts from now (no burst to catch up on the paused time), but never before what was
+        # already released: chunks still waiting in the queue keep their place, and the rate is not doubled.
+        sets = {"released_until": max(time.time(), float(campaign.get("released_until", 0)))}
     changed = campaigns.change_status(campaign["pk"], current, next_status(action, current), sets=sets)
     if action == CampaignAction.RESUME:
-        _release_now(changed["pk"])
-        changed = campaigns.get_campaign(account, campaign_id)
+        _release_soon(changed["pk"])
     return campaign_view(changed)
 
 
-def _release_now(pk: str) -> None:
-    """Release the first window (up to the next tick) at once; the tick covers it if this fails."""
+def _release_soon(pk: str) -> None:
+    """Queue a release job now, so the first window goes out without waiting for the tick (which covers
+    it if this fails)."""
     try:
-        pacer.release_campaign(pk)
+        queue.send_release_jobs([pk])
     except Exception:
-        logger.exception("immediate release failed; the next pacer tick releases", extra={"campaign": pk})
+        logger.exception("queueing the first release failed; the next tick releases", extra={"campaign": pk})
 
 
 @route(bp, "/campaigns/{campaign_id}/pause", methods=["POST"])
@@ -83,13 +89,25 @@ def cancel_campaign(account: str, campaign_id: str) -> Campaign:
     return _act(account, campaign_id, CampaignAction.CANCEL)
 
 
+@route(bp, "/campaigns/{campaign_id}/recount", methods=["POST"])
+def recount_campaign(account: str, campaign_id: str) -> Recount:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    result = recount.recount(campaign)
+    return Recount(
+        before=counters_view(result.before),
+        after=counters_view(result.after),
+        drift=result.drift,
+        applied=result.applied,
+    )
+
+
 @route(bp, "/campaigns/{campaign_id}/recipients", methods=["GET"])
 def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
-    campaigns.get_campaign(account, campaign_id)
-    pk = keys.campaign_pk(account, campaign_id)
+    campaign = campaigns.get_campaign(account, campaign_id)
+    buckets = int(campaign.get("buckets", 1))
     items, token = paged(
         bp.current_request,
         f"{account}/campaigns/{campaign_id}",
-        lambda after, limit: deliveries.deliveries_page(pk, after_sk=after, limit=limit),
+        lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
     )
     return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=token)

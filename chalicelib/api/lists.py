@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, route
@@ -38,22 +40,24 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
     current = lists.get_list(account, list_id)
     batch = check_rows(body.recipients)
     known = lists.existing_phones(account, list_id, [row.phone for row in batch.valid])
-    fresh = [row for row in batch.valid if row.phone not in known]
+    count, raced = (
+        lists.put_recipients(
+            account, list_id, [(row.phone, row.params) for row in batch.valid if row.phone not in known]
+        )
+        if len(known) < len(batch.valid)
+        else (int(current["recipient_count"]), set())
+    )
+    listed = known | raced  # raced: another request listed the number first
     rejected = batch.rejected + [
         RejectedRow(row.index, "duplicate", "already in the list", row.phone)
         for row in batch.valid
-        if row.phone in known
+        if row.phone in listed
     ]
     rejected.sort(key=lambda r: r.index)
-    count = (
-        lists.put_recipients(account, list_id, [(row.phone, row.params) for row in fresh])
-        if fresh
-        else int(current["recipient_count"])
-    )
     duplicates = sum(1 for r in rejected if r.reason == "duplicate")
     return RecipientsAdded(
         received=len(body.recipients),
-        accepted=len(fresh),
+        accepted=len(batch.valid) - len(listed),
         invalid=len(rejected) - duplicates,
         duplicates=duplicates,
         rejected=[RejectedRecipient.model_validate(r, from_attributes=True) for r in rejected],
@@ -67,6 +71,12 @@ def list_recipients(account: str, list_id: str) -> Page[ListRecipient]:
     items, token = paged(
         bp.current_request,
         f"{account}/lists/{list_id}",
-        lambda after, limit: lists.recipients_page(account, list_id, after_sk=after, limit=limit),
+        lambda after, limit: _positions_dropped(lists.recipients_page(account, list_id, after=after, limit=limit)),
     )
     return Page[ListRecipient](items=[list_recipient_view(i) for i in items], next_page_token=token)
+
+
+def _positions_dropped(
+    page: tuple[list[tuple[str, dict[str, Any]]], str | None],
+) -> tuple[list[dict[str, Any]], str | None]:
+    return [item for _, item in page[0]], page[1]

@@ -33,13 +33,20 @@ def list_recipient_view(item: dict[str, Any]) -> ListRecipient:
 
 
 def counters_view(item: dict[str, Any]) -> Counters:
-    total, in_flight, succeeded, failed = (int(item.get(k, 0)) for k in ("total", "in_flight", "succeeded", "failed"))
+    in_flight, succeeded, failed, unknown = (
+        int(item.get(k, 0)) for k in ("in_flight", "succeeded", "failed", "unknown")
+    )
+    counted = in_flight + succeeded + failed + unknown
+    # An upload still writing when the campaign started can add recipients the start-time count missed:
+    # until the list is exhausted (when total becomes exact) total is never shown below what is known.
+    total = max(int(item.get("total", 0)), int(item.get("released", 0)), counted)
     return Counters(
         total=total,
-        queued=total - in_flight - succeeded - failed,
+        queued=total - counted,
         in_flight=in_flight,
         succeeded=succeeded,
         failed=failed,
+        unknown=unknown,
     )
 
 

@@ -18,4 +18,10 @@ class OutgoingMessage:
 
 
 class Channel(Protocol):
-    def send(self, message: OutgoingMessage) -> SendOutcome: ...
+    # True only when the provider deduplicates on the idempotency key: then a send that may already have
+    # happened (a crash, a timeout after sending) is repeated with the same key; else it is `unknown`.
+    honours_idempotency_key: bool
+
+    def send(self, message: OutgoingMessage) -> SendOutcome:
+        """Never raises: every answer, and every failure to get one, is a SendOutcome."""
+        ...

@@ -1,4 +1,8 @@
-"""Vonage Messages API: POST {base}/v1/messages, answer 202 {"message_uuid"}."""
+"""Vonage Messages API: POST {base}/v1/messages, answer 202 {"message_uuid"}.
+
+Vonage does not deduplicate on `client_ref`: a request that may have reached it (read timeout,
+dropped connection) is reported as ambiguous, never as a transient failure to resend.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class VonageMessages:
     CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
+    honours_idempotency_key = False
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
         self._client = httpx.Client(
             base_url=base_url,
             auth=httpx.BasicAuth(api_key, api_secret),
             timeout=timeout_seconds,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            # Shared by the concurrent sends of every invocation in this process (several on the local stack).
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             follow_redirects=False,
         )
 
@@ -36,16 +42,25 @@ class VonageMessages:
         }
         try:
             answer = self._client.post("/v1/messages", json=body)
-        except httpx.TimeoutException:
-            return SendOutcome.transient("provider timed out")
-        except httpx.TransportError as exc:
-            return SendOutcome.transient(f"provider unreachable: {type(exc).__name__}")
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return SendOutcome.transient(f"provider unreachable: {type(exc).__name__}")  # nothing was sent
+        except httpx.TransportError as exc:  # sent, or partly sent, with no answer
+            return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
         if answer.status_code in (200, 202):
-            return SendOutcome.accepted(str(answer.json()["message_uuid"]))
+            return SendOutcome.accepted(_message_uuid(answer))
         detail = _error_detail(answer)
         if answer.status_code in TRANSIENT_STATUSES:
             return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer))
         return SendOutcome.permanent(detail)
+
+
+def _message_uuid(answer: httpx.Response) -> str | None:
+    """The provider took the message: its id if the answer names one (an unreadable body is no failure)."""
+    try:
+        value = answer.json().get("message_uuid")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _error_detail(answer: httpx.Response) -> str:

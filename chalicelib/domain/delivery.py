@@ -11,23 +11,35 @@ class DeliveryState(StrEnum):
     IN_FLIGHT = "in_flight"  # claimed by a dispatch worker, outcome not yet recorded
     SUCCEEDED = "succeeded"  # the provider accepted the message
     FAILED = "failed"  # a permanent failure, or a transient one that exhausted its retries
+    # The send may or may not have reached the provider (a crash or a timeout after sending), and the
+    # channel cannot be asked again safely: recorded, counted and never resent.
+    UNKNOWN = "unknown"
 
 
-TERMINAL_STATES = frozenset({DeliveryState.SUCCEEDED, DeliveryState.FAILED})
-# Counters kept on the campaign; `queued` is derived as total minus these, so the
-# invariant total = queued + in_flight + succeeded + failed holds at every read.
-COUNTED_STATES = (DeliveryState.IN_FLIGHT, DeliveryState.SUCCEEDED, DeliveryState.FAILED)
+TERMINAL_STATES = frozenset({DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN})
+# The counter each delivery state is kept in on the campaign. `waiting` counts queued deliveries (a
+# retry or a parked recipient); the API's `queued` is total minus in_flight and the terminal ones, so
+# total = queued + in_flight + succeeded + failed + unknown holds at every read.
+COUNTER_OF_STATE = {
+    DeliveryState.QUEUED.value: "waiting",
+    DeliveryState.IN_FLIGHT.value: "in_flight",
+    DeliveryState.SUCCEEDED.value: "succeeded",
+    DeliveryState.FAILED.value: "failed",
+    DeliveryState.UNKNOWN.value: "unknown",
+}
+COUNTERS = tuple(COUNTER_OF_STATE.values())
+FINISHED_COUNTERS = ("succeeded", "failed", "unknown")
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:
-    """How one recipient's change of state moves the counted buckets."""
+    """How one recipient's change of state moves the counters."""
     deltas: dict[str, int] = {}
     if old == new:
         return deltas
-    if old in {s.value for s in COUNTED_STATES}:
-        deltas[str(old)] = deltas.get(str(old), 0) - 1
-    if new in {s.value for s in COUNTED_STATES}:
-        deltas[str(new)] = deltas.get(str(new), 0) + 1
+    if old in COUNTER_OF_STATE:
+        deltas[COUNTER_OF_STATE[old]] = -1
+    if new in COUNTER_OF_STATE:
+        deltas[COUNTER_OF_STATE[new]] = deltas.get(COUNTER_OF_STATE[new], 0) + 1
     return deltas
 
 
@@ -35,6 +47,9 @@ class OutcomeKind(StrEnum):
     ACCEPTED = "accepted"
     TRANSIENT = "transient"
     PERMANENT = "permanent"
+    # The request may have reached the provider but no answer came back (read timeout, dropped
+    # connection): resent only through a channel that honours idempotency keys.
+    AMBIGUOUS = "ambiguous"
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class SendOutcome:
     retry_after_seconds: float | None = None
 
     @classmethod
-    def accepted(cls, provider_message_id: str) -> SendOutcome:
+    def accepted(cls, provider_message_id: str | None) -> SendOutcome:
         return cls(OutcomeKind.ACCEPTED, provider_message_id=provider_message_id)
 
     @classmethod
@@ -57,3 +72,7 @@ class SendOutcome:
     @classmethod
     def permanent(cls, error: str) -> SendOutcome:
         return cls(OutcomeKind.PERMANENT, error=error)
+
+    @classmethod
+    def ambiguous(cls, error: str) -> SendOutcome:
+        return cls(OutcomeKind.AMBIGUOUS, error=error)

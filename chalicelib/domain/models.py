@@ -85,7 +85,9 @@ class CampaignCreate(Strict):
     template: str = Field(
         min_length=1, max_length=1600, description="Liquid template; recipient params are its variables."
     )
-    rate_per_second: float = Field(10, gt=0, le=1000, description="Messages per second for this campaign.")
+    rate_per_second: float = Field(
+        10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
+    )
     retry_policy: RetryPolicy | None = Field(None, description="Omit for no retries: one attempt each.")
 
     @field_validator("template")
@@ -99,11 +101,17 @@ class CampaignCreate(Strict):
 
 
 class Counters(BaseModel):
-    total: int
-    queued: int
-    in_flight: int
-    succeeded: int
-    failed: int
+    """total = queued + in_flight + succeeded + failed + unknown, at every read."""
+
+    total: int = Field(description="Recipients of the campaign: the list as it stood at start.")
+    queued: int = Field(description="Not sent yet: waiting for release, for a retry, or parked by a pause.")
+    in_flight: int = Field(description="Being sent now.")
+    succeeded: int = Field(description="Accepted by the provider.")
+    failed: int = Field(description="Failed for good: a permanent error, retries exhausted, or dead-lettered.")
+    unknown: int = Field(
+        description="The send may have happened but no answer came back (a timeout after sending, a worker "
+        "that stopped); not resent, since the channel takes no idempotency key."
+    )
 
 
 class Campaign(BaseModel):
@@ -130,6 +138,17 @@ class Delivery(BaseModel):
     last_error: str | None = None
     next_attempt_at: str | None = None
     updated_at: str
+
+
+class Recount(BaseModel):
+    """Counters rebuilt from the deliveries themselves."""
+
+    before: Counters = Field(description="The counters as they were.")
+    after: Counters = Field(description="The counters as the deliveries say.")
+    drift: dict[str, int] = Field(description="after - before, for each counter that differed.")
+    applied: bool = Field(
+        description="False when the campaign kept changing during the recount; `after` was then not stored."
+    )
 
 
 Item = TypeVar("Item", bound=BaseModel)

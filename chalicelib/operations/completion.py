@@ -1,22 +1,27 @@
-"""A campaign completes by itself once every recipient it released has a terminal outcome."""
+"""A campaign completes by itself once every recipient it released has a final outcome."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
+from chalicelib.domain.delivery import FINISHED_COUNTERS
 from chalicelib.domain.errors import Conflict
 from chalicelib.store import campaigns
 
 ATTEMPTS = 3
 
 
+def finished(campaign: dict[str, Any]) -> int:
+    return sum(int(campaign.get(name, 0)) for name in FINISHED_COUNTERS)
+
+
 def is_done(campaign: dict[str, Any]) -> bool:
-    finished = int(campaign["succeeded"]) + int(campaign["failed"])
     return (
         bool(campaign.get("release_exhausted"))
-        and int(campaign["in_flight"]) == 0
-        and finished >= int(campaign["total"])
+        and int(campaign.get("in_flight", 0)) == 0
+        and int(campaign.get("waiting", 0)) == 0
+        and finished(campaign) >= int(campaign["total"])
     )
 
 

@@ -1,13 +1,20 @@
-"""The pacer: hands due recipients of running campaigns to dispatch, in chunks, at each campaign's rate.
+"""The pacer: hands due recipients of a running campaign to dispatch, in chunks, at the campaign's rate.
 
 Due retries (and recipients parked by a pause) go first, then new recipients read from the list with
 a cursor kept on the campaign. Chunks are queued before the cursor moves: a crash in between
-re-releases a chunk, which the dispatch claims turn into a no-op, instead of losing it.
+re-releases a chunk, which the dispatch claims turn into a no-op, instead of losing it. When only
+part of the chunks could be queued, the progress of that part is kept.
+
+Backpressure: released work that dispatch has not finished is bounded to `release_backlog_seconds` of
+the campaign's rate (beyond the window being released), so a slow provider does not build a backlog.
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.pacing import ReleasePlan, plan_release
@@ -19,6 +26,19 @@ from chalicelib.store import campaigns, deliveries, keys, lists, queue
 RETRY_LEASE_SECONDS = 900
 # Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
 RELEASE_LEASE_SECONDS = 120
+TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
+
+
+@dataclass
+class Entry:
+    """One recipient released to dispatch, and where the list cursor stands once it is sent."""
+
+    body: dict[str, Any]
+    position: str | None  # the list position (fresh recipients only)
+
+    @property
+    def fresh(self) -> bool:
+        return bool(self.body["fresh"])
 
 
 def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: float | None = None) -> int:
@@ -28,84 +48,131 @@ def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: floa
     if campaign is None or campaign["status"] != "running":
         return 0
     # Completion is retried here too: when it lost a race with a pause or resume, no change is left to retry it.
-    if complete_if_done(campaign) or _plan(campaign, now, horizon).quota == 0:
+    if complete_if_done(campaign) or _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
-    if campaign.get("release_exhausted") and not deliveries.due_deliveries(pk, now, 1):
-        return 0  # the list is done and no retry is due: nothing to lease for
+    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)):
+        return 0  # the list is done and no retry waits: nothing to lease for
     campaign = campaigns.take_release_lease(pk, now, RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
-    rate = float(campaign["rate_per_second"])
-    plan = _plan(campaign, now, horizon)
-    entries = _due_entries(pk, now, plan.quota)
+    plan, quota = _quota(campaign, now, horizon)
+    entries = _due_entries(campaign, now, quota) if int(campaign.get("waiting", 0)) else []
     cursor = campaign.get("release_cursor")
     exhausted = bool(campaign.get("release_exhausted", False))
-    new_cursor = cursor
     account_id, _ = keys.split_campaign_pk(pk)
-    while len(entries) < plan.quota and not exhausted:
-        page, next_sk = lists.recipients_page(
+    while len(entries) < quota and not exhausted:
+        page, cursor = lists.recipients_page(
             account_id,
             campaign["list_id"],
-            after_sk=new_cursor,
-            limit=plan.quota - len(entries),
+            after=cursor,
+            limit=quota - len(entries),
             added_before_ms=int(campaign["started_at_ms"]),
         )
         entries.extend(
-            {
-                "phone": r["sk"].removeprefix(keys.RECIPIENT_PREFIX),
-                "params": r.get("params", {}),
-                "previous_attempt": 0,
-                "fresh": True,
-            }
-            for r in page
-        )
-        if next_sk is None:
-            exhausted = True
-            if page:
-                new_cursor = page[-1]["sk"]
-        else:
-            new_cursor = next_sk
-    if entries:
-        queue.send_chunks(_chunks(pk, plan, entries))
+            Entry(
+                {"phone": r["sk"].removeprefix(keys.RECIPIENT_PREFIX), "params": r.get("params", {}),
+                 "previous_attempt": 0, "fresh": True},
+                position,
+            )
+            for position, r in page
+        )  # fmt: skip
+        exhausted = cursor is None
+    sent = _send(pk, campaign, plan, entries)
+    done = entries[:sent]
+    if sent < len(entries):  # keep what went out; the rest is released again from there
+        exhausted = False
+        positions = [e.position for e in done if e.fresh]
+        cursor = positions[-1] if positions else campaign.get("release_cursor")
     campaigns.save_release_progress(
         pk,
         lease=float(campaign["release_lease"]),
-        new_cursor=new_cursor,
-        released_until=plan.released_until(len(entries), rate),
+        new_cursor=cursor,
+        released_until=plan.released_until(len(done), float(campaign["rate_per_second"])),
         exhausted=exhausted,
-        fresh=sum(1 for e in entries if e["fresh"]),
+        fresh=sum(1 for e in done if e.fresh),
     )
-    return len(entries)
+    return len(done)
 
 
-def _plan(campaign: dict[str, Any], now: float, horizon: float) -> ReleasePlan:
-    return plan_release(
+def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[ReleasePlan, int]:
+    """The window's plan, and how many recipients it may release under backpressure."""
+    settings = get_settings()
+    rate = float(campaign["rate_per_second"])
+    plan = plan_release(
         now=now,
         released_until=float(campaign.get("released_until", 0)),
-        rate_per_second=float(campaign["rate_per_second"]),
+        rate_per_second=rate,
         horizon_seconds=horizon,
-        max_chunk_size=get_settings().max_chunk_size,
+        max_chunk_size=settings.max_chunk_size,
     )
+    limit = max(settings.max_chunk_size, math.ceil(rate * (horizon + settings.release_backlog_seconds)))
+    return plan, max(0, min(plan.quota, limit - outstanding(campaign)))
 
 
-def _due_entries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:
-    entries = []
-    for due in deliveries.due_deliveries(pk, now, limit):
-        attempt = int(due["attempt"])
-        if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
-            entries.append(
-                {"phone": due["sk"], "params": due.get("params", {}), "previous_attempt": attempt, "fresh": False}
-            )
+def outstanding(campaign: dict[str, Any]) -> int:
+    """Released and not finished: fresh recipients not yet claimed, plus every send in flight."""
+    rows = sum(int(campaign.get(c, 0)) for c in ("waiting", "in_flight", "succeeded", "failed", "unknown"))
+    return max(0, int(campaign.get("released", 0)) - rows) + int(campaign.get("in_flight", 0))
+
+
+def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry]:
+    entries: list[Entry] = []
+    for bucket in range(int(campaign.get("buckets", 1))):
+        if len(entries) >= limit:
+            break
+        pk = keys.delivery_pk(campaign["pk"], bucket)
+        for due in deliveries.due_deliveries(pk, now, limit - len(entries)):
+            attempt = int(due["attempt"])
+            if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
+                body = {
+                    "phone": due["sk"],
+                    "params": due.get("params", {}),
+                    "previous_attempt": attempt,
+                    "fresh": False,
+                }
+                entries.append(Entry(body, None))
     return entries
 
 
-def _chunks(pk: str, plan: ReleasePlan, entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
-    chunks = []
-    start = 0
+def _send(pk: str, campaign: dict[str, Any], plan: ReleasePlan, entries: list[Entry]) -> int:
+    """Queue the entries in the plan's chunks (split further where a chunk is too large for one message);
+    returns how many entries, from the first, went out (or were failed as too large)."""
+    messages: list[tuple[str, int]] = []
+    covers: list[int] = []  # entries each message settles, a too-large recipient counted with the next
+    carried = start = 0
     for planned in plan.chunks:
         part = entries[start : start + planned.size]
         if not part:
             break
-        chunks.append(({"campaign": pk, "recipients": part}, planned.delay_seconds))
-        start += planned.size
-    return chunks
+        for body, count in _messages(pk, campaign, part):
+            if body is None:
+                carried += count
+                continue
+            messages.append((body, planned.delay_seconds))
+            covers.append(count + carried)
+            carried = 0
+        start += len(part)
+    try:
+        queue.send_chunks_encoded(messages)
+    except queue.QueueSendError as exc:
+        return sum(covers[: exc.sent])
+    return start
+
+
+def _messages(pk: str, campaign: dict[str, Any], part: list[Entry]) -> list[tuple[str | None, int]]:
+    """(encoded body, entries it covers) for one planned chunk, halved until each fits SQS's limit; a body
+    of None stands for a recipient too large for any message, failed here rather than blocking the list."""
+    body = queue.encode({"campaign": pk, "claim": secrets.token_hex(8), "recipients": [e.body for e in part]})
+    if queue.fits(body):
+        return [(body, len(part))]
+    if len(part) == 1:
+        recipient = part[0].body
+        rid = recipient["phone"]
+        target = deliveries.pk_for(pk, int(campaign.get("buckets", 1)), rid)
+        if recipient["fresh"]:
+            deliveries.fail_unsent(target, rid, {}, TOO_LARGE)
+        else:
+            deliveries.fail_queued(target, rid, int(recipient["previous_attempt"]), TOO_LARGE)
+        return [(None, 1)]
+    half = len(part) // 2
+    return _messages(pk, campaign, part[:half]) + _messages(pk, campaign, part[half:])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -96,3 +96,43 @@ def write_if(call: Callable[..., dict[str, Any]], **params: Any) -> dict[str, An
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return None
         raise
+
+
+def query_all(params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a Query matches, page after page (raw attribute values)."""
+    params = dict(params)
+    while True:
+        answer = dynamodb().query(**params)
+        yield from answer.get("Items", [])
+        if "LastEvaluatedKey" not in answer:
+            return
+        params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def page_over_buckets(
+    partition_keys: list[str], query: dict[str, Any], *, after: str | None, limit: int
+) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """Items of several partitions (buckets), one after the other, each in key order.
+
+    `query` is a Query's parameters whose key condition names the partition as `:pk`. Positions are
+    "<bucket index>|<sort key>"; returns (position, item) pairs and where to continue, or None at the end.
+    """
+    bucket, _, after_sk = (after or "0|").partition("|")
+    current = int(bucket)
+    found: list[tuple[str, dict[str, Any]]] = []
+    while current < len(partition_keys) and len(found) < limit:
+        pk = partition_keys[current]
+        params = {**query, "Limit": limit - len(found)}
+        params["ExpressionAttributeValues"] = {**query.get("ExpressionAttributeValues", {}), ":pk": {"S": pk}}
+        if after_sk:
+            params["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
+        answer = dynamodb().query(**params)
+        found.extend((f"{current}|{i['sk']['S']}", from_item(i)) for i in answer.get("Items", []))
+        last = answer.get("LastEvaluatedKey")
+        if last:
+            after_sk = last["sk"]["S"]
+        else:
+            current, after_sk = current + 1, ""
+    if current >= len(partition_keys):
+        return found, None
+    return found, f"{current}|{after_sk}"

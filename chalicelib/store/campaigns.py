@@ -6,12 +6,12 @@ import time
 from typing import Any
 
 from chalicelib.domain.campaign import CampaignStatus
+from chalicelib.domain.delivery import COUNTERS
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
 ACTIVE = "running"
-COUNTER_FIELDS = ("in_flight", "succeeded", "failed")
 
 
 def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, Any]:
@@ -24,9 +24,10 @@ def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, An
         "status": CampaignStatus.DRAFT.value,
         "created_at": time.time(),
         "total": 0,
-        "in_flight": 0,
-        "succeeded": 0,
-        "failed": 0,
+        **dict.fromkeys(COUNTERS, 0),
+        "buckets": keys.bucket_count(float(definition["rate_per_second"])),
+        "stream_seq": {},
+        "stream_batches": 0,
         "released_until": 0,
     }
     aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
@@ -85,19 +86,13 @@ def change_status(
 
 def running_campaign_pks() -> list[str]:
     """Campaigns the pacer must serve, from the sparse `active` index (never a Scan)."""
-    pks: list[str] = []
     params: dict[str, Any] = {
         "TableName": get_settings().main_table,
         "IndexName": "active",
         "KeyConditionExpression": "active = :a",
         "ExpressionAttributeValues": {":a": {"S": ACTIVE}},
     }
-    while True:
-        answer = aws.dynamodb().query(**params)
-        pks.extend(i["pk"]["S"] for i in answer.get("Items", []))
-        if "LastEvaluatedKey" not in answer:
-            return pks
-        params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    return [item["pk"]["S"] for item in aws.query_all(params)]
 
 
 def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, Any] | None:
@@ -149,29 +144,52 @@ def save_release_progress(
     return answer is not None
 
 
-def apply_counter_deltas(pk: str, deltas: dict[str, int], sequence: str) -> dict[str, Any] | None:
-    """Add one stream batch's deltas exactly once, guarded by the last applied sequence number.
+def apply_counter_deltas(pk: str, bucket: int, deltas: dict[str, int], sequence: str) -> dict[str, Any] | None:
+    """Add one stream batch's deltas for one bucket of the campaign exactly once.
 
-    All deliveries of a campaign share one partition key, so their changes arrive on one shard in
-    order: a replayed batch carries sequence numbers at or below the stored one and is skipped.
-    Returns the campaign after the update, or None when this batch was already applied.
+    A bucket's deliveries share a partition key and take a few hundred writes a second at most, so
+    DynamoDB keeps them on one partition and their changes come in order on one shard: a replayed
+    batch carries sequence numbers at or below the bucket's stored one and is skipped. Buckets are
+    guarded apart, so batches of different buckets (possibly on different shards) apply in any order;
+    deltas commute. Returns the campaign after the update, or None when this batch was already applied.
     """
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":seq": sequence.zfill(40)}
-    adds = []
+    names: dict[str, str] = {"#b": str(bucket)}
+    values: dict[str, Any] = {":seq": sequence.zfill(40), ":one": 1}
+    adds = ["stream_batches :one"]
     for i, (name, delta) in enumerate(sorted(deltas.items())):
         names[f"#c{i}"] = name
         values[f":d{i}"] = delta
         adds.append(f"#c{i} :d{i}")
-    params: dict[str, Any] = {
-        "TableName": get_settings().main_table,
-        "Key": aws.to_item({"pk": pk, "sk": keys.META}),
-        "UpdateExpression": "SET stream_seq = :seq" + (" ADD " + ", ".join(adds) if adds else ""),
-        "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(stream_seq) OR stream_seq < :seq)",
-        "ExpressionAttributeValues": aws.to_values(values),
-        "ReturnValues": "ALL_NEW",
-    }
-    if names:
-        params["ExpressionAttributeNames"] = names
-    answer = aws.write_if(aws.dynamodb().update_item, **params)
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression="SET stream_seq.#b = :seq ADD " + ", ".join(adds),
+        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(stream_seq.#b) OR stream_seq.#b < :seq)",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=aws.to_values(values),
+        ReturnValues="ALL_NEW",
+    )
+    return aws.from_item(answer["Attributes"]) if answer else None
+
+
+def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[str, Any] | None:
+    """Overwrite the counters with a recount, unless a stream batch was applied since it began."""
+    values: dict[str, Any] = {":seen": batches_seen}
+    names: dict[str, str] = {}
+    sets = []
+    for i, name in enumerate(COUNTERS):
+        names[f"#c{i}"] = name
+        values[f":v{i}"] = int(counts.get(name, 0))
+        sets.append(f"#c{i} = :v{i}")
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression="SET " + ", ".join(sets),
+        ConditionExpression="stream_batches = :seen",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=aws.to_values(values),
+        ReturnValues="ALL_NEW",
+    )
     return aws.from_item(answer["Attributes"]) if answer else None

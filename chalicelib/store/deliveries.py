@@ -1,72 +1,119 @@
 """Deliveries: one item per (campaign, recipient), created when the recipient is first claimed.
 
-Every change is a conditional write on the current state and attempt number, so a duplicate SQS
-delivery or a re-released chunk changes nothing.
+A campaign's deliveries are spread over `buckets` partition keys (keys.delivery_pk), so no key takes
+more than a few hundred writes a second. Every change is a conditional write on the current state and
+attempt number, so a duplicate SQS delivery or a re-released chunk changes nothing; a write that
+loses its condition hands back the item as it is (ReturnValuesOnConditionCheckFailure), which spares
+a read.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.delivery import DeliveryState
+from botocore.exceptions import ClientError
+
+from chalicelib.domain.delivery import COUNTER_OF_STATE, TERMINAL_STATES, DeliveryState
 from chalicelib.settings import get_settings
-from chalicelib.store import aws
+from chalicelib.store import aws, keys
 
 DUE_INDEX = "due"
+# Outcome writes are retried this many times beyond botocore's own retries: an outcome lost after a
+# send turns the recipient `unknown` on redelivery.
+OUTCOME_WRITE_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Written:
+    """Whether a conditional write happened; if not, the item as it stood (None when there is none)."""
+
+    ok: bool
+    current: dict[str, Any] | None = None
 
 
 def _table() -> str:
     return get_settings().deliveries_table
 
 
-def _update(pk: str, phone: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
-    answer = aws.write_if(
+def pk_for(campaign_pk: str, buckets: int, recipient_id: str) -> str:
+    return keys.delivery_pk(campaign_pk, keys.bucket_of(recipient_id, buckets))
+
+
+def _conditional(call: Any, **params: Any) -> Written:
+    try:
+        call(TableName=_table(), ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
+        return Written(True)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        item = exc.response.get("Item")
+        return Written(False, aws.from_item(item) if item else None)
+
+
+def _update(pk: str, rid: str, expression: str, condition: str, values: dict[str, Any]) -> Written:
+    return _conditional(
         aws.dynamodb().update_item,
-        TableName=_table(),
-        Key=aws.to_item({"pk": pk, "sk": phone}),
+        Key=aws.to_item({"pk": pk, "sk": rid}),
         UpdateExpression=expression,
         ConditionExpression=condition,
         ExpressionAttributeNames={"#st": "state"},
         ExpressionAttributeValues=aws.to_values(values),
     )
-    return answer is not None
 
 
-def _create(item: dict[str, Any]) -> bool:
+def _create(item: dict[str, Any]) -> Written:
     """Write the delivery unless one exists already: the claim that makes duplicates harmless."""
-    answer = aws.write_if(
-        aws.dynamodb().put_item,
-        TableName=_table(),
-        Item=aws.to_item(item),
-        ConditionExpression="attribute_not_exists(pk)",
-    )
-    return answer is not None
+    return _conditional(aws.dynamodb().put_item, Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)")
 
 
-def claim_first(pk: str, phone: str, params: dict[str, Any], claimed_by: str) -> bool:
+def _persistently(write: Any) -> Written:
+    """An outcome write, tried again on errors botocore gave up on (throttling storms, 5xx)."""
+    for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
+        try:
+            result: Written = write()
+            return result
+        except ClientError:
+            if attempt == OUTCOME_WRITE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+# An attempt's outcome may be written while it is in flight, or over `unknown` set by a duplicate delivery
+# of the same chunk that found the claim in flight: the worker that made the send knows better.
+_OPEN_ATTEMPT = "(#st = :in_flight OR #st = :unknown) AND attempt = :attempt"
+
+
+def _expires_at() -> int:
+    return int(time.time() + get_settings().delivery_retention_days * 86_400)
+
+
+def claim_first(pk: str, rid: str, params: dict[str, Any], token: str) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
-    The params travel with the delivery so a retry needs no read of the list.
+    The params travel with the delivery so a retry needs no read of the list. `token` is the chunk's
+    claim token (carried in the SQS message body, so it survives a redrive).
     """
-    now = time.time()
     item = {
         "pk": pk,
-        "sk": phone,
+        "sk": rid,
         "state": DeliveryState.IN_FLIGHT.value,
         "attempt": 1,
         "params": params,
-        "claimed_by": claimed_by,
-        "updated_at": now,
+        "claimed_by": token,
+        "updated_at": time.time(),
     }
     return _create(item)
 
 
-def claim_queued(pk: str, phone: str, previous_attempt: int, claimed_by: str) -> bool:
+def claim_queued(pk: str, rid: str, previous_attempt: int, token: str) -> Written:
     """Move a queued delivery (a due retry, or one parked by a pause) in flight as the next attempt."""
     return _update(
         pk,
-        phone,
+        rid,
         "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now REMOVE due_at",
         "#st = :queued AND attempt = :prev",
         {
@@ -74,18 +121,18 @@ def claim_queued(pk: str, phone: str, previous_attempt: int, claimed_by: str) ->
             ":queued": DeliveryState.QUEUED.value,
             ":prev": previous_attempt,
             ":next": previous_attempt + 1,
-            ":by": claimed_by,
+            ":by": token,
             ":now": time.time(),
         },
     )
 
 
-def park_unsent(pk: str, phone: str, params: dict[str, Any]) -> bool:
+def park_unsent(pk: str, rid: str, params: dict[str, Any]) -> Written:
     """Keep a released but unsent recipient (its campaign was paused) as queued and due now."""
     now = time.time()
     item = {
         "pk": pk,
-        "sk": phone,
+        "sk": rid,
         "state": DeliveryState.QUEUED.value,
         "attempt": 0,
         "params": params,
@@ -95,61 +142,102 @@ def park_unsent(pk: str, phone: str, params: dict[str, Any]) -> bool:
     return _create(item)
 
 
-def get_delivery(pk: str, phone: str) -> dict[str, Any] | None:
-    found = aws.dynamodb().get_item(TableName=_table(), Key=aws.to_item({"pk": pk, "sk": phone}), ConsistentRead=True)
-    return aws.from_item(found["Item"]) if "Item" in found else None
-
-
 def record_outcome(
-    pk: str, phone: str, attempt: int, state: DeliveryState, *, provider_message_id: str | None, error: str | None
+    pk: str, rid: str, attempt: int, state: DeliveryState, *, provider_message_id: str | None, error: str | None
 ) -> bool:
-    """Close an in-flight attempt as succeeded or failed."""
-    return _update(
-        pk,
-        phone,
-        "SET #st = :state, provider_message_id = :mid, last_error = :err, updated_at = :now",
-        "#st = :in_flight AND attempt = :attempt",
-        {
-            ":state": state.value,
-            ":in_flight": DeliveryState.IN_FLIGHT.value,
-            ":attempt": attempt,
-            ":mid": provider_message_id,
-            ":err": error,
-            ":now": time.time(),
-        },
-    )
+    """Close an in-flight attempt as succeeded, failed or unknown; retried until it is written."""
+    values = {
+        ":state": state.value,
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":unknown": DeliveryState.UNKNOWN.value,
+        ":attempt": attempt,
+        ":mid": provider_message_id,
+        ":err": error,
+        ":now": time.time(),
+    }
+    expression = "SET #st = :state, provider_message_id = :mid, last_error = :err, updated_at = :now"
+    if state in TERMINAL_STATES:
+        expression += ", expires_at = :ttl"
+        values[":ttl"] = _expires_at()
+    return _persistently(lambda: _update(pk, rid, expression, _OPEN_ATTEMPT, values)).ok
 
 
-def schedule_retry(pk: str, phone: str, attempt: int, due_at: float, error: str) -> bool:
+def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str) -> bool:
     """Close an in-flight attempt as a transient failure that will be tried again at `due_at`."""
-    return _update(
-        pk,
-        phone,
-        "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now",
-        "#st = :in_flight AND attempt = :attempt",
-        {
-            ":queued": DeliveryState.QUEUED.value,
-            ":in_flight": DeliveryState.IN_FLIGHT.value,
-            ":attempt": attempt,
-            ":due": due_at,
-            ":err": error,
-            ":now": time.time(),
-        },
+    values = {
+        ":queued": DeliveryState.QUEUED.value,
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":unknown": DeliveryState.UNKNOWN.value,
+        ":attempt": attempt,
+        ":due": due_at,
+        ":err": error,
+        ":now": time.time(),
+    }
+    return _persistently(
+        lambda: _update(
+            pk,
+            rid,
+            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now",
+            _OPEN_ATTEMPT,
+            values,
+        )
+    ).ok
+
+
+def fail_unsent(pk: str, rid: str, params: dict[str, Any], reason: str) -> Written:
+    """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
+    now = time.time()
+    item = {
+        "pk": pk,
+        "sk": rid,
+        "state": DeliveryState.FAILED.value,
+        "attempt": 0,
+        "params": params,
+        "last_error": reason,
+        "updated_at": now,
+        "expires_at": _expires_at(),
+    }
+    return _persistently(lambda: _create(item))
+
+
+def fail_queued(pk: str, rid: str, attempt: int, reason: str) -> Written:
+    """A released retry that was never claimed, failed for good."""
+    values = {
+        ":failed": DeliveryState.FAILED.value,
+        ":queued": DeliveryState.QUEUED.value,
+        ":attempt": attempt,
+        ":err": reason,
+        ":now": time.time(),
+        ":ttl": _expires_at(),
+    }
+    return _persistently(
+        lambda: _update(
+            pk,
+            rid,
+            "SET #st = :failed, last_error = :err, updated_at = :now, expires_at = :ttl REMOVE due_at",
+            "#st = :queued AND attempt = :attempt",
+            values,
+        )
     )
 
 
-def lease_due(pk: str, phone: str, attempt: int, until: float) -> bool:
-    """Push a released retry's due time out, so the next release tick does not hand it out again.
+def lease_due(pk: str, rid: str, attempt: int, until: float) -> bool:
+    """Push a released retry's due time out, so the next release does not hand it out again.
 
     If its chunk is lost, the recipient becomes due again when the lease ends.
     """
     return _update(
         pk,
-        phone,
+        rid,
         "SET due_at = :until",
         "#st = :queued AND attempt = :attempt",
         {":until": until, ":queued": DeliveryState.QUEUED.value, ":attempt": attempt},
-    )
+    ).ok
+
+
+def get_delivery(pk: str, rid: str) -> dict[str, Any] | None:
+    found = aws.dynamodb().get_item(TableName=_table(), Key=aws.to_item({"pk": pk, "sk": rid}), ConsistentRead=True)
+    return aws.from_item(found["Item"]) if "Item" in found else None
 
 
 def due_deliveries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:
@@ -163,15 +251,32 @@ def due_deliveries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:
     return [aws.from_item(i) for i in answer.get("Items", [])]
 
 
-def deliveries_page(pk: str, *, after_sk: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    params: dict[str, Any] = {
-        "TableName": _table(),
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
-        "Limit": limit,
-    }
-    if after_sk:
-        params["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
-    answer = aws.dynamodb().query(**params)
-    last = answer.get("LastEvaluatedKey")
-    return [aws.from_item(i) for i in answer.get("Items", [])], (last["sk"]["S"] if last else None)
+def deliveries_page(
+    campaign_pk: str, buckets: int, *, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Deliveries bucket by bucket, in key order within each, after position `after`."""
+    query = {"TableName": _table(), "KeyConditionExpression": "pk = :pk"}
+    partitions = [keys.delivery_pk(campaign_pk, b) for b in range(buckets)]
+    found, position = aws.page_over_buckets(partitions, query, after=after, limit=limit)
+    return [item for _, item in found], position
+
+
+def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
+    """Every delivery counted by the counter its state is kept in (the recount), and `last_change`: the
+    latest `updated_at` seen. One projected Query page per ~1 MB of deliveries."""
+    counts: Counter[str] = Counter()
+    last_change = 0.0
+    for bucket in range(buckets):
+        params: dict[str, Any] = {
+            "TableName": _table(),
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
+            "ProjectionExpression": "#st, updated_at",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ConsistentRead": True,
+        }
+        for item in aws.query_all(params):
+            state = item["state"]["S"]
+            counts[COUNTER_OF_STATE.get(state, state)] += 1
+            last_change = max(last_change, float(item.get("updated_at", {}).get("N", 0)))
+    return {**counts, "last_change": int(last_change)}

@@ -1,12 +1,22 @@
-"""Key shapes. Every key of an account's data starts with its account id (tenancy by key)."""
+"""Key shapes. Every key of an account's data starts with its account id (tenancy by key).
+
+Hot keys are spread: a campaign's deliveries over `bucket_count(rate)` partition keys, a list's
+recipients over LIST_BUCKETS, each recipient always in the same bucket (a stable hash of its id).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 
 META = "META"
 RECIPIENT_PREFIX = "R#"
+# A bucket takes at most this many recipients a second: ~2 writes each (claim, outcome) plus retries,
+# well under DynamoDB's 1,000 write units per partition and under the team's 500 writes/s target.
+RECIPIENTS_PER_BUCKET_PER_SECOND = 150
+# A list's rows are written by uploads at a few thousand a second at most: 8 keys keep each under 500/s.
+LIST_BUCKETS = 8
 
 
 def new_id(prefix: str) -> str:
@@ -21,8 +31,27 @@ def account_pk(account_id: str) -> str:
     return account_id
 
 
+def bucket_of(recipient_id: str, buckets: int) -> int:
+    """A recipient's bucket: stable across processes (not Python's salted hash())."""
+    digest = hashlib.blake2b(recipient_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % max(1, buckets)
+
+
+def bucket_count(rate_per_second: float) -> int:
+    return max(1, math.ceil(rate_per_second / RECIPIENTS_PER_BUCKET_PER_SECOND))
+
+
 def list_pk(account_id: str, list_id: str) -> str:
+    """The list's own item (META)."""
     return f"{account_id}#L#{list_id}"
+
+
+def list_bucket_pk(account_id: str, list_id: str, bucket: int) -> str:
+    return f"{list_pk(account_id, list_id)}#{bucket}"
+
+
+def list_recipient_pk(account_id: str, list_id: str, recipient_id: str) -> str:
+    return list_bucket_pk(account_id, list_id, bucket_of(recipient_id, LIST_BUCKETS))
 
 
 def recipient_sk(phone: str) -> str:
@@ -30,8 +59,19 @@ def recipient_sk(phone: str) -> str:
 
 
 def campaign_pk(account_id: str, campaign_id: str) -> str:
-    """Also the partition key of the campaign's deliveries (one item per recipient)."""
+    """The campaign's own item (definition, status, counters)."""
     return f"{account_id}#C#{campaign_id}"
+
+
+def delivery_pk(campaign: str, bucket: int) -> str:
+    """Partition key of the deliveries of one bucket of campaign `campaign` (a campaign_pk)."""
+    return f"{campaign}#{bucket}"
+
+
+def split_delivery_pk(pk: str) -> tuple[str, int]:
+    """(campaign_pk, bucket) of a delivery's partition key."""
+    campaign, _, bucket = pk.rpartition("#")
+    return campaign, int(bucket)
 
 
 def split_campaign_pk(pk: str) -> tuple[str, str]:

@@ -1,8 +1,10 @@
-"""Recipient lists: one item for the list, one per recipient keyed by its E.164 number."""
+"""Recipient lists: one item for the list, one per recipient keyed by its E.164 number, spread over
+keys.LIST_BUCKETS partition keys."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib.domain.errors import NotFound
@@ -10,7 +12,8 @@ from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
 BATCH_GET = 100
-BATCH_WRITE = 25
+# Conditional puts in flight at once while a batch of recipients is written.
+WRITERS = 16
 
 
 def create_list(account_id: str, name: str) -> dict[str, Any]:
@@ -40,14 +43,14 @@ def get_list(account_id: str, list_id: str) -> dict[str, Any]:
 
 def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str]:
     """Which of these numbers the list already holds (batched reads: reads cost a quarter of writes)."""
-    pk = keys.list_pk(account_id, list_id)
     table = get_settings().main_table
     found: set[str] = set()
     for start in range(0, len(phones), BATCH_GET):
         request: dict[str, Any] = {
             table: {
                 "Keys": [
-                    aws.to_item({"pk": pk, "sk": keys.recipient_sk(p)}) for p in phones[start : start + BATCH_GET]
+                    aws.to_item({"pk": keys.list_recipient_pk(account_id, list_id, p), "sk": keys.recipient_sk(p)})
+                    for p in phones[start : start + BATCH_GET]
                 ],
                 "ProjectionExpression": "sk",
                 "ConsistentRead": True,  # a batch just written must count as already listed
@@ -61,41 +64,50 @@ def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str
     return found
 
 
-def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str, Any]]]) -> int:
-    """Write new recipients and add them to the list's count; returns the list's new count.
+def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[int, set[str]]:
+    """Write new recipients, each only if absent, and add them to the list's count.
 
-    The count grows by what was written even when a later write fails, so a retried request, which
-    finds those rows already listed, leaves the count right.
+    Conditional puts make two uploads racing with the same number count it once. Returns the list's
+    new count and the numbers another writer listed first. The count grows by what was written even
+    when a later write fails, so a retried request, which finds those rows listed, leaves it right.
     """
-    pk = keys.list_pk(account_id, list_id)
     added_at = int(time.time() * 1000)
-    written = 0
-    try:
-        for start in range(0, len(rows), BATCH_WRITE):
-            batch = rows[start : start + BATCH_WRITE]
-            _write_batch(pk, batch, added_at)
-            written += len(batch)
-    finally:
-        if written:
-            count = _add_to_count(pk, written)
-    return count
-
-
-def _write_batch(pk: str, rows: list[tuple[str, dict[str, Any]]], added_at: int) -> None:
     table = get_settings().main_table
-    request: dict[str, Any] = {
-        table: [
-            {
-                "PutRequest": {
-                    "Item": aws.to_item({"pk": pk, "sk": keys.recipient_sk(p), "params": params, "added_at": added_at})
-                }
-            }
-            for p, params in rows
-        ]
-    }
-    while request:
-        answer = aws.dynamodb().batch_write_item(RequestItems=request)
-        request = answer.get("UnprocessedItems") or {}
+    written = 0
+    raced: set[str] = set()
+
+    def put(row: tuple[str, dict[str, Any]]) -> bool:
+        phone, params = row
+        item = {
+            "pk": keys.list_recipient_pk(account_id, list_id, phone),
+            "sk": keys.recipient_sk(phone),
+            "params": params,
+            "added_at": added_at,
+        }
+        answer = aws.write_if(
+            aws.dynamodb().put_item,
+            TableName=table,
+            Item=aws.to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return answer is not None
+
+    try:
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            futures = {pool.submit(put, row): row[0] for row in rows}
+            errors = []
+            for future, phone in futures.items():
+                if future.exception() is not None:
+                    errors.append(future.exception())
+                elif future.result():
+                    written += 1
+                else:
+                    raced.add(phone)
+            if errors:
+                raise errors[0]  # type: ignore[misc]
+    finally:
+        count = _add_to_count(keys.list_pk(account_id, list_id), written)
+    return count, raced
 
 
 def _add_to_count(pk: str, added: int) -> int:
@@ -104,31 +116,24 @@ def _add_to_count(pk: str, added: int) -> int:
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
         UpdateExpression="ADD recipient_count :n",
         ExpressionAttributeValues=aws.to_values({":n": added}),
-        ReturnValues="UPDATED_NEW",
+        ReturnValues="ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
     )
     return int(updated["Attributes"]["recipient_count"]["N"])
 
 
 def recipients_page(
-    account_id: str, list_id: str, *, after_sk: str | None, limit: int, added_before_ms: int | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Recipients in key order after `after_sk`; the second value is where the next page starts, or None."""
-    params: dict[str, Any] = {
+    account_id: str, list_id: str, *, after: str | None, limit: int, added_before_ms: int | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """Recipients bucket by bucket after position `after`: (position, item) pairs and where to continue,
+    or None when the list is done."""
+    query: dict[str, Any] = {
         "TableName": get_settings().main_table,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :r)",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": keys.list_pk(account_id, list_id)},
-            ":r": {"S": keys.RECIPIENT_PREFIX},
-        },
-        "Limit": limit,
+        "ExpressionAttributeValues": {":r": {"S": keys.RECIPIENT_PREFIX}},
     }
-    if after_sk:
-        params["ExclusiveStartKey"] = {"pk": {"S": keys.list_pk(account_id, list_id)}, "sk": {"S": after_sk}}
     if added_before_ms is not None:
         # A campaign's audience is the list as it stood when the campaign started.
-        params["FilterExpression"] = "added_at <= :started"
-        params["ExpressionAttributeValues"][":started"] = {"N": str(added_before_ms)}
-    answer = aws.dynamodb().query(**params)
-    items = [aws.from_item(i) for i in answer.get("Items", [])]
-    last = answer.get("LastEvaluatedKey")
-    return items, (last["sk"]["S"] if last else None)
+        query["FilterExpression"] = "added_at <= :started"
+        query["ExpressionAttributeValues"][":started"] = {"N": str(added_before_ms)}
+    buckets = [keys.list_bucket_pk(account_id, list_id, b) for b in range(keys.LIST_BUCKETS)]
+    return aws.page_over_buckets(buckets, query, after=after, limit=limit)

@@ -1,143 +1,297 @@
 """Dispatch: claims each recipient of a chunk, renders its message, sends it, records the outcome.
 
-Claims are conditional writes, so a duplicate SQS delivery or a chunk released twice sends nothing
-twice. An unexpected error fails only its SQS record (partial batch response); SQS redelivers it and
-the recipient this very message had claimed is finished with the same idempotency key.
+- Claims are conditional writes tagged with the chunk's claim token (carried in the message body, so
+  it survives redelivery and a redrive), so a duplicate delivery or a chunk released twice sends
+  nothing twice.
+- A recipient this chunk claimed earlier and left in flight (the worker died after claiming) may have
+  been sent: it is sent again with the same idempotency key only through a channel that honours the
+  key, and is otherwise recorded as `unknown`, never resent blindly.
+- Within an invocation, a chunk's recipients are sent concurrently (bounded); records are taken one
+  after another while the time left covers a send, and the rest are handed back as batch item
+  failures, visible again at once.
+- The campaign's status is read again at least every `status_recheck_seconds`: a pause stops sends
+  within that time, and released recipients are parked for the resume.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.channels import OutgoingMessage, channel_for
+from chalicelib.channels import Channel, OutgoingMessage, channel_for
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
 from chalicelib.observability import logger
-from chalicelib.store import campaigns, deliveries, keys
-
-
-def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # One processor per invocation: it holds per-batch state, and the local runner calls concurrently.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    answer = process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
-    return dict(answer)
-
-
-def _record(record: SQSRecord) -> None:
-    dispatch_chunk(json.loads(record.body), message_id=record.message_id)
-
+from chalicelib.settings import get_settings
+from chalicelib.store import campaigns, deliveries, keys, queue
+from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
 HOLDING = frozenset({CampaignStatus.PAUSED, CampaignStatus.DRAFT})
+# A channel that honours idempotency keys gets an ambiguous send repeated this often, with the same key.
+AMBIGUOUS_RESENDS = 2
 
 
 class ChunkIncomplete(RuntimeError):
-    """Some recipients of a chunk hit an unexpected error; SQS redelivers it and the rest are skipped."""
+    """Some recipients of a chunk were not finished; SQS redelivers it and the finished ones are skipped."""
 
 
-def dispatch_chunk(chunk: dict[str, Any], *, message_id: str) -> int:
-    """Process one chunk; returns how many sends were attempted."""
-    pk = chunk["campaign"]
-    campaign = campaigns.get_campaign_by_pk(pk)
-    if campaign is None:
+class OutOfTime(RuntimeError):
+    """Too little time is left in this invocation to start another send."""
+
+
+@dataclass
+class Deadline:
+    """What is left of the invocation, less the time one more send may take and a margin."""
+
+    context: Any
+    reserve_ms: float
+
+    def allows_another_send(self) -> bool:
+        if self.context is None or not hasattr(self.context, "get_remaining_time_in_millis"):
+            return True
+        return bool(self.context.get_remaining_time_in_millis() > self.reserve_ms)
+
+
+@dataclass
+class CampaignWatch:
+    """The campaign as dispatch sees it, its status read again once it is older than `max_age` seconds."""
+
+    campaign: dict[str, Any]
+    max_age: float
+    read_at: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def status(self) -> CampaignStatus:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.max_age:
+                fresh = campaigns.get_campaign_by_pk(self.campaign["pk"])
+                if fresh is not None:
+                    self.campaign = fresh
+                self.read_at = time.monotonic()
+            return CampaignStatus(self.campaign["status"])
+
+
+@dataclass
+class Invocation:
+    """State shared by the records of one invocation: the send pool, the deadline, the campaigns read."""
+
+    deadline: Deadline
+    pool: ThreadPoolExecutor
+    watches: dict[str, CampaignWatch] = field(default_factory=dict)
+
+    def watch(self, pk: str) -> CampaignWatch | None:
+        if pk not in self.watches:
+            campaign = campaigns.get_campaign_by_pk(pk)
+            if campaign is None:
+                return None
+            self.watches[pk] = CampaignWatch(campaign, get_settings().status_recheck_seconds)
+        return self.watches[pk]
+
+
+def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    reserve_ms = (settings.provider_timeout_seconds + settings.dispatch_deadline_margin_seconds) * 1000
+    # One processor and pool per invocation: they hold per-batch state, and the local runner runs
+    # several invocations at once in one process.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    with ThreadPoolExecutor(max_workers=settings.dispatch_concurrency, thread_name_prefix="send") as pool:
+        invocation = Invocation(Deadline(context, reserve_ms), pool)
+        handed_back: set[str] = set()
+
+        def record_handler(record: SQSRecord) -> None:
+            try:
+                if not invocation.deadline.allows_another_send():
+                    raise OutOfTime("handed back before the deadline")
+                dispatch_chunk(json.loads(record.body), invocation)
+            except OutOfTime:
+                handed_back.add(record.message_id)
+                raise
+
+        answer: dict[str, Any] = dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor)
+        )
+    _make_visible_again(event, handed_back)
+    return answer
+
+
+def _make_visible_again(event: dict[str, Any], handed_back: set[str]) -> None:
+    """Records handed back for lack of time come back now, not after the visibility timeout (records that
+    failed on an error wait it out, so a poison chunk does not spin)."""
+    handles = [r["receiptHandle"] for r in event.get("Records", []) if r["messageId"] in handed_back]
+    if handles:
+        try:
+            queue.make_visible(handles)
+        except Exception:  # they come back after the visibility timeout all the same
+            logger.exception("could not make handed-back chunks visible again")
+
+
+def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
+    """Process one chunk; returns how many sends were made."""
+    watch = invocation.watch(chunk["campaign"])
+    if watch is None:
         return 0
-    status = CampaignStatus(campaign["status"])
+    campaign = watch.campaign
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
-    sent, failures = 0, 0
-    for recipient in chunk["recipients"]:
-        try:  # one recipient's error must not hold back the others of its chunk
-            if status == CampaignStatus.RUNNING:
-                sent += _dispatch_one(campaign, policy, recipient, message_id)
-            else:
-                sent += _hold(campaign, policy, recipient, message_id, park=status in HOLDING)
-        except Exception:
-            logger.exception("dispatch failed", extra={"campaign": pk, "phone": recipient.get("phone")})
-            failures += 1
-    if failures:
-        raise ChunkIncomplete(f"{failures} of {len(chunk['recipients'])} recipients failed; SQS will redeliver")
+    token = str(chunk["claim"])
+    futures = [
+        invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline)
+        for recipient in chunk["recipients"]
+    ]
+    sent, out_of_time, errors = 0, 0, 0
+    for future in futures:
+        error = future.exception()
+        if error is None:
+            sent += future.result()
+        elif isinstance(error, OutOfTime):
+            out_of_time += 1
+        else:
+            errors += 1
+            logger.error("dispatch failed", extra={"campaign": campaign["pk"]}, exc_info=error)
+    if errors:
+        raise ChunkIncomplete(f"{errors} of {len(chunk['recipients'])} recipients failed; SQS redelivers")
+    if out_of_time:
+        raise OutOfTime(f"{out_of_time} of {len(chunk['recipients'])} recipients left for lack of time")
     return sent
 
 
-def _dispatch_one(campaign: dict[str, Any], policy: RetryPolicy, recipient: dict[str, Any], message_id: str) -> int:
-    pk, phone, params = campaign["pk"], recipient["phone"], recipient.get("params", {})
-    previous = int(recipient["previous_attempt"])
-    if recipient["fresh"]:
-        claimed = deliveries.claim_first(pk, phone, params, message_id)
+@dataclass(frozen=True)
+class Target:
+    pk: str  # the delivery's partition key (its bucket)
+    rid: str  # the recipient's id (today its E.164 number)
+    params: dict[str, Any]
+    previous_attempt: int
+    fresh: bool
+
+    @property
+    def attempt(self) -> int:
+        return self.previous_attempt + 1
+
+
+def _target(campaign: dict[str, Any], recipient: dict[str, Any]) -> Target:
+    rid = recipient["phone"]
+    return Target(
+        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid),
+        rid=rid,
+        params=recipient.get("params", {}),
+        previous_attempt=int(recipient["previous_attempt"]),
+        fresh=bool(recipient["fresh"]),
+    )
+
+
+def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline) -> int:
+    if not deadline.allows_another_send():
+        raise OutOfTime("no time left for this recipient")
+    status = watch.status
+    target = _target(watch.campaign, recipient)
+    if status != CampaignStatus.RUNNING:
+        return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
+    if target.fresh:
+        claim = deliveries.claim_first(target.pk, target.rid, target.params, token)
     else:
-        claimed = deliveries.claim_queued(pk, phone, previous, message_id)
-    attempt = previous + 1 if claimed else _own_claim(pk, phone, message_id)
-    if attempt is None:
-        return 0  # done already, or another message holds it
-    return _send(campaign, policy, phone, params, attempt)
+        claim = deliveries.claim_queued(target.pk, target.rid, target.previous_attempt, token)
+    if claim.ok:
+        return _send(watch.campaign, policy, target, target.attempt)
+    return _finish_own_claim(watch.campaign, policy, target, token, claim)
 
 
-def _hold(
-    campaign: dict[str, Any], policy: RetryPolicy, recipient: dict[str, Any], message_id: str, *, park: bool
-) -> int:
+def _hold(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, *, park: bool) -> int:
     """The campaign is not running: keep released recipients queued, due as soon as it resumes (when
-    paused), and finish one this very message had claimed before a crash, so it cannot stay in flight."""
-    pk, phone, params = campaign["pk"], recipient["phone"], recipient.get("params", {})
+    paused), and finish one this very chunk had claimed before a crash, so it cannot stay in flight."""
     if park:
-        held = (
-            deliveries.park_unsent(pk, phone, params)
-            if recipient["fresh"]
-            else deliveries.lease_due(pk, phone, int(recipient["previous_attempt"]), time.time())
-        )
-        if held:
+        if target.fresh:
+            held = deliveries.park_unsent(target.pk, target.rid, target.params)
+        else:
+            held = Written(deliveries.lease_due(target.pk, target.rid, target.previous_attempt, time.time()))
+        if held.ok:
             return 0
-    attempt = _own_claim(pk, phone, message_id)
-    return 0 if attempt is None else _send(campaign, policy, phone, params, attempt)
+    current = held.current if park else deliveries.get_delivery(target.pk, target.rid)
+    return _finish_own_claim(campaign, policy, target, token, Written(False, current))
 
 
-def _own_claim(pk: str, phone: str, message_id: str) -> int | None:
-    """The attempt this message claimed and did not finish (a redelivery after a crash), if any."""
-    current = deliveries.get_delivery(pk, phone)
-    if current and current["state"] == DeliveryState.IN_FLIGHT and current.get("claimed_by") == message_id:
-        return int(current["attempt"])
-    return None
+def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, claim: Written) -> int:
+    """The claim did not happen: the recipient is done, held by another chunk, or this chunk's own
+    claim from an earlier delivery that died after claiming (its send may have happened)."""
+    current = claim.current
+    if (
+        current is None
+        or current["state"] != DeliveryState.IN_FLIGHT
+        or current.get("claimed_by") != token
+        or int(current["attempt"]) != target.attempt
+    ):
+        return 0
+    channel = channel_for(campaign["channel"])
+    if channel.honours_idempotency_key:
+        return _send(campaign, policy, target, target.attempt)  # same attempt, same key: sent at most once
+    deliveries.record_outcome(
+        target.pk,
+        target.rid,
+        target.attempt,
+        DeliveryState.UNKNOWN,
+        provider_message_id=None,
+        error="the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)",
+    )
+    return 0
 
 
-def _send(campaign: dict[str, Any], policy: RetryPolicy, phone: str, params: dict[str, Any], attempt: int) -> int:
-    pk = campaign["pk"]
+def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int) -> int:
     try:
-        text = render(campaign["template"], {**params, "phone": phone})
+        text = render(campaign["template"], {**target.params, "phone": target.rid})
     except TemplateError as exc:
         deliveries.record_outcome(
-            pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}"
+            target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}"
         )
         return 0
-    _, campaign_id = keys.split_campaign_pk(pk)
-    outcome = channel_for(campaign["channel"]).send(
-        OutgoingMessage(
-            channel=campaign["channel"],
-            to=phone,
-            sender=campaign["sender"],
-            text=text,
-            idempotency_key=f"{campaign_id}:{phone}:{attempt}",
-        )
+    _, campaign_id = keys.split_campaign_pk(campaign["pk"])
+    channel = channel_for(campaign["channel"])
+    message = OutgoingMessage(
+        channel=campaign["channel"],
+        to=target.rid,
+        sender=campaign["sender"],
+        text=text,
+        idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
     )
-    _record_outcome(pk, phone, attempt, policy, outcome)
+    outcome = _send_once(channel, message)
+    resends = AMBIGUOUS_RESENDS if channel.honours_idempotency_key else 0
+    while outcome.kind == OutcomeKind.AMBIGUOUS and resends:
+        resends -= 1
+        outcome = _send_once(channel, message)
+    _record_outcome(target, attempt, policy, outcome)
     return 1
 
 
-def _record_outcome(pk: str, phone: str, attempt: int, policy: RetryPolicy, outcome: SendOutcome) -> None:
+def _send_once(channel: Channel, message: OutgoingMessage) -> SendOutcome:
+    try:
+        return channel.send(message)
+    except Exception as exc:  # an adapter's bug must not turn a send that happened into a resend
+        logger.exception("channel raised", extra={"to": message.to})
+        return SendOutcome.ambiguous(f"the channel failed while sending: {type(exc).__name__}")
+
+
+def _record_outcome(target: Target, attempt: int, policy: RetryPolicy, outcome: SendOutcome) -> None:
+    pk, rid = target.pk, target.rid
     if outcome.kind == OutcomeKind.ACCEPTED:
         deliveries.record_outcome(
-            pk, phone, attempt, DeliveryState.SUCCEEDED, provider_message_id=outcome.provider_message_id, error=None
+            pk, rid, attempt, DeliveryState.SUCCEEDED, provider_message_id=outcome.provider_message_id, error=None
+        )
+    elif outcome.kind == OutcomeKind.AMBIGUOUS:
+        deliveries.record_outcome(
+            pk, rid, attempt, DeliveryState.UNKNOWN, provider_message_id=None, error=outcome.error
         )
     elif outcome.kind == OutcomeKind.TRANSIENT and policy.allows_attempt_after(attempt):
         due = time.time() + policy.delay_after(attempt, outcome.retry_after_seconds)
-        deliveries.schedule_retry(pk, phone, attempt, due, outcome.error or "transient failure")
+        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure")
     else:
         if outcome.kind == OutcomeKind.TRANSIENT:
-            logger.info("retries exhausted", extra={"campaign": pk, "attempt": attempt})
-        deliveries.record_outcome(
-            pk, phone, attempt, DeliveryState.FAILED, provider_message_id=None, error=outcome.error
-        )
+            logger.info("retries exhausted", extra={"delivery": pk, "attempt": attempt})
+        deliveries.record_outcome(pk, rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=outcome.error)

@@ -1,21 +1,30 @@
-"""The scheduled pacer tick: release for every running campaign, and complete the ones that are done."""
+"""Release: the scheduled tick fans out one release job per running campaign; each job releases one
+campaign in its own invocation, so a large or slow campaign cannot starve the others."""
 
 from __future__ import annotations
 
-import time
+import json
+from typing import Any
 
-from chalicelib.observability import logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from chalicelib.operations import pacer
-from chalicelib.store import campaigns
+from chalicelib.store import campaigns, queue
 
 
-def release_due_recipients(now: float | None = None) -> int:
-    """One tick over every running campaign; returns how many recipients were released."""
-    now = time.time() if now is None else now
-    released = 0
-    for pk in campaigns.running_campaign_pks():
-        try:
-            released += pacer.release_campaign(pk, now=now)
-        except Exception:  # one campaign's trouble must not stall the others
-            logger.exception("release failed", extra={"campaign": pk})
-    return released
+def fan_out() -> int:
+    """The tick: one release job per running campaign; returns how many were queued."""
+    pks = campaigns.running_campaign_pks()
+    queue.send_release_jobs(pks)
+    return len(pks)
+
+
+def _release(record: SQSRecord) -> None:
+    pacer.release_campaign(json.loads(record.body)["campaign"])
+
+
+def handle_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Release jobs from the queue; a failed job comes back (partial batch failure), then to its DLQ."""
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event=event, record_handler=_release, processor=processor, context=context))

@@ -1,23 +1,44 @@
 """A fake messaging provider speaking the Vonage Messages API wire format.
 
 This is a real HTTP server (stdlib only) used by the local stack and the tests in place of the real
-provider. It accepts ``POST /v1/messages`` like Vonage does, and adds the behaviours a bulk sender has to
-cope with: rate limiting (429 + ``Retry-After``), transient failures (503), slow answers, idempotent
-replays keyed by ``client_ref`` and, optionally, delivery-status callbacks to a webhook.
+provider. It accepts ``POST /v1/messages`` like Vonage does, and is no kinder than Vonage: it does not
+deduplicate on ``client_ref``, so a resend goes out again. Every accepted send is recorded with a fresh
+uuid; one whose ``client_ref`` (or, without a ``client_ref``, whose ``to`` and ``text``) was accepted
+before is also counted in ``duplicates`` and its record carries ``"duplicate": true``. With
+``dedup_client_ref`` on, a repeated ``client_ref`` is instead answered with the original uuid and recorded
+nowhere but in ``duplicates`` (what a provider honouring idempotency keys would do).
+
+It also plays the faults a bulk sender has to cope with, all drawn from one seeded random source (see
+``infra.local.fake_provider_faults``): rate limiting (429 + ``Retry-After``), slow answers
+(``latency_ms``), scripted failures (``fail_statuses``, e.g. ``{"503": 0.05, "400": 0.01}``: 400 invalid
+params, 403, 429 with ``Retry-After``, 500, 503; ``transient_failure_rate`` adds to the 503 share), an
+accepted send answered 200 without ``message_uuid`` (``missing_uuid_rate``) and an accepted send whose
+answer is held ``timeout_after_accept_ms`` before the 202 (``timeout_after_accept_rate``), so a client
+with a shorter timeout gives up although the message went out. Optionally it posts a ``delivered``
+status callback to a webhook for every recorded message.
 
 Order of checks for ``POST /v1/messages``: auth (401), rate limit (429), payload validation (422),
-latency, transient failure (503), idempotent replay (202 with the original uuid), accept (202).
+latency (the answer waits, other requests do not), scripted failure (``fail_statuses`` and
+``transient_failure_rate``), then accept: with ``dedup_client_ref`` a repeated ``client_ref`` is answered
+202 with the original uuid; otherwise the message is recorded (flagged if a duplicate) and answered 202,
+or 200 ``{}`` (missing uuid), or 202 after ``timeout_after_accept_ms`` (timeout after accept).
 
 Control endpoints, for tests and the demo:
 
 * ``GET /health`` -> ``{"ok": true}``
-* ``GET /_fake/messages`` -> accepted messages plus counters
-* ``GET /_fake/stats`` -> counters only
-* ``POST /_fake/config`` -> change ``rate_limit_per_second``, ``transient_failure_rate``, ``latency_ms``,
-  ``status_webhook_url``; answers the current config
+* ``GET /_fake/messages`` -> every recorded message (duplicates included, flagged) plus the counters
+* ``GET /_fake/stats`` -> counters: ``accepted`` (recorded messages), ``unique_recipients``, ``requests``,
+  ``duplicates``, ``throttled`` (rate limit 429s), ``transient_failures`` (503s), ``missing_uuid``,
+  ``timed_out_after_accept`` and ``failed_by_status`` (scripted failures by status, 503s included)
+* ``GET /_fake/config`` -> the current config
+* ``POST /_fake/config`` -> change any of ``rate_limit_per_second``, ``transient_failure_rate``,
+  ``latency_ms``, ``status_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
+  ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix);
+  answers the current config, or 422 naming the invalid fields (nothing changes then)
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
-Run in the foreground with ``python -m infra.local.fake_provider --port 8081``.
+Run in the foreground with ``python -m infra.local.fake_provider --port 8081`` (``--help`` lists the
+flags for every config field).
 """
 
 from __future__ import annotations
@@ -36,15 +57,30 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-ERROR_DOCS = "https://developer.nexmo.com/api-errors"
+from infra.local.fake_provider_faults import (
+    MISSING_UUID,
+    TIMEOUT_AFTER_ACCEPT,
+    ProviderConfig,
+    add_fault_arguments,
+    draw_answer_fault,
+    draw_failure,
+    failure_answer,
+    fault_options,
+    initial_counters,
+    parse_config,
+)
+from infra.local.fake_provider_faults import problem as _problem
+
+__all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
+
 CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
 MAX_BODY_BYTES = 1_000_000
-CONFIG_FIELDS = ("rate_limit_per_second", "transient_failure_rate", "latency_ms", "status_webhook_url")
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 POLL_INTERVAL_SECONDS = 0.05  # how long stop() may wait for serve_forever() to notice
 
@@ -52,13 +88,13 @@ Json = dict[str, Any]
 
 
 @dataclass
-class ProviderConfig:
-    """Runtime-adjustable behaviour of the fake provider."""
+class _Answer:
+    """What the handler sends for a send, decided under the provider's lock."""
 
-    rate_limit_per_second: float = 0.0
-    transient_failure_rate: float = 0.0
-    latency_ms: int = 0
-    status_webhook_url: str | None = None
+    status: int
+    payload: Json
+    headers: dict[str, str] | None = None
+    hold_seconds: float = 0.0  # wait this long (outside the lock) before answering
 
 
 class TokenBucket:
@@ -80,10 +116,6 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
-
-
-def _problem(kind: str, title: str, detail: str, **extra: Any) -> Json:
-    return {"type": f"{ERROR_DOCS}#{kind}", "title": title, "detail": detail, **extra}
 
 
 def _iso_utc(epoch: float) -> str:
@@ -134,40 +166,18 @@ def _validate_send(body: Any) -> list[Json]:
     return problems
 
 
-def _parse_config(body: Any) -> tuple[Json, list[Json]]:
-    """Validated config changes and Vonage-style ``invalid_parameters`` for ``POST /_fake/config``."""
-    if not isinstance(body, dict):
-        return {}, [{"name": "body", "reason": "must be a JSON object"}]
-    changes: Json = {}
-    problems: list[Json] = []
-    for name, value in body.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        valid = {
-            "rate_limit_per_second": number and value >= 0,
-            "transient_failure_rate": number and 0 <= value <= 1,
-            "latency_ms": number and value >= 0,
-            "status_webhook_url": value is None or isinstance(value, str),
-        }
-        if name not in valid:
-            expected = ", ".join(CONFIG_FIELDS)
-            problems.append({"name": name, "reason": f"unknown field; expected one of {expected}"})
-        elif not valid[name]:
-            problems.append({"name": name, "reason": "invalid value"})
-        elif name == "latency_ms":
-            changes[name] = int(value)
-        elif name == "status_webhook_url":
-            changes[name] = value or None
-        else:
-            changes[name] = float(value)
-    return changes, problems
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], provider: FakeProvider) -> None:
         self.provider = provider
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (e.g. timed out on a held answer) is no error of the server's.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,12 +250,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/messages":
             self._send_message(raw)
         elif path == "/_fake/config":
-            changes, problems = _parse_config(self._json(raw))
+            config, problems = self.server.provider._apply_config(self._json(raw))
             if problems:
                 detail = "The config request contained invalid parameters."
                 self._send_json(422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems))
             else:
-                self._send_json(200, self.server.provider.configure(**changes))
+                self._send_json(200, config)
         elif path == "/_fake/reset":
             self.server.provider.reset()
             self._send_json(200, {"ok": True})
@@ -271,13 +281,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         latency_ms = provider.config()["latency_ms"]
         if latency_ms > 0:
-            time.sleep(latency_ms / 1000)
-        message_uuid = provider._accept(body)
-        if message_uuid is None:
-            detail = "The service is temporarily unavailable; please retry later."
-            self._send_json(503, _problem("service-unavailable", "Service Unavailable", detail))
+            provider._hold(latency_ms / 1000)  # without the lock: other requests go on meanwhile
+        answer = provider._accept(body)
+        if answer.hold_seconds > 0:
+            provider._hold(answer.hold_seconds)
+            # The client has most likely given up: answer if it still listens, then close either way.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._send_json(answer.status, answer.payload, answer.headers)
             return
-        self._send_json(202, {"message_uuid": message_uuid})
+        self._send_json(answer.status, answer.payload, answer.headers)
 
 
 class FakeProvider:
@@ -292,13 +305,24 @@ class FakeProvider:
         seed: int = 0,
         latency_ms: int = 0,
         status_webhook_url: str | None = None,
+        *,
+        dedup_client_ref: bool = False,
+        missing_uuid_rate: float = 0.0,
+        timeout_after_accept_rate: float = 0.0,
+        timeout_after_accept_ms: int = 30_000,
+        fail_statuses: Mapping[str | int, float] | None = None,
     ) -> None:
-        changes, problems = _parse_config(
+        changes, problems = parse_config(
             {
                 "rate_limit_per_second": rate_limit_per_second,
                 "transient_failure_rate": transient_failure_rate,
                 "latency_ms": latency_ms,
                 "status_webhook_url": status_webhook_url,
+                "dedup_client_ref": dedup_client_ref,
+                "missing_uuid_rate": missing_uuid_rate,
+                "timeout_after_accept_rate": timeout_after_accept_rate,
+                "timeout_after_accept_ms": timeout_after_accept_ms,
+                "fail_statuses": dict(fail_statuses) if fail_statuses is not None else None,
             }
         )
         if problems:
@@ -311,8 +335,11 @@ class FakeProvider:
         self._bucket = TokenBucket(self._config.rate_limit_per_second)
         self._random = random.Random(seed)
         self._messages: list[Json] = []
-        self._uuid_by_client_ref: dict[str, str] = {}
-        self._counters = self._zero_counters()
+        self._uuid_by_client_ref: dict[str, str] = {}  # first recorded uuid of each client_ref
+        self._sent_to_text: set[tuple[str, str]] = set()
+        self._recipients: set[str] = set()
+        self._counters = initial_counters()
+        self._closing = threading.Event()  # set by stop(): held answers stop waiting
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._serving = False
@@ -326,6 +353,7 @@ class FakeProvider:
         with self._lock:
             if self._server is None:
                 self._server = _Server((self._host, self._port), self)
+                self._closing.clear()
             if self._webhook_thread is None:
                 self._webhook_thread = threading.Thread(
                     target=self._deliver_webhooks, name="fake-provider-webhooks", daemon=True
@@ -366,6 +394,7 @@ class FakeProvider:
             serving = self._serving
             self._server = self._thread = self._webhook_thread = None
             self._serving = False
+        self._closing.set()
         if webhook_thread is not None:
             self._webhooks.put(None)
         if server is not None:
@@ -396,14 +425,16 @@ class FakeProvider:
     # --- in-process accessors -------------------------------------------------------------------------
 
     def messages(self) -> list[Json]:
-        """Copies of the accepted messages, oldest first."""
+        """Copies of the recorded messages, oldest first, duplicates included (``"duplicate": true``)."""
         with self._lock:
             return [dict(message) for message in self._messages]
 
     def stats(self) -> Json:
-        """Counters: ``accepted``, ``duplicates``, ``throttled``, ``transient_failures``, ``requests``."""
+        """Counters: ``accepted``, ``unique_recipients``, ``requests``, ``duplicates``, ``throttled``,
+        ``transient_failures``, ``missing_uuid``, ``timed_out_after_accept``, ``failed_by_status``."""
         with self._lock:
-            return {"accepted": len(self._messages), **self._counters}
+            counters = {**self._counters, "failed_by_status": dict(self._counters["failed_by_status"])}
+            return {"accepted": len(self._messages), "unique_recipients": len(self._recipients), **counters}
 
     def config(self) -> Json:
         with self._lock:
@@ -411,30 +442,39 @@ class FakeProvider:
 
     def configure(self, **changes: Any) -> Json:
         """Change any of the config fields at runtime; answers the resulting config."""
-        parsed, problems = _parse_config(changes)
+        config, problems = self._apply_config(changes)
         if problems:
             raise ValueError(f"invalid fake provider config: {problems}")
-        with self._lock:
-            for name, value in parsed.items():
-                setattr(self._config, name, value)
-            if "rate_limit_per_second" in parsed:
-                self._bucket = TokenBucket(self._config.rate_limit_per_second)
-            return asdict(self._config)
+        return config
 
     def reset(self) -> None:
-        """Forget accepted messages and counters, refill the bucket and reseed the random source."""
+        """Forget recorded messages and counters, refill the bucket and reseed the random source."""
         with self._lock:
             self._messages.clear()
             self._uuid_by_client_ref.clear()
-            self._counters = self._zero_counters()
+            self._sent_to_text.clear()
+            self._recipients.clear()
+            self._counters = initial_counters()
             self._bucket = TokenBucket(self._config.rate_limit_per_second)
             self._random = random.Random(self._seed)
 
     # --- request-side state changes (used by the handler) ---------------------------------------------
 
-    @staticmethod
-    def _zero_counters() -> dict[str, int]:
-        return {"duplicates": 0, "throttled": 0, "transient_failures": 0, "requests": 0}
+    def _apply_config(self, body: Any) -> tuple[Json, list[Json]]:
+        """Validate ``body`` against the current config and apply it whole, or not at all."""
+        with self._lock:
+            parsed, problems = parse_config(body, self._config)
+            if problems:
+                return asdict(self._config), problems
+            for name, value in parsed.items():
+                setattr(self._config, name, value)
+            if "rate_limit_per_second" in parsed:
+                self._bucket = TokenBucket(self._config.rate_limit_per_second)
+            return asdict(self._config), []
+
+    def _hold(self, seconds: float) -> None:
+        """Wait without the lock; ``stop()`` cuts the wait short."""
+        self._closing.wait(seconds)
 
     def _count(self, counter: str) -> None:
         with self._lock:
@@ -447,18 +487,28 @@ class FakeProvider:
             self._counters["throttled"] += 1
             return False
 
-    def _accept(self, body: Json) -> str | None:
-        """The message uuid for a valid send (the original one for a replayed client_ref), or None for a
-        simulated transient failure."""
+    def _accept(self, body: Json) -> _Answer:
+        """Draw a scripted failure, else record the send (or replay it, with ``dedup_client_ref``) and draw
+        how its answer goes wrong, if at all."""
         with self._lock:
-            rate = self._config.transient_failure_rate
-            if rate > 0 and self._random.random() < rate:
-                self._counters["transient_failures"] += 1
-                return None
+            config = self._config
+            status = draw_failure(config, self._random)
+            if status is not None:
+                self._counters["failed_by_status"][str(status)] += 1
+                if status == 503:
+                    self._counters["transient_failures"] += 1
+                payload, headers = failure_answer(status)
+                return _Answer(status, payload, headers)
             client_ref = body.get("client_ref")
-            if client_ref is not None and client_ref in self._uuid_by_client_ref:
+            if client_ref is not None:
+                duplicate = client_ref in self._uuid_by_client_ref
+            else:
+                duplicate = (body["to"], body["text"]) in self._sent_to_text
+            if duplicate:
                 self._counters["duplicates"] += 1
-                return self._uuid_by_client_ref[client_ref]
+                if client_ref is not None and config.dedup_client_ref:
+                    return _Answer(202, {"message_uuid": self._uuid_by_client_ref[client_ref]})
+            fault = draw_answer_fault(config, self._random)
             message = {
                 "message_uuid": str(uuid.uuid4()),
                 "to": body["to"],
@@ -467,14 +517,28 @@ class FakeProvider:
                 "text": body["text"],
                 "client_ref": client_ref,
                 "accepted_at": time.time(),
+                "duplicate": duplicate,
+                "fault": fault,
             }
             self._messages.append(message)
+            self._recipients.add(body["to"])
+            self._sent_to_text.add((body["to"], body["text"]))
             if client_ref is not None:
-                self._uuid_by_client_ref[client_ref] = message["message_uuid"]
-            webhook_url = self._config.status_webhook_url
+                self._uuid_by_client_ref.setdefault(client_ref, message["message_uuid"])
+            webhook_url = config.status_webhook_url
+            hold_seconds = config.timeout_after_accept_ms / 1000
+            if fault == MISSING_UUID:
+                self._counters["missing_uuid"] += 1
+            elif fault == TIMEOUT_AFTER_ACCEPT:
+                self._counters["timed_out_after_accept"] += 1
         if webhook_url:
             self._webhooks.put((webhook_url, self._status_callback(message)))
-        return str(message["message_uuid"])
+        if fault == MISSING_UUID:
+            return _Answer(200, {})
+        answer = _Answer(202, {"message_uuid": message["message_uuid"]})
+        if fault == TIMEOUT_AFTER_ACCEPT:
+            answer.hold_seconds = hold_seconds
+        return answer
 
     @staticmethod
     def _status_callback(message: Json) -> Json:
@@ -531,13 +595,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="fraction 0..1 of valid sends answered 503 (default: 0)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for transient failures (default: 0)")
-    parser.add_argument("--latency-ms", type=int, default=0, help="delay before answering sends (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
     parser.add_argument(
         "--status-webhook-url",
         default=None,
         help="POST a 'delivered' status callback here for every accepted message",
     )
+    add_fault_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -550,8 +614,8 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit_per_second=args.rate_limit,
             transient_failure_rate=args.transient_failure_rate,
             seed=args.seed,
-            latency_ms=args.latency_ms,
             status_webhook_url=args.status_webhook_url,
+            **fault_options(args),
         )
         url = provider.bind()
     except (ValueError, OSError) as error:

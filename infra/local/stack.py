@@ -36,6 +36,7 @@ from typing import IO, Any, Self
 import httpx
 from chalice.config import Config as ChaliceConfig
 
+from infra.local.fake_provider_faults import add_fault_arguments
 from infra.local.resources import DEFAULT_PREFIX, DEFAULT_TEMPLATE_PATH, REPO_ROOT, create_resources
 from infra.local.runner import DEFAULT_CONFIG_PATH, LocalEventRunner
 
@@ -199,6 +200,12 @@ class LocalStack:
         moto_port: int | None = None,
         admin_token: str | None = None,
         provider_status_webhook_path: str | None = None,
+        provider_latency_ms: int = 0,
+        provider_dedup_client_ref: bool = False,
+        provider_missing_uuid_rate: float = 0.0,
+        provider_timeout_after_accept_rate: float = 0.0,
+        provider_timeout_after_accept_ms: int = 30_000,
+        provider_fail_statuses: Mapping[str, float] | None = None,
         provider_extra_args: Sequence[str] = (),
         log_dir: Path | None = None,
         keep_logs: bool = False,
@@ -213,6 +220,12 @@ class LocalStack:
         self.seed = seed
         self.schedule_tick_seconds = schedule_tick_seconds
         self.provider_status_webhook_path = provider_status_webhook_path
+        self.provider_latency_ms = provider_latency_ms
+        self.provider_dedup_client_ref = provider_dedup_client_ref
+        self.provider_missing_uuid_rate = provider_missing_uuid_rate
+        self.provider_timeout_after_accept_rate = provider_timeout_after_accept_rate
+        self.provider_timeout_after_accept_ms = provider_timeout_after_accept_ms
+        self.provider_fail_statuses = dict(provider_fail_statuses or {})
         self.provider_extra_args = list(provider_extra_args)
         self.repo_root = Path(repo_root)
         self.template_path = Path(template_path)
@@ -269,16 +282,8 @@ class LocalStack:
             self.template_path, self.prefix, endpoint_url=self.aws_endpoint_url, region=REGION
         )
 
-        provider_args = [
-            sys.executable, "-m", "infra.local.fake_provider",
-            "--port", str(ports["provider"]),
-            "--rate-limit", str(self.provider_rate_limit),
-            "--transient-failure-rate", str(self.provider_transient_failure_rate),
-            "--seed", str(self.seed),
-        ]  # fmt: skip
-        if self.provider_status_webhook_path:
-            provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
-        provider = spawn("fake_provider", provider_args + self.provider_extra_args, self.log_dir, cwd=self.repo_root)
+        provider_args = self._provider_args(ports["provider"])
+        provider = spawn("fake_provider", provider_args, self.log_dir, cwd=self.repo_root)
         self._processes.append(provider)
         wait_http(f"{self.provider_url}/health", provider, ready=lambda r: r.status_code == 200)
 
@@ -304,6 +309,26 @@ class LocalStack:
         self.runner.start()
         logger.info("local stack up: api %s, aws %s, provider %s", self.api_url, self.aws_endpoint_url,
                     self.provider_url)  # fmt: skip
+
+    def _provider_args(self, port: int) -> list[str]:
+        """The fake provider's command line, with this stack's provider settings."""
+        provider_args = [
+            sys.executable, "-m", "infra.local.fake_provider",
+            "--port", str(port),
+            "--rate-limit", str(self.provider_rate_limit),
+            "--transient-failure-rate", str(self.provider_transient_failure_rate),
+            "--seed", str(self.seed),
+            "--latency-ms", str(self.provider_latency_ms),
+            "--missing-uuid-rate", str(self.provider_missing_uuid_rate),
+            "--timeout-after-accept-rate", str(self.provider_timeout_after_accept_rate),
+            "--timeout-after-accept-ms", str(self.provider_timeout_after_accept_ms),
+            "--fail-statuses", json.dumps(self.provider_fail_statuses),
+        ]  # fmt: skip
+        if self.provider_dedup_client_ref:
+            provider_args.append("--dedup-client-ref")
+        if self.provider_status_webhook_path:
+            provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
+        return provider_args + self.provider_extra_args
 
     def _spawn_chalice_local(self, port: int) -> None:
         api = spawn(
@@ -468,6 +493,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--moto-port", type=int, default=None, help="default: any free port")
     parser.add_argument("--rate-limit", type=float, default=500, help="fake provider sends per second")
     parser.add_argument("--transient-failure-rate", type=float, default=0.02)
+    add_fault_arguments(parser)  # the fake provider's --latency-ms, --fail-statuses, ... passed through
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--schedule-tick", type=float, default=1.0, help="seconds between schedule firings")
     parser.add_argument("--admin-token", default=None, help="default: a random token")
@@ -490,6 +516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LocalStack(
         provider_rate_limit=args.rate_limit,
         provider_transient_failure_rate=args.transient_failure_rate,
+        provider_latency_ms=args.latency_ms,
+        provider_dedup_client_ref=args.dedup_client_ref,
+        provider_missing_uuid_rate=args.missing_uuid_rate,
+        provider_timeout_after_accept_rate=args.timeout_after_accept_rate,
+        provider_timeout_after_accept_ms=args.timeout_after_accept_ms,
+        provider_fail_statuses=args.fail_statuses,
         seed=args.seed,
         schedule_tick_seconds=args.schedule_tick,
         api_port=args.api_port,

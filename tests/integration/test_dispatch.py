@@ -1,4 +1,5 @@
-"""Dispatch through the Chalice handlers: duplicates and redeliveries send nothing twice."""
+"""Dispatch through the Chalice handlers: duplicates and redeliveries send nothing twice, and a send
+that may have happened is recorded `unknown` rather than resent."""
 
 from __future__ import annotations
 
@@ -6,36 +7,33 @@ import json
 import time
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.local.fake_provider import FakeProvider
-from tests.utils import Api, campaign_body, recipient_rows, sqs_event
+from tests.utils import (
+    Api,
+    LambdaContext,
+    campaign_body,
+    receive_all,
+    recipient_rows,
+    run_release_jobs,
+    sqs_event,
+)
 
 pytestmark = pytest.mark.integration
 
 
-class Context:
-    aws_request_id = "test"
-    function_name = "dispatch"
+@pytest.fixture
+def start(tenant: Api, aws_env: dict[str, str], chalice_app: Any) -> Any:
+    def started_campaign(recipients: int, **overrides: Any) -> dict[str, Any]:
+        listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+        tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(recipients)})
+        campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"], **overrides), status=201)
+        started = tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
+        assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1
+        return dict(started)
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def started_campaign(tenant: Api, recipients: int, **overrides: Any) -> dict[str, Any]:
-    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
-    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(recipients)})
-    campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"], **overrides), status=201)
-    return tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
-
-
-def receive_all(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        messages.extend(batch)
-    return messages
+    return started_campaign
 
 
 def outcomes(tenant: Api, campaign_id: str) -> dict[str, dict[str, Any]]:
@@ -43,52 +41,59 @@ def outcomes(tenant: Api, campaign_id: str) -> dict[str, dict[str, Any]]:
     return {item["phone"]: item for item in page["items"]}
 
 
-def test_start_releases_chunks_that_carry_the_recipients(tenant: Api, aws_env: dict[str, str]) -> None:
-    campaign = started_campaign(tenant, 30, rate_per_second=20)
-    messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
-    bodies = [json.loads(m["Body"]) for m in messages]
-    assert campaign["status"] == "running"
-    assert campaign["counters"] == {"total": 30, "queued": 30, "in_flight": 0, "succeeded": 0, "failed": 0}
-    # At 20/s the start releases its first window (1 s on the local stage): one chunk of 20.
-    assert [len(b["recipients"]) for b in bodies] == [20]
-    assert {"phone", "params", "previous_attempt", "fresh"} <= set(bodies[0]["recipients"][0])
-    from chalicelib.workers.release import release_due_recipients
+def sent_once_each(provider: FakeProvider, expected: int) -> None:
+    stats = provider.stats()
+    assert (stats["accepted"], stats["unique_recipients"], stats["duplicates"]) == (expected, expected, 0)
 
-    assert release_due_recipients(now=time.time() + 1) == 10  # the next tick: the rest of the list
+
+def test_start_queues_a_release_job_whose_release_queues_chunks_that_carry_the_recipients(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, start: Any
+) -> None:
+    campaign = start(30, rate_per_second=20)
+    bodies = [json.loads(m["Body"]) for m in receive_all(aws_env["DISPATCH_QUEUE_URL"])]
+    assert campaign["status"] == "running"
+    zero = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0}
+    assert campaign["counters"] == {"total": 30, "queued": 30, **zero}
+    # At 20/s the first release covers its first window (1 s on the local stage): one chunk of 20.
+    assert [len(b["recipients"]) for b in bodies] == [20]
+    assert bodies[0]["claim"]  # the claim token travels in the body: a redrive keeps it
+    assert {"phone", "params", "previous_attempt", "fresh"} <= set(bodies[0]["recipients"][0])
+    from chalicelib.workers.release import fan_out
+
+    time.sleep(1.0)
+    assert fan_out() == 1  # the tick: one release job per running campaign
+    assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1
     later = [json.loads(m["Body"]) for m in receive_all(aws_env["DISPATCH_QUEUE_URL"])]
     assert [len(b["recipients"]) for b in later] == [10]
 
 
 def test_duplicate_sqs_delivery_sends_once(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
 ) -> None:
-    campaign = started_campaign(tenant, 12)
-    messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
-    event = sqs_event(messages)
-    assert chalice_app.dispatch(event, Context()) == {"batchItemFailures": []}
-    assert chalice_app.dispatch(event, Context()) == {"batchItemFailures": []}  # SQS delivered it again
-    sent = [m["to"] for m in provider.messages()]
-    assert len(sent) == 12 and len(set(sent)) == 12
-    assert provider.stats()["duplicates"] == 0
+    campaign = start(12)
+    event = sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"]))
+    assert chalice_app.dispatch(event, LambdaContext()) == {"batchItemFailures": []}
+    assert chalice_app.dispatch(event, LambdaContext()) == {"batchItemFailures": []}  # SQS delivered it again
+    sent_once_each(provider, 12)
     assert {o["state"] for o in outcomes(tenant, campaign["id"]).values()} == {"succeeded"}
 
 
-def test_a_chunk_released_twice_in_another_message_sends_nothing_twice(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider
+def test_a_chunk_released_twice_sends_nothing_twice(
+    aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
 ) -> None:
-    started_campaign(tenant, 5)
+    start(5)
     message = receive_all(aws_env["DISPATCH_QUEUE_URL"])[0]
-    chalice_app.dispatch(sqs_event([message]), Context())
-    copy = dict(message, MessageId="another-message-id")  # what a re-run of the pacer would queue
-    chalice_app.dispatch(sqs_event([copy]), Context())
-    assert len(provider.messages()) == 5
-    assert provider.stats()["duplicates"] == 0
+    chalice_app.dispatch(sqs_event([message]), LambdaContext())
+    body = json.loads(message["Body"])
+    again = dict(message, MessageId="another-message-id", Body=json.dumps({**body, "claim": "another-claim"}))
+    chalice_app.dispatch(sqs_event([again]), LambdaContext())  # what a re-run of the pacer would queue
+    sent_once_each(provider, 5)
 
 
-def test_a_crash_mid_chunk_fails_only_that_record_and_its_redelivery_finishes_without_resending(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+def test_a_crash_after_sending_fails_only_that_record_and_its_redelivery_records_unknown_without_resending(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
 ) -> None:
-    campaign = started_campaign(tenant, 10)
+    campaign = start(10)
     messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     from chalicelib.store import deliveries
 
@@ -102,54 +107,123 @@ def test_a_crash_mid_chunk_fails_only_that_record_and_its_redelivery_finishes_wi
         return real(*args, **kwargs)
 
     monkeypatch.setattr(deliveries, "record_outcome", crash_on_the_fourth)
-    answer = chalice_app.dispatch(sqs_event(messages), Context())
+    answer = chalice_app.dispatch(sqs_event(messages), LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
     stuck = [o for o in outcomes(tenant, campaign["id"]).values() if o["state"] == "in_flight"]
     assert len(stuck) == 1
 
     monkeypatch.setattr(deliveries, "record_outcome", real)
-    assert chalice_app.dispatch(sqs_event(messages), Context()) == {"batchItemFailures": []}
+    assert chalice_app.dispatch(sqs_event(messages), LambdaContext()) == {"batchItemFailures": []}
     final = outcomes(tenant, campaign["id"])
-    assert {o["state"] for o in final.values()} == {"succeeded"}
-    assert len(provider.messages()) == 10  # every recipient accepted once
-    # The stuck recipient was sent again with the same idempotency key, which the provider recognised.
-    assert provider.stats()["duplicates"] == 1
-    assert final[stuck[0]["phone"]]["attempts"] == 1
+    assert sorted(o["state"] for o in final.values()) == ["succeeded"] * 9 + ["unknown"]
+    assert final[stuck[0]["phone"]]["state"] == "unknown"
+    assert "not resent" in final[stuck[0]["phone"]]["last_error"]
+    sent_once_each(provider, 10)  # Vonage takes no idempotency key: the ambiguous one was not sent again
+
+
+def test_a_channel_that_honours_idempotency_keys_finishes_a_crashed_claim_with_the_same_key(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
+) -> None:
+    from chalicelib.channels.vonage import VonageMessages
+    from chalicelib.store import deliveries
+
+    provider.configure(dedup_client_ref=True)  # a provider that deduplicates on client_ref
+    monkeypatch.setattr(VonageMessages, "honours_idempotency_key", True)
+    campaign = start(4)
+    messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    real = deliveries.record_outcome
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("injected: worker died after the provider accepted")
+
+    monkeypatch.setattr(deliveries, "record_outcome", crash)
+    chalice_app.dispatch(sqs_event(messages), LambdaContext())
+    monkeypatch.setattr(deliveries, "record_outcome", real)
+    chalice_app.dispatch(sqs_event(messages), LambdaContext())
+    final = outcomes(tenant, campaign["id"])
+    assert {(o["state"], o["attempts"]) for o in final.values()} == {("succeeded", 1)}
+    stats = provider.stats()
+    assert (stats["accepted"], stats["duplicates"]) == (4, 4)  # resent with the same keys, recognised
+
+
+def test_a_200_without_a_message_id_is_a_success_with_no_id(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+) -> None:
+    provider.configure(missing_uuid_rate=1.0)
+    campaign = start(3)
+    assert chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    final = outcomes(tenant, campaign["id"])
+    assert {(o["state"], o["provider_message_id"]) for o in final.values()} == {("succeeded", None)}
+    sent_once_each(provider, 3)
+
+
+def test_a_provider_that_times_out_after_accepting_gets_unknown_not_a_resend(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
+) -> None:
+    from chalicelib.channels.vonage import vonage_messages
+
+    monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", "0.5")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    vonage_messages.cache_clear()
+    provider.configure(timeout_after_accept_rate=1.0, timeout_after_accept_ms=2000)
+    campaign = start(3, retry_policy={"max_attempts": 5, "initial_delay_seconds": 1})
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
+    final = outcomes(tenant, campaign["id"])
+    assert {(o["state"], o["attempts"]) for o in final.values()} == {("unknown", 1)}
+    sent_once_each(provider, 3)
+    vonage_messages.cache_clear()
 
 
 def test_transient_failures_are_retried_per_policy_then_fail(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
 ) -> None:
+    from chalicelib.operations.pacer import release_campaign
+    from tests.integration.test_stats import pk_of
+
     provider.configure(transient_failure_rate=1.0)
-    campaign = started_campaign(tenant, 3, retry_policy={"max_attempts": 2, "initial_delay_seconds": 1})
-    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), Context())
+    campaign = start(3, retry_policy={"max_attempts": 2, "initial_delay_seconds": 1})
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
     first = outcomes(tenant, campaign["id"])
     assert {o["state"] for o in first.values()} == {"queued"}
     assert all(o["next_attempt_at"] and "503" in o["last_error"] for o in first.values())
 
-    from chalicelib.workers.release import release_due_recipients
-
-    assert release_due_recipients(now=time.time() + 5) == 3
-    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), Context())
+    apply_stream(chalice_app)
+    assert release_campaign(pk_of(tenant, campaign), now=time.time() + 5) == 3
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
     final = outcomes(tenant, campaign["id"])
     assert {(o["state"], o["attempts"]) for o in final.values()} == {("failed", 2)}
     assert provider.stats()["transient_failures"] == 6
     assert provider.messages() == []
 
 
+def apply_stream(chalice_app: Any) -> None:
+    """Feed the deliveries table's stream to the stats function, as its event source mapping would."""
+    from tests.integration.test_stats import stream_records
+
+    records = stream_records()
+    if records:
+        chalice_app.stats({"Records": records}, None)
+
+
 def test_chunks_of_a_paused_campaign_are_kept_and_sent_after_resume(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
 ) -> None:
-    campaign = started_campaign(tenant, 8)
+    campaign = start(8)
     messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/pause")
-    chalice_app.dispatch(sqs_event(messages), Context())
+    chalice_app.dispatch(sqs_event(messages), LambdaContext())
     assert provider.messages() == []
     assert {o["state"] for o in outcomes(tenant, campaign["id"]).values()} == {"queued"}
 
-    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/resume")  # releases the parked recipients first
-    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), Context())
-    assert len(provider.messages()) == 8
+    apply_stream(chalice_app)  # the pacer learns from the counters that recipients wait
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/resume")
+    assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1  # parked recipients go first
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
+    sent_once_each(provider, 8)
     assert {(o["state"], o["attempts"]) for o in outcomes(tenant, campaign["id"]).values()} == {("succeeded", 1)}
 
 
@@ -162,17 +236,18 @@ def test_a_recipient_missing_a_template_variable_fails_alone(
     tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
     campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"]), status=201)
     tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
-    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), Context())
+    run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"])
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
     final = outcomes(tenant, campaign["id"])
     assert final[rows[1]["phone"]]["state"] == "failed"
     assert "first_name" in final[rows[1]["phone"]]["last_error"]
     assert sorted(m["text"] for m in provider.messages()) == ["Hi R0, 20% off today.", "Hi R2, 20% off today."]
 
 
-def test_a_chunk_redelivered_while_paused_finishes_the_recipient_it_had_claimed(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+def test_a_chunk_redelivered_while_paused_settles_what_it_had_claimed_as_unknown(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
 ) -> None:
-    campaign = started_campaign(tenant, 6)
+    campaign = start(6)
     messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     from chalicelib.store import deliveries
 
@@ -182,31 +257,48 @@ def test_a_chunk_redelivered_while_paused_finishes_the_recipient_it_had_claimed(
         raise RuntimeError("injected: worker died after the provider accepted")
 
     monkeypatch.setattr(deliveries, "record_outcome", crash)
-    chalice_app.dispatch(sqs_event(messages), Context())  # every recipient claimed, sent, not recorded
+    chalice_app.dispatch(sqs_event(messages), LambdaContext())  # every recipient claimed, sent, not recorded
     monkeypatch.setattr(deliveries, "record_outcome", real)
     tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/pause")
-    assert chalice_app.dispatch(sqs_event(messages), Context()) == {"batchItemFailures": []}
+    assert chalice_app.dispatch(sqs_event(messages), LambdaContext()) == {"batchItemFailures": []}
     states = {o["state"] for o in outcomes(tenant, campaign["id"]).values()}
-    assert states == {"succeeded"}, "nothing may stay in flight behind a pause"
-    assert len(provider.messages()) == 6
-    assert provider.stats()["duplicates"] == 6  # finished with the same idempotency keys
+    assert states == {"unknown"}, "nothing may stay in flight behind a pause"
+    sent_once_each(provider, 6)
 
 
-def test_a_completion_lost_to_a_race_is_made_by_the_next_pacer_tick(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, monkeypatch: pytest.MonkeyPatch
+def test_out_of_time_hands_the_batch_back_unclaimed_and_visible_at_once(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
 ) -> None:
-    from chalicelib.workers import stats
-    from chalicelib.workers.release import release_due_recipients
-    from tests.integration.test_stats import change, pk_of
+    from chalicelib.operations.pacer import release_campaign
+    from tests.integration.test_stats import pk_of
 
-    campaign = started_campaign(tenant, 2)
-    pk = pk_of(tenant, campaign)
+    campaign = start(30, rate_per_second=10)  # chunks of 10: one now, the next two on the next releases
+    for ahead in (1, 2):
+        release_campaign(pk_of(tenant, campaign), now=time.time() + ahead)
+    time.sleep(2.5)  # their DelaySeconds
+    messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    assert len(messages) == 3
+    # 14 s left: less than a send (10 s provider timeout) plus the 5 s margin, so nothing starts.
+    answer = chalice_app.dispatch(sqs_event(messages), LambdaContext(remaining_ms=14_000))
+    assert {f["itemIdentifier"] for f in answer["batchItemFailures"]} == {m["MessageId"] for m in messages}
+    assert outcomes(tenant, campaign["id"]) == {}  # nothing claimed: a redelivery sends them normally
+    assert provider.stats()["requests"] == 0
+    assert len(receive_all(aws_env["DISPATCH_QUEUE_URL"])) == 3  # visible again now, not after 6 minutes
+
+
+def test_a_completion_lost_to_a_race_is_made_by_the_next_release(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, start: Any, monkeypatch: Any
+) -> None:
+    from chalicelib.operations.pacer import release_campaign
+    from chalicelib.workers import stats
+    from tests.integration.test_stats import pk_of
+
+    campaign = start(2)
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
     monkeypatch.setattr(stats, "complete_if_done", lambda campaign: False)  # a pause won the race
-    records = [change(pk, p, None, "in_flight", 1 + i) for i, p in enumerate(("+12025550000", "+12025550001"))]
-    records += [change(pk, p, "in_flight", "succeeded", 3 + i) for i, p in enumerate(("+12025550000", "+12025550001"))]
-    chalice_app.stats({"Records": records}, None)
+    apply_stream(chalice_app)
     assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["status"] == "running"
-    release_due_recipients()
+    release_campaign(pk_of(tenant, campaign))
     final = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")
     assert final["status"] == "completed"
     assert final["counters"]["succeeded"] == 2

@@ -63,9 +63,12 @@ def test_valid_send_is_accepted_and_recorded(client: httpx.Client, provider: Fak
             "text": "Spring sale starts today",
             "client_ref": "campaign-1:recipient-1",
             "accepted_at": pytest.approx(time.time(), abs=10),
+            "duplicate": False,
+            "fault": None,
         }
     ]
     assert recorded["requests"] == 1
+    assert (recorded["accepted"], recorded["duplicates"], recorded["unique_recipients"]) == (1, 0, 1)
     assert provider.messages() == recorded["messages"]
 
 
@@ -132,27 +135,77 @@ def test_non_json_body_is_rejected(client: httpx.Client) -> None:
     assert response.json()["invalid_parameters"][0]["name"] == "body"
 
 
-def test_replayed_client_ref_returns_the_same_uuid_and_sends_once(client: httpx.Client) -> None:
+def test_a_resent_client_ref_is_sent_again_and_flagged_as_a_duplicate(client: httpx.Client) -> None:
     first = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-7"))
-    replay = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-7"))
+    resent = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-7"))
     other = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-8"))
 
-    assert first.status_code == replay.status_code == other.status_code == 202
-    assert replay.json()["message_uuid"] == first.json()["message_uuid"]
-    assert other.json()["message_uuid"] != first.json()["message_uuid"]
+    assert first.status_code == resent.status_code == other.status_code == 202
+    uuids = [response.json()["message_uuid"] for response in (first, resent, other)]
+    assert len(set(uuids)) == 3  # like Vonage: a resend is a new message, not the old one
     recorded = client.get("/_fake/messages").json()
-    assert [message["client_ref"] for message in recorded["messages"]] == [
-        "campaign-1:recipient-7",
-        "campaign-1:recipient-8",
+    assert [(m["message_uuid"], m["client_ref"], m["duplicate"]) for m in recorded["messages"]] == [
+        (uuids[0], "campaign-1:recipient-7", False),
+        (uuids[1], "campaign-1:recipient-7", True),
+        (uuids[2], "campaign-1:recipient-8", False),
     ]
-    assert recorded["duplicates"] == 1
+    assert (recorded["accepted"], recorded["duplicates"], recorded["unique_recipients"]) == (3, 1, 1)
 
 
-def test_sends_without_client_ref_are_never_deduplicated(client: httpx.Client) -> None:
-    uuids = {client.post("/v1/messages", json=a_send()).json()["message_uuid"] for _ in range(3)}
+def test_without_client_ref_the_same_text_to_the_same_number_is_a_duplicate(client: httpx.Client) -> None:
+    sends = [
+        a_send(),
+        a_send(),  # the same text to the same number again
+        a_send(text="Another text"),
+        a_send(to="447700900002"),
+        a_send(client_ref="c1:r1"),  # a client_ref makes it another message, whatever its text
+        a_send(),
+    ]
+    responses = [client.post("/v1/messages", json=send) for send in sends]
 
-    assert len(uuids) == 3
-    assert client.get("/_fake/stats").json()["duplicates"] == 0
+    assert [response.status_code for response in responses] == [202] * 6
+    assert len({response.json()["message_uuid"] for response in responses}) == 6
+    recorded = client.get("/_fake/messages").json()
+    assert [message["duplicate"] for message in recorded["messages"]] == [False, True, False, False, False, True]
+    assert (recorded["accepted"], recorded["duplicates"], recorded["unique_recipients"]) == (6, 2, 2)
+
+
+def test_dedup_client_ref_answers_a_replay_with_the_original_uuid_and_records_nothing() -> None:
+    with (
+        FakeProvider(dedup_client_ref=True) as provider,
+        httpx.Client(base_url=provider.base_url, auth=CREDENTIALS, timeout=5) as client,
+    ):
+        first = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-7"))
+        replay = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-7"))
+        other = client.post("/v1/messages", json=a_send(client_ref="campaign-1:recipient-8"))
+        unreferenced = [client.post("/v1/messages", json=a_send(text="No reference")) for _ in range(2)]
+
+        assert [r.status_code for r in (first, replay, other, *unreferenced)] == [202] * 5
+        assert replay.json()["message_uuid"] == first.json()["message_uuid"]
+        assert other.json()["message_uuid"] != first.json()["message_uuid"]
+        recorded = client.get("/_fake/messages").json()
+        # Only a client_ref is an idempotency key: sends without one are recorded, flagged as before.
+        assert [(m["client_ref"], m["duplicate"]) for m in recorded["messages"]] == [
+            ("campaign-1:recipient-7", False),
+            ("campaign-1:recipient-8", False),
+            (None, False),
+            (None, True),
+        ]
+        assert (recorded["accepted"], recorded["duplicates"]) == (4, 2)
+
+
+def test_dedup_client_ref_can_be_switched_at_runtime(client: httpx.Client) -> None:
+    assert client.post("/_fake/config", json={"dedup_client_ref": True}).json()["dedup_client_ref"] is True
+    first = client.post("/v1/messages", json=a_send(client_ref="r1"))
+    replay = client.post("/v1/messages", json=a_send(client_ref="r1"))
+    assert replay.json()["message_uuid"] == first.json()["message_uuid"]
+
+    client.post("/_fake/config", json={"dedup_client_ref": False})
+    resent = client.post("/v1/messages", json=a_send(client_ref="r1"))
+
+    assert resent.json()["message_uuid"] != first.json()["message_uuid"]
+    stats = client.get("/_fake/stats").json()
+    assert (stats["accepted"], stats["duplicates"]) == (2, 2)
 
 
 def test_rate_limit_throttles_a_burst_with_retry_after() -> None:
@@ -202,7 +255,9 @@ def test_transient_failures_answer_503_and_record_nothing() -> None:
         assert [response.status_code for response in responses] == [503] * 5
         assert responses[0].json()["title"] == "Service Unavailable"
         assert provider.messages() == []
-        assert provider.stats()["transient_failures"] == 5
+        stats = provider.stats()
+        assert stats["transient_failures"] == stats["failed_by_status"]["503"] == 5
+        assert stats["accepted"] == 0
 
 
 def test_transient_failures_are_reproducible_for_a_seed() -> None:
@@ -219,6 +274,137 @@ def test_transient_failures_are_reproducible_for_a_seed() -> None:
     assert set(first) == {202, 503}
 
 
+def test_transient_failure_rate_adds_to_the_scripted_503_share() -> None:
+    with (
+        FakeProvider(transient_failure_rate=0.5, fail_statuses={"503": 0.5}) as provider,
+        httpx.Client(base_url=provider.base_url, auth=CREDENTIALS, timeout=5) as client,
+    ):
+        statuses = [client.post("/v1/messages", json=a_send()).status_code for _ in range(20)]
+
+        assert statuses == [503] * 20
+        assert provider.stats()["transient_failures"] == 20
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "title"),
+    [
+        (400, "invalid-params", "Invalid params"),
+        (403, "forbidden", "Forbidden"),
+        (429, "throttled", "Rate Limit Hit"),
+        (500, "internal-error", "Internal Error"),
+        (503, "service-unavailable", "Service Unavailable"),
+    ],
+)
+def test_scripted_failure_answers_a_vonage_shaped_problem_and_records_nothing(
+    client: httpx.Client, status: int, kind: str, title: str
+) -> None:
+    assert client.post("/_fake/config", json={"fail_statuses": {str(status): 1.0}}).status_code == 200
+
+    response = client.post("/v1/messages", json=a_send(client_ref="c1:r1"))
+
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == f"https://developer.nexmo.com/api-errors#{kind}"
+    assert problem["title"] == title
+    assert problem["detail"]
+    assert len(problem["instance"]) == 32
+    assert ("invalid_parameters" in problem) == (status == 400)
+    assert (response.headers.get("Retry-After") == "1") == (status == 429)
+    stats = client.get("/_fake/stats").json()
+    assert stats["failed_by_status"] == {code: int(code == str(status)) for code in ("400", "403", "429", "500", "503")}
+    assert stats["transient_failures"] == int(status == 503)
+    assert stats["throttled"] == 0  # the rate limiter's own 429s only
+    assert (stats["accepted"], stats["requests"]) == (0, 1)
+
+
+def test_missing_uuid_accepts_and_records_but_answers_200_without_uuid(client: httpx.Client) -> None:
+    client.post("/_fake/config", json={"missing_uuid_rate": 1.0})
+
+    response = client.post("/v1/messages", json=a_send(client_ref="c1:r1"))
+
+    assert response.status_code == 200
+    assert response.json() == {}
+    recorded = client.get("/_fake/messages").json()
+    assert [(m["client_ref"], m["fault"]) for m in recorded["messages"]] == [("c1:r1", "missing_uuid")]
+    assert (recorded["accepted"], recorded["missing_uuid"]) == (1, 1)
+
+
+def test_timeout_after_accept_sends_the_message_but_holds_the_answer(client: httpx.Client) -> None:
+    client.post("/_fake/config", json={"timeout_after_accept_rate": 1.0, "timeout_after_accept_ms": 1200})
+
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/v1/messages", json=a_send(client_ref="c1:r1"), timeout=0.3)
+    # The client gave up, yet the message went out.
+    stats = client.get("/_fake/stats").json()
+    assert time.monotonic() - started < 1.0  # seen while the answer is still held
+    assert (stats["accepted"], stats["timed_out_after_accept"]) == (1, 1)
+
+    started = time.monotonic()
+    patient = client.post("/v1/messages", json=a_send(client_ref="c1:r2"), timeout=5)
+    assert time.monotonic() - started >= 1.2
+    assert patient.status_code == 202
+    recorded = client.get("/_fake/messages").json()
+    assert [(m["client_ref"], m["fault"]) for m in recorded["messages"]] == [
+        ("c1:r1", "timeout_after_accept"),
+        ("c1:r2", "timeout_after_accept"),
+    ]
+    assert recorded["messages"][1]["message_uuid"] == patient.json()["message_uuid"]
+
+
+def test_a_slow_answer_blocks_neither_other_sends_nor_the_control_endpoints(
+    client: httpx.Client, provider: FakeProvider
+) -> None:
+    client.post("/_fake/config", json={"latency_ms": 1000})
+    url = f"{provider.base_url}/v1/messages"
+    statuses: list[int] = []
+
+    def send(i: int) -> None:
+        statuses.append(httpx.post(url, json=a_send(client_ref=f"r{i}"), auth=CREDENTIALS, timeout=5).status_code)
+
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(4)]
+    started = time.monotonic()
+    for sender in senders:
+        sender.start()
+    while client.get("/_fake/stats").json()["requests"] < 4:  # every send is being held
+        assert time.monotonic() - started < 0.9, "the sends did not arrive together"
+        time.sleep(0.02)
+    polled = time.monotonic()
+    assert client.get("/_fake/config").json()["latency_ms"] == 1000
+    assert time.monotonic() - polled < 0.3  # the lock is not held while a send sleeps
+    for sender in senders:
+        sender.join(timeout=5)
+
+    assert statuses == [202] * 4
+    assert time.monotonic() - started < 1.9  # concurrently, not one after another
+
+
+def test_all_random_faults_are_reproducible_for_a_seed() -> None:
+    faults: dict[str, Any] = {"fail_statuses": {"503": 0.2, "400": 0.1, "429": 0.1}, "missing_uuid_rate": 0.3}
+
+    def outcomes(seed: int) -> tuple[list[tuple[int, bool]], dict[str, Any]]:
+        with (
+            FakeProvider(seed=seed, **faults) as provider,
+            httpx.Client(base_url=provider.base_url, auth=CREDENTIALS, timeout=5) as client,
+        ):
+            responses = [client.post("/v1/messages", json=a_send(client_ref=f"r{i}")) for i in range(100)]
+            return [(r.status_code, "message_uuid" in r.json()) for r in responses], provider.stats()
+
+    first, stats = outcomes(seed=3)
+
+    assert first == outcomes(seed=3)[0]
+    assert first != outcomes(seed=4)[0]
+    counts = Counter(first)
+    assert set(counts) == {(202, True), (200, False), (503, False), (400, False), (429, False)}
+    assert 10 < counts[(503, False)] < 30  # about 20 of 100
+    assert counts[(503, False)] == stats["failed_by_status"]["503"] == stats["transient_failures"]
+    assert counts[(400, False)] == stats["failed_by_status"]["400"]
+    assert counts[(429, False)] == stats["failed_by_status"]["429"]
+    assert counts[(200, False)] == stats["missing_uuid"]
+    assert stats["accepted"] == counts[(202, True)] + counts[(200, False)]
+
+
 def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
     failing = client.post("/_fake/config", json={"transient_failure_rate": 1.0})
     assert failing.status_code == 200
@@ -227,6 +413,11 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
         "transient_failure_rate": 1.0,
         "latency_ms": 0,
         "status_webhook_url": None,
+        "dedup_client_ref": False,
+        "missing_uuid_rate": 0.0,
+        "timeout_after_accept_rate": 0.0,
+        "timeout_after_accept_ms": 30000,
+        "fail_statuses": {},
     }
     assert client.post("/v1/messages", json=a_send()).status_code == 503
 
@@ -241,6 +432,56 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
     assert client.get("/_fake/config").json()["latency_ms"] == 300
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"dedup_client_ref": "yes"}, "dedup_client_ref"),
+        ({"dedup_client_ref": 1}, "dedup_client_ref"),
+        ({"missing_uuid_rate": 1.5}, "missing_uuid_rate"),
+        ({"timeout_after_accept_rate": -0.1}, "timeout_after_accept_rate"),
+        ({"timeout_after_accept_ms": -1}, "timeout_after_accept_ms"),
+        ({"timeout_after_accept_ms": "30s"}, "timeout_after_accept_ms"),
+        ({"fail_statuses": [503]}, "fail_statuses"),
+        ({"fail_statuses": {"418": 0.1}}, "fail_statuses"),
+        ({"fail_statuses": {"503": 2}}, "fail_statuses"),
+        ({"fail_statuses": {"503": 0.6, "500": 0.5}}, "fail_statuses"),
+        ({"transient_failure_rate": 0.5, "fail_statuses": {"400": 0.6}}, "fail_statuses"),
+        ({"missing_uuid_rate": 0.6, "timeout_after_accept_rate": 0.6}, "timeout_after_accept_rate"),
+    ],
+)
+def test_invalid_fault_config_is_rejected_naming_the_field(
+    client: httpx.Client, change: dict[str, Any], field: str
+) -> None:
+    before = client.get("/_fake/config").json()
+
+    response = client.post("/_fake/config", json=change)
+
+    assert response.status_code == 422
+    assert [parameter["name"] for parameter in response.json()["invalid_parameters"]] == [field]
+    assert client.get("/_fake/config").json() == before
+
+
+def test_rates_sharing_a_draw_are_checked_against_the_current_config(client: httpx.Client) -> None:
+    assert client.post("/_fake/config", json={"transient_failure_rate": 0.7}).status_code == 200
+
+    too_much = client.post("/_fake/config", json={"fail_statuses": {"500": 0.4}})
+    fits = client.post("/_fake/config", json={"fail_statuses": {"500": 0.3}})
+
+    assert too_much.status_code == 422
+    assert fits.status_code == 200
+    assert fits.json()["fail_statuses"] == {"500": 0.3}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"fail_statuses": {"200": 0.1}}, {"missing_uuid_rate": 2.0}, {"dedup_client_ref": "no"}],
+    ids=["fail-status", "missing-uuid-rate", "dedup"],
+)
+def test_invalid_constructor_arguments_raise(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="invalid fake provider config"):
+        FakeProvider(**kwargs)
+
+
 def test_invalid_config_is_rejected_and_leaves_config_unchanged(client: httpx.Client) -> None:
     response = client.post("/_fake/config", json={"transient_failure_rate": 2, "colour": "blue"})
 
@@ -253,16 +494,21 @@ def test_invalid_config_is_rejected_and_leaves_config_unchanged(client: httpx.Cl
 def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
     client.post("/v1/messages", json=a_send(client_ref="r1"))
     client.post("/v1/messages", json=a_send(client_ref="r1"))
+    assert client.get("/_fake/stats").json()["duplicates"] == 1
 
     assert client.post("/_fake/reset").status_code == 200
 
     assert client.get("/_fake/messages").json() == {
         "messages": [],
         "accepted": 0,
+        "unique_recipients": 0,
+        "requests": 0,
         "duplicates": 0,
         "throttled": 0,
         "transient_failures": 0,
-        "requests": 0,
+        "missing_uuid": 0,
+        "timed_out_after_accept": 0,
+        "failed_by_status": {"400": 0, "403": 0, "429": 0, "500": 0, "503": 0},
     }
     assert client.post("/v1/messages", json=a_send(client_ref="r1")).status_code == 202
     assert client.get("/_fake/stats").json()["duplicates"] == 0
@@ -339,6 +585,25 @@ def test_stopped_provider_refuses_connections() -> None:
         httpx.get(f"{url}/health", timeout=2)
 
 
+FAULT_FLAGS = [
+    "--latency-ms", "5",
+    "--dedup-client-ref",
+    "--missing-uuid-rate", "0.1",
+    "--timeout-after-accept-rate", "0.2",
+    "--timeout-after-accept-ms", "1500",
+    "--fail-statuses", "503=0.05,400=0.01",
+]  # fmt: skip
+FAULT_CONFIG = {
+    "latency_ms": 5,
+    "status_webhook_url": None,
+    "dedup_client_ref": True,
+    "missing_uuid_rate": 0.1,
+    "timeout_after_accept_rate": 0.2,
+    "timeout_after_accept_ms": 1500,
+    "fail_statuses": {"503": 0.05, "400": 0.01},
+}
+
+
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout)
@@ -349,7 +614,7 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signals) -> None:
     command = [sys.executable, "-m", "infra.local.fake_provider", "--port", "0", "--rate-limit", "200"]
-    command += ["--transient-failure-rate", "0.05", "--seed", "1"]
+    command += ["--transient-failure-rate", "0.05", "--seed", "1", *FAULT_FLAGS]
     with subprocess.Popen(
         command,
         cwd=REPO_ROOT,
@@ -363,7 +628,8 @@ def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signal
             assert line.startswith("fake provider listening on http://127.0.0.1:")
             url = line.rsplit(" ", 1)[1]
             assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
-            assert httpx.get(f"{url}/_fake/config", timeout=5).json()["rate_limit_per_second"] == 200.0
+            config = httpx.get(f"{url}/_fake/config", timeout=5).json()
+            assert config == {"rate_limit_per_second": 200.0, "transient_failure_rate": 0.05, **FAULT_CONFIG}
 
             process.send_signal(stop_signal)
 
@@ -373,3 +639,63 @@ def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signal
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fail-statuses", "200=0.1"], "argument --fail-statuses: status '200' is not one of"),
+        (["--fail-statuses", "503"], "argument --fail-statuses: expected STATUS=RATE"),
+        (["--missing-uuid-rate", "1.5"], "fake provider: invalid fake provider config"),
+    ],
+    ids=["unknown-status", "malformed-mix", "rate-above-1"],
+)
+def test_cli_refuses_invalid_fault_flags(flags: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.local.fake_provider", "--port", "0", *flags],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_local_stack_passes_its_provider_settings_to_the_provider_cli(tmp_path: Path) -> None:
+    from infra.local import fake_provider
+    from infra.local.stack import LocalStack
+    from infra.local.stack import _parse_args as stack_args
+
+    stack = LocalStack(
+        provider_rate_limit=200,
+        provider_transient_failure_rate=0.05,
+        provider_latency_ms=5,
+        provider_dedup_client_ref=True,
+        provider_missing_uuid_rate=0.1,
+        provider_timeout_after_accept_rate=0.2,
+        provider_timeout_after_accept_ms=1500,
+        provider_fail_statuses={"503": 0.05, "400": 0.01},
+        log_dir=tmp_path,
+    )
+    command = stack._provider_args(8099)
+    assert command[1:3] == ["-m", "infra.local.fake_provider"]
+    args = fake_provider._parse_args(command[3:])
+    assert fake_provider.fault_options(args) == {
+        name: value for name, value in FAULT_CONFIG.items() if name != "status_webhook_url"
+    }
+    assert (args.port, args.rate_limit, args.transient_failure_rate) == (8099, 200, 0.05)
+
+    defaults = fake_provider._parse_args(LocalStack(log_dir=tmp_path)._provider_args(8099)[3:])
+    assert fake_provider.fault_options(defaults) == {
+        "latency_ms": 0,
+        "dedup_client_ref": False,
+        "missing_uuid_rate": 0.0,
+        "timeout_after_accept_rate": 0.0,
+        "timeout_after_accept_ms": 30000,
+        "fail_statuses": {},
+    }
+    assert stack_args(FAULT_FLAGS).fail_statuses == {"503": 0.05, "400": 0.01}  # `make dev` takes the same flags

@@ -85,6 +85,18 @@ def test_idempotency_table_expires_items(aws: None) -> None:
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
 
 
+ALL_QUEUES = sorted(
+    [
+        "DispatchDeadLetterQueue",
+        "DispatchParkedQueue",
+        "DispatchQueue",
+        "ReleaseDeadLetterQueue",
+        "ReleaseQueue",
+        "StatsFailureQueue",
+    ]
+)
+
+
 def test_dispatch_queue_redrives_to_its_dead_letter_queue(aws: None) -> None:
     create_resources(prefix=PREFIX)
 
@@ -95,7 +107,7 @@ def test_dispatch_queue_redrives_to_its_dead_letter_queue(aws: None) -> None:
     queue = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     assert json.loads(queue["RedrivePolicy"]) == {
         "deadLetterTargetArn": dlq["QueueArn"],
-        "maxReceiveCount": 5,
+        "maxReceiveCount": 8,
     }
     assert queue["VisibilityTimeout"] == "360"
     assert dlq["MessageRetentionPeriod"] == "1209600"
@@ -105,7 +117,7 @@ def test_only_tables_and_queues_are_created(aws: None) -> None:
     create_resources(prefix=PREFIX)
 
     names = sorted(url.rsplit("-", 1)[-1] for url in _sqs().list_queues()["QueueUrls"])
-    assert names == ["DispatchDeadLetterQueue", "DispatchQueue", "StatsFailureQueue"]
+    assert names == ALL_QUEUES
     assert boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"] == []
 
 
@@ -117,6 +129,7 @@ def test_env_vars_resolve_to_the_created_resources(aws: None) -> None:
         "DELIVERIES_TABLE": f"{PREFIX}-DeliveriesTable",
         "IDEMPOTENCY_TABLE": f"{PREFIX}-IdempotencyTable",
         "DISPATCH_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-DispatchQueue")["QueueUrl"],
+        "RELEASE_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ReleaseQueue")["QueueUrl"],
     }
     _sqs().send_message(QueueUrl=env["DISPATCH_QUEUE_URL"], MessageBody="{}")
     _dynamodb().put_item(TableName=env["MAIN_TABLE"], Item={"pk": {"S": "a"}, "sk": {"S": "b"}})
@@ -131,7 +144,7 @@ def test_creating_twice_is_harmless(aws: None) -> None:
     assert second == first
     assert len(_dynamodb().list_tables()["TableNames"]) == 3
     names = sorted(url.rsplit("-", 1)[-1] for url in _sqs().list_queues()["QueueUrls"])
-    assert names == ["DispatchDeadLetterQueue", "DispatchQueue", "StatsFailureQueue"]
+    assert names == ALL_QUEUES
     messages = _sqs().receive_message(QueueUrl=second["DISPATCH_QUEUE_URL"])["Messages"]
     assert [m["Body"] for m in messages] == ["kept"]
 
@@ -142,6 +155,8 @@ def test_event_source_overrides_name_the_queue_and_the_stream_table(aws: None) -
 
     assert sqs_event_source_queue(template, "dispatch") == "DispatchQueue"
     assert dynamodb_event_source_table(template, "stats") == "DeliveriesTable"
-    assert sqs_event_source_queue(template, "release") is None
+    assert sqs_event_source_queue(template, "release") == "ReleaseQueue"
+    assert sqs_event_source_queue(template, "dead_letters") == "DispatchDeadLetterQueue"
+    assert sqs_event_source_queue(template, "release_tick") is None
     url = queue_url_for_event_source(template, "Dispatch", "DispatchSqsEventSource", prefix=PREFIX)
     assert url == env["DISPATCH_QUEUE_URL"]

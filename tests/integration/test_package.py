@@ -35,6 +35,7 @@ def test_dispatch_reports_partial_batch_failures_from_the_template_queue(package
     assert source["Queue"] == {"Fn::GetAtt": ["DispatchQueue", "Arn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["ScalingConfig"] == {"MaximumConcurrency": 10}
+    assert source["BatchSize"] == 4  # 4 chunks of up to 50 at 50 sends at once: ~40 s with a 10 s provider
     stream = template["Resources"]["Stats"]["Properties"]["Events"]["StatsDynamodbEventSource"]["Properties"]
     assert stream["Stream"] == {"Fn::GetAtt": ["DeliveriesTable", "StreamArn"]}
     assert template["Resources"]["Dispatch"]["Properties"]["ReservedConcurrentExecutions"] == 10
@@ -44,18 +45,25 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
     template = json.loads(packaged.read_text())
     queues = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    dispatch_timeout = config["stages"]["dev"]["lambda_functions"]["dispatch"]["lambda_timeout"]
-    consumed = {
-        event["Properties"]["Queue"]["Fn::GetAtt"][0]
-        for resource in template["Resources"].values()
+    timeouts = {name: f["lambda_timeout"] for name, f in config["stages"]["dev"]["lambda_functions"].items()}
+    consumers = {
+        event["Properties"]["Queue"]["Fn::GetAtt"][0]: logical_id
+        for logical_id, resource in template["Resources"].items()
         for event in resource.get("Properties", {}).get("Events", {}).values()
         if event.get("Type") == "SQS"
     }
-    assert consumed == {"DispatchQueue"}
-    for name in consumed:
+    assert consumers == {
+        "ReleaseQueue": "Release",
+        "DispatchQueue": "Dispatch",
+        "DispatchDeadLetterQueue": "DeadLetters",
+    }
+    function_of = {"Release": "release", "Dispatch": "dispatch", "DeadLetters": "dead_letters"}
+    for name, consumer in consumers.items():
         properties = queues[name]["Properties"]
         assert properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues, name
-        assert properties["VisibilityTimeout"] >= 6 * dispatch_timeout, name
+        assert properties["VisibilityTimeout"] >= 6 * timeouts[function_of[consumer]], name
+        source = next(iter(template["Resources"][consumer]["Properties"]["Events"].values()))["Properties"]
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
 
 
 def test_counter_batches_that_keep_failing_go_to_a_failure_queue_instead_of_blocking_the_stream(

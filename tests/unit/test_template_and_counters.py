@@ -26,10 +26,13 @@ def test_campaign_with_a_broken_template_is_refused_at_creation() -> None:
     [
         (None, "in_flight", {"in_flight": 1}),
         ("in_flight", "succeeded", {"in_flight": -1, "succeeded": 1}),
-        ("in_flight", "queued", {"in_flight": -1}),
-        ("queued", "in_flight", {"in_flight": 1}),
-        (None, "queued", {}),
+        ("in_flight", "queued", {"in_flight": -1, "waiting": 1}),
+        ("queued", "in_flight", {"waiting": -1, "in_flight": 1}),
+        (None, "queued", {"waiting": 1}),
         ("in_flight", "failed", {"in_flight": -1, "failed": 1}),
+        ("in_flight", "unknown", {"in_flight": -1, "unknown": 1}),
+        ("unknown", "succeeded", {"unknown": -1, "succeeded": 1}),
+        (None, "failed", {"failed": 1}),
         ("succeeded", "succeeded", {}),
     ],
 )
