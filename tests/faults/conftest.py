@@ -1,0 +1,35 @@
+"""The fault suite runs the real handlers against moto, driven round by round like the event source
+mappings would (tests/faults/harness.py), with faults injected where production meets them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.harness import Harness
+from tests.integration.conftest import api, aws_env, chalice_app, provider, tenant  # noqa: F401
+from tests.utils import Api
+
+
+@pytest.fixture(autouse=True)
+def quick_timings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seconds where production has tens of seconds, so faults play out within a test."""
+    for name, value in {
+        "PROVIDER_TIMEOUT_SECONDS": "1",
+        "DISPATCH_DEADLINE_MARGIN_SECONDS": "0.5",
+        "STATUS_RECHECK_SECONDS": "0.2",
+        "RECOUNT_QUIET_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def harness(tenant: Api, aws_env: dict[str, str], chalice_app: object, provider: object) -> Iterator[Harness]:  # noqa: F811
+    from chalicelib.channels.vonage import vonage_messages
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    vonage_messages.cache_clear()
+    yield Harness(tenant, aws_env, chalice_app, provider)  # type: ignore[arg-type]
+    vonage_messages.cache_clear()

@@ -1,0 +1,211 @@
+"""Faults injected where production meets them. Every test ends with `Harness.settle`: the campaign
+completed, each recipient in exactly one final state, no number sent twice at the provider (a send that
+may have happened is `unknown`, not resent), and the counters equal a recount."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from tests.faults.harness import Harness
+from tests.utils import LambdaContext, recipient_rows
+
+pytestmark = pytest.mark.faults
+
+
+def test_a_lambda_running_out_of_time_mid_batch_hands_back_the_rest_and_nothing_is_lost(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_CONCURRENCY", "5")
+    harness.provider.configure(latency_ms=300)
+    harness.dispatch_context = lambda: LambdaContext(remaining_ms=2_500)  # room for about one chunk's sends
+    campaign = harness.campaign(120)
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 120)
+    assert counters["succeeded"] == 120
+
+
+def test_a_worker_killed_after_sending_leaves_unknown_not_a_resend(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import deliveries
+
+    real, calls = deliveries.record_outcome, {"n": 0}
+    lock = threading.Lock()
+
+    def killed_every_25th(*args: Any, **kwargs: Any) -> bool:
+        with lock:
+            calls["n"] += 1
+            dies = calls["n"] % 25 == 0
+        if dies:
+            raise SystemExit("injected: the Lambda was killed after the provider accepted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliveries, "record_outcome", killed_every_25th)
+    campaign = harness.campaign(100)
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 100)
+    assert counters["unknown"] >= 1
+    assert counters["succeeded"] + counters["unknown"] == 100
+
+
+def test_a_dead_lettered_chunk_fails_its_unsent_recipients_and_the_campaign_completes(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import deliveries
+
+    rows = recipient_rows(30)
+    poisoned = rows[7]["phone"]
+    real = deliveries.claim_first
+
+    def poison(pk: str, rid: str, *args: Any) -> Any:
+        if rid == poisoned:
+            raise RuntimeError("injected: this recipient's claim always fails")
+        return real(pk, rid, *args)
+
+    monkeypatch.setattr(deliveries, "claim_first", poison)
+    campaign = harness.campaign(rows)
+    final = harness.run(campaign["id"])
+    harness.settle(final, 30)
+    outcome = {o["phone"]: o for o in harness.outcomes(campaign["id"])}[poisoned]
+    assert outcome["state"] == "failed" and outcome["last_error"].startswith("dead_lettered")
+    assert poisoned.removeprefix("+") not in {m["to"] for m in harness.provider.messages()}
+
+
+def test_a_chunk_redelivered_while_its_first_delivery_still_works_sends_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The message's visibility lapses while the first worker waits on its outcome write: SQS hands the
+    # same chunk (same claim token) to a second worker. It must not send again; the first one's outcome
+    # then wins over the second one's `unknown`.
+    from chalicelib.store import deliveries
+
+    real = deliveries.record_outcome
+    first_arrived, second_done = threading.Event(), threading.Event()
+
+    def slow_first(*args: Any, **kwargs: Any) -> bool:
+        if not first_arrived.is_set() and threading.current_thread().name.startswith("send"):
+            first_arrived.set()
+            second_done.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliveries, "record_outcome", slow_first)
+    campaign = harness.campaign(1)
+    harness.release()
+    message = harness._receive(harness.env["DISPATCH_QUEUE_URL"])
+    from tests.utils import sqs_event
+
+    first = threading.Thread(target=harness.app.dispatch, args=(sqs_event(message), LambdaContext()))
+    first.start()
+    assert first_arrived.wait(10)
+    harness.app.dispatch(sqs_event(message), LambdaContext())  # the redelivery, while the first still works
+    second_done.set()
+    first.join(10)
+    harness.sqs.delete_message(QueueUrl=harness.env["DISPATCH_QUEUE_URL"], ReceiptHandle=message[0]["ReceiptHandle"])
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 1)
+    assert counters["succeeded"] == 1
+
+
+def test_stream_batches_out_of_order_across_shards_and_replayed_count_once(harness: Harness) -> None:
+    harness.reverse_buckets = True
+    harness.replay_stream = True
+    campaign = harness.campaign(300, rate_per_second=1000)  # 7 buckets: 7 partition keys, 7 "shards"
+    final = harness.run(campaign["id"])
+    assert harness.settle(final, 300)["succeeded"] == 300
+
+
+def test_oversized_chunks_are_split_and_a_recipient_too_large_for_any_message_fails_alone(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import queue
+
+    monkeypatch.setattr(queue, "SQS_MAX_BYTES", 5_000)  # a small limit, so ordinary rows overflow it
+    rows = recipient_rows(60)
+    for row in rows:
+        row["params"]["note"] = "x" * 600
+    rows[5]["params"]["note"] = "y" * 4_000  # within the API's 4 KB cap, too large for this queue
+    campaign = harness.campaign(rows)
+    final = harness.run(campaign["id"])
+    harness.settle(final, 60)
+    outcome = {o["phone"]: o for o in harness.outcomes(campaign["id"])}[rows[5]["phone"]]
+    assert outcome["state"] == "failed" and outcome["last_error"].startswith("too_large")
+    assert final["counters"]["succeeded"] == 59
+
+
+def test_throttling_on_claim_and_outcome_writes_is_retried_without_a_resend(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import aws
+
+    throttle_every = {"n": 0}
+    lock = threading.Lock()
+
+    def throttle(params: dict[str, Any], **_: Any) -> Any:
+        if b"DeliveriesTable" not in params.get("body", b""):  # the serialized request
+            return None
+        with lock:
+            throttle_every["n"] += 1
+            throttled = throttle_every["n"] % 3 == 0
+        if not throttled:
+            return None
+        error = {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return _Response(400), error
+
+    client = aws.dynamodb()
+    for operation in ("PutItem", "UpdateItem"):
+        client.meta.events.register(f"before-call.dynamodb.{operation}", throttle)
+    try:
+        campaign = harness.campaign(80)
+        final = harness.run(campaign["id"])
+    finally:
+        for operation in ("PutItem", "UpdateItem"):
+            client.meta.events.unregister(f"before-call.dynamodb.{operation}", throttle)
+    assert throttle_every["n"] > 0
+    assert harness.settle(final, 80)["succeeded"] == 80
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.raw = None
+
+
+def test_a_provider_answering_200_without_an_id_counts_as_sent(harness: Harness) -> None:
+    harness.provider.configure(missing_uuid_rate=0.5)
+    campaign = harness.campaign(40)
+    final = harness.run(campaign["id"])
+    assert harness.settle(final, 40)["succeeded"] == 40
+    assert harness.provider.stats()["missing_uuid"] > 0
+
+
+def test_a_provider_that_times_out_after_accepting_gets_unknown_never_a_resend(harness: Harness) -> None:
+    harness.provider.configure(timeout_after_accept_rate=0.2, timeout_after_accept_ms=1_500)
+    campaign = harness.campaign(40)
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 40)
+    timed_out = harness.provider.stats()["timed_out_after_accept"]
+    assert counters["unknown"] == timed_out > 0
+    assert counters["succeeded"] == 40 - timed_out
+
+
+def test_a_provider_that_takes_ten_seconds_still_completes_every_recipient_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", "15")
+    from chalicelib.channels.vonage import vonage_messages
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    vonage_messages.cache_clear()
+    harness.provider.configure(latency_ms=10_000)
+    campaign = harness.campaign(60)
+    final = harness.run(campaign["id"])
+    assert harness.settle(final, 60)["succeeded"] == 60
