@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     vonage_base_url: str = "https://api.nexmo.com"
     vonage_api_key: str = ""
     vonage_api_secret: str = ""
-    provider_timeout_seconds: float = 10.0
+    provider_timeout_seconds: float = 15.0
 
 
 @lru_cache(maxsize=1)

@@ -89,10 +89,10 @@ def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> di
             c = campaign["counters"]
             progress.update(
                 task,
-                completed=c["succeeded"] + c["failed"],
+                completed=c["succeeded"] + c["failed"] + c["unknown"],
                 description=campaign["status"],
                 counters=f"queued {c['queued']} · in flight {c['in_flight']} · "
-                f"succeeded {c['succeeded']} · failed {c['failed']}",
+                f"succeeded {c['succeeded']} · failed {c['failed']} · unknown {c['unknown']}",
             )
             if campaign["status"] in ("completed", "cancelled") or time.monotonic() > deadline:
                 return campaign
@@ -108,13 +108,14 @@ def summary_table(campaign: dict[str, Any], elapsed: float, provider: dict[str, 
     table = Table(title=f"campaign {campaign['id']}: {campaign['status']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for name in ("total", "queued", "in_flight", "succeeded", "failed"):
+    for name in ("total", "queued", "in_flight", "succeeded", "failed", "unknown"):
         table.add_row(name, str(c[name]))
     table.add_row("elapsed", f"{elapsed:.1f} s")
-    table.add_row("messages/s", f"{(c['succeeded'] + c['failed']) / elapsed:.1f}")
+    table.add_row("messages/s", f"{(c['succeeded'] + c['failed'] + c['unknown']) / elapsed:.1f}")
     table.add_row("provider accepted", str(provider["accepted"]))
     table.add_row("provider transient failures", str(provider["transient_failures"]))
     table.add_row("provider throttled (429)", str(provider["throttled"]))
+    table.add_row("provider duplicates (same number twice)", str(provider["duplicates"]))
     return table
 
 

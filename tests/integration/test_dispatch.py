@@ -278,7 +278,7 @@ def test_out_of_time_hands_the_batch_back_unclaimed_and_visible_at_once(
     time.sleep(2.5)  # their DelaySeconds
     messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     assert len(messages) == 3
-    # 14 s left: less than a send (10 s provider timeout) plus the 5 s margin, so nothing starts.
+    # 14 s left: less than a send (15 s provider timeout) plus the 5 s margin, so nothing starts.
     answer = chalice_app.dispatch(sqs_event(messages), LambdaContext(remaining_ms=14_000))
     assert {f["itemIdentifier"] for f in answer["batchItemFailures"]} == {m["MessageId"] for m in messages}
     assert outcomes(tenant, campaign["id"]) == {}  # nothing claimed: a redelivery sends them normally

@@ -109,7 +109,7 @@ def test_dispatch_queue_redrives_to_its_dead_letter_queue(aws: None) -> None:
         "deadLetterTargetArn": dlq["QueueArn"],
         "maxReceiveCount": 8,
     }
-    assert queue["VisibilityTimeout"] == "360"
+    assert queue["VisibilityTimeout"] == "540"
     assert dlq["MessageRetentionPeriod"] == "1209600"
 
 
