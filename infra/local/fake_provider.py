@@ -168,6 +168,9 @@ def _validate_send(body: Any) -> list[Json]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 refuses connections a real provider would take: a dispatch
+    # sending 50 at once to a slow provider must not see "connection refused".
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], provider: FakeProvider) -> None:
         self.provider = provider

@@ -332,13 +332,22 @@ def test_missing_uuid_accepts_and_records_but_answers_200_without_uuid(client: h
 
 def test_timeout_after_accept_sends_the_message_but_holds_the_answer(client: httpx.Client) -> None:
     client.post("/_fake/config", json={"timeout_after_accept_rate": 1.0, "timeout_after_accept_ms": 1200})
+    url = f"{client.base_url}/v1/messages"
+    held_answer: list[int] = []
+    holder = threading.Thread(
+        target=lambda: held_answer.append(httpx.post(url, json=a_send(client_ref="c0"), auth=CREDENTIALS).status_code)
+    )
+    holder.start()
+    while client.get("/_fake/stats").json()["timed_out_after_accept"] < 1:
+        time.sleep(0.02)
+    assert holder.is_alive() and not held_answer  # recorded as sent while its answer is still held
+    holder.join(10)
+    client.post("/_fake/reset")
 
-    started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         client.post("/v1/messages", json=a_send(client_ref="c1:r1"), timeout=0.3)
     # The client gave up, yet the message went out.
     stats = client.get("/_fake/stats").json()
-    assert time.monotonic() - started < 1.0  # seen while the answer is still held
     assert (stats["accepted"], stats["timed_out_after_accept"]) == (1, 1)
 
     started = time.monotonic()
@@ -356,28 +365,46 @@ def test_timeout_after_accept_sends_the_message_but_holds_the_answer(client: htt
 def test_a_slow_answer_blocks_neither_other_sends_nor_the_control_endpoints(
     client: httpx.Client, provider: FakeProvider
 ) -> None:
-    client.post("/_fake/config", json={"latency_ms": 1000})
+    client.post("/_fake/config", json={"latency_ms": 2000})
     url = f"{provider.base_url}/v1/messages"
     statuses: list[int] = []
 
     def send(i: int) -> None:
-        statuses.append(httpx.post(url, json=a_send(client_ref=f"r{i}"), auth=CREDENTIALS, timeout=5).status_code)
+        statuses.append(httpx.post(url, json=a_send(client_ref=f"r{i}"), auth=CREDENTIALS, timeout=30).status_code)
 
     senders = [threading.Thread(target=send, args=(i,)) for i in range(4)]
     started = time.monotonic()
     for sender in senders:
         sender.start()
     while client.get("/_fake/stats").json()["requests"] < 4:  # every send is being held
-        assert time.monotonic() - started < 0.9, "the sends did not arrive together"
         time.sleep(0.02)
-    polled = time.monotonic()
-    assert client.get("/_fake/config").json()["latency_ms"] == 1000
-    assert time.monotonic() - polled < 0.3  # the lock is not held while a send sleeps
+    assert client.get("/_fake/config").json()["latency_ms"] == 2000
+    assert all(sender.is_alive() for sender in senders)  # answered while every send still sleeps
     for sender in senders:
-        sender.join(timeout=5)
+        sender.join(timeout=30)
 
     assert statuses == [202] * 4
-    assert time.monotonic() - started < 1.9  # concurrently, not one after another
+    assert time.monotonic() - started < 6.0  # concurrently: one after another would take 8 s
+
+
+def test_a_hundred_concurrent_connections_are_all_served() -> None:
+    # socketserver's default listen backlog (5) refused connections under a dispatch's 50 sends at once.
+    with FakeProvider(latency_ms=500) as provider:
+        url = f"{provider.base_url}/v1/messages"
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def send(i: int) -> None:
+            status = httpx.post(url, json=a_send(client_ref=f"r{i}"), auth=CREDENTIALS, timeout=30).status_code
+            with lock:
+                statuses.append(status)
+
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(100)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=60)
+        assert statuses == [202] * 100
 
 
 def test_all_random_faults_are_reproducible_for_a_seed() -> None:
