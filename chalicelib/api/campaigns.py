@@ -91,8 +91,17 @@ def cancel_campaign(account: str, campaign_id: str) -> Campaign:
 
 @route(bp, "/campaigns/{campaign_id}/recount", methods=["POST"])
 def recount_campaign(account: str, campaign_id: str) -> Recount:
-    campaign = campaigns.get_campaign(account, campaign_id)
-    result = recount.recount(campaign)
+    return _recount(account, campaign_id)
+
+
+@route(bp, "/accounts/{account_id}/campaigns/{campaign_id}/recount", methods=["POST"], auth="operator")
+def recount_any_campaign(account_id: str, campaign_id: str) -> Recount:
+    """The operator's recount of any account's campaign (admin token)."""
+    return _recount(account_id, campaign_id)
+
+
+def _recount(account: str, campaign_id: str) -> Recount:
+    result = recount.recount(campaigns.get_campaign(account, campaign_id))
     return Recount(
         before=counters_view(result.before),
         after=counters_view(result.after),

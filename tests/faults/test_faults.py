@@ -209,3 +209,35 @@ def test_a_provider_that_takes_ten_seconds_still_completes_every_recipient_once(
     campaign = harness.campaign(60)
     final = harness.run(campaign["id"])
     assert harness.settle(final, 60)["succeeded"] == 60
+
+
+def test_a_lost_stream_batch_keeps_the_campaign_running_until_a_recount_repairs_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.utils import ADMIN_TOKEN
+
+    real, dropped = harness.app.stats, {"n": 0}
+
+    def lose_the_second_batch(event: dict[str, Any], context: Any) -> None:
+        dropped["n"] += 1
+        if dropped["n"] != 2:  # past its retries, into StatsFailureQueue
+            real(event, context)
+
+    monkeypatch.setattr(harness.app, "stats", lose_the_second_batch)
+    campaign = harness.campaign(50)
+    stuck = harness.run(campaign["id"], rounds=40)
+    assert stuck["status"] == "running"  # the counters never reach total
+    other = harness.tenant.new_account("other")
+    assert other.call("POST", f"/v1/campaigns/{campaign['id']}/recount").status_code == 404
+    answer = harness.tenant.ok(
+        "POST", f"/v1/accounts/{_account_of(harness)}/campaigns/{campaign['id']}/recount", key=ADMIN_TOKEN
+    )
+    assert answer["applied"] is True and answer["drift"]
+    final = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")
+    assert harness.settle(final, 50)["succeeded"] == 50
+
+
+def _account_of(harness: Harness) -> str:
+    from chalicelib.store import accounts
+
+    return str(accounts.account_for_api_key(str(harness.tenant.api_key)))

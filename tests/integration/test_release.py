@@ -127,8 +127,8 @@ def pacer_outstanding(pk: str) -> int:
 def test_a_campaign_started_while_an_upload_still_writes_never_shows_negative_queued(
     tenant: Api, aws_env: dict[str, str]
 ) -> None:
-    from chalicelib.store import accounts, aws, keys
     from chalicelib.settings import get_settings
+    from chalicelib.store import accounts, aws, keys
 
     draft = draft_with(tenant, 20, rate_per_second=100)
     started = tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
@@ -152,3 +152,33 @@ def test_a_campaign_started_while_an_upload_still_writes_never_shows_negative_qu
     release.release_campaign(campaign_pk(tenant, draft))
     counters = tenant.ok("GET", f"/v1/campaigns/{draft['id']}")["counters"]
     assert counters["total"] == 25 and counters["queued"] == 25  # exact, and never below zero
+
+
+def test_each_running_campaign_is_released_by_its_own_job_so_one_failing_does_not_hold_back_another(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.workers.release import fan_out
+    from tests.utils import receive_all, sqs_event
+
+    broken, healthy = draft_with(tenant, 5), draft_with(tenant, 5)
+    for draft in (broken, healthy):
+        tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
+    receive_all(aws_env["RELEASE_QUEUE_URL"])  # the jobs the starts queued
+    real = release.release_campaign
+    broken_pk = campaign_pk(tenant, broken)
+
+    def fail_one(pk: str, **kwargs: Any) -> int:
+        if pk == broken_pk:
+            raise RuntimeError("injected: this campaign's release fails")
+        return real(pk, **kwargs)
+
+    monkeypatch.setattr(release, "release_campaign", fail_one)
+    assert fan_out() == 2
+    jobs = receive_all(aws_env["RELEASE_QUEUE_URL"])
+    answer = chalice_app.release(sqs_event(jobs), None)
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {j["MessageId"] for j in jobs if broken_pk in j["Body"]}  # only its job comes back
+    released = {
+        r["phone"] for m in receive_all(aws_env["DISPATCH_QUEUE_URL"]) for r in json.loads(m["Body"])["recipients"]
+    }
+    assert len(released) == 5
