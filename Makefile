@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-e2e lint format bench package docs clean
+.PHONY: install demo dev test test-unit test-integration test-e2e fuzz lint format bench bench-scale package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
+test-faults: $(STAMP) ## faults injected into the real handlers: every campaign completes, nothing sent twice
+	$(PY) -m pytest tests/faults
+
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
+
+fuzz: $(STAMP) ## the API contract fuzzed on the local stack, longer than in `make test` (FUZZ_EXAMPLES, FUZZ_STEPS, FUZZ_SEED)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FUZZ_STEPS=$${FUZZ_STEPS:-20} $(PY) -m pytest tests/fuzz -s
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -41,8 +47,11 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: $(STAMP) ## 10,000 recipients on the local stack; writes docs/benchmarks.md
+bench: $(STAMP) ## 10,000 recipients: the floor of local AWS, then the campaign on the local stack; writes docs/benchmarks.md
 	$(PY) -m bench.campaign_bench --recipients 10000
+
+bench-scale: $(STAMP) ## 10,000 and 100,000 recipients, each on fresh local AWS (about an hour); writes docs/benchmarks.md
+	$(PY) -m bench.campaign_bench --recipients 10000,100000
 
 docs: $(STAMP) ## regenerate docs/api.md from the models
 	$(PY) -m infra.api_reference

@@ -39,15 +39,11 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
     body = parse_body(bp.current_request, RecipientsAdd)
     current = lists.get_list(account, list_id)
     batch = check_rows(body.recipients)
-    known = lists.existing_phones(account, list_id, [row.phone for row in batch.valid])
-    count, raced = (
-        lists.put_recipients(
-            account, list_id, [(row.phone, row.params) for row in batch.valid if row.phone not in known]
-        )
-        if len(known) < len(batch.valid)
+    count, listed = (
+        lists.put_recipients(account, list_id, [(row.phone, row.params) for row in batch.valid])
+        if batch.valid
         else (int(current["recipient_count"]), set())
     )
-    listed = known | raced  # raced: another request listed the number first
     rejected = batch.rejected + [
         RejectedRow(row.index, "duplicate", "already in the list", row.phone)
         for row in batch.valid

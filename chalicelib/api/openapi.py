@@ -3,53 +3,125 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from chalicelib.api.http import (
+    DEFAULT_PAGE,
+    ID_PATTERN,
+    MAX_BODY_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
+    PROBLEM_JSON,
+)
 from chalicelib.domain import models as m
+from chalicelib.domain.recipients import RecipientRow
+from chalicelib.store.pages import MAX_TOKEN_LENGTH
 
-# (method, path, summary, request model, success status, response model)
-OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, int, type[BaseModel]]] = [
-    (
+
+class Operation(NamedTuple):
+    method: str
+    path: str
+    summary: str
+    request: type[BaseModel] | None
+    status: int
+    response: type[BaseModel]
+    operation_id: str
+    paged: bool = False  # reads `page_token` and `limit` from the query string
+    admin: bool = False  # needs the operator's admin token, not an account's key
+
+
+OPERATIONS: list[Operation] = [
+    Operation(
         "post",
         "/v1/accounts",
         "Create an account (admin token) and its first API key",
         m.AccountCreate,
         201,
         m.AccountCreated,
+        "createAccount",
+        admin=True,
     ),
-    ("post", "/v1/lists", "Create a recipient list", m.ListCreate, 201, m.RecipientList),
-    ("get", "/v1/lists/{list_id}", "Read a list", None, 200, m.RecipientList),
-    (
+    Operation("post", "/v1/lists", "Create a recipient list", m.ListCreate, 201, m.RecipientList, "createList"),
+    Operation("get", "/v1/lists/{list_id}", "Read a list", None, 200, m.RecipientList, "getList"),
+    Operation(
         "post",
         "/v1/lists/{list_id}/recipients",
         "Add up to 10,000 recipients; bad rows are reported",
         m.RecipientsAdd,
         200,
         m.RecipientsAdded,
+        "addRecipients",
     ),
-    ("get", "/v1/lists/{list_id}/recipients", "Page through a list's recipients", None, 200, m.Page[m.ListRecipient]),
-    ("post", "/v1/campaigns", "Create a draft campaign", m.CampaignCreate, 201, m.Campaign),
-    ("get", "/v1/campaigns/{campaign_id}", "Read a campaign with live counters", None, 200, m.Campaign),
-    ("post", "/v1/campaigns/{campaign_id}/start", "Start a draft campaign", None, 200, m.Campaign),
-    ("post", "/v1/campaigns/{campaign_id}/pause", "Pause a running campaign", None, 200, m.Campaign),
-    ("post", "/v1/campaigns/{campaign_id}/resume", "Resume a paused campaign", None, 200, m.Campaign),
-    ("post", "/v1/campaigns/{campaign_id}/cancel", "Cancel a campaign", None, 200, m.Campaign),
-    (
+    Operation(
+        "get",
+        "/v1/lists/{list_id}/recipients",
+        "Page through a list's recipients",
+        None,
+        200,
+        m.Page[m.ListRecipient],
+        "listRecipients",
+        paged=True,
+    ),
+    Operation("post", "/v1/campaigns", "Create a draft campaign", m.CampaignCreate, 201, m.Campaign, "createCampaign"),
+    Operation(
+        "get", "/v1/campaigns/{campaign_id}", "Read a campaign with live counters", None, 200, m.Campaign, "getCampaign"
+    ),
+    Operation(
+        "post", "/v1/campaigns/{campaign_id}/start", "Start a draft campaign", None, 200, m.Campaign, "startCampaign"
+    ),
+    Operation(
+        "post", "/v1/campaigns/{campaign_id}/pause", "Pause a running campaign", None, 200, m.Campaign, "pauseCampaign"
+    ),
+    Operation(
+        "post",
+        "/v1/campaigns/{campaign_id}/resume",
+        "Resume a paused campaign",
+        None,
+        200,
+        m.Campaign,
+        "resumeCampaign",
+    ),
+    Operation(
+        "post", "/v1/campaigns/{campaign_id}/cancel", "Cancel a campaign", None, 200, m.Campaign, "cancelCampaign"
+    ),
+    Operation(
+        "post",
+        "/v1/campaigns/{campaign_id}/recount",
+        "Rebuild a campaign's counters from its deliveries",
+        None,
+        200,
+        m.Recount,
+        "recountCampaign",
+    ),
+    Operation(
+        "post",
+        "/v1/accounts/{account_id}/campaigns/{campaign_id}/recount",
+        "Recount any account's campaign (admin token)",
+        None,
+        200,
+        m.Recount,
+        "recountAnyCampaign",
+        admin=True,
+    ),
+    Operation(
         "get",
         "/v1/campaigns/{campaign_id}/recipients",
         "Per-recipient outcomes, with a cursor",
         None,
         200,
         m.Page[m.Delivery],
+        "listCampaignRecipients",
+        paged=True,
     ),
 ]
 
 PROBLEM = {
     "type": "object",
     "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
     "properties": {
         "type": {"type": "string"},
         "title": {"type": "string"},
@@ -57,51 +129,182 @@ PROBLEM = {
         "detail": {"type": "string"},
         "errors": {
             "type": "array",
-            "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
         },
     },
 }
 
+PAGE_PARAMETERS = [
+    {
+        "name": "page_token",
+        "in": "query",
+        "required": False,
+        "description": "The `next_page_token` of the previous page; any other token is a 400 naming `page_token`.",
+        "schema": {"type": "string", "maxLength": MAX_TOKEN_LENGTH},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Items per page, 1 to {MAX_PAGE}; a page may hold fewer even when more follow.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+    },
+]
+
+BODY_LIMIT = f"At most {MAX_BODY_BYTES:,} bytes (5 MB); a larger body is a 413."
+
+# Which operations a response leads to: the ids it carries, as OpenAPI links (stateful clients and fuzzers
+# follow them). Each entry: source operationId, status -> {link name: (target operationId, parameters, body)}.
+_FROM_LIST_ID = {"list_id": "$response.body#/id"}
+_FROM_CAMPAIGN_ID = {"campaign_id": "$response.body#/id"}
+_LIST_IN_PATH = {"list_id": "$request.path.list_id"}
+_CAMPAIGN_IN_PATH = {"campaign_id": "$request.path.campaign_id"}
+_CAMPAIGN_ACTIONS = ("startCampaign", "pauseCampaign", "resumeCampaign", "cancelCampaign")
+
+LinkSpec = tuple[str, dict[str, str], dict[str, str] | None]
+
+
+def _list_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
+    return {
+        "GetList": ("getList", ids, None),
+        "AddRecipients": ("addRecipients", ids, None),
+        "ListRecipients": ("listRecipients", ids, None),
+        "CreateCampaign": ("createCampaign", {}, {"list_id": next(iter(ids.values()))}),
+    }
+
+
+def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
+    links: dict[str, LinkSpec] = {"GetCampaign": ("getCampaign", ids, None)}
+    links.update({action[0].upper() + action[1:]: (action, ids, None) for action in _CAMPAIGN_ACTIONS})
+    links["ListCampaignRecipients"] = ("listCampaignRecipients", ids, None)
+    links["RecountCampaign"] = ("recountCampaign", ids, None)
+    return links
+
+
+LINKS: dict[str, dict[str, LinkSpec]] = {
+    "createList": _list_links(_FROM_LIST_ID),
+    "getList": _list_links(_FROM_LIST_ID),
+    "addRecipients": {
+        "GetList": ("getList", _LIST_IN_PATH, None),
+        "ListRecipients": ("listRecipients", _LIST_IN_PATH, None),
+        "CreateCampaign": ("createCampaign", {}, {"list_id": "$request.path.list_id"}),
+    },
+    "listRecipients": {
+        "NextPage": ("listRecipients", {**_LIST_IN_PATH, "page_token": "$response.body#/next_page_token"}, None),
+        "GetList": ("getList", _LIST_IN_PATH, None),
+    },
+    "createCampaign": {
+        **_campaign_links(_FROM_CAMPAIGN_ID),
+        "GetList": ("getList", {"list_id": "$response.body#/list_id"}, None),
+    },
+    "getCampaign": _campaign_links(_FROM_CAMPAIGN_ID),
+    **{action: _campaign_links(_FROM_CAMPAIGN_ID) for action in _CAMPAIGN_ACTIONS},
+    "listCampaignRecipients": {
+        "NextPage": (
+            "listCampaignRecipients",
+            {**_CAMPAIGN_IN_PATH, "page_token": "$response.body#/next_page_token"},
+            None,
+        ),
+        "GetCampaign": ("getCampaign", _CAMPAIGN_IN_PATH, None),
+    },
+}
+
+
+def _links(operation_id: str) -> dict[str, Any]:
+    links: dict[str, Any] = {}
+    for name, (target, parameters, body) in LINKS.get(operation_id, {}).items():
+        link: dict[str, Any] = {"operationId": target}
+        if parameters:
+            link["parameters"] = parameters
+        if body:
+            link["requestBody"] = body
+        links[name] = link
+    return links
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": name.strip("{}"),
+            "in": "path",
+            "required": True,
+            "description": "An id this API issued; any other value is a 404.",
+            "schema": {"type": "string", "pattern": ID_PATTERN},
+        }
+        for name in op.path.split("/")
+        if name.startswith("{")
+    ]
+    if op.paged:
+        parameters += PAGE_PARAMETERS
+    if op.method == "post":
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The same key and body within 24 hours return the first response; "
+                "the same key with another body is a 422.",
+                "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+            }
+        )
+    return parameters
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM}}}
+
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    used = {model for op in OPERATIONS for model in (op[3], op[5]) if model is not None}
+    used = {model for op in OPERATIONS for model in (op.request, op.response) if model is not None}
     modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in used]
     modes += [(model, "serialization") for model in used]
+    modes.append((RecipientRow, "validation"))
     refs, defs = models_json_schema(modes, ref_template="#/components/schemas/{model}")
+    schemas = defs.get("$defs", {})
+    # Rows are checked one by one (a bad row is reported, not fatal): any value is accepted as a row,
+    # and a RecipientRow is what gets in.
+    schemas["RecipientsAdd"]["properties"]["recipients"]["items"] = {"anyOf": [refs[(RecipientRow, "validation")], {}]}
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, request, status, response in OPERATIONS:
-        operation: dict[str, Any] = {
-            "summary": summary,
-            "parameters": [
-                {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in path.split("/")
-                if name.startswith("{")
-            ],
-            "responses": {
-                str(status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": refs[(response, "serialization")]}},
-                },
-                "default": {"description": "Problem", "content": {"application/problem+json": {"schema": PROBLEM}}},
+    for op in OPERATIONS:
+        responses: dict[str, Any] = {
+            str(op.status): {
+                "description": "OK",
+                "content": {"application/json": {"schema": refs[(op.response, "serialization")]}},
             },
         }
-        if method == "post":
-            operation["parameters"].append(
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
-            )
-        if request is not None:
+        operation: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "parameters": _parameters(op),
+            "responses": responses,
+        }
+        if links := _links(op.operation_id):
+            responses[str(op.status)]["links"] = links
+        if op.request is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(request, "validation")]}},
+                "description": BODY_LIMIT,
+                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
             }
-        paths.setdefault(path, {})[method] = operation
+            responses["413"] = _problem(f"Payload too large: {BODY_LIMIT}")
+        if op.admin:
+            operation["security"] = [{"admin": []}]
+        responses["default"] = _problem("Problem")
+        paths.setdefault(op.path, {})[op.method] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "Bulk Campaign API", "version": "1.0.0"},
         "components": {
-            "schemas": defs.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An account's API key."},
+                "admin": {"type": "http", "scheme": "bearer", "description": "The operator's admin token."},
+            },
         },
         "security": [{"bearer": []}],
         "paths": paths,

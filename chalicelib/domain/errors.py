@@ -67,3 +67,9 @@ class TooManyRequests(DomainError):
     status = 429
     title = "Too many requests"
     type_slug = "too-many-requests"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload too large"
+    type_slug = "payload-too-large"

@@ -144,19 +144,30 @@ def save_release_progress(
     return answer is not None
 
 
-def apply_counter_deltas(pk: str, bucket: int, deltas: dict[str, int], sequence: str) -> dict[str, Any] | None:
-    """Add one stream batch's deltas for one bucket of the campaign exactly once.
+def apply_counter_deltas(pk: str, batches: dict[int, tuple[dict[str, int], str]]) -> dict[str, Any] | None:
+    """Add one stream batch's deltas for some buckets of the campaign, exactly once, in one write.
 
-    A bucket's deliveries share a partition key and take a few hundred writes a second at most, so
-    DynamoDB keeps them on one partition and their changes come in order on one shard: a replayed
-    batch carries sequence numbers at or below the bucket's stored one and is skipped. Buckets are
-    guarded apart, so batches of different buckets (possibly on different shards) apply in any order;
-    deltas commute. Returns the campaign after the update, or None when this batch was already applied.
+    `batches` maps a bucket to (deltas, the batch's last sequence number for it). A bucket's deliveries
+    share a partition key and take a few hundred writes a second at most, so DynamoDB keeps them on one
+    partition and their changes come in order on one shard: a replayed batch carries sequence numbers
+    at or below the bucket's stored one. Buckets are guarded apart, so batches of different buckets
+    (possibly on different shards) apply in any order; deltas commute. The write is conditioned on
+    every bucket's guard: when any of them was applied already, it does nothing and returns None (the
+    caller then applies the buckets one by one). Returns the campaign after the update.
     """
-    names: dict[str, str] = {"#b": str(bucket)}
-    values: dict[str, Any] = {":seq": sequence.zfill(40), ":one": 1}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":one": 1}
+    sets, conditions = [], ["attribute_exists(pk)"]
+    totals: dict[str, int] = {}
+    for i, (bucket, (deltas, sequence)) in enumerate(sorted(batches.items())):
+        names[f"#b{i}"] = str(bucket)
+        values[f":s{i}"] = sequence.zfill(40)
+        sets.append(f"stream_seq.#b{i} = :s{i}")
+        conditions.append(f"(attribute_not_exists(stream_seq.#b{i}) OR stream_seq.#b{i} < :s{i})")
+        for name, delta in deltas.items():
+            totals[name] = totals.get(name, 0) + delta
     adds = ["stream_batches :one"]
-    for i, (name, delta) in enumerate(sorted(deltas.items())):
+    for i, (name, delta) in enumerate(sorted((n, d) for n, d in totals.items() if d)):
         names[f"#c{i}"] = name
         values[f":d{i}"] = delta
         adds.append(f"#c{i} :d{i}")
@@ -164,8 +175,8 @@ def apply_counter_deltas(pk: str, bucket: int, deltas: dict[str, int], sequence:
         aws.dynamodb().update_item,
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET stream_seq.#b = :seq ADD " + ", ".join(adds),
-        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(stream_seq.#b) OR stream_seq.#b < :seq)",
+        UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
+        ConditionExpression=" AND ".join(conditions),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=aws.to_values(values),
         ReturnValues="ALL_NEW",

@@ -11,9 +11,8 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
-BATCH_GET = 100
 # Conditional puts in flight at once while a batch of recipients is written.
-WRITERS = 16
+WRITERS = 32
 
 
 def create_list(account_id: str, name: str) -> dict[str, Any]:
@@ -41,34 +40,11 @@ def get_list(account_id: str, list_id: str) -> dict[str, Any]:
     return aws.from_item(found["Item"])
 
 
-def existing_phones(account_id: str, list_id: str, phones: list[str]) -> set[str]:
-    """Which of these numbers the list already holds (batched reads: reads cost a quarter of writes)."""
-    table = get_settings().main_table
-    found: set[str] = set()
-    for start in range(0, len(phones), BATCH_GET):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [
-                    aws.to_item({"pk": keys.list_recipient_pk(account_id, list_id, p), "sk": keys.recipient_sk(p)})
-                    for p in phones[start : start + BATCH_GET]
-                ],
-                "ProjectionExpression": "sk",
-                "ConsistentRead": True,  # a batch just written must count as already listed
-            }
-        }
-        while request:
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            for item in answer["Responses"].get(table, []):
-                found.add(item["sk"]["S"].removeprefix(keys.RECIPIENT_PREFIX))
-            request = answer.get("UnprocessedKeys") or {}
-    return found
-
-
 def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[int, set[str]]:
-    """Write new recipients, each only if absent, and add them to the list's count.
+    """Write recipients, each only if absent, and add the new ones to the list's count.
 
-    Conditional puts make two uploads racing with the same number count it once. Returns the list's
-    new count and the numbers another writer listed first. The count grows by what was written even
+    The conditional put is also the duplicate check: two uploads racing with the same number count it
+    once. Returns the list's new count and the numbers already listed. The count grows by what was written even
     when a later write fails, so a retried request, which finds those rows listed, leaves it right.
     """
     added_at = int(time.time() * 1000)

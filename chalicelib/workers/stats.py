@@ -1,4 +1,5 @@
-"""Counters from the deliveries stream: each batch's deltas applied once per campaign bucket; completion."""
+"""Counters from the deliveries stream: each batch's deltas applied once per campaign bucket, in one write
+per campaign when no bucket of it was applied before; completion."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
-    updated: dict[str, dict[str, Any]] = {}
-    for (pk, bucket), bucket_deltas in deltas.items():
-        campaign = campaigns.apply_counter_deltas(
-            pk, bucket, {k: v for k, v in bucket_deltas.items() if v}, last_sequence[(pk, bucket)]
-        )
+    per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
+    for (pk, bucket), summed in deltas.items():
+        per_campaign.setdefault(pk, {})[bucket] = (summed, last_sequence[(pk, bucket)])
+    for pk, batches in per_campaign.items():
+        campaign = campaigns.apply_counter_deltas(pk, batches)
+        if campaign is None and len(batches) > 1:  # some bucket was applied before (a replay): one by one
+            for bucket, batch in batches.items():
+                campaign = campaigns.apply_counter_deltas(pk, {bucket: batch}) or campaign
         if campaign is not None:
-            updated[pk] = campaign
-    for campaign in updated.values():
-        complete_if_done(campaign)
+            complete_if_done(campaign)

@@ -1,6 +1,17 @@
-import pytest
+from decimal import Decimal
 
-from chalicelib.domain.recipients import check_rows, normalize_e164
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.domain.recipients import (
+    DYNAMODB_LARGEST,
+    DYNAMODB_SMALLEST,
+    MAX_PARAMS_BYTES,
+    check_rows,
+    normalize_e164,
+    number_problem,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +54,57 @@ def test_a_batch_reports_each_bad_row_with_its_index_and_keeps_the_rest() -> Non
     ]
     assert "nickname" in batch.rejected[3].detail
     assert batch.valid[0].params == {"first_name": "Ada"}
+
+
+# --- what DynamoDB can store -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", [0, 0.0, -0.0, 1, -1, 1e-130, -1e-130, 9.999999999999998e125, 10**38 - 1, -(10**38 - 1), 1.5e-7, True]
+)
+def test_numbers_dynamodb_holds_are_accepted_in_params(value: float) -> None:
+    batch = check_rows([{"phone": "+14155550100", "params": {"n": value}}])
+    assert batch.valid and not batch.rejected
+
+
+@pytest.mark.parametrize(
+    "value", [1e-131, -1e-131, 5e-324, 1e126, -1e126, 1e300, float("inf"), float("-inf"), float("nan"), 10**38, 10**40]
+)
+def test_numbers_dynamodb_cannot_hold_reject_the_row_naming_params(value: float) -> None:
+    batch = check_rows([{"phone": "+14155550100", "params": {"n": value}}, {"phone": "+14155550101"}])
+    assert [v.index for v in batch.valid] == [1]
+    (rejected,) = batch.rejected
+    assert (rejected.index, rejected.reason) == (0, "invalid_row")
+    assert rejected.detail.startswith("params: 'n' ")
+
+
+@given(st.one_of(st.integers(), st.floats(allow_nan=True, allow_infinity=True)))
+def test_every_number_accepted_is_one_the_store_can_write(value: float) -> None:
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
+
+    if number_problem(value) is not None:
+        return
+    # What chalicelib.store.aws writes: floats as Decimal(str(value)), through boto3's DynamoDB context.
+    number = Decimal(str(value)) if isinstance(value, float) else value
+    serialized = TypeSerializer().serialize(number)
+    stored = Decimal(serialized["N"])
+    assert stored == 0 or DYNAMODB_SMALLEST <= abs(stored) <= DYNAMODB_LARGEST
+    assert len(DYNAMODB_CONTEXT.create_decimal(stored).as_tuple().digits) <= 38
+
+
+def test_params_are_capped_at_4_kb_of_utf8_json() -> None:
+    rows = [
+        {"phone": "+14155550100", "params": {"k": "x" * (MAX_PARAMS_BYTES - 8)}},  # {"k":"…"} is exactly 4,096
+        {"phone": "+14155550101", "params": {"k": "x" * (MAX_PARAMS_BYTES - 7)}},
+        {"phone": "+14155550102", "params": {"k": "\u00e9" * 2045}},  # 4,090 bytes of text in 2,045 characters
+    ]
+    batch = check_rows(rows)
+    assert [v.index for v in batch.valid] == [0]
+    assert [(r.index, r.reason) for r in batch.rejected] == [(1, "invalid_row"), (2, "invalid_row")]
+    assert all(r.detail.startswith("params: ") for r in batch.rejected)
+
+
+def test_an_empty_param_name_rejects_the_row() -> None:
+    (rejected,) = check_rows([{"phone": "+14155550100", "params": {"": "x"}}]).rejected
+    assert rejected.reason == "invalid_row"
+    assert rejected.detail.startswith("params: ")

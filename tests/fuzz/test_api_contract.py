@@ -1,0 +1,313 @@
+"""The API's contract, fuzzed on the local stack: schemathesis reads the served OpenAPI document, follows
+its links (a list, then its recipients and campaigns, then their actions) and checks every answer:
+no 5xx, and status, content type, headers and body as the document says. Two accounts take part: every
+call on an id is made by the other account first, and must be a 404 problem+json.
+
+`make test` runs a short fuzz from fixed seeds (reproducible up to the server's own timing); `make fuzz` a
+longer one. FUZZ_EXAMPLES (scenarios), FUZZ_STEPS (calls per scenario) and FUZZ_SEED tune it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis.errors import FlakyReplay, FlakyStrategyDefinition
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
+
+from chalicelib.api.openapi import OPERATIONS
+from infra.local.client import valid_phone
+from infra.local.stack import LocalStack, create_local_account
+
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+STEPS = int(os.environ.get("FUZZ_STEPS", "10"))
+SEED = int(os.environ.get("FUZZ_SEED", "20250607"))
+PROBLEM_JSON = "application/problem+json"
+ADMIN_PATHS = {op.path for op in OPERATIONS if op.admin}  # the operator's routes: the admin token, no account
+
+# What every answer is held to. Not positive_data_acceptance: a body the schema allows may still be
+# refused by rules it cannot say (a template that does not compile, a list of another account, starting
+# a campaign whose list is empty), and those 4xx are the contract too.
+CHECKS = {
+    "not_a_server_error": {"enabled": True},
+    "status_code_conformance": {"enabled": True},
+    "content_type_conformance": {"enabled": True},
+    "response_schema_conformance": {"enabled": True},
+    "response_headers_conformance": {"enabled": True},
+    "negative_data_rejection": {"enabled": True},
+    "ignored_auth": {"enabled": True},
+    "use_after_free": {"enabled": True},
+    "ensure_resource_availability": {"enabled": True},
+    "positive_data_acceptance": {"enabled": False},
+    "missing_required_header": {"enabled": False},
+    "object_level_authorization": {"enabled": False},  # done by hand below, with a second account
+    "unsupported_method": {"enabled": False},
+    "allow_header_conformance": {"enabled": False},
+}
+
+
+@dataclass(frozen=True)
+class Accounts:
+    api_url: str
+    admin_token: str
+    alice: str  # API keys
+    bob: str
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(provider_rate_limit=1000, provider_transient_failure_rate=0.0, seed=5) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def accounts(stack: LocalStack) -> Accounts:
+    keys = []
+    for name in ("alice", "bob"):
+        created = create_local_account(stack.api_url, stack.admin_token, name)
+        assert created is not None
+        keys.append(created["api_key"])
+    return Accounts(stack.api_url, stack.admin_token, *keys)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    content_type = response.headers.get("content-type")
+    # httpx gives a header's value, schemathesis the list of its values
+    assert (content_type[0] if isinstance(content_type, list) else content_type) == PROBLEM_JSON
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["type"] and problem["title"] and problem["detail"]
+    return problem
+
+
+# --- the fuzz ------------------------------------------------------------------------------------
+
+
+def load_schema(accounts: Accounts, mode: str) -> Any:
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "base-url": accounts.api_url,
+            "generation": {"mode": mode, "deterministic": True, "database": "none"},
+            "checks": CHECKS,
+        }
+    )
+    schema = schemathesis.openapi.from_url(f"{accounts.api_url}/v1/openapi.json", config=config, timeout=30)
+    # The operator's routes (accounts, recount of any account's campaign) are not a tenant's workflow.
+    return schema.exclude(path_regex="^/v1/accounts")
+
+
+def takes_id(case: Any) -> bool:
+    return any(name.endswith("_id") for name in (case.path_parameters or {}))
+
+
+def is_positive(case: Any) -> bool:
+    return case.meta is None or not case.meta.generation.mode.is_negative
+
+
+@dataclass
+class Tally:
+    scenarios: int = 0
+    steps: int = 0
+    intruder_calls: int = 0
+    statuses: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def contract_machine(schema: Any, accounts: Accounts, owner: str, intruder: str, tally: Tally) -> Any:
+    """schemathesis' state machine for the document, acting as `owner`, with `intruder` calling every id first."""
+    base: Any = schema.as_state_machine()
+    # Scenarios start from operations without ids (create a list, a campaign); calls on ids follow the
+    # links from what a scenario created (and the intruder tries each of them). Random ids are rarely
+    # anything but a 404, and would take most of the steps.
+    random_ids = {name for name in base.root_rules if "_id" in name}
+
+    class Contract(base):
+        root_rules = frozenset(base.root_rules - random_ids)
+
+        def setup(self) -> None:
+            tally.scenarios += 1
+            # Idempotency-Keys are scoped to the scenario: a replay must not meet an earlier scenario's answer.
+            self.nonce = f"{uuid.uuid4().hex[:12]}:"
+            self.rows = 0
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            admin = case.operation.path in ADMIN_PATHS
+            return {"headers": bearer(accounts.admin_token if admin else owner), "timeout": 30}
+
+        def before_call(self, case: Any) -> None:
+            key = (case.headers or {}).get("Idempotency-Key")
+            if isinstance(key, str) and len(key) + len(self.nonce) <= 256:
+                case.headers["Idempotency-Key"] = self.nonce + key
+            # Let a row in: random text is hardly ever a phone number, so the first row gets a real one.
+            if case.operation.path.endswith("/recipients") and case.method == "POST" and is_positive(case):
+                rows = case.body.get("recipients") if isinstance(case.body, dict) else None
+                if isinstance(rows, list) and rows:
+                    params = rows[0].get("params") if isinstance(rows[0], dict) else None
+                    rows[0] = {"phone": valid_phone(self.rows % 100_000), "params": params or {}}
+                    self.rows += 1
+
+        def step(self, input: StepInput) -> StepOutput:
+            case = input.case
+            tally.steps += 1
+            if takes_id(case) and is_positive(case) and case.operation.path not in ADMIN_PATHS:
+                # The other account first: the same well-formed request with its key names nothing it owns.
+                foreign = case.call(**{**self.get_call_kwargs(case), "headers": bearer(intruder)})
+                tally.intruder_calls += 1
+                assert_problem(foreign, 404)
+            output: StepOutput = super().step(input)
+            label = (f"{case.method} {case.operation.path}", output.response.status_code)
+            tally.statuses[label] = tally.statuses.get(label, 0) + 1
+            return output
+
+    for name in random_ids:
+        setattr(Contract, name, None)  # not a rule any more
+    return Contract
+
+
+def fuzz(schema: Any, accounts: Accounts, owner: str, intruder: str, scenarios: int, tally: Tally, seed: int) -> None:
+    """Run `scenarios` scenarios. Answers come from a live server (fresh ids, campaigns that finish while the
+    scenario runs), so a replay may draw differently from its first run: Hypothesis then stops the run with
+    FlakyStrategyDefinition, and the next run goes on from another fixed seed, as schemathesis' own runner does."""
+    wanted = tally.scenarios + scenarios
+    for attempt in range(20):
+        if tally.scenarios >= wanted:
+            return
+        machine = hypothesis.seed(seed + attempt)(contract_machine(schema, accounts, owner, intruder, tally))
+        settings = hypothesis.settings(
+            max_examples=wanted - tally.scenarios,
+            stateful_step_count=STEPS,
+            database=None,
+            deadline=None,
+            phases=[hypothesis.Phase.generate],
+            suppress_health_check=list(hypothesis.HealthCheck),
+            print_blob=False,
+        )
+        with contextlib.suppress(FlakyStrategyDefinition, FlakyReplay):
+            machine.run(settings=settings)
+
+
+def test_the_served_document_holds_under_stateful_fuzzing(accounts: Accounts) -> None:
+    tally = Tally()
+    positive, mixed = load_schema(accounts, "positive"), load_schema(accounts, "all")
+    # Valid requests reach deep (a list, its rows, a campaign on it, started, paused, resumed, cancelled):
+    # each account owns what such scenarios create while the other one intrudes. Then invalid requests
+    # mixed in (schemathesis' negative mode), whose chains are shorter: a refused request creates nothing.
+    share = EXAMPLES * 2 // 5
+    fuzz(positive, accounts, accounts.alice, accounts.bob, share, tally, seed=SEED)
+    fuzz(positive, accounts, accounts.bob, accounts.alice, share, tally, seed=SEED + 1000)
+    fuzz(mixed, accounts, accounts.alice, accounts.bob, EXAMPLES - 2 * share, tally, seed=SEED + 2000)
+    print(f"fuzz: {tally.scenarios} scenarios, {tally.steps} steps, {tally.intruder_calls} intruder calls")
+    for (operation, status), count in sorted(tally.statuses.items()):
+        print(f"  {count:5d}  {status}  {operation}")
+    assert tally.scenarios >= EXAMPLES
+    # The links were followed: lists and campaigns were created and then used.
+    reached = {operation for operation, status in tally.statuses if status < 300}
+    assert {"POST /v1/lists", "POST /v1/campaigns"} <= reached, reached
+    assert any("{" in operation for operation in reached), reached
+    assert tally.intruder_calls > 0
+
+
+# --- another account's ids -----------------------------------------------------------------------
+
+ID_ROUTES = [
+    ("GET", "/v1/lists/{list_id}", None),
+    ("POST", "/v1/lists/{list_id}/recipients", {"recipients": [{"phone": valid_phone(9)}]}),
+    ("GET", "/v1/lists/{list_id}/recipients", None),
+    ("GET", "/v1/campaigns/{campaign_id}", None),
+    ("POST", "/v1/campaigns/{campaign_id}/start", None),
+    ("POST", "/v1/campaigns/{campaign_id}/pause", None),
+    ("POST", "/v1/campaigns/{campaign_id}/resume", None),
+    ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
+    ("POST", "/v1/campaigns/{campaign_id}/recount", None),
+    ("GET", "/v1/campaigns/{campaign_id}/recipients", None),
+]
+
+
+def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: Accounts) -> None:
+    from chalicelib.api.openapi import openapi_document
+
+    documented = {
+        (method.upper(), path)
+        for path, operations in openapi_document()["paths"].items()
+        for method, operation in operations.items()
+        if "{" in path and "security" not in operation  # the operator's routes take the admin token
+    }
+    assert {(method, path) for method, path, _ in ID_ROUTES} == documented
+
+    with httpx.Client(base_url=accounts.api_url, timeout=30) as http:
+        alice, bob = bearer(accounts.alice), bearer(accounts.bob)
+        listed = http.post("/v1/lists", json={"name": "alice's"}, headers=alice).json()
+        http.post(
+            f"/v1/lists/{listed['id']}/recipients", json={"recipients": [{"phone": valid_phone(1)}]}, headers=alice
+        )
+        campaign = http.post(
+            "/v1/campaigns",
+            json={"name": "c", "list_id": listed["id"], "sender": "Acme", "template": "Hi", "rate_per_second": 1},
+            headers=alice,
+        ).json()
+        ids = {"list_id": listed["id"], "campaign_id": campaign["id"]}
+        made_up = {"list_id": "lst_00000000000000000000", "campaign_id": "cmp_00000000000000000000"}
+        for method, path, body in ID_ROUTES:
+            problem = assert_problem(http.request(method, path.format(**ids), json=body, headers=bob), 404)
+            # The same answer as for an id that exists nowhere: nothing tells Bob that Alice's exists.
+            unknown = assert_problem(http.request(method, path.format(**made_up), json=body, headers=bob), 404)
+            assert (problem["type"], problem["title"]) == (unknown["type"], unknown["title"]), (method, path)
+        # Nothing Bob did changed Alice's things.
+        assert http.get(f"/v1/lists/{listed['id']}", headers=alice).json()["recipient_count"] == 1
+        assert http.get(f"/v1/campaigns/{campaign['id']}", headers=alice).json()["status"] == "draft"
+
+
+# --- what the served stack answers itself ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "status"),
+    [
+        ("POST", "/v1/lists", "text/plain", 415),
+        ("DELETE", "/v1/lists/lst_x", "application/json", 405),
+        ("GET", "/v1/nowhere", "application/json", 404),
+        ("GET", "/", "application/json", 404),
+    ],
+)
+def test_chalice_local_answers_framework_errors_as_problem_json(
+    accounts: Accounts, method: str, path: str, content_type: str, status: int
+) -> None:
+    for headers in ({}, bearer(accounts.alice)):
+        answer = httpx.request(
+            method,
+            accounts.api_url + path,
+            content=json.dumps({"name": "a"}),
+            headers={**headers, "Content-Type": content_type},
+            timeout=30,
+        )
+        assert_problem(answer, status)
+
+
+def test_a_body_over_5_mb_is_413_on_the_local_stack(accounts: Accounts) -> None:
+    with httpx.Client(base_url=accounts.api_url, timeout=60) as http:
+        listed = http.post("/v1/lists", json={"name": "big"}, headers=bearer(accounts.alice)).json()
+        body = json.dumps({"recipients": [{"phone": valid_phone(n)} for n in range(10)]})
+        big = body + " " * (6 * 1024 * 1024 - len(body))
+        answer = http.post(
+            f"/v1/lists/{listed['id']}/recipients",
+            content=big,
+            headers={**bearer(accounts.alice), "Content-Type": "application/json"},
+        )
+        assert_problem(answer, 413)
+        assert http.get(f"/v1/lists/{listed['id']}", headers=bearer(accounts.alice)).json()["recipient_count"] == 0
