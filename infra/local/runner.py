@@ -2,140 +2,91 @@
 
 Calls the very handler objects of the Chalice app (the module-level functions of app.py, which
 Chalice wraps into Lambda-callable `handler(event, context)` objects) with events shaped exactly as
-Lambda sends them:
+Lambda sends them. Each kind of event source has its module under infra/local/events/ (`sqs`,
+`streams`, `schedules`); this module keeps what they share: the lifecycle (`start`/`stop`), the
+functions' environment, the functions themselves (name, memory, timeout, from .chalice/config.json),
+the invocation, and the idle bookkeeping (`idle`/`wait_idle`).
 
-- `@app.on_sqs_message`: polls the queue the template's override names (`Resources.<Fn>.Properties.
-  Events.<Fn>SqsEventSource.Properties.Queue`), up to `maximum_concurrency` batches at once (capped by
-  the stage's `reserved_concurrency`), and deletes what succeeded (partial batch responses are
-  honoured only when the template sets `FunctionResponseTypes: [ReportBatchItemFailures]`, as in AWS).
-- `@app.on_dynamodb_record`: reads the stream of the table the override names, in order, retrying a
-  failed batch until it succeeds (Lambda's default for streams).
-- `@app.schedule`: fires every `schedule_tick_seconds` (faster than the rate in AWS).
+An invocation runs on its own thread, and the event source waits for it at most the function's
+timeout, as Lambda does: past it, the invocation has failed (an SQS batch is not deleted and comes
+back after the visibility timeout; a stream batch is retried), even though the thread cannot be
+stopped and runs on; what it returns then is ignored.
+
+The runner runs in the caller's process (threads; what LocalStack does by default, so that a
+benchmark sees every AWS call), or as its own process:
+
+    python -m infra.local.runner --env-file runner.env.json --endpoint-url http://127.0.0.1:5000 \\
+        [--app-dir DIR --app-module app --template T --config C --prefix P --stage local \\
+         --status-file runner.status.json --checkpoint-file runner.checkpoints.json]
+
+`LocalStack(runner_process=True)` starts it so (and `kill_runner()`/`restart_runner()` kill it with
+SIGKILL and start a fresh one). The env file is a JSON object: the functions' environment, applied
+before the app is imported. The status file, rewritten every half second, tells the parent the
+process is up, its counters, and whether it is idle when asked (`request_idle_check`); the
+checkpoint file keeps the stream positions across runs.
 """
 
 from __future__ import annotations
 
-import base64
+import argparse
 import importlib
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import FrameType, ModuleType, TracebackType
 from typing import Any, Self
 
 import boto3
 from botocore.config import Config as BotoConfig
-from chalice.app import (
-    BaseEventSourceConfig,
-    DynamoDBEventConfig,
-    ScheduledEventConfig,
-    SQSEventConfig,
-)
+from chalice.app import BaseEventSourceConfig
 from chalice.config import Config as ChaliceConfig
 from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 
-from infra.local.resources import (
-    DEFAULT_PREFIX,
-    DEFAULT_TEMPLATE_PATH,
-    QUEUE_TYPE,
-    REPO_ROOT,
-    TABLE_TYPE,
-    dynamodb_event_source_table,
-    function_logical_id,
-    load_template,
-    queue_name,
-    resources_of_type,
-    table_name,
+from infra.local.events.base import (
+    ACCOUNT_ID,
+    EventSource,
+    EventSourceError,
+    Function,
+    Invocation,
+    LambdaContext,
+    Poller,
 )
+from infra.local.events.schedules import ScheduleEventSource
+from infra.local.events.sqs import DEFAULT_SQS_CONCURRENCY, SQS_MAX_BATCH, SqsEventSource
+from infra.local.events.streams import Checkpoints, StreamEventSource
+from infra.local.resources import DEFAULT_PREFIX, DEFAULT_TEMPLATE_PATH, REPO_ROOT, load_template
 
 logger = logging.getLogger(__name__)
 
-ACCOUNT_ID = "123456789012"
+__all__ = [
+    "ACCOUNT_ID",
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_SQS_CONCURRENCY",
+    "EVENT_SOURCES",
+    "SQS_MAX_BATCH",
+    "EventSourceError",
+    "LambdaContext",
+    "LocalEventRunner",
+    "main",
+    "read_env_file",
+    "read_status",
+    "request_idle_check",
+    "write_env_file",
+]
+
 DEFAULT_CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
-SQS_MAX_BATCH = 10
-# Lambda polls an SQS queue with 5 concurrent batches when nothing caps it.
-DEFAULT_SQS_CONCURRENCY = 5
-STREAM_RETRY_MAX_SECONDS = 5.0
-SHARD_REFRESH_SECONDS = 10.0
-
-
-class EventSourceError(RuntimeError):
-    """An event source of the app cannot be mapped to a local resource."""
-
-
-@dataclass
-class LambdaContext:
-    """What the Python runtime passes as `context` (the attributes handlers and Powertools read)."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    timeout_seconds: int
-    log_group_name: str
-    log_stream_name: str
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    identity: Any = None
-    client_context: Any = None
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@dataclass
-class _Function:
-    """One Lambda function of the app, as deployed for `stage`."""
-
-    name: str
-    handler: Callable[[dict[str, Any], Any], Any]
-    full_name: str
-    arn: str
-    memory_mb: int
-    timeout_seconds: int
-    reserved_concurrency: int | None
-
-    def context(self) -> LambdaContext:
-        day = datetime.now(UTC).strftime("%Y/%m/%d")
-        return LambdaContext(
-            function_name=self.full_name,
-            invoked_function_arn=self.arn,
-            memory_limit_in_mb=self.memory_mb,
-            timeout_seconds=self.timeout_seconds,
-            log_group_name=f"/aws/lambda/{self.full_name}",
-            log_stream_name=f"{day}/[$LATEST]{uuid.uuid4().hex}",
-        )
-
-
-@dataclass
-class _ShardPositions:
-    """Where the stream reader is in each shard."""
-
-    iterators: dict[str, str] = field(default_factory=dict)
-    last_sequence: dict[str, str] = field(default_factory=dict)
-    finished: set[str] = field(default_factory=set)
-    # Records read but not yet delivered, gathering up to the batch size or the batching window.
-    pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    pending_since: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class _Poller:
-    """Idle bookkeeping of one poll loop: consecutive empty polls since the last relevant activity."""
-
-    source: str
-    empty_streak: int = 0
-    streak_since: int = -1
+# The event sources run locally, by the type of the app's event source config (first match wins).
+EVENT_SOURCES: tuple[type[EventSource], ...] = (SqsEventSource, StreamEventSource, ScheduleEventSource)
+STATUS_INTERVAL_SECONDS = 0.5
+# While someone waits for the runner process to be idle (see `request_idle_check`), it checks this often.
+IDLE_CHECK_SECONDS = 0.1
+IDLE_REQUEST_TTL_SECONDS = 2.0
 
 
 class LocalEventRunner:
@@ -154,6 +105,7 @@ class LocalEventRunner:
         config_path: Path = DEFAULT_CONFIG_PATH,
         prefix: str = DEFAULT_PREFIX,
         idle_polls: int = 2,
+        checkpoint_path: Path | None = None,
     ) -> None:
         self.app_module = app_module
         self.env = dict(env)
@@ -167,19 +119,23 @@ class LocalEventRunner:
         self.config_path = Path(config_path)
         self.prefix = prefix
         self.idle_polls = idle_polls
+        self.checkpoints = Checkpoints(checkpoint_path) if checkpoint_path is not None else None
 
-        self._template = load_template(self.template_path)
+        self.template = load_template(self.template_path)
         with self.config_path.open(encoding="utf-8") as f:
             self._config_from_disk: dict[str, Any] = json.load(f)
 
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._pollers: list[_Poller] = []
-        self._queue_urls: list[str] = []
+        self._sources: list[EventSource] = []
+        self._pollers: list[Poller] = []
         self._invocations: dict[str, int] = {}
         self._errors: dict[str, int] = {}
+        self._timeouts: dict[str, int] = {}
         self._in_flight = 0
+        # Invocations past their timeout whose threads still run.
+        self._overdue: set[threading.Thread] = set()
         # Bumped when an SQS/stream invocation ends (`_work_seq`) or any invocation ends (`_any_seq`).
         self._work_seq = 0
         self._any_seq = 0
@@ -195,18 +151,19 @@ class LocalEventRunner:
         if self._started:
             return
         self._apply_environment()
-        sources = list(self.app_module.app.event_sources)
-        pool = 4 + sum(self._concurrency(s) for s in sources if isinstance(s, SQSEventConfig)) + len(sources)
+        sources = [self._event_source(config) for config in self.app_module.app.event_sources]
+        self._sources = [source for source in sources if source is not None]
+        pool = 4 + sum(source.connections() for source in self._sources)
         boto_config = BotoConfig(max_pool_connections=pool, retries={"mode": "standard", "max_attempts": 5})
         kwargs: dict[str, Any] = {"region_name": self.region, "config": boto_config}
         self._sqs = boto3.client("sqs", endpoint_url=self.endpoint_url, **kwargs)
         self._dynamodb = boto3.client("dynamodb", endpoint_url=self.endpoint_url, **kwargs)
         # An explicit endpoint: botocore's account-based endpoints for Streams are not routed by moto.
         self._streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint_url, **kwargs)
-        self._stop.clear()
+        self.stopping.clear()
         try:
-            for source in sources:
-                self._start_source(source)
+            for source in self._sources:
+                source.start()
         except Exception:
             self.stop()
             raise
@@ -214,16 +171,20 @@ class LocalEventRunner:
         logger.info("local event runner started %d threads", len(self._threads))
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self.stopping.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             logger.warning("event runner threads still running after %.1fs: %s", timeout, alive)
+        with self._lock:
+            overdue = sorted(t.name for t in self._overdue if t.is_alive())
+        if overdue:
+            logger.warning("invocations past their timeout still running: %s", overdue)
         self._threads = []
         self._pollers = []
-        self._queue_urls = []
+        self._sources = []
         self._restore_environment()
         self._started = False
 
@@ -239,6 +200,13 @@ class LocalEventRunner:
     ) -> None:
         self.stop()
 
+    def _event_source(self, config: BaseEventSourceConfig) -> EventSource | None:
+        for source_type in EVENT_SOURCES:
+            if isinstance(config, source_type.config_type):
+                return source_type(self, config)
+        logger.warning("event source %s (%s) is not run locally", config.name, type(config).__name__)
+        return None
+
     # -- observability ---------------------------------------------------------------------------
 
     @property
@@ -253,15 +221,22 @@ class LocalEventRunner:
 
     @property
     def errors(self) -> dict[str, int]:
+        """Failed invocations per function: raised, or ran past the timeout (also in `timeouts`)."""
         with self._lock:
             return dict(self._errors)
+
+    @property
+    def timeouts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._timeouts)
 
     def idle(self) -> bool:
         """True when nothing runs and the last `idle_polls` polls of every queue and stream were empty.
 
         Empty polls count only when they began after the last invocation that could have produced
         work for them ended; queues are also asked whether they hold visible or delayed messages.
-        Messages waiting out a visibility timeout after a failure do not count.
+        Messages waiting out a visibility timeout after a failure do not count. An invocation past
+        its timeout counts as running until its thread ends.
         """
         with self._lock:
             if self._in_flight:
@@ -270,7 +245,7 @@ class LocalEventRunner:
                 since = self._any_seq if poller.source == "stream" else self._work_seq
                 if poller.streak_since != since or poller.empty_streak < self.idle_polls:
                     return False
-            queue_urls = list(self._queue_urls)
+            queue_urls = [url for source in self._sources for url in source.queue_urls()]
         for url in queue_urls:
             attributes = self._sqs.get_queue_attributes(
                 QueueUrl=url,
@@ -289,13 +264,137 @@ class LocalEventRunner:
             time.sleep(poll_seconds)
         return self.idle()
 
+    # -- what event sources use ------------------------------------------------------------------
+
+    @property
+    def sqs(self) -> Any:
+        return self._sqs
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._dynamodb
+
+    @property
+    def streams(self) -> Any:
+        return self._streams
+
+    def chalice_config(self, function_name: str) -> ChaliceConfig:
+        """The stage's settings of one function (.chalice/config.json)."""
+        return ChaliceConfig(self.stage, function_name, config_from_disk=self._config_from_disk)
+
+    def function(self, source: BaseEventSourceConfig) -> Function:
+        """The Lambda function an event source invokes, as deployed for the stage."""
+        module_name, _, attribute = source.handler_string.rpartition(".")
+        if module_name in ("", "app", self.app_module.__name__):
+            module = self.app_module
+        else:
+            module = importlib.import_module(module_name)  # a blueprint's module
+        handler = getattr(module, attribute)
+        config = self.chalice_config(source.name)
+        app_name = config.app_name or self.app_module.app.app_name
+        full_name = f"{app_name}-{self.stage}-{source.name}"
+        return Function(
+            name=source.name,
+            handler=handler,
+            full_name=full_name,
+            arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{full_name}",
+            memory_mb=int(config.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE),
+            timeout_seconds=int(config.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT),
+            reserved_concurrency=config.reserved_concurrency,
+        )
+
+    def invoke(self, function: Function, event: dict[str, Any], *, work: bool) -> Invocation:
+        """Call the handler like Lambda does, waiting at most the function's timeout.
+
+        `work`: the invocation may leave work for the SQS and stream loops (see `idle`).
+        """
+        context = function.context()
+        done = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = function.handler(event, context)
+            except Exception as exc:
+                outcome["error"] = exc
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self._any_seq += 1
+                    if work:
+                        self._work_seq += 1
+                    self._overdue.discard(threading.current_thread())
+                done.set()
+
+        thread = threading.Thread(target=run, name=f"lambda-{function.name}-{context.aws_request_id}", daemon=True)
+        with self._lock:
+            self._in_flight += 1
+            self._invocations[function.name] = self._invocations.get(function.name, 0) + 1
+        thread.start()
+        if not done.wait(function.timeout_seconds):
+            with self._lock:
+                if not done.is_set():
+                    self._overdue.add(thread)
+                self._errors[function.name] = self._errors.get(function.name, 0) + 1
+                self._timeouts[function.name] = self._timeouts.get(function.name, 0) + 1
+            logger.error(
+                "%s: task timed out after %d seconds (request %s); its result will be ignored",
+                function.name,
+                function.timeout_seconds,
+                context.aws_request_id,
+            )
+            return Invocation(ok=False, timed_out=True)
+        if "error" in outcome:
+            logger.error("%s failed (request %s)", function.name, context.aws_request_id, exc_info=outcome["error"])
+            with self._lock:
+                self._errors[function.name] = self._errors.get(function.name, 0) + 1
+            return Invocation(ok=False)
+        return Invocation(ok=True, result=outcome.get("result"))
+
+    def new_poller(self, source: str) -> Poller:
+        """Idle bookkeeping for one more poll loop ("stream", or "sqs" for a loop fed by invocations)."""
+        poller = Poller(source=source)
+        with self._lock:
+            self._pollers.append(poller)
+        return poller
+
+    def poll_started(self, poller: Poller) -> int:
+        """Call before a poll; hand the value to `poll_result`."""
+        with self._lock:
+            return self._any_seq if poller.source == "stream" else self._work_seq
+
+    def poll_result(self, poller: Poller, found: bool, started_at: int) -> None:
+        with self._lock:
+            if found:
+                poller.empty_streak = 0
+                poller.streak_since = -1
+                return
+            if poller.streak_since != started_at:
+                poller.streak_since = started_at
+                poller.empty_streak = 0
+            poller.empty_streak += 1
+
+    def spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        """Run a poll loop on a thread of the runner; `stop()` joins it."""
+        thread = threading.Thread(target=self._guarded, args=(target, *args), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guarded(self, target: Callable[..., None], *args: Any) -> None:
+        """A poll loop never dies: an unexpected error is logged and the loop starts over."""
+        while not self.stopping.is_set():
+            try:
+                target(*args)
+                return
+            except Exception:
+                logger.exception("event runner loop %s crashed; restarting", threading.current_thread().name)
+                self.stopping.wait(1.0)
+
     # -- environment -----------------------------------------------------------------------------
 
     def _apply_environment(self) -> None:
         """The functions' environment: config.json's (global + stage), then `env`, like Lambda's."""
-        environment = dict(
-            ChaliceConfig(self.stage, "", config_from_disk=self._config_from_disk).environment_variables or {}
-        )
+        environment = dict(self.chalice_config("").environment_variables or {})
         environment.update(self.env)
         environment.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
         for key, value in environment.items():
@@ -310,467 +409,158 @@ class LocalEventRunner:
                 os.environ[key] = value
         self._saved_environ = {}
 
-    # -- functions -------------------------------------------------------------------------------
 
-    def _function(self, source: BaseEventSourceConfig) -> _Function:
-        module_name, _, attribute = source.handler_string.rpartition(".")
-        if module_name in ("", "app", self.app_module.__name__):
-            module = self.app_module
-        else:
-            module = importlib.import_module(module_name)  # a blueprint's module
-        handler = getattr(module, attribute)
-        config = ChaliceConfig(self.stage, source.name, config_from_disk=self._config_from_disk)
-        app_name = config.app_name or self.app_module.app.app_name
-        full_name = f"{app_name}-{self.stage}-{source.name}"
-        return _Function(
-            name=source.name,
-            handler=handler,
-            full_name=full_name,
-            arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{full_name}",
-            memory_mb=int(config.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE),
-            timeout_seconds=int(config.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT),
-            reserved_concurrency=config.reserved_concurrency,
-        )
-
-    def _invoke(self, function: _Function, event: dict[str, Any], *, work: bool) -> tuple[bool, Any]:
-        """Call the handler like Lambda does; (True, result) or (False, None) when it raised."""
-        context = function.context()
-        with self._lock:
-            self._in_flight += 1
-            self._invocations[function.name] = self._invocations.get(function.name, 0) + 1
-        try:
-            return True, function.handler(event, context)
-        except Exception:
-            logger.exception("%s failed (request %s)", function.name, context.aws_request_id)
-            with self._lock:
-                self._errors[function.name] = self._errors.get(function.name, 0) + 1
-            return False, None
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                self._any_seq += 1
-                if work:
-                    self._work_seq += 1
-
-    def _poll_result(self, poller: _Poller, found: bool, started_at_seq: int) -> None:
-        with self._lock:
-            if found:
-                poller.empty_streak = 0
-                poller.streak_since = -1
-                return
-            if poller.streak_since != started_at_seq:
-                poller.streak_since = started_at_seq
-                poller.empty_streak = 0
-            poller.empty_streak += 1
-
-    def _seq_for(self, poller: _Poller) -> int:
-        with self._lock:
-            return self._any_seq if poller.source == "stream" else self._work_seq
-
-    def _start_source(self, source: BaseEventSourceConfig) -> None:
-        if isinstance(source, SQSEventConfig):
-            self._start_sqs(source)
-        elif isinstance(source, DynamoDBEventConfig):
-            self._start_stream(source)
-        elif isinstance(source, ScheduledEventConfig):
-            self._start_schedule(source)
-        else:
-            logger.warning("event source %s (%s) is not run locally", source.name, type(source).__name__)
-
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=self._guarded, args=(target, *args), name=name, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _guarded(self, target: Callable[..., None], *args: Any) -> None:
-        """A poll loop never dies: an unexpected error is logged and the loop starts over."""
-        while not self._stop.is_set():
-            try:
-                target(*args)
-                return
-            except Exception:
-                logger.exception("event runner loop %s crashed; restarting", threading.current_thread().name)
-                self._stop.wait(1.0)
-
-    # -- SQS -------------------------------------------------------------------------------------
-
-    def _concurrency(self, source: SQSEventConfig) -> int:
-        config = ChaliceConfig(self.stage, source.name, config_from_disk=self._config_from_disk)
-        concurrency = source.maximum_concurrency or DEFAULT_SQS_CONCURRENCY
-        if config.reserved_concurrency:
-            concurrency = min(concurrency, int(config.reserved_concurrency))
-        return max(1, concurrency)
-
-    def _sqs_event_source(self, source: SQSEventConfig) -> dict[str, Any]:
-        logical_id = function_logical_id(source.name)
-        function = self._template.get("Resources", {}).get(logical_id) or {}
-        event: dict[str, Any] = (
-            function.get("Properties", {}).get("Events", {}).get(f"{logical_id}SqsEventSource") or {}
-        )
-        properties: dict[str, Any] = event.get("Properties", {})
-        return properties
-
-    def _queue_for(self, source: SQSEventConfig) -> tuple[str, str]:
-        """(url, arn) of the queue: the template's override, else the queue named by the decorator."""
-        override = self._sqs_event_source(source).get("Queue")
-        queues = resources_of_type(self._template, QUEUE_TYPE)
-        target = None
-        if isinstance(override, dict):
-            get_att = override.get("Fn::GetAtt") or [override.get("Ref")]
-            target = get_att[0] if isinstance(get_att, list) else str(get_att).split(".", 1)[0]
-        if target in queues:
-            name = queue_name(self.prefix, str(target), queues[str(target)].get("Properties"))
-        elif source.queue_arn:
-            name = source.queue_arn.rsplit(":", 1)[-1]
-        elif source.queue:
-            name = source.queue
-        else:
-            raise EventSourceError(f"no queue for SQS event source {source.name}")
-        try:
-            url: str = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        except Exception as exc:
-            raise EventSourceError(
-                f"queue {name!r} for {source.name} does not exist; map the function to a template queue "
-                f"with Resources.{function_logical_id(source.name)}.Properties.Events."
-                f"{function_logical_id(source.name)}SqsEventSource.Properties.Queue"
-            ) from exc
-        arn: str = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return url, arn
-
-    def _start_sqs(self, source: SQSEventConfig) -> None:
-        function = self._function(source)
-        url, arn = self._queue_for(source)
-        reports_failures = "ReportBatchItemFailures" in (
-            self._sqs_event_source(source).get("FunctionResponseTypes") or []
-        )
-        batch_size = min(source.batch_size, SQS_MAX_BATCH)
-        if source.batch_size > SQS_MAX_BATCH:
-            logger.warning("%s: batch_size %d polled as %d", source.name, source.batch_size, SQS_MAX_BATCH)
-        self._queue_urls.append(url)
-        for i in range(self._concurrency(source)):
-            poller = _Poller(source="sqs")
-            self._pollers.append(poller)
-            self._spawn(
-                f"sqs-{source.name}-{i}",
-                self._sqs_loop,
-                function,
-                url,
-                arn,
-                batch_size,
-                reports_failures,
-                poller,
-            )
-
-    def _sqs_loop(
-        self,
-        function: _Function,
-        url: str,
-        arn: str,
-        batch_size: int,
-        reports_failures: bool,
-        poller: _Poller,
-    ) -> None:
-        while not self._stop.is_set():
-            started_at = self._seq_for(poller)
-            try:
-                messages = self._sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=batch_size,
-                    WaitTimeSeconds=self.sqs_wait_seconds,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:
-                logger.exception("%s: ReceiveMessage failed", function.name)
-                self._stop.wait(1.0)
-                continue
-            self._poll_result(poller, bool(messages), started_at)
-            if messages:
-                self._process_sqs_batch(function, url, arn, messages, reports_failures)
-
-    def _process_sqs_batch(
-        self,
-        function: _Function,
-        url: str,
-        arn: str,
-        messages: list[dict[str, Any]],
-        reports_failures: bool,
-    ) -> None:
-        records = [self._sqs_record(message, arn) for message in messages]
-        ok, result = self._invoke(function, {"Records": records}, work=True)
-        if not ok:
-            return  # Lambda deletes nothing: the batch comes back after the visibility timeout
-        failed = self._failed_message_ids(function, records, result, reports_failures)
-        if failed is None:
-            return
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), SQS_MAX_BATCH):
-            chunk = done[start : start + SQS_MAX_BATCH]
-            try:
-                response = self._sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-                )
-            except Exception:
-                logger.exception("%s: DeleteMessageBatch failed", function.name)
-                continue
-            for failure in response.get("Failed", []):
-                logger.error("%s: could not delete a message: %s", function.name, failure)
-
-    def _failed_message_ids(
-        self,
-        function: _Function,
-        records: list[dict[str, Any]],
-        result: Any,
-        reports_failures: bool,
-    ) -> set[str] | None:
-        """Ids to keep on the queue, or None when the whole batch counts as failed."""
-        if not isinstance(result, dict) or not result.get("batchItemFailures"):
-            return set()
-        if not reports_failures:
-            logger.warning(
-                "%s returned batchItemFailures but the template does not set FunctionResponseTypes: "
-                "[ReportBatchItemFailures]; as in AWS, the whole batch is deleted",
-                function.name,
-            )
-            return set()
-        ids = {r["messageId"] for r in records}
-        failed: set[str] = set()
-        for item in result["batchItemFailures"]:
-            identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-            if not identifier or identifier not in ids:
-                # Lambda treats a malformed partial response as a failure of the whole batch.
-                logger.error("%s: invalid batchItemFailures entry %r; batch failed", function.name, item)
-                return None
-            failed.add(identifier)
-        return failed
-
-    def _sqs_record(self, message: Mapping[str, Any], arn: str) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": dict(message.get("Attributes", {})),
-            "messageAttributes": {
-                name: _lambda_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": self.region,
-        }
-        if message.get("MD5OfMessageAttributes"):
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        return record
-
-    # -- DynamoDB Streams ------------------------------------------------------------------------
-
-    def _stream_arn_for(self, source: DynamoDBEventConfig) -> str:
-        logical_id = dynamodb_event_source_table(self._template, source.name)
-        tables = resources_of_type(self._template, TABLE_TYPE)
-        if logical_id in tables:
-            name = table_name(self.prefix, str(logical_id))
-        else:
-            # No override: the decorator's ARN names the table (arn:...:table/<name>/stream/<label>).
-            name = source.stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
-        try:
-            description = self._dynamodb.describe_table(TableName=name)["Table"]
-        except Exception as exc:
-            raise EventSourceError(
-                f"table {name!r} for {source.name} does not exist; map the function to a template table "
-                f"with Resources.{function_logical_id(source.name)}.Properties.Events."
-                f"{function_logical_id(source.name)}DynamodbEventSource.Properties.Stream"
-            ) from exc
-        stream_arn = description.get("LatestStreamArn")
-        if not stream_arn:
-            raise EventSourceError(f"table {name!r} for {source.name} has no stream")
-        return str(stream_arn)
-
-    def _start_stream(self, source: DynamoDBEventConfig) -> None:
-        function = self._function(source)
-        stream_arn = self._stream_arn_for(source)
-        poller = _Poller(source="stream")
-        self._pollers.append(poller)
-        window = float(source.maximum_batching_window_in_seconds or 0)
-        self._spawn(f"stream-{source.name}", self._stream_loop, function, stream_arn, source.batch_size, window, poller)
-
-    def _shard_ids(self, stream_arn: str) -> list[str]:
-        shards: list[str] = []
-        kwargs: dict[str, Any] = {"StreamArn": stream_arn}
-        while True:
-            description = self._streams.describe_stream(**kwargs)["StreamDescription"]
-            shards.extend(shard["ShardId"] for shard in description.get("Shards", []))
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                return shards
-            kwargs["ExclusiveStartShardId"] = last
-
-    def _stream_loop(
-        self, function: _Function, stream_arn: str, batch_size: int, window: float, poller: _Poller
-    ) -> None:
-        shards = _ShardPositions()
-        next_refresh = 0.0
-        while not self._stop.is_set():
-            if time.monotonic() >= next_refresh:
-                try:
-                    for shard_id in self._shard_ids(stream_arn):
-                        if shard_id not in shards.iterators and shard_id not in shards.finished:
-                            shards.iterators[shard_id] = self._shard_iterator(stream_arn, shard_id, None)
-                    next_refresh = time.monotonic() + SHARD_REFRESH_SECONDS
-                except Exception:
-                    logger.exception("%s: DescribeStream failed", function.name)
-                    self._stop.wait(1.0)
-                    continue
-            started_at = self._seq_for(poller)
-            found = False
-            for shard_id in list(shards.iterators):
-                if self._stop.is_set():
-                    return
-                pending = shards.pending.setdefault(shard_id, [])
-                try:
-                    response = self._streams.get_records(
-                        ShardIterator=shards.iterators[shard_id], Limit=batch_size - len(pending)
-                    )
-                except Exception:
-                    # E.g. an expired iterator: resume right after the last record delivered.
-                    logger.exception("%s: GetRecords failed on %s", function.name, shard_id)
-                    pending.clear()
-                    self._stop.wait(1.0)
-                    try:
-                        shards.iterators[shard_id] = self._shard_iterator(
-                            stream_arn, shard_id, shards.last_sequence.get(shard_id)
-                        )
-                    except Exception:
-                        logger.exception("%s: GetShardIterator failed on %s", function.name, shard_id)
-                    continue
-                raw = response.get("Records", [])
-                if raw:
-                    found = True
-                    if not pending:
-                        shards.pending_since[shard_id] = time.monotonic()
-                    pending.extend(self._stream_record(r, stream_arn) for r in raw)
-                next_iterator = response.get("NextShardIterator")
-                # Like Lambda: deliver when the batch is full or the batching window has passed.
-                if pending and (
-                    len(pending) >= batch_size
-                    or not next_iterator
-                    or time.monotonic() - shards.pending_since[shard_id] >= window
-                ):
-                    self._deliver_stream_batch(function, list(pending))
-                    shards.last_sequence[shard_id] = pending[-1]["dynamodb"]["SequenceNumber"]
-                    pending.clear()
-                if next_iterator:
-                    shards.iterators[shard_id] = next_iterator
-                else:  # a closed shard, read to its end
-                    del shards.iterators[shard_id]
-                    shards.finished.add(shard_id)
-            waiting = any(shards.pending.values())
-            self._poll_result(poller, found or waiting, started_at)
-            if not found:
-                self._stop.wait(self.stream_poll_seconds)
-
-    def _shard_iterator(self, stream_arn: str, shard_id: str, after_sequence: str | None) -> str:
-        kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
-        if after_sequence is None:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"  # the stack starts with empty tables
-        else:
-            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            kwargs["SequenceNumber"] = after_sequence
-        iterator: str = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        return iterator
-
-    def _deliver_stream_batch(self, function: _Function, records: list[dict[str, Any]]) -> None:
-        """Retry the same batch until it succeeds: a stream shard is processed in order."""
-        attempt = 0
-        while True:
-            ok, _ = self._invoke(function, {"Records": records}, work=True)
-            if ok or self._stop.is_set():
-                return
-            attempt += 1
-            self._stop.wait(min(STREAM_RETRY_MAX_SECONDS, 0.2 * 2**attempt))
-
-    def _stream_record(self, record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
-        source = record.get("dynamodb", {})
-        dynamodb: dict[str, Any] = {
-            "ApproximateCreationDateTime": _epoch_seconds(source.get("ApproximateCreationDateTime")),
-            "Keys": _lambda_attribute_value(source.get("Keys", {})),
-            "SequenceNumber": source["SequenceNumber"],
-            "SizeBytes": source.get("SizeBytes", 0),
-            "StreamViewType": source.get("StreamViewType"),
-        }
-        for image in ("NewImage", "OldImage"):
-            if image in source:
-                dynamodb[image] = _lambda_attribute_value(source[image])
-        shaped: dict[str, Any] = {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": self.region,
-            "dynamodb": dynamodb,
-            "eventSourceARN": stream_arn,
-        }
-        if "userIdentity" in record:
-            shaped["userIdentity"] = record["userIdentity"]
-        return shaped
-
-    # -- schedules -------------------------------------------------------------------------------
-
-    def _start_schedule(self, source: ScheduledEventConfig) -> None:
-        function = self._function(source)
-        app_name = self.app_module.app.app_name
-        rule_arn = f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{app_name}-{self.stage}-{source.name}-event"
-        self._spawn(f"schedule-{source.name}", self._schedule_loop, function, rule_arn)
-
-    def _schedule_loop(self, function: _Function, rule_arn: str) -> None:
-        next_fire = time.monotonic() + self.schedule_tick_seconds
-        while not self._stop.wait(max(0.0, next_fire - time.monotonic())):
-            # A fixed rate, but never two at once (reserved concurrency 1 in AWS) and no burst of catch-ups.
-            next_fire = max(next_fire + self.schedule_tick_seconds, time.monotonic())
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": ACCOUNT_ID,
-                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": self.region,
-                "resources": [rule_arn],
-                "detail": {},
-            }
-            self._invoke(function, event, work=False)
+# -- the runner as its own process ------------------------------------------------------------------
 
 
-def _epoch_seconds(value: Any) -> int:
-    """Lambda sends ApproximateCreationDateTime as epoch seconds; boto3 parses it into a datetime."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(value.timestamp())
-    if value is None:
-        return int(time.time())
-    return int(float(value))
+def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    """The functions' environment for `python -m infra.local.runner --env-file` (readable by its owner only)."""
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        json.dump(dict(env), f)
+    os.replace(temporary, path)
 
 
-def _lambda_attribute_value(value: Any) -> Any:
-    """Attribute values as JSON: binary values base64-encoded (boto3 hands them over as bytes)."""
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {k: _lambda_attribute_value(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_lambda_attribute_value(v) for v in value]
-    return value
+def read_env_file(path: Path) -> dict[str, str]:
+    loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a JSON object of environment variables")
+    return {str(key): str(value) for key, value in loaded.items()}
 
 
-def _lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    attribute: dict[str, Any] = {
-        "stringListValues": list(value.get("StringListValues", [])),
-        "binaryListValues": [_lambda_attribute_value(v) for v in value.get("BinaryListValues", [])],
-        "dataType": value.get("DataType", "String"),
+def read_status(path: Path) -> dict[str, Any] | None:
+    """What a runner process last wrote to its status file (None before it is up)."""
+    try:
+        status = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def idle_request_path(status_path: Path) -> Path:
+    return Path(status_path).with_name(f"{Path(status_path).name}.idle-request")
+
+
+def request_idle_check(status_path: Path) -> float:
+    """Ask the runner process writing `status_path` to check `idle()` (for the next 2 seconds).
+
+    Checking costs SQS calls (see `LocalEventRunner.idle`), so the process checks only when asked,
+    every 0.1 s, as `wait_idle` does in-process. Returns the time asked: a status whose `idle_at`
+    is later answers.
+    """
+    asked_at = time.time()
+    idle_request_path(status_path).write_text(str(asked_at), encoding="utf-8")
+    return asked_at
+
+
+def _idle_requested(status_path: Path) -> bool:
+    try:
+        return time.time() - idle_request_path(status_path).stat().st_mtime < IDLE_REQUEST_TTL_SECONDS
+    except OSError:
+        return False
+
+
+def _write_status(path: Path, runner: LocalEventRunner, started_at: float, *, check_idle: bool) -> None:
+    """pid, counters, and, when asked, whether the runner is idle (`idle`, as of `idle_at`)."""
+    status: dict[str, Any] = {
+        "pid": os.getpid(),
+        "started_at": started_at,
+        "time": time.time(),
+        "idle": None,
+        "idle_at": None,
+        "invocations": runner.invocations,
+        "errors": runner.errors,
+        "timeouts": runner.timeouts,
     }
-    if "StringValue" in value:
-        attribute["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        attribute["binaryValue"] = _lambda_attribute_value(value["BinaryValue"])
-    return attribute
+    if check_idle:
+        checked_at = time.time()
+        status["idle"] = runner.idle()
+        status["idle_at"] = checked_at
+    temporary = path.with_name(f"{path.name}.tmp")
+    temporary.write_text(json.dumps(status), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.runner",
+        description="Run the local event runner (Lambda's event source mappings and schedules) as a process.",
+    )
+    parser.add_argument("--env-file", type=Path, help="JSON object: the functions' environment")
+    parser.add_argument("--endpoint-url", default=None, help="the local AWS; default: AWS_ENDPOINT_URL of the env")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--stage", default="local")
+    parser.add_argument("--app-dir", type=Path, default=REPO_ROOT, help="the directory the app module is in")
+    parser.add_argument("--app-module", default="app")
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE_PATH)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
+    parser.add_argument("--schedule-tick", type=float, default=1.0, help="seconds between schedule firings")
+    parser.add_argument("--stream-poll", type=float, default=0.2, help="seconds between empty stream polls")
+    parser.add_argument("--sqs-wait", type=int, default=1, help="ReceiveMessage WaitTimeSeconds")
+    parser.add_argument(
+        "--status-file", type=Path, default=None, help="rewritten every half second (see request_idle_check)"
+    )
+    parser.add_argument("--checkpoint-file", type=Path, default=None, help="stream positions, kept across runs")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    for noisy in ("botocore.credentials", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    env = read_env_file(args.env_file) if args.env_file else {}
+    os.environ.update(env)  # before the app is imported: its settings may read the environment
+    app_dir = str(Path(args.app_dir).resolve())
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    app_module = importlib.import_module(args.app_module)
+    runner = LocalEventRunner(
+        app_module,
+        env,
+        args.endpoint_url or env.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL"),
+        args.region,
+        schedule_tick_seconds=args.schedule_tick,
+        stream_poll_seconds=args.stream_poll,
+        sqs_wait_seconds=args.sqs_wait,
+        stage=args.stage,
+        template_path=args.template,
+        config_path=args.config,
+        prefix=args.prefix,
+        checkpoint_path=args.checkpoint_file,
+    )
+    started_at = time.time()
+    runner.start()
+    logger.info("event runner process %d up (endpoint %s)", os.getpid(), runner.endpoint_url)
+    try:
+        written_at = 0.0
+        while True:
+            if args.status_file is not None:
+                asked = _idle_requested(args.status_file)
+                if asked or time.monotonic() - written_at >= STATUS_INTERVAL_SECONDS:
+                    try:
+                        _write_status(args.status_file, runner, started_at, check_idle=asked)
+                    except Exception:
+                        logger.exception("writing the status file failed")
+                    written_at = time.monotonic()
+            if stopping.wait(IDLE_CHECK_SECONDS):
+                break
+    finally:
+        runner.stop()
+    logger.info("event runner process %d stopped", os.getpid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

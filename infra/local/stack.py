@@ -5,6 +5,11 @@ event source mappings and EventBridge, and the fake provider, all in one process
 
 Every subprocess runs in its own process group with its output in a log file under `log_dir`;
 `stop()` (also on Ctrl-C, SIGTERM and interpreter exit) terminates them all.
+
+The event runner runs in this process by default (`stack.runner`, so a benchmark sees its AWS calls).
+`LocalStack(runner_process=True)` runs it as its own process (`python -m infra.local.runner`), which
+`kill_runner()` ends with SIGKILL and `restart_runner()` replaces; `wait_runner_idle()` and
+`runner_status()` work in both modes.
 """
 
 from __future__ import annotations
@@ -38,7 +43,13 @@ from chalice.config import Config as ChaliceConfig
 
 from infra.local.fake_provider_faults import add_fault_arguments
 from infra.local.resources import DEFAULT_PREFIX, DEFAULT_TEMPLATE_PATH, REPO_ROOT, create_resources
-from infra.local.runner import DEFAULT_CONFIG_PATH, LocalEventRunner
+from infra.local.runner import (
+    DEFAULT_CONFIG_PATH,
+    LocalEventRunner,
+    read_status,
+    request_idle_check,
+    write_env_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +96,13 @@ class ManagedProcess:
         self._signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(grace)
+        self.log_file.close()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group at once, as a crash ends a process: nothing runs its cleanup."""
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(STOP_GRACE_SECONDS)
         self.log_file.close()
 
     def _signal_group(self, signum: int) -> None:
@@ -168,6 +186,94 @@ def start_moto(log_dir: Path, port: int | None = None, timeout: float = START_TI
     return process
 
 
+def spawn_runner(
+    log_dir: Path,
+    env: Mapping[str, str],
+    function_env: Mapping[str, str],
+    endpoint_url: str,
+    *,
+    app_dir: Path = REPO_ROOT,
+    app_module: str = "app",
+    template_path: Path = DEFAULT_TEMPLATE_PATH,
+    config_path: Path = DEFAULT_CONFIG_PATH,
+    prefix: str = DEFAULT_PREFIX,
+    stage: str = STAGE,
+    schedule_tick_seconds: float = 1.0,
+    extra_args: Sequence[str] = (),
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> ManagedProcess:
+    """`python -m infra.local.runner` in its own process group, returned once it polls.
+
+    `env` is the process's environment, `function_env` the functions' (written to an env file in
+    `log_dir`). Its status file is `runner_status_path(log_dir)`; its stream positions are kept in
+    `log_dir`, so that a runner started again in the same `log_dir` resumes them.
+    """
+    env_path = log_dir / "runner.env.json"
+    write_env_file(env_path, function_env)
+    status_path = runner_status_path(log_dir)
+    status_path.unlink(missing_ok=True)
+    args = [
+        sys.executable, "-m", "infra.local.runner",
+        "--env-file", str(env_path),
+        "--endpoint-url", endpoint_url,
+        "--region", REGION,
+        "--stage", stage,
+        "--app-dir", str(app_dir),
+        "--app-module", app_module,
+        "--template", str(template_path),
+        "--config", str(config_path),
+        "--prefix", prefix,
+        "--schedule-tick", str(schedule_tick_seconds),
+        "--status-file", str(status_path),
+        "--checkpoint-file", str(log_dir / "runner.checkpoints.json"),
+        *extra_args,
+    ]  # fmt: skip
+    # cwd: where the `infra` package is (the app may be elsewhere: --app-dir).
+    process = spawn("event_runner", args, log_dir, env=env, cwd=REPO_ROOT)
+    deadline = time.monotonic() + timeout
+    try:
+        while (status := read_status(status_path)) is None or status.get("pid") != process.popen.pid:
+            if not process.alive:
+                raise StackStartError(
+                    f"the event runner exited with {process.popen.returncode} before polling; "
+                    f"log {process.log_path}:\n{process.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise StackStartError(
+                    f"the event runner did not start within {timeout:.0f}s; log {process.log_path}:\n{process.tail()}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def runner_status_path(log_dir: Path) -> Path:
+    return log_dir / "runner.status.json"
+
+
+def runner_process_status(process: ManagedProcess, log_dir: Path) -> dict[str, Any] | None:
+    """What a runner process started by `spawn_runner` last reported (None unless it is up)."""
+    if not process.alive:
+        return None
+    status = read_status(runner_status_path(log_dir))
+    return status if status is not None and status.get("pid") == process.popen.pid else None
+
+
+def wait_runner_process_idle(process: ManagedProcess, log_dir: Path, timeout: float = 60.0) -> bool:
+    """Until a runner process started by `spawn_runner` is idle (True), or False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    since = time.time()  # an answer checked before the call does not count
+    while time.monotonic() < deadline:
+        request_idle_check(runner_status_path(log_dir))
+        status = runner_process_status(process, log_dir)
+        if status is not None and status.get("idle") and float(status.get("idle_at") or 0) >= since:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def chalice_command() -> list[str]:
     """The `chalice` CLI of this interpreter (its script, or the same entry point through -c)."""
     script = Path(sys.executable).with_name("chalice")
@@ -210,6 +316,7 @@ class LocalStack:
         log_dir: Path | None = None,
         keep_logs: bool = False,
         api_in_process: bool = False,
+        runner_process: bool = False,
         repo_root: Path = REPO_ROOT,
         template_path: Path = DEFAULT_TEMPLATE_PATH,
         config_path: Path = DEFAULT_CONFIG_PATH,
@@ -238,6 +345,11 @@ class LocalStack:
         # In-process API (chalice's local server in a thread): lets a benchmark see every AWS call.
         self.api_in_process = api_in_process
         self._api_server: Any = None
+        # The event runner as its own process (`python -m infra.local.runner`), which `kill_runner()`
+        # can SIGKILL; by default it runs in this process (`self.runner`), where a benchmark sees its calls.
+        self.runner_process = runner_process
+        self._runner_process: ManagedProcess | None = None
+        self._runner_env: dict[str, str] = {}
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="bulk-local-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -295,9 +407,21 @@ class LocalStack:
         self.app_module = self._import_app()
         if self.api_in_process:
             self._serve_api_in_process(ports["api"])
+        self._runner_env = overrides
+        self._start_runner()
+        logger.info("local stack up: api %s, aws %s, provider %s", self.api_url, self.aws_endpoint_url,
+                    self.provider_url)  # fmt: skip
+
+    # -- the event runner ------------------------------------------------------------------------
+
+    def _start_runner(self) -> None:
+        if self.runner_process:
+            self._spawn_runner()
+            return
+        assert self.app_module is not None
         self.runner = LocalEventRunner(
             self.app_module,
-            overrides,
+            self._runner_env,
             self.aws_endpoint_url,
             REGION,
             schedule_tick_seconds=self.schedule_tick_seconds,
@@ -307,8 +431,59 @@ class LocalStack:
             prefix=self.prefix,
         )
         self.runner.start()
-        logger.info("local stack up: api %s, aws %s, provider %s", self.api_url, self.aws_endpoint_url,
-                    self.provider_url)  # fmt: skip
+
+    def _spawn_runner(self) -> None:
+        self._runner_process = spawn_runner(
+            self.log_dir,
+            self.env,
+            self._runner_env,
+            self.aws_endpoint_url,
+            app_dir=self.repo_root,
+            template_path=self.template_path,
+            config_path=self.config_path,
+            prefix=self.prefix,
+            schedule_tick_seconds=self.schedule_tick_seconds,
+        )
+
+    def kill_runner(self) -> None:
+        """SIGKILL to the event runner's process group, mid-whatever (needs `runner_process=True`).
+
+        What it received stays in flight: SQS messages come back after their visibility timeout,
+        stream records after the last checkpoint are read again by the next runner.
+        """
+        if not self.runner_process:
+            raise RuntimeError("kill_runner() needs LocalStack(runner_process=True): the runner runs in this process")
+        if self._runner_process is not None:
+            self._runner_process.kill()
+            self._runner_process = None
+
+    def restart_runner(self) -> None:
+        """A fresh event runner against the same moto, API and provider (stopping the running one first).
+
+        In a process (`runner_process=True`) it resumes the streams at their checkpoints; in this
+        process the new runner reads the streams from the start again.
+        """
+        if self._runner_process is not None:
+            self._runner_process.stop()
+            self._runner_process = None
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+        self._start_runner()
+
+    def runner_status(self) -> dict[str, Any] | None:
+        """The runner process's last status (pid, idle, invocations, errors, timeouts), if it is up."""
+        if self._runner_process is None:
+            return None
+        return runner_process_status(self._runner_process, self.log_dir)
+
+    def wait_runner_idle(self, timeout: float = 60.0) -> bool:
+        """Until the event runner (in this process or its own) is idle: True, or False after `timeout`."""
+        if self.runner is not None:
+            return self.runner.wait_idle(timeout)
+        if self._runner_process is None:
+            return False
+        return wait_runner_process_idle(self._runner_process, self.log_dir, timeout)
 
     def _provider_args(self, port: int) -> list[str]:
         """The fake provider's command line, with this stack's provider settings."""
@@ -357,6 +532,12 @@ class LocalStack:
             if not self._running:
                 return
             self._running = False
+            if self._runner_process is not None:
+                try:
+                    self._runner_process.stop()
+                except Exception:
+                    logger.exception("stopping the event runner process failed")
+                self._runner_process = None
             if self.runner is not None:
                 try:
                     self.runner.stop()

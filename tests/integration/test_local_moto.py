@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,3 +81,74 @@ def test_concurrent_writes_get_distinct_stream_sequence_numbers(deliveries: tupl
         iterator = answer.get("NextShardIterator")
     assert len(keys) == len(set(keys)) == 400, "a stream reader must see each change once"
     assert len(sequences) == len(set(sequences))
+
+
+def test_queries_on_a_sparse_index_race_no_writer_into_a_5xx(deliveries: tuple[Any, Any, str]) -> None:
+    """Readers query the sparse `due` index while writers add and remove its range key (was a KeyError, a 500)."""
+    dynamodb, _, table = deliveries
+    url = dynamodb.meta.endpoint_url
+    # No retries: a 500 must surface, not be retried away.
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name="us-east-1",
+        config=Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    count = 1000
+    for start in range(0, count, 25):
+        client.batch_write_item(
+            RequestItems={
+                table: [
+                    {"PutRequest": {"Item": {"pk": {"S": "race"}, "sk": {"S": f"r{n:04d}"}, "due_at": {"N": str(n)}}}}
+                    for n in range(start, start + 25)
+                ]
+            }
+        )
+    errors: list[str] = []
+    pages: list[list[dict[str, Any]]] = []
+
+    def write(worker: int) -> None:
+        for n in range(120):
+            key = {"pk": {"S": "race"}, "sk": {"S": f"r{(worker * 251 + n * 7) % count:04d}"}}
+            try:
+                if n % 2:
+                    client.update_item(TableName=table, Key=key, UpdateExpression="REMOVE due_at")
+                else:
+                    client.update_item(
+                        TableName=table,
+                        Key=key,
+                        UpdateExpression="SET due_at = :d, n = :d",
+                        ExpressionAttributeValues={":d": {"N": str(n)}},
+                    )
+            except ClientError as exc:
+                errors.append(repr(exc))
+
+    def read(worker: int) -> None:
+        for n in range(60):
+            try:
+                pages.append(
+                    client.query(
+                        TableName=table,
+                        IndexName="due",
+                        Limit=20,
+                        ScanIndexForward=bool(n % 2),
+                        KeyConditionExpression="pk = :p AND due_at <= :d",
+                        ExpressionAttributeValues={":p": {"S": "race"}, ":d": {"N": "100000"}},
+                    )["Items"]
+                )
+                client.get_item(TableName=table, Key={"pk": {"S": "race"}, "sk": {"S": f"r{n * 13 % count:04d}"}})
+            except ClientError as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=read, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(pages) == 240
+    for page in pages:
+        assert len(page) == 20 and all("due_at" in item for item in page)
+        due = [float(item["due_at"]["N"]) for item in page]
+        assert due in (sorted(due), sorted(due, reverse=True))
