@@ -41,7 +41,11 @@ class Entry:
         return bool(self.body["fresh"])
 
 
-def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: float | None = None) -> int:
+def release_campaign(
+    pk: str, *, now: float | None = None, horizon_seconds: float | None = None, lease_seconds: float | None = None
+) -> int:
+    """Release the campaign's due recipients; `lease_seconds` is how long a pacer that dies holding the
+    lease blocks the campaign (the invocation's remaining time, so no longer than it could run)."""
     now = time.time() if now is None else now
     horizon = get_settings().release_horizon_seconds if horizon_seconds is None else horizon_seconds
     campaign = campaigns.get_campaign_by_pk(pk)
@@ -52,7 +56,7 @@ def release_campaign(pk: str, *, now: float | None = None, horizon_seconds: floa
         return 0  # a read, not a write, on the ticks with nothing to do
     if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)):
         return 0  # the list is done and no retry waits: nothing to lease for
-    campaign = campaigns.take_release_lease(pk, now, RELEASE_LEASE_SECONDS)
+    campaign = campaigns.take_release_lease(pk, now, lease_seconds or RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
     plan, quota = _quota(campaign, now, horizon)

@@ -20,11 +20,14 @@ def fan_out() -> int:
     return len(pks)
 
 
-def _release(record: SQSRecord) -> None:
-    pacer.release_campaign(json.loads(record.body)["campaign"])
-
-
 def handle_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Release jobs from the queue; a failed job comes back (partial batch failure), then to its DLQ."""
+
+    def release(record: SQSRecord) -> None:
+        # The lease outlives this invocation by a second at most: a release killed by its timeout or a
+        # crash blocks its campaign no longer than that.
+        remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+        pacer.release_campaign(json.loads(record.body)["campaign"], lease_seconds=remaining and remaining + 1)
+
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event=event, record_handler=_release, processor=processor, context=context))
+    return dict(process_partial_response(event=event, record_handler=release, processor=processor, context=context))
