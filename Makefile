@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-e2e fuzz lint format bench bench-scale package docs clean
+.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-integration: $(STAMP)
 test-faults: $(STAMP) ## faults injected into the real handlers: every campaign completes, nothing sent twice
 	$(PY) -m pytest tests/faults
 
+test-faults: $(STAMP) ## faults injected into the real handlers: every campaign completes, nothing sent twice
+	$(PY) -m pytest tests/faults
+
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
@@ -52,6 +55,9 @@ bench: $(STAMP) ## 10,000 recipients: the floor of local AWS, then the campaign 
 
 bench-scale: $(STAMP) ## 10,000 and 100,000 recipients, each on fresh local AWS (about an hour); writes docs/benchmarks.md
 	$(PY) -m bench.campaign_bench --recipients 10000,100000
+
+bench-pause: $(STAMP) ## how long after pause sends stop, the rate after resume, a 10 s provider; updates docs/benchmarks.md
+	$(PY) -m bench.pause_bench
 
 docs: $(STAMP) ## regenerate docs/api.md from the models
 	$(PY) -m infra.api_reference
