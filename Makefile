@@ -32,9 +32,6 @@ test-integration: $(STAMP)
 test-faults: $(STAMP) ## faults injected into the real handlers: every campaign completes, nothing sent twice
 	$(PY) -m pytest tests/faults
 
-test-faults: $(STAMP) ## faults injected into the real handlers: every campaign completes, nothing sent twice
-	$(PY) -m pytest tests/faults
-
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
