@@ -14,7 +14,9 @@ from botocore.exceptions import ClientError
 
 from chalicelib.settings import get_settings
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+# A dispatch invocation sends 50 at once (the local stack runs several invocations in one process): a
+# pool smaller than the threads using it closes and reopens connections on every call.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=256)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 

@@ -91,18 +91,18 @@ def _expires_at() -> int:
     return int(time.time() + get_settings().delivery_retention_days * 86_400)
 
 
-def claim_first(pk: str, rid: str, params: dict[str, Any], token: str) -> Written:
+def claim_first(pk: str, rid: str, token: str) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
-    The params travel with the delivery so a retry needs no read of the list. `token` is the chunk's
-    claim token (carried in the SQS message body, so it survives a redrive).
+    `token` is the chunk's claim token (carried in the SQS message body, so it survives a redrive). The
+    params stay in the chunk: they are written only with a retry or a parked recipient, which are sent
+    again without reading the list, so a delivery sent once stays small (and so do its stream records).
     """
     item = {
         "pk": pk,
         "sk": rid,
         "state": DeliveryState.IN_FLIGHT.value,
         "attempt": 1,
-        "params": params,
         "claimed_by": token,
         "updated_at": time.time(),
     }
@@ -162,9 +162,11 @@ def record_outcome(
     return _persistently(lambda: _update(pk, rid, expression, _OPEN_ATTEMPT, values)).ok
 
 
-def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str) -> bool:
-    """Close an in-flight attempt as a transient failure that will be tried again at `due_at`."""
+def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, params: dict[str, Any]) -> bool:
+    """Close an in-flight attempt as a transient failure that will be tried again at `due_at`, keeping the
+    params the retry will need."""
     values = {
+        ":params": params,
         ":queued": DeliveryState.QUEUED.value,
         ":in_flight": DeliveryState.IN_FLIGHT.value,
         ":unknown": DeliveryState.UNKNOWN.value,
@@ -177,14 +179,14 @@ def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str) -
         lambda: _update(
             pk,
             rid,
-            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now",
+            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, params = :params",
             _OPEN_ATTEMPT,
             values,
         )
     ).ok
 
 
-def fail_unsent(pk: str, rid: str, params: dict[str, Any], reason: str) -> Written:
+def fail_unsent(pk: str, rid: str, reason: str) -> Written:
     """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
     now = time.time()
     item = {
@@ -192,7 +194,6 @@ def fail_unsent(pk: str, rid: str, params: dict[str, Any], reason: str) -> Writt
         "sk": rid,
         "state": DeliveryState.FAILED.value,
         "attempt": 0,
-        "params": params,
         "last_error": reason,
         "updated_at": now,
         "expires_at": _expires_at(),

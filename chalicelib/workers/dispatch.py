@@ -197,7 +197,7 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     if status != CampaignStatus.RUNNING:
         return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
     if target.fresh:
-        claim = deliveries.claim_first(target.pk, target.rid, target.params, token)
+        claim = deliveries.claim_first(target.pk, target.rid, token)
     else:
         claim = deliveries.claim_queued(target.pk, target.rid, target.previous_attempt, token)
     if claim.ok:
@@ -290,7 +290,7 @@ def _record_outcome(target: Target, attempt: int, policy: RetryPolicy, outcome: 
         )
     elif outcome.kind == OutcomeKind.TRANSIENT and policy.allows_attempt_after(attempt):
         due = time.time() + policy.delay_after(attempt, outcome.retry_after_seconds)
-        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure")
+        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure", target.params)
     else:
         if outcome.kind == OutcomeKind.TRANSIENT:
             logger.info("retries exhausted", extra={"delivery": pk, "attempt": attempt})
