@@ -79,7 +79,12 @@ def _retry_after(answer: httpx.Response) -> float | None:
         return None
 
 
-@lru_cache(maxsize=1)
 def vonage_messages() -> VonageMessages:
+    """The adapter for the current settings (one client, and its connection pool, per configuration)."""
     s = get_settings()
-    return VonageMessages(s.vonage_base_url, s.vonage_api_key, s.vonage_api_secret, s.provider_timeout_seconds)
+    return _adapter(s.vonage_base_url, s.vonage_api_key, s.vonage_api_secret, s.provider_timeout_seconds)
+
+
+@lru_cache(maxsize=4)
+def _adapter(base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> VonageMessages:
+    return VonageMessages(base_url, api_key, api_secret, timeout_seconds)

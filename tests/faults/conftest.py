@@ -26,10 +26,7 @@ def quick_timings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def harness(tenant: Api, aws_env: dict[str, str], chalice_app: object, provider: object) -> Iterator[Harness]:  # noqa: F811
-    from chalicelib.channels.vonage import vonage_messages
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    vonage_messages.cache_clear()
     yield Harness(tenant, aws_env, chalice_app, provider)  # type: ignore[arg-type]
-    vonage_messages.cache_clear()

@@ -200,11 +200,9 @@ def test_a_provider_that_takes_ten_seconds_still_completes_every_recipient_once(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", "15")
-    from chalicelib.channels.vonage import vonage_messages
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    vonage_messages.cache_clear()
     harness.provider.configure(latency_ms=10_000)
     campaign = harness.campaign(60)
     final = harness.run(campaign["id"])

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from chalicelib.channels.vonage import vonage_messages
 from chalicelib.store import aws
 from infra.local.fake_provider import FakeProvider
 from infra.local.resources import create_resources
@@ -43,10 +42,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, provider: FakeProvider) -> Iterator
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         aws.reset_clients()
-        vonage_messages.cache_clear()
         yield env
     aws.reset_clients()
-    vonage_messages.cache_clear()
 
 
 @pytest.fixture

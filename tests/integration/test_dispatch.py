@@ -162,20 +162,17 @@ def test_a_200_without_a_message_id_is_a_success_with_no_id(
 def test_a_provider_that_times_out_after_accepting_gets_unknown_not_a_resend(
     tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
 ) -> None:
-    from chalicelib.channels.vonage import vonage_messages
 
     monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", "0.5")
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    vonage_messages.cache_clear()
     provider.configure(timeout_after_accept_rate=1.0, timeout_after_accept_ms=2000)
     campaign = start(3, retry_policy={"max_attempts": 5, "initial_delay_seconds": 1})
     chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
     final = outcomes(tenant, campaign["id"])
     assert {(o["state"], o["attempts"]) for o in final.values()} == {("unknown", 1)}
     sent_once_each(provider, 3)
-    vonage_messages.cache_clear()
 
 
 def test_transient_failures_are_retried_per_policy_then_fail(
