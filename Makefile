@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause package docs clean
+.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-ingest package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench: $(STAMP) ## 10,000 recipients: the floor of local AWS, then the campaign 
 
 bench-scale: $(STAMP) ## 10,000 and 100,000 recipients, each on fresh local AWS (about an hour); writes docs/benchmarks.md
 	$(PY) -m bench.campaign_bench --recipients 10000,100000
+
+bench-ingest: $(STAMP) ## a 1,000,000-row CSV through the S3 upload path, against BatchWriteItem on the same moto; updates docs/benchmarks.md
+	$(PY) -m bench.ingest_bench --rows 1000000
 
 bench-pause: $(STAMP) ## how long after pause sends stop, the rate after resume, a 10 s provider; updates docs/benchmarks.md
 	$(PY) -m bench.pause_bench

@@ -10,6 +10,9 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
 from chalicelib.api import register_api
 from chalicelib.workers import dead_letters as dead_letters_worker
 from chalicelib.workers import dispatch as dispatch_worker
+from chalicelib.workers import export as export_worker
+from chalicelib.workers import ingest as ingest_worker
+from chalicelib.workers import list_purge as list_purge_worker
 from chalicelib.workers import release as release_worker
 from chalicelib.workers import stats as stats_worker
 
@@ -20,6 +23,9 @@ register_api(app)
 RELEASE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:release"
 DISPATCH_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch"
 DISPATCH_DLQ_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch-dead-letters"
+INGEST_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:ingest"
+EXPORT_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:export"
+LIST_PURGE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:list-purge"
 DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
 
 
@@ -41,6 +47,21 @@ def dispatch(event: SQSEvent) -> dict[str, Any]:
 @app.on_sqs_message(queue_arn=DISPATCH_DLQ_PLACEHOLDER, batch_size=10, maximum_concurrency=2)
 def dead_letters(event: SQSEvent) -> dict[str, Any]:
     return dead_letters_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=INGEST_QUEUE_PLACEHOLDER, batch_size=1)
+def ingest(event: SQSEvent) -> dict[str, Any]:
+    return ingest_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=EXPORT_QUEUE_PLACEHOLDER, batch_size=1, maximum_concurrency=2)
+def export(event: SQSEvent) -> dict[str, Any]:
+    return export_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=LIST_PURGE_QUEUE_PLACEHOLDER, batch_size=1, maximum_concurrency=2)
+def list_purge(event: SQSEvent) -> dict[str, Any]:
+    return list_purge_worker.handle_batch(event.to_dict(), event.context)
 
 
 @app.on_dynamodb_record(

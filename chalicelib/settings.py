@@ -21,6 +21,15 @@ class Settings(BaseSettings):
     idempotency_table: str = "bulk-idempotency"
     dispatch_queue_url: str = ""
     release_queue_url: str = ""
+    uploads_bucket: str = ""
+    ingest_queue_url: str = ""
+    export_queue_url: str = ""
+    list_purge_queue_url: str = ""
+    # Exports: how long a download URL works, and the size of each uploaded part (S3: at least 5 MiB).
+    export_url_seconds: int = 3600
+    export_part_bytes: int = 8 * 1024 * 1024
+    # A list's purge job is queued before its delete or clear, delayed past the request that queued it.
+    list_purge_delay_seconds: int = 30
 
     admin_token: str = Field(default="", description="Bearer token that may create accounts.")
     page_token_secret: str = "change-me"

@@ -53,7 +53,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         operation = document["paths"][op.path][op.method]
         query = ", ".join(f"`{p['name']}`" for p in operation["parameters"] if p["in"] == "query")
         lines.append(
-            f"| {op.method.upper()} | `{op.path}` | {op.summary} | {query} | {op.status} `{op.response.__name__}` |"
+            f"| {op.method.upper()} | `{op.path}` | {op.summary} | {query} | {op.status} {_answer(op.response)} |"
         )
     lines += ["", "## Schemas", ""]
     for name in sorted(schemas):
@@ -92,6 +92,10 @@ def _type(spec: dict[str, Any]) -> str:
     if "enum" in spec:
         return " / ".join(f"`{v}`" for v in spec["enum"])
     return str(spec.get("type", "any"))
+
+
+def _answer(model: type | None) -> str:
+    return f"`{model.__name__}`" if model is not None else "(no content)"
 
 
 def rendered() -> dict[Path, str]:

@@ -16,7 +16,7 @@ from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page, Recount
 from chalicelib.observability import logger
 from chalicelib.operations import recount
-from chalicelib.store import campaigns, deliveries, lists, queue
+from chalicelib.store import campaigns, deliveries, list_catalog, lists, queue
 
 bp = Blueprint(__name__)
 
@@ -28,6 +28,11 @@ def create_campaign(account: str) -> Campaign:
         lists.get_list(account, body.list_id)
     except NotFound:
         raise InvalidInput.on("list_id", f"no list {body.list_id} in this account") from None
+    for i, excluded in enumerate(body.exclusion_list_ids):
+        try:
+            lists.get_list(account, excluded)
+        except NotFound:
+            raise InvalidInput.on(f"exclusion_list_ids[{i}]", f"no list {excluded} in this account") from None
     return campaign_view(campaigns.create_campaign(account, body.model_dump(mode="json")))
 
 
@@ -41,7 +46,10 @@ def start_campaign(account: str, campaign_id: str) -> Campaign:
     campaign = campaigns.get_campaign(account, campaign_id)
     current = CampaignStatus(campaign["status"])
     new = next_status(CampaignAction.START, current)
-    audience = int(lists.get_list(account, campaign["list_id"])["recipient_count"])
+    # Marked before the status changes: a list's delete or clear then sees this campaign (list_catalog).
+    for used in campaign.get("exclusion_list_ids") or []:
+        list_catalog.mark_used_by(account, used, campaign_id)
+    audience = int(list_catalog.mark_used_by(account, campaign["list_id"], campaign_id)["recipient_count"])
     if audience == 0:
         raise InvalidInput.on("list_id", "the campaign's list has no recipients; add some before starting")
     now = time.time()

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
@@ -40,6 +41,10 @@ MAX_IDEMPOTENCY_KEY = 256
 # Ids in paths: what the API issues (prefix, underscore, hex) fits; anything else names nothing.
 ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 _ID = re.compile(ID_PATTERN)
+# A recipient's id is the customer's, or a derived E.164 number or email address (`+`, `@`, `.`): any text
+# of 1 to 128 characters without `/` or control characters, URL-decoded (not `+` as a space).
+RECIPIENT_ID_PATTERN = "^[^/\\x00-\\x1f\\x7f]{1,128}$"
+_RECIPIENT_ID = re.compile(RECIPIENT_ID_PATTERN)
 _WHOLE_NUMBER = re.compile("[+-]?[0-9]{1,9}")
 # A lone surrogate can only come from a \uD800-\uDFFF escape or surrogate bytes; pairs (emoji) are fine.
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
@@ -169,7 +174,7 @@ def route(
                         errors=[FieldError("body", f"at most {MAX_BODY_BYTES} bytes")],
                     )
                 account = _caller(request, auth)
-                _check_ids(params)
+                params = _check_ids(params)
                 args = (account,) if auth == "account" else ()
 
                 def produce() -> dict[str, Any]:
@@ -193,6 +198,8 @@ def route(
                     )
                 else:
                     result = produce()
+                if result["status"] == 204:
+                    return Response(body="", status_code=204)
                 return Response(
                     body=json.dumps(result["body"]),
                     status_code=result["status"],
@@ -210,11 +217,20 @@ def route(
     return register
 
 
-def _check_ids(params: dict[str, Any]) -> None:
-    """A path id that cannot be one the API issued names nothing: 404 without a look-up."""
+def _check_ids(params: dict[str, Any]) -> dict[str, Any]:
+    """A path id that cannot be one the API issued names nothing: 404 without a look-up. Returns the ids,
+    a recipient's URL-decoded."""
+    checked = {}
     for name, value in params.items():
-        if not _ID.fullmatch(value):
+        if name == "recipient_id":
+            value = unquote(value)
+            valid = bool(_RECIPIENT_ID.fullmatch(value)) and value == value.strip()
+        else:
+            valid = bool(_ID.fullmatch(value))
+        if not valid:
             raise NotFound(detail=f"{name.removesuffix('_id')} {value[:64]!r} does not exist")
+        checked[name] = value
+    return checked
 
 
 def _caller(request: Request, auth: Auth) -> str | None:

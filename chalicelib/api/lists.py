@@ -38,16 +38,16 @@ def get_list(account: str, list_id: str) -> RecipientList:
 def add_recipients(account: str, list_id: str) -> RecipientsAdded:
     body = parse_body(bp.current_request, RecipientsAdd)
     current = lists.get_list(account, list_id)
-    batch = check_rows(body.recipients)
+    batch = check_rows(body.recipients, body.default_region)
     count, listed = (
-        lists.put_recipients(account, list_id, [(row.phone, row.params) for row in batch.valid])
+        lists.put_recipients(account, list_id, [row.recipient for row in batch.valid])
         if batch.valid
         else (int(current["recipient_count"]), set())
     )
     rejected = batch.rejected + [
-        RejectedRow(row.index, "duplicate", "already in the list", row.phone)
+        RejectedRow(row.index, "duplicate", "already in the list", "id", row.id)
         for row in batch.valid
-        if row.phone in listed
+        if row.id in listed
     ]
     rejected.sort(key=lambda r: r.index)
     duplicates = sum(1 for r in rejected if r.reason == "duplicate")

@@ -15,9 +15,10 @@ from chalicelib.api.http import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE,
     PROBLEM_JSON,
+    RECIPIENT_ID_PATTERN,
 )
 from chalicelib.domain import models as m
-from chalicelib.domain.recipients import RecipientRow
+from chalicelib.domain.recipients import ListItemIn, RecipientRow
 from chalicelib.store.pages import MAX_TOKEN_LENGTH
 
 
@@ -27,7 +28,7 @@ class Operation(NamedTuple):
     summary: str
     request: type[BaseModel] | None
     status: int
-    response: type[BaseModel]
+    response: type[BaseModel] | None  # None: an empty answer (204)
     operation_id: str
     paged: bool = False  # reads `page_token` and `limit` from the query string
     admin: bool = False  # needs the operator's admin token, not an account's key
@@ -116,6 +117,125 @@ OPERATIONS: list[Operation] = [
         "listCampaignRecipients",
         paged=True,
     ),
+    Operation(
+        "post",
+        "/v1/lists/{list_id}/uploads",
+        "Upload a CSV or XLSX file of recipients: get a presigned S3 URL (multipart above 100 MB)",
+        m.UploadCreate,
+        201,
+        m.UploadCreated,
+        "createUpload",
+    ),
+    Operation(
+        "get",
+        "/v1/lists/{list_id}/uploads/{upload_id}",
+        "An upload's state, counters and rejected rows",
+        None,
+        200,
+        m.Upload,
+        "getUpload",
+    ),
+    Operation(
+        "post",
+        "/v1/lists/{list_id}/uploads/{upload_id}/complete",
+        "Complete a multipart upload with its parts' ETags",
+        m.UploadComplete,
+        200,
+        m.Upload,
+        "completeUpload",
+    ),
+    Operation(
+        "get",
+        "/v1/lists",
+        "Page through the account's lists, newest first",
+        None,
+        200,
+        m.Page[m.RecipientList],
+        "listLists",
+        paged=True,
+    ),
+    Operation("patch", "/v1/lists/{list_id}", "Rename a list", m.ListUpdate, 200, m.RecipientList, "updateList"),
+    Operation(
+        "delete",
+        "/v1/lists/{list_id}",
+        "Delete a list (409 while a running or paused campaign uses it); its recipients are removed later",
+        None,
+        204,
+        None,
+        "deleteList",
+    ),
+    Operation(
+        "post",
+        "/v1/lists/{list_id}/clear",
+        "Empty a list at once (409 while a running or paused campaign uses it); old items are removed later",
+        None,
+        202,
+        m.RecipientList,
+        "clearList",
+    ),
+    Operation(
+        "get",
+        "/v1/lists/{list_id}/recipients/{recipient_id}",
+        "Read one recipient of a list",
+        None,
+        200,
+        m.ListRecipient,
+        "getListRecipient",
+    ),
+    Operation(
+        "patch",
+        "/v1/lists/{list_id}/recipients/{recipient_id}",
+        "Replace a recipient's destinations, attributes, locale or time zone (checked as an upload's row)",
+        m.RecipientUpdate,
+        200,
+        m.ListRecipient,
+        "updateListRecipient",
+    ),
+    Operation(
+        "delete",
+        "/v1/lists/{list_id}/recipients/{recipient_id}",
+        "Remove a recipient from a list (a second DELETE is a 404; the count goes down once)",
+        None,
+        204,
+        None,
+        "deleteListRecipient",
+    ),
+    Operation(
+        "post",
+        "/v1/lists/{list_id}/exports",
+        "Export a list's recipients as CSV (formula cells neutralised with a leading ')",
+        None,
+        202,
+        m.Export,
+        "exportList",
+    ),
+    Operation(
+        "get",
+        "/v1/lists/{list_id}/exports/{export_id}",
+        "A list export's state and, once completed, its download link",
+        None,
+        200,
+        m.Export,
+        "getListExport",
+    ),
+    Operation(
+        "post",
+        "/v1/campaigns/{campaign_id}/exports",
+        "Export a campaign's per-recipient outcomes as CSV (formula cells neutralised with a leading ')",
+        None,
+        202,
+        m.Export,
+        "exportCampaign",
+    ),
+    Operation(
+        "get",
+        "/v1/campaigns/{campaign_id}/exports/{export_id}",
+        "A campaign export's state and, once completed, its download link",
+        None,
+        200,
+        m.Export,
+        "getCampaignExport",
+    ),
 ]
 
 PROBLEM = {
@@ -173,7 +293,12 @@ def _list_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
         "GetList": ("getList", ids, None),
         "AddRecipients": ("addRecipients", ids, None),
         "ListRecipients": ("listRecipients", ids, None),
+        "CreateUpload": ("createUpload", ids, None),
         "CreateCampaign": ("createCampaign", {}, {"list_id": next(iter(ids.values()))}),
+        "UpdateList": ("updateList", ids, None),
+        "ClearList": ("clearList", ids, None),
+        "ExportList": ("exportList", ids, None),
+        "DeleteList": ("deleteList", ids, None),
     }
 
 
@@ -182,6 +307,7 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links.update({action[0].upper() + action[1:]: (action, ids, None) for action in _CAMPAIGN_ACTIONS})
     links["ListCampaignRecipients"] = ("listCampaignRecipients", ids, None)
     links["RecountCampaign"] = ("recountCampaign", ids, None)
+    links["ExportCampaign"] = ("exportCampaign", ids, None)
     return links
 
 
@@ -196,6 +322,14 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
     "listRecipients": {
         "NextPage": ("listRecipients", {**_LIST_IN_PATH, "page_token": "$response.body#/next_page_token"}, None),
         "GetList": ("getList", _LIST_IN_PATH, None),
+        **{
+            name: (target, {**_LIST_IN_PATH, "recipient_id": "$response.body#/items/0/id"}, None)
+            for name, target in (
+                ("GetListRecipient", "getListRecipient"),
+                ("UpdateListRecipient", "updateListRecipient"),
+                ("DeleteListRecipient", "deleteListRecipient"),
+            )
+        },
     },
     "createCampaign": {
         **_campaign_links(_FROM_CAMPAIGN_ID),
@@ -211,6 +345,15 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         ),
         "GetCampaign": ("getCampaign", _CAMPAIGN_IN_PATH, None),
     },
+    "createUpload": {
+        "GetUpload": ("getUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),
+        "CompleteUpload": ("completeUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),
+    },
+    "exportList": {"GetListExport": ("getListExport", {**_LIST_IN_PATH, "export_id": "$response.body#/id"}, None)},
+    "exportCampaign": {
+        "GetCampaignExport": ("getCampaignExport", {**_CAMPAIGN_IN_PATH, "export_id": "$response.body#/id"}, None)
+    },
+    "listLists": {"NextPage": ("listLists", {"page_token": "$response.body#/next_page_token"}, None)},
 }
 
 
@@ -234,6 +377,15 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
             "required": True,
             "description": "An id this API issued; any other value is a 404.",
             "schema": {"type": "string", "pattern": ID_PATTERN},
+        }
+        if name != "{recipient_id}"
+        else {
+            "name": "recipient_id",
+            "in": "path",
+            "required": True,
+            "description": "The recipient's id in the list (yours, or the E.164 number or email address it was "
+            "derived from), URL-encoded: e.g. %2B447700900123 or +447700900123; no surrounding spaces.",
+            "schema": {"type": "string", "pattern": RECIPIENT_ID_PATTERN},
         }
         for name in op.path.split("/")
         if name.startswith("{")
@@ -263,19 +415,23 @@ def openapi_document() -> dict[str, Any]:
     used = {model for op in OPERATIONS for model in (op.request, op.response) if model is not None}
     modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in used]
     modes += [(model, "serialization") for model in used]
-    modes.append((RecipientRow, "validation"))
+    modes += [(ListItemIn, "validation"), (RecipientRow, "validation")]
     refs, defs = models_json_schema(modes, ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
     # Rows are checked one by one (a bad row is reported, not fatal): any value is accepted as a row,
-    # and a RecipientRow is what gets in.
-    schemas["RecipientsAdd"]["properties"]["recipients"]["items"] = {"anyOf": [refs[(RecipientRow, "validation")], {}]}
+    # and a list item (or the {phone, params} shorthand) is what gets in.
+    schemas["RecipientsAdd"]["properties"]["recipients"]["items"] = {
+        "anyOf": [refs[(ListItemIn, "validation")], refs[(RecipientRow, "validation")], {}]
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         responses: dict[str, Any] = {
             str(op.status): {
                 "description": "OK",
                 "content": {"application/json": {"schema": refs[(op.response, "serialization")]}},
-            },
+            }
+            if op.response is not None
+            else {"description": "No content"},
         }
         operation: dict[str, Any] = {
             "operationId": op.operation_id,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.models import Campaign, Counters, Delivery, ListRecipient, RecipientList
-from chalicelib.store import keys
+from chalicelib.domain.delivery import FINISHED_COUNTERS
+from chalicelib.domain.models import Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
+from chalicelib.store import exports, lists
 
 
 def iso(epoch: float | None) -> str | None:
@@ -25,18 +26,15 @@ def list_view(item: dict[str, Any]) -> RecipientList:
 
 
 def list_recipient_view(item: dict[str, Any]) -> ListRecipient:
-    return ListRecipient(
-        phone=item["sk"].removeprefix(keys.RECIPIENT_PREFIX),
-        params=item.get("params", {}),
-        added_at=iso(int(item["added_at"]) / 1000) or "",
-    )
+    return ListRecipient.model_validate(
+        {**lists.recipient_of(item).to_dict(), "attributes": item.get("attributes", {}),
+         "added_at": iso(int(item["added_at"]) / 1000) or ""}
+    )  # fmt: skip
 
 
 def counters_view(item: dict[str, Any]) -> Counters:
-    in_flight, succeeded, failed, unknown = (
-        int(item.get(k, 0)) for k in ("in_flight", "succeeded", "failed", "unknown")
-    )
-    counted = in_flight + succeeded + failed + unknown
+    in_flight, succeeded, failed, unknown, skipped = (int(item.get(k, 0)) for k in ("in_flight", *FINISHED_COUNTERS))
+    counted = in_flight + succeeded + failed + unknown + skipped
     # An upload still writing when the campaign started can add recipients the start-time count missed:
     # until the list is exhausted (when total becomes exact) total is never shown below what is known.
     total = max(int(item.get("total", 0)), int(item.get("released", 0)), counted)
@@ -47,6 +45,7 @@ def counters_view(item: dict[str, Any]) -> Counters:
         succeeded=succeeded,
         failed=failed,
         unknown=unknown,
+        skipped=skipped,
     )
 
 
@@ -60,6 +59,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         template=item["template"],
         rate_per_second=float(item["rate_per_second"]),
         retry_policy=item.get("retry_policy"),
+        exclusion_list_ids=item.get("exclusion_list_ids", []),
         status=item["status"],
         created_at=iso(item["created_at"]) or "",
         started_at=iso(item.get("started_at")),
@@ -70,11 +70,27 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
 
 def delivery_view(item: dict[str, Any]) -> Delivery:
     return Delivery(
-        phone=item["sk"],
+        recipient_id=item["sk"],
+        destination_index=item.get("destination_index"),
+        destination=item.get("destination"),
         state=item["state"],
         attempts=int(item["attempt"]),
         provider_message_id=item.get("provider_message_id"),
         last_error=item.get("last_error"),
+        skip_reason=item.get("skip_reason"),
         next_attempt_at=iso(item.get("due_at")) if item["state"] == "queued" else None,
         updated_at=iso(item["updated_at"]) or "",
+    )
+
+
+def export_view(item: dict[str, Any]) -> Export:
+    completed = item["state"] == exports.COMPLETED
+    return Export(
+        id=item["id"],
+        state=item["state"],
+        rows=int(item.get("rows", 0)),
+        download_url=exports.download_url(item["object_key"], f"{item['id']}.csv") if completed else None,
+        error=item.get("error"),
+        created_at=iso(item["created_at"]) or "",
+        completed_at=iso(item.get("completed_at")),
     )

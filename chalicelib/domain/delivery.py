@@ -14,21 +14,30 @@ class DeliveryState(StrEnum):
     # The send may or may not have reached the provider (a crash or a timeout after sending), and the
     # channel cannot be asked again safely: recorded, counted and never resent.
     UNKNOWN = "unknown"
+    # Not sent on purpose; `skip_reason` says why (excluded: the recipient is in an exclusion list).
+    SKIPPED = "skipped"
 
 
-TERMINAL_STATES = frozenset({DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN})
+class SkipReason(StrEnum):
+    EXCLUDED = "excluded"
+
+
+TERMINAL_STATES = frozenset(
+    {DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.SKIPPED}
+)
 # The counter each delivery state is kept in on the campaign. `waiting` counts queued deliveries (a
 # retry or a parked recipient); the API's `queued` is total minus in_flight and the terminal ones, so
-# total = queued + in_flight + succeeded + failed + unknown holds at every read.
+# total = queued + in_flight + succeeded + failed + unknown + skipped holds at every read.
 COUNTER_OF_STATE = {
     DeliveryState.QUEUED.value: "waiting",
     DeliveryState.IN_FLIGHT.value: "in_flight",
     DeliveryState.SUCCEEDED.value: "succeeded",
     DeliveryState.FAILED.value: "failed",
     DeliveryState.UNKNOWN.value: "unknown",
+    DeliveryState.SKIPPED.value: "skipped",
 }
 COUNTERS = tuple(COUNTER_OF_STATE.values())
-FINISHED_COUNTERS = ("succeeded", "failed", "unknown")
+FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped")
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:

@@ -7,10 +7,14 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import DeliveryState
-from chalicelib.domain.recipients import MAX_BATCH
+from chalicelib.domain.delivery import DeliveryState, SkipReason
+from chalicelib.domain.recipients import MAX_BATCH, MAX_DESTINATIONS, DestinationIn, DestinationType, Param
 from chalicelib.domain.retry import RetryPolicy
+from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
+from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadState
+
+MAX_EXCLUSION_LISTS = 5
 
 
 class Strict(BaseModel):
@@ -48,15 +52,27 @@ class RecipientsAdd(Strict):
     recipients: list[Any] = Field(
         min_length=1,
         max_length=MAX_BATCH,
-        description="Up to 10,000 rows of {phone, params}; bad rows are skipped and reported, not fatal.",
+        description=(
+            "Up to 10,000 list items ({id, destinations, attributes, locale, timezone}) or shorthand rows "
+            "({phone, params}); bad rows are skipped and reported, not fatal."
+        ),
     )
+    default_region: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166 country code for phone numbers written without '+' and a country code, e.g. GB.",
+    )
+
+
+RejectionReason = Literal["invalid_phone", "invalid_email", "invalid_address", "invalid_row", "duplicate"]
 
 
 class RejectedRecipient(BaseModel):
     index: int = Field(description="Position of the row in the request's `recipients` array.")
-    reason: Literal["invalid_phone", "duplicate", "invalid_row"]
+    reason: RejectionReason
+    field: str | None = Field(None, description="The field at fault, e.g. destinations[1].address.")
     detail: str
-    phone: str | None = None
+    id: str | None = Field(None, description="The row's recipient id, where it has one.")
 
 
 class RecipientsAdded(BaseModel):
@@ -68,9 +84,17 @@ class RecipientsAdded(BaseModel):
     recipient_count: int = Field(description="Recipients in the list after this batch.")
 
 
+class DestinationOut(BaseModel):
+    type: DestinationType
+    address: str
+
+
 class ListRecipient(BaseModel):
-    phone: str
-    params: dict[str, Any]
+    id: str
+    destinations: list[DestinationOut]
+    attributes: dict[str, Any]
+    locale: str | None = None
+    timezone: str | None = None
     added_at: str
 
 
@@ -89,6 +113,16 @@ class CampaignCreate(Strict):
         10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
     )
     retry_policy: RetryPolicy | None = Field(None, description="Omit for no retries: one attempt each.")
+    exclusion_list_ids: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUSION_LISTS,
+        description=(
+            "Lists of this account whose recipients are not sent to: a recipient whose id, or any of whose "
+            "destinations, is the id of an item of one of these lists is skipped with skip_reason `excluded`. "
+            "(An item added without an id has its first destination as id, so a list of numbers or emails "
+            "excludes those destinations.) At most 5."
+        ),
+    )
 
     @field_validator("template")
     @classmethod
@@ -101,7 +135,7 @@ class CampaignCreate(Strict):
 
 
 class Counters(BaseModel):
-    """total = queued + in_flight + succeeded + failed + unknown, at every read."""
+    """total = queued + in_flight + succeeded + failed + unknown + skipped, at every read."""
 
     total: int = Field(description="Recipients of the campaign: the list as it stood at start.")
     queued: int = Field(description="Not sent yet: waiting for release, for a retry, or parked by a pause.")
@@ -112,6 +146,7 @@ class Counters(BaseModel):
         description="The send may have happened but no answer came back (a timeout after sending, a worker "
         "that stopped); not resent, since the channel takes no idempotency key."
     )
+    skipped: int = Field(0, description="Not sent on purpose, e.g. excluded by an exclusion list.")
 
 
 class Campaign(BaseModel):
@@ -123,6 +158,7 @@ class Campaign(BaseModel):
     template: str
     rate_per_second: float
     retry_policy: RetryPolicy | None
+    exclusion_list_ids: list[str] = Field(default_factory=list)
     status: CampaignStatus
     created_at: str
     started_at: str | None = None
@@ -131,11 +167,16 @@ class Campaign(BaseModel):
 
 
 class Delivery(BaseModel):
-    phone: str
+    recipient_id: str
+    destination_index: int | None = Field(
+        None, description="Which of the recipient's destinations the last attempt used (0 is the first)."
+    )
+    destination: str | None = Field(None, description="The address the last attempt was sent to.")
     state: DeliveryState
     attempts: int
     provider_message_id: str | None = None
     last_error: str | None = None
+    skip_reason: SkipReason | None = Field(None, description="Why a skipped recipient was not sent to.")
     next_attempt_at: str | None = None
     updated_at: str
 
@@ -157,3 +198,117 @@ Item = TypeVar("Item", bound=BaseModel)
 class Page(BaseModel, Generic[Item]):
     items: list[Item]
     next_page_token: str | None = Field(None, description="Pass back as `page_token` for the next page.")
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+class UploadCreate(Strict):
+    filename: str = Field(min_length=1, max_length=255, description="The file's name; its extension gives the format.")
+    format: UploadFormat | None = Field(None, description="csv or xlsx; by default from the file name's extension.")
+    size_bytes: int = Field(
+        ge=0, le=MAX_UPLOAD_BYTES, description="The file's size. Above 100 MB the upload is multipart; at most 10 GiB."
+    )
+    mapping: ColumnMapping | None = Field(
+        None, description="Which columns hold what; by default derived from the header's column names."
+    )
+
+
+class MultipartUpload(BaseModel):
+    upload_id: str = Field(description="S3's id of the multipart upload.")
+    part_size: int = Field(description="Bytes in every part but the last.")
+    part_urls: list[str] = Field(description="PUT part N (from 1) to part_urls[N-1]; keep each answer's ETag.")
+    complete_url: str = Field(description="POST {parts: [{part_number, etag}]} here once every part is in.")
+
+
+class UploadCreated(BaseModel):
+    id: str
+    state: UploadState
+    upload_url: str | None = Field(None, description="PUT the whole file here (files up to 100 MB).")
+    multipart: MultipartUpload | None = Field(None, description="For files over 100 MB: upload in parts.")
+    expires_at: str = Field(description="The URLs work until then (one hour).")
+
+
+class UploadPart(Strict):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=256, description="The ETag header S3 answered the part's PUT with.")
+
+
+class UploadComplete(Strict):
+    parts: list[UploadPart] = Field(min_length=1, max_length=10_000)
+
+
+class UploadError(BaseModel):
+    code: str = Field(description="empty, no_header, not_text, not_utf8, bad_xlsx, bad_mapping, too_large, unreadable.")
+    detail: str
+
+
+class Upload(BaseModel):
+    id: str
+    list_id: str
+    filename: str
+    format: UploadFormat | None
+    state: UploadState = Field(description="awaiting_file -> ingesting -> completed | failed.")
+    rows_read: int = Field(description="Data rows read so far (= accepted + invalid + duplicates).")
+    accepted: int = Field(description="Rows added to the list.")
+    invalid: int = Field(description="Rows rejected; each is in the rejected rows file with its line number.")
+    duplicates: int = Field(description="Rows whose id is already in the list (or earlier in the file).")
+    error: UploadError | None = Field(None, description="Why the whole file was refused (state failed).")
+    rejected_rows_url: str | None = Field(
+        None, description="Once completed with invalid rows: a CSV (line,reason,field,detail), link valid one hour."
+    )
+    created_at: str
+    finished_at: str | None = None
+
+
+# --- list management ------------------------------------------------------------------------
+
+
+class ListUpdate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RecipientUpdate(BaseModel):
+    """The fields to replace on one list item; a field left out keeps its value. The result is checked as
+    an uploaded row is (addresses normalised, attributes bounded); the id is the path's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    destinations: list[DestinationIn] | None = Field(
+        None, min_length=1, max_length=MAX_DESTINATIONS, description="Replaces every destination; first preferred."
+    )
+    attributes: dict[str, Param] | None = Field(None, description="Replaces every attribute (at most 4 KB as JSON).")
+    locale: str | None = Field(None, max_length=35, description="BCP 47 language tag; null removes it.")
+    timezone: str | None = Field(None, max_length=64, description="IANA time zone; null removes it.")
+    default_region: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$", description="ISO 3166 country code for national phone numbers, e.g. GB."
+    )
+
+
+# --- exports --------------------------------------------------------------------------------
+
+ExportState = Literal["pending", "running", "completed", "failed"]
+
+EXPORT_DESCRIPTION = (
+    "A CSV file (UTF-8, CRLF) written by a worker. Every cell that starts with =, +, -, @, TAB or CR is "
+    "prefixed with ' so that a spreadsheet does not read it as a formula: an E.164 number is exported as "
+    "'+447700900123. A list export has the columns id, destination_N_type and destination_N_address for N "
+    "1 to 5, locale, timezone, then attributes.<name> for each attribute name found in the list (sorted; "
+    "past 200 names, the rest go to one more_attributes column as JSON). A campaign export has "
+    "recipient_id, destination, destination_index, state, attempts, provider_message_id, last_error, "
+    "updated_at: one row per recipient the campaign has tried to reach."
+)
+
+
+class Export(BaseModel):
+    __doc__ = EXPORT_DESCRIPTION
+
+    id: str
+    state: ExportState = Field(description="pending -> running -> completed | failed.")
+    rows: int = Field(description="Data rows written so far (the header is not counted).")
+    download_url: str | None = Field(
+        None, description="Once completed: a presigned S3 GET of the CSV, valid for one hour from this answer."
+    )
+    error: str | None = Field(None, description="Why the export failed.")
+    created_at: str
+    completed_at: str | None = None

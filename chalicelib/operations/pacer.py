@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain.delivery import FINISHED_COUNTERS
 from chalicelib.domain.pacing import ReleasePlan, plan_release
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
@@ -74,8 +75,7 @@ def release_campaign(
         )
         entries.extend(
             Entry(
-                {"phone": r["sk"].removeprefix(keys.RECIPIENT_PREFIX), "params": r.get("params", {}),
-                 "previous_attempt": 0, "fresh": True},
+                {**lists.recipient_of(r).to_dict(), "previous_attempt": 0, "fresh": True},
                 position,
             )
             for position, r in page
@@ -115,7 +115,7 @@ def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[Releas
 
 def outstanding(campaign: dict[str, Any]) -> int:
     """Released and not finished: fresh recipients not yet claimed, plus every send in flight."""
-    rows = sum(int(campaign.get(c, 0)) for c in ("waiting", "in_flight", "succeeded", "failed", "unknown"))
+    rows = sum(int(campaign.get(c, 0)) for c in ("waiting", "in_flight", *FINISHED_COUNTERS))
     return max(0, int(campaign.get("released", 0)) - rows) + int(campaign.get("in_flight", 0))
 
 
@@ -128,12 +128,7 @@ def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry
         for due in deliveries.due_deliveries(pk, now, limit - len(entries)):
             attempt = int(due["attempt"])
             if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
-                body = {
-                    "phone": due["sk"],
-                    "params": due.get("params", {}),
-                    "previous_attempt": attempt,
-                    "fresh": False,
-                }
+                body = {**due.get("recipient", {}), "id": due["sk"], "previous_attempt": attempt, "fresh": False}
                 entries.append(Entry(body, None))
     return entries
 
@@ -171,7 +166,7 @@ def _messages(pk: str, campaign: dict[str, Any], part: list[Entry]) -> list[tupl
         return [(body, len(part))]
     if len(part) == 1:
         recipient = part[0].body
-        rid = recipient["phone"]
+        rid = recipient["id"]
         target = deliveries.pk_for(pk, int(campaign.get("buckets", 1)), rid)
         if recipient["fresh"]:
             deliveries.fail_unsent(target, rid, TOO_LARGE)

@@ -91,12 +91,13 @@ def _expires_at() -> int:
     return int(time.time() + get_settings().delivery_retention_days * 86_400)
 
 
-def claim_first(pk: str, rid: str, token: str) -> Written:
+def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str]) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
-    `token` is the chunk's claim token (carried in the SQS message body, so it survives a redrive). The
-    params stay in the chunk: they are written only with a retry or a parked recipient, which are sent
-    again without reading the list, so a delivery sent once stays small (and so do its stream records).
+    `token` is the chunk's claim token (carried in the SQS message body, so it survives a redrive);
+    `destination` the index and address among the recipient's destinations this attempt goes to. The
+    recipient's data stays in the chunk: it is written only with a retry or a parked recipient, which are
+    sent again without reading the list, so a delivery sent once stays small (and so do its stream records).
     """
     item = {
         "pk": pk,
@@ -104,17 +105,20 @@ def claim_first(pk: str, rid: str, token: str) -> Written:
         "state": DeliveryState.IN_FLIGHT.value,
         "attempt": 1,
         "claimed_by": token,
+        "destination_index": destination[0],
+        "destination": destination[1],
         "updated_at": time.time(),
     }
     return _create(item)
 
 
-def claim_queued(pk: str, rid: str, previous_attempt: int, token: str) -> Written:
+def claim_queued(pk: str, rid: str, previous_attempt: int, token: str, destination: tuple[int, str]) -> Written:
     """Move a queued delivery (a due retry, or one parked by a pause) in flight as the next attempt."""
     return _update(
         pk,
         rid,
-        "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now REMOVE due_at",
+        "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, "
+        "destination_index = :di, destination = :da REMOVE due_at",
         "#st = :queued AND attempt = :prev",
         {
             ":in_flight": DeliveryState.IN_FLIGHT.value,
@@ -122,12 +126,14 @@ def claim_queued(pk: str, rid: str, previous_attempt: int, token: str) -> Writte
             ":prev": previous_attempt,
             ":next": previous_attempt + 1,
             ":by": token,
+            ":di": destination[0],
+            ":da": destination[1],
             ":now": time.time(),
         },
     )
 
 
-def park_unsent(pk: str, rid: str, params: dict[str, Any]) -> Written:
+def park_unsent(pk: str, rid: str, recipient: dict[str, Any]) -> Written:
     """Keep a released but unsent recipient (its campaign was paused) as queued and due now."""
     now = time.time()
     item = {
@@ -135,7 +141,7 @@ def park_unsent(pk: str, rid: str, params: dict[str, Any]) -> Written:
         "sk": rid,
         "state": DeliveryState.QUEUED.value,
         "attempt": 0,
-        "params": params,
+        "recipient": recipient,
         "due_at": now,
         "updated_at": now,
     }
@@ -162,11 +168,11 @@ def record_outcome(
     return _persistently(lambda: _update(pk, rid, expression, _OPEN_ATTEMPT, values)).ok
 
 
-def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, params: dict[str, Any]) -> bool:
+def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, recipient: dict[str, Any]) -> bool:
     """Close an in-flight attempt as a transient failure that will be tried again at `due_at`, keeping the
-    params the retry will need."""
+    recipient's data (destinations, attributes) the retry will need."""
     values = {
-        ":params": params,
+        ":recipient": recipient,
         ":queued": DeliveryState.QUEUED.value,
         ":in_flight": DeliveryState.IN_FLIGHT.value,
         ":unknown": DeliveryState.UNKNOWN.value,
@@ -179,11 +185,26 @@ def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, p
         lambda: _update(
             pk,
             rid,
-            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, params = :params",
+            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient",
             _OPEN_ATTEMPT,
             values,
         )
     ).ok
+
+
+def skip_unsent(pk: str, rid: str, reason: str) -> Written:
+    """A released recipient that is not to be sent to (e.g. excluded), recorded as skipped for good."""
+    now = time.time()
+    item = {
+        "pk": pk,
+        "sk": rid,
+        "state": DeliveryState.SKIPPED.value,
+        "attempt": 0,
+        "skip_reason": reason,
+        "updated_at": now,
+        "expires_at": _expires_at(),
+    }
+    return _persistently(lambda: _create(item))
 
 
 def fail_unsent(pk: str, rid: str, reason: str) -> Written:

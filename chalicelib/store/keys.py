@@ -77,3 +77,22 @@ def split_delivery_pk(pk: str) -> tuple[str, int]:
 def split_campaign_pk(pk: str) -> tuple[str, str]:
     account_id, _, campaign_id = pk.partition("#C#")
     return account_id, campaign_id
+
+
+def lists_index_pk(account_id: str) -> str:
+    """The account's list index: one item per list, sorted by creation time (GET /v1/lists)."""
+    return f"{account_id}#LISTS"
+
+
+def list_index_sk(created_ms: int, list_id: str) -> str:
+    return f"L#{created_ms:015d}#{list_id}"
+
+
+def export_pk(account_id: str, export_id: str) -> str:
+    """An export job's own item."""
+    return f"{account_id}#X#{export_id}"
+
+
+def export_object_key(account_id: str, export_id: str) -> str:
+    """Where an export's CSV is written in the uploads bucket."""
+    return f"exports/{account_id}/{export_id}.csv"

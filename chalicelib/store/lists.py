@@ -1,4 +1,4 @@
-"""Recipient lists: one item for the list, one per recipient keyed by its E.164 number, spread over
+"""Recipient lists: one item for the list, one per recipient keyed by its id, spread over
 keys.LIST_BUCKETS partition keys."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.recipients import Recipient
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -16,17 +17,38 @@ WRITERS = 32
 
 
 def create_list(account_id: str, name: str) -> dict[str, Any]:
+    """The list's META, and beside it an index item under the account (GET /v1/lists pages those)."""
     list_id = keys.new_id("lst")
+    created_at = time.time()
+    index_sk = keys.list_index_sk(int(created_at * 1000), list_id)
     item = {
         "pk": keys.list_pk(account_id, list_id),
         "sk": keys.META,
         "id": list_id,
         "name": name,
         "recipient_count": 0,
-        "created_at": time.time(),
+        "created_at": created_at,
+        "index_sk": index_sk,
     }
-    aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
+    table = get_settings().main_table
+    # The index item first: one without its META (a crash in between) is skipped when listing.
+    index = {"pk": keys.lists_index_pk(account_id), "sk": index_sk, "id": list_id}
+    aws.dynamodb().put_item(TableName=table, Item=aws.to_item(index))
+    aws.dynamodb().put_item(TableName=table, Item=aws.to_item(item))
     return item
+
+
+def generation_of(meta: dict[str, Any]) -> int:
+    """The list's generation: POST .../clear moves it on; items of an older one are no longer listed."""
+    return int(meta.get("generation", 0))
+
+
+def in_generation(generation: int, attribute: str = "gen") -> str:
+    """A condition (on `:gen`) that an item, or with attribute="generation" a list, is of `generation`;
+    items written before generations existed have no `gen` and are of generation 0."""
+    if generation == 0:
+        return f"(attribute_not_exists({attribute}) OR {attribute} = :gen)"
+    return f"{attribute} = :gen"
 
 
 def get_list(account_id: str, list_id: str) -> dict[str, Any]:
@@ -40,76 +62,261 @@ def get_list(account_id: str, list_id: str) -> dict[str, Any]:
     return aws.from_item(found["Item"])
 
 
-def put_recipients(account_id: str, list_id: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[int, set[str]]:
+def put_recipients(
+    account_id: str,
+    list_id: str,
+    rows: list[Recipient],
+    *,
+    origin: str | None = None,
+    generation: int | None = None,
+) -> tuple[int, set[str]]:
     """Write recipients, each only if absent, and add the new ones to the list's count.
 
     The conditional put is also the duplicate check: two uploads racing with the same number count it
-    once. Returns the list's new count and the numbers already listed. The count grows by what was written even
+    once. Returns the list's new count and the ids already listed. The count grows by what was written even
     when a later write fails, so a retried request, which finds those rows listed, leaves it right.
+
+    `origin` (an upload's batch, e.g. "upl_x:etag:offset") is stored on each item written; a row already
+    listed by the same origin is written again and reported as written, not listed, but not counted
+    again: so a batch repeated after a crash classifies every row as its first attempt did.
+
+    `generation` is the list's (read from its META when not given): an item of an older generation (a
+    cleared list's, not purged yet) counts as absent and is overwritten.
     """
     added_at = int(time.time() * 1000)
     table = get_settings().main_table
+    if generation is None:
+        generation = generation_of(get_list(account_id, list_id))
+    absent = "attribute_not_exists(pk)" + (" OR attribute_not_exists(gen) OR gen < :gen" if generation else "")
     written = 0
     raced: set[str] = set()
 
-    def put(row: tuple[str, dict[str, Any]]) -> bool:
-        phone, params = row
+    def put(row: Recipient) -> bool | None:
+        """True: written; False: already listed; None: written again by the same origin."""
         item = {
-            "pk": keys.list_recipient_pk(account_id, list_id, phone),
-            "sk": keys.recipient_sk(phone),
-            "params": params,
+            "pk": keys.list_recipient_pk(account_id, list_id, row.id),
+            "sk": keys.recipient_sk(row.id),
+            **item_fields(row),
             "added_at": added_at,
+            "origin": origin,
+            "gen": generation,
         }
-        answer = aws.write_if(
-            aws.dynamodb().put_item,
-            TableName=table,
-            Item=aws.to_item(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        return answer is not None
+        values: dict[str, Any] = {":gen": generation} if generation else {}
+        condition: dict[str, Any] = {"ConditionExpression": absent}
+        if origin is not None:
+            values[":origin"] = origin
+            condition = {"ConditionExpression": f"{absent} OR origin = :origin", "ReturnValues": "ALL_OLD"}
+        if values:
+            condition["ExpressionAttributeValues"] = aws.to_values(values)
+        answer = aws.write_if(aws.dynamodb().put_item, TableName=table, Item=aws.to_item(item), **condition)
+        if answer is None:
+            return False
+        old = answer.get("Attributes")
+        return None if old and int(old.get("gen", {}).get("N", 0)) == generation else True
 
     try:
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            futures = {pool.submit(put, row): row[0] for row in rows}
+            futures = {pool.submit(put, row): row.id for row in rows}
             errors = []
-            for future, phone in futures.items():
+            for future, rid in futures.items():
                 if future.exception() is not None:
                     errors.append(future.exception())
                 elif future.result():
                     written += 1
-                else:
-                    raced.add(phone)
+                elif future.result() is False:
+                    raced.add(rid)
             if errors:
                 raise errors[0]  # type: ignore[misc]
     finally:
-        count = _add_to_count(keys.list_pk(account_id, list_id), written)
+        count = _add_to_count(keys.list_pk(account_id, list_id), written, generation)
     return count, raced
 
 
-def _add_to_count(pk: str, added: int) -> int:
-    updated = aws.dynamodb().update_item(
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+def item_fields(recipient: Recipient) -> dict[str, Any]:
+    """A recipient's fields as a list item holds them (its id is the sort key)."""
+    fields = recipient.to_dict()
+    del fields["id"]
+    return fields
+
+
+def recipient_of(item: dict[str, Any]) -> Recipient:
+    """The recipient a list item holds."""
+    return Recipient.from_dict({**item, "id": item["sk"].removeprefix(keys.RECIPIENT_PREFIX)})
+
+
+def _add_to_count(pk: str, added: int, generation: int = 0) -> int:
+    """Add to the count of the list's generation: rows written while the list was cleared or deleted
+    are not counted (they are of an old generation, invisible, and purged)."""
+    table = get_settings().main_table
+    key = aws.to_item({"pk": pk, "sk": keys.META})
+    updated = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=table,
+        Key=key,
         UpdateExpression="ADD recipient_count :n",
-        ExpressionAttributeValues=aws.to_values({":n": added}),
+        ConditionExpression="attribute_exists(pk) AND " + in_generation(generation, "generation"),
+        ExpressionAttributeValues=aws.to_values({":n": added, ":gen": generation}),
         ReturnValues="ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
     )
+    if updated is None:
+        found = aws.dynamodb().get_item(TableName=table, Key=key, ConsistentRead=True)
+        if "Item" not in found:
+            raise NotFound(detail="the list was deleted")
+        return int(found["Item"]["recipient_count"]["N"])
     return int(updated["Attributes"]["recipient_count"]["N"])
 
 
 def recipients_page(
-    account_id: str, list_id: str, *, after: str | None, limit: int, added_before_ms: int | None = None
+    account_id: str,
+    list_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    added_before_ms: int | None = None,
+    generation: int | None = None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-    """Recipients bucket by bucket after position `after`: (position, item) pairs and where to continue,
-    or None when the list is done."""
+    """Recipients of the list's current generation (read from its META when not given), bucket by bucket
+    after position `after`: (position, item) pairs and where to continue, or None when the list is done."""
+    if generation is None:
+        try:
+            generation = generation_of(get_list(account_id, list_id))
+        except NotFound:
+            return [], None
     query: dict[str, Any] = {
         "TableName": get_settings().main_table,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :r)",
         "ExpressionAttributeValues": {":r": {"S": keys.RECIPIENT_PREFIX}},
     }
+    filters = []
+    if generation:
+        filters.append(in_generation(generation))
+        query["ExpressionAttributeValues"][":gen"] = {"N": str(generation)}
     if added_before_ms is not None:
         # A campaign's audience is the list as it stood when the campaign started.
-        query["FilterExpression"] = "added_at <= :started"
+        filters.append("added_at <= :started")
         query["ExpressionAttributeValues"][":started"] = {"N": str(added_before_ms)}
+    if filters:
+        query["FilterExpression"] = " AND ".join(filters)
     buckets = [keys.list_bucket_pk(account_id, list_id, b) for b in range(keys.LIST_BUCKETS)]
     return aws.page_over_buckets(buckets, query, after=after, limit=limit)
+
+
+# BatchGetItem takes at most 100 keys a call.
+BATCH_GET_KEYS = 100
+# BatchWriteItem takes at most 25 items a call; this many calls are in flight at once.
+BATCH_WRITE_ITEMS = 25
+BATCH_WRITERS = 8
+BATCH_RETRIES = 8
+
+
+def listed_ids(account_id: str, list_ids: list[str], candidates: set[str]) -> set[str]:
+    """Which of `candidates` are item ids of any of the lists, in the list's current generation (a
+    cleared list's old items do not count): the lists' META and the items in one BatchGetItem per 100
+    keys (a chunk's check against exclusion lists is one call, not one read per recipient)."""
+    table = get_settings().main_table
+    wanted = [{"pk": {"S": keys.list_pk(account_id, list_id)}, "sk": {"S": keys.META}} for list_id in list_ids] + [
+        {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
+        for list_id in list_ids
+        for rid in sorted(candidates)
+    ]
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), BATCH_GET_KEYS):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": wanted[start : start + BATCH_GET_KEYS],
+                "ProjectionExpression": "pk, sk, gen, generation",
+                "ConsistentRead": True,
+            }
+        }
+        for attempt in range(BATCH_RETRIES):
+            answer = aws.dynamodb().batch_get_item(RequestItems=request)
+            items.extend(aws.from_item(i) for i in answer["Responses"].get(table, []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+    generations = {i["pk"]: int(i.get("generation", 0)) for i in items if i["sk"] == keys.META}
+    return {
+        i["sk"].removeprefix(keys.RECIPIENT_PREFIX)
+        for i in items
+        if i["sk"] != keys.META and int(i.get("gen", 0)) == generations.get(i["pk"].rpartition("#")[0], -1)
+    }
+
+
+def put_recipients_in_batches(
+    account_id: str, list_id: str, rows: list[Recipient], *, origin: str, generation: int | None = None
+) -> tuple[int, set[str]]:
+    """`put_recipients` for file ingest: the same classification and counts from one consistent
+    BatchGetItem per 100 rows and one BatchWriteItem per 25, instead of a conditional PutItem per row
+    (about 8 times the throughput on the same DynamoDB; the same write units).
+
+    The check and the write are two calls, not one: a row written by another writer between them (the
+    JSON API, or another file ingested into the same list at that moment) is overwritten with this
+    row's data and counted twice. Batches of one file never race each other (one worker reads a file
+    in order), and a batch repeated after a crash finds its own rows by `origin`, as with put_recipients.
+    """
+    added_at = int(time.time() * 1000)
+    table = get_settings().main_table
+    if generation is None:
+        generation = generation_of(get_list(account_id, list_id))
+
+    def key(rid: str) -> dict[str, Any]:
+        return {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
+
+    current: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(rows), BATCH_GET_KEYS):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [key(r.id) for r in rows[start : start + BATCH_GET_KEYS]],
+                "ProjectionExpression": "sk, origin, gen",
+                "ConsistentRead": True,
+            }
+        }
+        for attempt in range(BATCH_RETRIES):
+            answer = aws.dynamodb().batch_get_item(RequestItems=request)
+            for found in answer["Responses"].get(table, []):
+                current[found["sk"]["S"].removeprefix(keys.RECIPIENT_PREFIX)] = aws.from_item(found)
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+
+    listed: set[str] = set()
+    new = 0
+    to_write: list[Recipient] = []
+    for row in rows:
+        old = current.get(row.id)
+        if old is None or int(old.get("gen", 0)) < generation:
+            new += 1
+        elif origin != old.get("origin"):
+            listed.add(row.id)
+            continue
+        to_write.append(row)  # new, or written by this very batch before a crash: written again
+
+    def write(batch: list[Recipient]) -> None:
+        items = [
+            {"PutRequest": {"Item": aws.to_item({
+                "pk": keys.list_recipient_pk(account_id, list_id, r.id), "sk": keys.recipient_sk(r.id),
+                **item_fields(r), "added_at": added_at, "origin": origin, "gen": generation,
+            })}}
+            for r in batch
+        ]  # fmt: skip
+        request: dict[str, Any] = {table: items}
+        for attempt in range(BATCH_RETRIES):
+            request = aws.dynamodb().batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(0.05 * 2**attempt)
+        raise RuntimeError("BatchWriteItem left items unprocessed after retries")
+
+    batches = [to_write[i : i + BATCH_WRITE_ITEMS] for i in range(0, len(to_write), BATCH_WRITE_ITEMS)]
+    with ThreadPoolExecutor(max_workers=BATCH_WRITERS) as pool:
+        for done in [pool.submit(write, b) for b in batches]:
+            done.result()
+    # Counted once every row is in: a crash before this leaves the rows of this origin, found again
+    # (and counted then) when the batch is repeated.
+    return _add_to_count(keys.list_pk(account_id, list_id), new, generation), listed

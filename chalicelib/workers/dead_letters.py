@@ -28,7 +28,7 @@ def settle_chunk(chunk: dict[str, Any]) -> int:
     token = str(chunk.get("claim", ""))
     settled = 0
     for recipient in chunk["recipients"]:
-        rid = recipient["phone"]
+        rid = recipient["id"]
         pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
         previous = int(recipient["previous_attempt"])
         if recipient["fresh"]:

@@ -27,12 +27,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, OutgoingMessage, channel_for
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome
+from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
+from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, deliveries, keys, queue
+from chalicelib.store import campaigns, deliveries, keys, lists, queue
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
@@ -144,8 +145,11 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     campaign = watch.campaign
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
     token = str(chunk["claim"])
+    excluded = _excluded(campaign, chunk["recipients"])
     futures = [
-        invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline)
+        invocation.pool.submit(_skip, campaign, recipient, SkipReason.EXCLUDED)
+        if recipient["id"] in excluded
+        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline)
         for recipient in chunk["recipients"]
     ]
     sent, out_of_time, errors = 0, 0, 0
@@ -165,27 +169,55 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     return sent
 
 
+def _excluded(campaign: dict[str, Any], entries: list[dict[str, Any]]) -> set[str]:
+    """Ids of the chunk's new recipients found in the campaign's exclusion lists, by id or by a destination
+    (one BatchGetItem for the chunk). Retries and parked recipients were checked when first released."""
+    list_ids = list(campaign.get("exclusion_list_ids") or [])
+    fresh = [Recipient.from_dict(e) for e in entries if e["fresh"]]
+    if not list_ids or not fresh:
+        return set()
+    account_id, _ = keys.split_campaign_pk(campaign["pk"])
+    candidates = {r.id for r in fresh} | {d.address for r in fresh for d in r.destinations}
+    found = lists.listed_ids(account_id, list_ids, candidates)
+    return {r.id for r in fresh if r.id in found or any(d.address in found for d in r.destinations)}
+
+
+def _skip(campaign: dict[str, Any], entry: dict[str, Any], reason: SkipReason) -> int:
+    rid = str(entry["id"])
+    deliveries.skip_unsent(deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid), rid, reason)
+    return 0
+
+
 @dataclass(frozen=True)
 class Target:
     pk: str  # the delivery's partition key (its bucket)
-    rid: str  # the recipient's id (today its E.164 number)
-    params: dict[str, Any]
+    recipient: Recipient
     previous_attempt: int
     fresh: bool
+
+    @property
+    def rid(self) -> str:
+        return self.recipient.id
 
     @property
     def attempt(self) -> int:
         return self.previous_attempt + 1
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """What a parked or retried delivery keeps of the recipient (its id is the delivery's key)."""
+        kept = self.recipient.to_dict()
+        del kept["id"]
+        return kept
 
-def _target(campaign: dict[str, Any], recipient: dict[str, Any]) -> Target:
-    rid = recipient["phone"]
+
+def _target(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
+    recipient = Recipient.from_dict(entry)
     return Target(
-        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid),
-        rid=rid,
-        params=recipient.get("params", {}),
-        previous_attempt=int(recipient["previous_attempt"]),
-        fresh=bool(recipient["fresh"]),
+        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient.id),
+        recipient=recipient,
+        previous_attempt=int(entry["previous_attempt"]),
+        fresh=bool(entry["fresh"]),
     )
 
 
@@ -196,12 +228,16 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     target = _target(watch.campaign, recipient)
     if status != CampaignStatus.RUNNING:
         return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
+    chosen = target.recipient.destination_for(watch.campaign["channel"])
+    if chosen is None:
+        return _no_destination(watch.campaign, target)
+    destination = (chosen[0], chosen[1].address)
     if target.fresh:
-        claim = deliveries.claim_first(target.pk, target.rid, token)
+        claim = deliveries.claim_first(target.pk, target.rid, token, destination)
     else:
-        claim = deliveries.claim_queued(target.pk, target.rid, target.previous_attempt, token)
+        claim = deliveries.claim_queued(target.pk, target.rid, target.previous_attempt, token, destination)
     if claim.ok:
-        return _send(watch.campaign, policy, target, target.attempt)
+        return _send(watch.campaign, policy, target, target.attempt, destination)
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
 
 
@@ -210,7 +246,7 @@ def _hold(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: 
     paused), and finish one this very chunk had claimed before a crash, so it cannot stay in flight."""
     if park:
         if target.fresh:
-            held = deliveries.park_unsent(target.pk, target.rid, target.params)
+            held = deliveries.park_unsent(target.pk, target.rid, target.data)
         else:
             held = Written(deliveries.lease_due(target.pk, target.rid, target.previous_attempt, time.time()))
         if held.ok:
@@ -231,8 +267,10 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
     ):
         return 0
     channel = channel_for(campaign["channel"])
-    if channel.honours_idempotency_key:
-        return _send(campaign, policy, target, target.attempt)  # same attempt, same key: sent at most once
+    if channel.honours_idempotency_key:  # same attempt, same key, same destination: sent at most once
+        return _send(
+            campaign, policy, target, target.attempt, (int(current["destination_index"]), current["destination"])
+        )
     deliveries.record_outcome(
         target.pk,
         target.rid,
@@ -244,9 +282,23 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
     return 0
 
 
-def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int) -> int:
+def _no_destination(campaign: dict[str, Any], target: Target) -> int:
+    """The recipient has no destination this channel can send to: failed for good, never claimed."""
+    reason = f"no_destination: the recipient has no destination the {campaign['channel']} channel sends to"
+    if target.fresh:
+        deliveries.fail_unsent(target.pk, target.rid, reason)
+    else:
+        deliveries.fail_queued(target.pk, target.rid, target.previous_attempt, reason)
+    return 0
+
+
+def _send(
+    campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, destination: tuple[int, str]
+) -> int:
+    address = destination[1]
+    variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
     try:
-        text = render(campaign["template"], {**target.params, "phone": target.rid})
+        text = render(campaign["template"], variables)
     except TemplateError as exc:
         deliveries.record_outcome(
             target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}"
@@ -256,7 +308,7 @@ def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt
     channel = channel_for(campaign["channel"])
     message = OutgoingMessage(
         channel=campaign["channel"],
-        to=target.rid,
+        to=address,
         sender=campaign["sender"],
         text=text,
         idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
@@ -290,7 +342,7 @@ def _record_outcome(target: Target, attempt: int, policy: RetryPolicy, outcome: 
         )
     elif outcome.kind == OutcomeKind.TRANSIENT and policy.allows_attempt_after(attempt):
         due = time.time() + policy.delay_after(attempt, outcome.retry_after_seconds)
-        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure", target.params)
+        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure", target.data)
     else:
         if outcome.kind == OutcomeKind.TRANSIENT:
             logger.info("retries exhausted", extra={"delivery": pk, "attempt": attempt})

@@ -1,4 +1,4 @@
-"""Creates the DynamoDB tables and SQS queues of infra/template.json in moto (or any endpoint).
+"""Creates the DynamoDB tables, SQS queues and S3 buckets of infra/template.json in moto (or any endpoint).
 
 The CloudFormation template is the single source of truth: a resource `LogicalId` becomes
 `{prefix}-{LogicalId}`, and the Lambda environment variables are the template's
@@ -21,6 +21,7 @@ DEFAULT_PREFIX = "bulk-local"
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 QUEUE_TYPE = "AWS::SQS::Queue"
+BUCKET_TYPE = "AWS::S3::Bucket"
 
 # CloudFormation property -> SQS attribute, for the properties that have one.
 _QUEUE_ATTRIBUTES = (
@@ -67,6 +68,11 @@ def queue_name(prefix: str, logical_id: str, properties: Mapping[str, Any] | Non
     if properties and _truthy(properties.get("FifoQueue")):
         name += ".fifo"  # SQS requires it of FIFO queues
     return name
+
+
+def bucket_name(prefix: str, logical_id: str) -> str:
+    """S3 bucket names are lower case, as CloudFormation's generated ones are (`stack-uploadsbucket-x`)."""
+    return f"{prefix}-{logical_id}".lower()
 
 
 def function_logical_id(function_name: str) -> str:
@@ -145,6 +151,13 @@ def create_resources(
         properties = _resolve(queues[logical_id].get("Properties", {}), attributes)
         attributes[logical_id] = _create_queue(sqs, queue_name(prefix, logical_id, properties), properties)
 
+    buckets = resources_of_type(template, BUCKET_TYPE)
+    if buckets:
+        s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        for logical_id, resource in buckets.items():
+            properties = _resolve(resource.get("Properties", {}), attributes)
+            attributes[logical_id] = _create_bucket(s3, bucket_name(prefix, logical_id), properties)
+
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     return {name: str(_resolve(value, attributes)) for name, value in variables.items()}
 
@@ -211,6 +224,33 @@ def _create_queue(sqs: Any, name: str, properties: Mapping[str, Any]) -> dict[st
             sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
     arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+
+def _create_bucket(s3: Any, name: str, properties: Mapping[str, Any]) -> dict[str, str]:
+    """Create the bucket (idempotently) and put its queue notifications (moto delivers them to SQS)."""
+    try:
+        s3.create_bucket(Bucket=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    queue_configurations = [
+        _queue_notification(config)
+        for config in properties.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+    ]
+    if queue_configurations:
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"QueueConfigurations": queue_configurations}
+        )
+    return {"Ref": name, "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+
+
+def _queue_notification(config: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's `QueueConfigurations` item -> the S3 API's (`Event` -> `Events`, key filter rules)."""
+    notification: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
+    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules")
+    if rules:
+        notification["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+    return notification
 
 
 def _dependency_order(queues: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -123,7 +123,7 @@ def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(
 
     outcomes = api.outcomes(campaign["id"])
     assert len(outcomes) == VALID
-    succeeded = {o["phone"].removeprefix("+") for o in outcomes if o["state"] == "succeeded"}
+    succeeded = {o["destination"].removeprefix("+") for o in outcomes if o["state"] == "succeeded"}
     assert succeeded == set(per_number)
     texts = {m["to"]: m["text"] for m in recorded["messages"]}
     sample = next(row for row in rows if row["phone"].removeprefix("+") in texts)

@@ -127,8 +127,8 @@ class Harness:
         stats = self.provider.stats()
         per_number = Counter(m["to"] for m in self.provider.messages())
         assert stats["duplicates"] == 0 and set(per_number.values()) <= {1}, "a number got the message twice"
-        succeeded = {o["phone"].removeprefix("+") for o in outcomes if o["state"] == "succeeded"}
-        unknown = {o["phone"].removeprefix("+") for o in outcomes if o["state"] == "unknown"}
+        succeeded = {o["destination"].removeprefix("+") for o in outcomes if o["state"] == "succeeded"}
+        unknown = {o["destination"].removeprefix("+") for o in outcomes if o["state"] == "unknown"}
         assert succeeded <= set(per_number) <= succeeded | unknown
         counters = campaign["counters"]
         assert {k: counters[k] for k in FINAL} == {k: states.get(k, 0) for k in FINAL}

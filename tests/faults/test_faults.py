@@ -69,7 +69,7 @@ def test_a_dead_lettered_chunk_fails_its_unsent_recipients_and_the_campaign_comp
     campaign = harness.campaign(rows)
     final = harness.run(campaign["id"])
     harness.settle(final, 30)
-    outcome = {o["phone"]: o for o in harness.outcomes(campaign["id"])}[poisoned]
+    outcome = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}[poisoned]
     assert outcome["state"] == "failed" and outcome["last_error"].startswith("dead_lettered")
     assert poisoned.removeprefix("+") not in {m["to"] for m in harness.provider.messages()}
 
@@ -130,7 +130,7 @@ def test_oversized_chunks_are_split_and_a_recipient_too_large_for_any_message_fa
     campaign = harness.campaign(rows)
     final = harness.run(campaign["id"])
     harness.settle(final, 60)
-    outcome = {o["phone"]: o for o in harness.outcomes(campaign["id"])}[rows[5]["phone"]]
+    outcome = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}[rows[5]["phone"]]
     assert outcome["state"] == "failed" and outcome["last_error"].startswith("too_large")
     assert final["counters"]["succeeded"] == 59
 

@@ -56,7 +56,7 @@ def test_the_runner_killed_mid_campaign_and_restarted_finishes_it_without_resend
             time.sleep(0.5)
 
         outcomes = api.outcomes(campaign["id"])
-        assert len(outcomes) == RECIPIENTS == len({o["phone"] for o in outcomes})
+        assert len(outcomes) == RECIPIENTS == len({o["recipient_id"] for o in outcomes})
         states = Counter(o["state"] for o in outcomes)
         assert set(states) <= {"succeeded", "failed", "unknown"}
         stats = httpx.get(f"{stack.provider_url}/_fake/stats", timeout=30).json()

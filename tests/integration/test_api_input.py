@@ -197,8 +197,8 @@ def test_params_numbers_dynamodb_cannot_hold_reject_their_row_and_the_rest_go_in
     assert [r["index"] for r in report["rejected"]] == [1, 2, 3, 4, 6]
     for rejected in report["rejected"]:
         assert rejected["reason"] == "invalid_row"
-        assert rejected["detail"].startswith("params: "), rejected
-    listed = {item["phone"]: item["params"] for item in tenant.ok("GET", f"/v1/lists/{list_id}/recipients")["items"]}
+        assert rejected["detail"].startswith("params: ") and rejected["field"].startswith("params"), rejected
+    listed = {item["id"]: item["attributes"] for item in tenant.ok("GET", f"/v1/lists/{list_id}/recipients")["items"]}
     assert listed.keys() == {valid_phone(0), valid_phone(5)}
     # The store hands whole numbers back as ints: compare as numbers.
     assert {k: float(v) for k, v in listed[valid_phone(5)].items()} == {k: float(v) for k, v in storable.items()}
@@ -325,7 +325,7 @@ def assert_problem(answer: Any, status: int) -> dict[str, Any]:
     [
         ("POST", "/v1/lists", "text/plain", 415),
         ("POST", "/v1/lists", "application/x-www-form-urlencoded", 415),
-        ("DELETE", "/v1/lists/lst_x", "application/json", 405),
+        ("PUT", "/v1/lists/lst_x", "application/json", 405),
         ("PUT", "/v1/campaigns", "application/json", 405),
         ("GET", "/v1/nowhere", "application/json", 404),
         ("POST", "/v2/lists", "application/json", 404),

@@ -38,7 +38,7 @@ def start(tenant: Api, aws_env: dict[str, str], chalice_app: Any) -> Any:
 
 def outcomes(tenant: Api, campaign_id: str) -> dict[str, dict[str, Any]]:
     page = tenant.ok("GET", f"/v1/campaigns/{campaign_id}/recipients?limit=1000")
-    return {item["phone"]: item for item in page["items"]}
+    return {item["recipient_id"]: item for item in page["items"]}
 
 
 def sent_once_each(provider: FakeProvider, expected: int) -> None:
@@ -52,12 +52,12 @@ def test_start_queues_a_release_job_whose_release_queues_chunks_that_carry_the_r
     campaign = start(30, rate_per_second=20)
     bodies = [json.loads(m["Body"]) for m in receive_all(aws_env["DISPATCH_QUEUE_URL"])]
     assert campaign["status"] == "running"
-    zero = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0}
+    zero = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0, "skipped": 0}
     assert campaign["counters"] == {"total": 30, "queued": 30, **zero}
     # At 20/s the first release covers its first window (1 s on the local stage): one chunk of 20.
     assert [len(b["recipients"]) for b in bodies] == [20]
     assert bodies[0]["claim"]  # the claim token travels in the body: a redrive keeps it
-    assert {"phone", "params", "previous_attempt", "fresh"} <= set(bodies[0]["recipients"][0])
+    assert {"id", "destinations", "attributes", "previous_attempt", "fresh"} <= set(bodies[0]["recipients"][0])
     from chalicelib.workers.release import fan_out
 
     time.sleep(1.0)
@@ -116,8 +116,8 @@ def test_a_crash_after_sending_fails_only_that_record_and_its_redelivery_records
     assert chalice_app.dispatch(sqs_event(messages), LambdaContext()) == {"batchItemFailures": []}
     final = outcomes(tenant, campaign["id"])
     assert sorted(o["state"] for o in final.values()) == ["succeeded"] * 9 + ["unknown"]
-    assert final[stuck[0]["phone"]]["state"] == "unknown"
-    assert "not resent" in final[stuck[0]["phone"]]["last_error"]
+    assert final[stuck[0]["recipient_id"]]["state"] == "unknown"
+    assert "not resent" in final[stuck[0]["recipient_id"]]["last_error"]
     sent_once_each(provider, 10)  # Vonage takes no idempotency key: the ambiguous one was not sent again
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.recipients import check_rows
 from tests.utils import Api, recipient_rows, valid_phone
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def test_numbers_already_in_the_list_are_duplicates_in_a_later_batch(tenant: Api
     tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(3)})
     again = tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(4, start=2)})
     assert again["accepted"] == 3
-    assert [(r["index"], r["reason"], r["phone"]) for r in again["rejected"]] == [(0, "duplicate", valid_phone(2))]
+    assert [(r["index"], r["reason"], r["id"]) for r in again["rejected"]] == [(0, "duplicate", valid_phone(2))]
     assert tenant.ok("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 6
 
 
@@ -50,7 +51,7 @@ def test_recipients_page_with_an_opaque_cursor_that_another_account_cannot_use(a
     while True:
         query = f"?limit=10&page_token={token}" if token else "?limit=10"
         page = alice.ok("GET", f"/v1/lists/{listed['id']}/recipients{query}")
-        seen.extend(item["phone"] for item in page["items"])
+        seen.extend(item["id"] for item in page["items"])
         if first_token := page["next_page_token"]:
             token = first_token
             if len(seen) == 10:
@@ -134,10 +135,12 @@ def test_concurrent_uploads_of_the_same_numbers_count_each_once(tenant: Api) -> 
 
     listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
     account = str(accounts.account_for_api_key(str(tenant.api_key)))
-    rows = [(r["phone"], r["params"]) for r in recipient_rows(200)]
+    rows = check_rows(recipient_rows(200))
+    assert not rows.rejected
+    recipients = [row.recipient for row in rows.valid]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = list(pool.map(lambda _: lists.put_recipients(account, listed["id"], rows), range(4)))
+        answers = list(pool.map(lambda _: lists.put_recipients(account, listed["id"], recipients), range(4)))
     assert sum(200 - len(raced) for _, raced in answers) == 200
     assert tenant.ok("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 200
     page = tenant.ok("GET", f"/v1/lists/{listed['id']}/recipients?limit=1000")
-    assert sorted(r["phone"] for r in page["items"]) == sorted(phone for phone, _ in rows)
+    assert sorted(r["id"] for r in page["items"]) == sorted(r.id for r in recipients)

@@ -93,6 +93,12 @@ ALL_QUEUES = sorted(
         "ReleaseDeadLetterQueue",
         "ReleaseQueue",
         "StatsFailureQueue",
+        "IngestDeadLetterQueue",
+        "IngestQueue",
+        "ExportDeadLetterQueue",
+        "ExportQueue",
+        "ListPurgeDeadLetterQueue",
+        "ListPurgeQueue",
     ]
 )
 
@@ -130,6 +136,10 @@ def test_env_vars_resolve_to_the_created_resources(aws: None) -> None:
         "IDEMPOTENCY_TABLE": f"{PREFIX}-IdempotencyTable",
         "DISPATCH_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-DispatchQueue")["QueueUrl"],
         "RELEASE_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ReleaseQueue")["QueueUrl"],
+        "UPLOADS_BUCKET": f"{PREFIX}-uploadsbucket",
+        "INGEST_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-IngestQueue")["QueueUrl"],
+        "EXPORT_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ExportQueue")["QueueUrl"],
+        "LIST_PURGE_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ListPurgeQueue")["QueueUrl"],
     }
     _sqs().send_message(QueueUrl=env["DISPATCH_QUEUE_URL"], MessageBody="{}")
     _dynamodb().put_item(TableName=env["MAIN_TABLE"], Item={"pk": {"S": "a"}, "sk": {"S": "b"}})

@@ -56,8 +56,18 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
         "ReleaseQueue": "Release",
         "DispatchQueue": "Dispatch",
         "DispatchDeadLetterQueue": "DeadLetters",
+        "IngestQueue": "Ingest",
+        "ExportQueue": "Export",
+        "ListPurgeQueue": "ListPurge",
     }
-    function_of = {"Release": "release", "Dispatch": "dispatch", "DeadLetters": "dead_letters"}
+    function_of = {
+        "Release": "release",
+        "Dispatch": "dispatch",
+        "DeadLetters": "dead_letters",
+        "Ingest": "ingest",
+        "Export": "export",
+        "ListPurge": "list_purge",
+    }
     for name, consumer in consumers.items():
         properties = queues[name]["Properties"]
         assert properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues, name

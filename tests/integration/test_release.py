@@ -21,7 +21,7 @@ def queued_recipients(queue_url: str) -> list[str]:
     sqs = boto3.client("sqs", region_name="us-east-1")
     phones: list[str] = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        phones += [r["phone"] for m in batch for r in json.loads(m["Body"])["recipients"]]
+        phones += [r["id"] for m in batch for r in json.loads(m["Body"])["recipients"]]
     return phones
 
 
@@ -143,7 +143,8 @@ def test_a_campaign_started_while_an_upload_still_writes_never_shows_negative_qu
                 {
                     "pk": keys.list_recipient_pk(account, draft["list_id"], row["phone"]),
                     "sk": keys.recipient_sk(row["phone"]),
-                    "params": row["params"],
+                    "attributes": row["params"],
+                    "destinations": [{"type": "phone", "address": row["phone"]}],
                     "added_at": started_ms - 1,
                 }
             ),
@@ -179,6 +180,6 @@ def test_each_running_campaign_is_released_by_its_own_job_so_one_failing_does_no
     failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
     assert failed == {j["MessageId"] for j in jobs if broken_pk in j["Body"]}  # only its job comes back
     released = {
-        r["phone"] for m in receive_all(aws_env["DISPATCH_QUEUE_URL"]) for r in json.loads(m["Body"])["recipients"]
+        r["id"] for m in receive_all(aws_env["DISPATCH_QUEUE_URL"]) for r in json.loads(m["Body"])["recipients"]
     }
     assert len(released) == 5

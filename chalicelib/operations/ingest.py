@@ -1,0 +1,298 @@
+"""Ingest an uploaded object (CSV or XLSX) into its list: streamed, checkpointed, exactly once.
+
+One call handles one object version (key + ETag) for as long as the invocation's time allows:
+
+1. Decide. The object must still be that version (HEAD), else the notification is stale. An upload
+   already running this ETag is resumed from its checkpoint; a finished one is left alone. Otherwise
+   the once-marker of key + ETag is put conditionally: a second notification of the same object finds
+   it and changes nothing, while the same key with a new ETag is a new ingest of the same upload.
+2. Start. The layout is read from the first HEAD_BYTES (XLSX: through a seekable file over ranged
+   GETs); a file that cannot be read as a whole fails the upload with {code, detail}. Else the run
+   begins with its checkpoint at the first data record (conditional on the run not having begun).
+3. Batches of BATCH_ROWS records, read from the checkpoint over 16 MiB ranged GETs (never the whole
+   object in memory): each record goes through tabular.to_row and recipients.check_row; rejected
+   rows are stored by line number (up to MAX_REPORTED_REJECTS), valid ones go through
+   lists.put_recipients_in_batches tagged with the batch's origin; then one conditional update moves the
+   checkpoint from the batch's start to its end and adds the batch's counts.
+4. Out of time (under DEADLINE_MARGIN_MS left): a continuation message is queued and the call
+   returns. At the end: the rejected rows are written as one CSV and the upload is completed.
+
+Why every row and every count lands exactly once:
+- The checkpoint and the counters move in one conditional update (`resume = <batch start>`): a
+  batch's counts are added exactly when its checkpoint advances, never twice, and a worker that
+  lost a race (duplicate delivery) fails the condition and stops.
+- A batch's counts are a function of the file and the batch's start alone: batches are cut at fixed
+  record counts (the clock is read only between batches), repeated ids within a batch are counted
+  as duplicates before any write, and each list item carries its batch's origin
+  (`upload:etag:start`), so when a batch runs again after a crash between its writes and its
+  checkpoint, rows its first attempt wrote are found with the same origin and counted as accepted
+  again (and not added to the list's count again), not as duplicates.
+- Rejected rows are keyed by line number, so writing them again overwrites them with themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import unquote_plus
+
+from chalicelib.domain import tabular
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.recipients import Recipient, RowError, check_row
+from chalicelib.domain.tabular import Cells, ColumnMapping, FileProblem, Layout
+from chalicelib.domain.uploads import (
+    MAX_UPLOAD_BYTES,
+    UploadState,
+    format_of,
+    parse_key,
+    rejects_key,
+)
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+from chalicelib.store import lists, objects, queue, uploads
+
+BATCH_ROWS = 500
+DEADLINE_MARGIN_MS = 60_000
+# Rejected rows reported per ingest; all of them are counted (`invalid`).
+MAX_REPORTED_REJECTS = 100_000
+MAX_DETAIL = 300
+REJECTS_HEADER = ["line", "reason", "field", "detail"]
+
+
+class Deadline:
+    """The invocation's time left, from Lambda's context (no context: unlimited)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def near(self) -> bool:
+        if self.context is None or not hasattr(self.context, "get_remaining_time_in_millis"):
+            return False
+        return bool(self.context.get_remaining_time_in_millis() < DEADLINE_MARGIN_MS)
+
+
+def continuation(key: str, etag: str, upload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The message that asks the ingest worker to go on with an object (where it stopped is on the upload)."""
+    body: dict[str, Any] = {"bucket": objects.bucket(), "key": key, "etag": etag}
+    if upload is not None:
+        body.update(offset=upload.get("resume"), line=upload.get("line"))
+    return {"ingest": body}
+
+
+def queue_object(key: str, etag: str, upload: dict[str, Any] | None = None) -> None:
+    queue.send_messages(get_settings().ingest_queue_url, [(queue.encode(continuation(key, etag, upload)), 0)])
+
+
+def ingest_object(key: str, etag: str, context: Any) -> str:
+    """Ingest (or go on ingesting) one object version; what happened, for logs and tests."""
+    where = parse_key(key)
+    if where is None:
+        logger.warning("object key is not an upload's; skipped", extra={"key": key})
+        return "skipped: not an upload key"
+    try:
+        head = objects.head(key)
+    except objects.ObjectMissing:
+        return "skipped: object gone"
+    if head.etag != etag:
+        return "skipped: object replaced since"
+    try:
+        lists.get_list(where.account_id, where.list_id)
+    except NotFound:
+        logger.warning("upload for an unknown list; skipped", extra={"key": key})
+        return "skipped: no such list"
+
+    upload = uploads.get_upload(where.account_id, where.list_id, where.upload_id)
+    if upload is None:
+        upload = uploads.ensure_upload(
+            where.account_id,
+            where.list_id,
+            where.upload_id,
+            key=key,
+            filename=where.filename,
+            format=format_of(where.filename),
+            size_bytes=head.size,
+            dropped=True,
+        )
+    if upload.get("run") == etag:
+        if upload["state"] != UploadState.INGESTING:
+            return "skipped: already ingested"
+        return _run(upload, key, etag, head.size, Deadline(context))
+
+    marker = uploads.claim_object(where.account_id, where.list_id, where.upload_id, key, etag)
+    if marker is not None and marker.get("started"):
+        return "skipped: already ingested"
+    started = _start(upload, key, etag, head.size)
+    uploads.mark_started(where.account_id, where.list_id, where.upload_id, key, etag)
+    if started is None:
+        return "failed"
+    return _run(started, key, etag, head.size, Deadline(context))
+
+
+def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, Any] | None:
+    """Read the layout and begin the run; None when the file is refused as a whole."""
+    try:
+        layout, mapping = _layout_and_mapping(upload, key, etag, size)
+    except FileProblem as problem:
+        uploads.fail_run(upload, etag, code=problem.code, detail=problem.detail)
+        logger.info("upload refused", extra={"upload": upload["id"], "code": problem.code})
+        return None
+    began = uploads.start_run(
+        upload,
+        etag,
+        layout=asdict(layout),
+        mapping=mapping.model_dump(mode="json"),
+        resume=layout.data_start,
+        line=layout.first_line,
+    )
+    if not began:
+        logger.info("run already begun by another delivery; resuming", extra={"upload": upload["id"]})
+    fresh = uploads.get_upload(upload["account_id"], upload["list_id"], upload["id"])
+    assert fresh is not None
+    return fresh
+
+
+def _layout_and_mapping(upload: dict[str, Any], key: str, etag: str, size: int) -> tuple[Layout, ColumnMapping]:
+    if size > MAX_UPLOAD_BYTES:
+        raise FileProblem("too_large", f"the file has {size:,} bytes; at most {MAX_UPLOAD_BYTES:,} are accepted")
+    kind = upload.get("format") or format_of(key) or "csv"
+    if kind == "xlsx":
+        layout = tabular.xlsx_layout(objects.open_object(key, etag, size))
+    else:
+        layout = tabular.csv_layout(objects.read_range(key, etag, 0, tabular.HEAD_BYTES))
+    if upload.get("mapping"):
+        mapping = ColumnMapping.model_validate(upload["mapping"])
+        tabular.check_mapping(mapping, layout.header)
+    else:
+        mapping = tabular.default_mapping(layout.header)
+    return layout, mapping
+
+
+def _records(upload: dict[str, Any], key: str, etag: str, size: int, layout: Layout) -> Iterator[Cells]:
+    resume, line = int(upload["resume"]), int(upload["line"])
+    if layout.format == "xlsx":
+        return tabular.xlsx_records(objects.open_object(key, etag, size), layout, row=resume)
+    return tabular.csv_records(objects.stream(key, etag, resume), layout, offset=resume, line=line)
+
+
+def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline) -> str:
+    """Batches from the checkpoint until the end of the object, a lost race, or the deadline."""
+    layout = Layout(**upload["layout"])
+    mapping = ColumnMapping.model_validate(upload["effective_mapping"])
+    records = _records(upload, key, etag, size, layout)
+    try:
+        first = True
+        while True:
+            if not first and deadline.near():
+                queue_object(key, etag, upload)
+                return "continued"
+            first = False
+            batch = list(itertools.islice(records, BATCH_ROWS))
+            if not batch:
+                return _finish(upload, key, etag)
+            start = int(upload["resume"])
+            counts, rejected = _ingest_batch(upload, etag, start, mapping, layout.header, batch)
+            room = MAX_REPORTED_REJECTS - int(upload["invalid"])
+            if rejected and room > 0:
+                uploads.put_rejects(upload, etag, rejected[:room])
+            last = batch[-1]
+            next_line = last.next_line or last.line + 1
+            if not uploads.checkpoint(upload, etag, after=start, resume=last.resume, line=next_line, counts=counts):
+                logger.info("checkpoint moved by another worker; stopping", extra={"upload": upload["id"]})
+                return "superseded"
+            upload["resume"], upload["line"] = last.resume, next_line
+            for name, added in counts.items():
+                upload[name] = int(upload.get(name, 0)) + added
+            if len(batch) < BATCH_ROWS:  # the records ran out: no need to queue a continuation to find it out
+                return _finish(upload, key, etag)
+    except (objects.ObjectChanged, objects.ObjectMissing):
+        return "skipped: object replaced since"
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+
+
+def _ingest_batch(
+    upload: dict[str, Any], etag: str, start: int, mapping: ColumnMapping, header: list[str], batch: list[Cells]
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Check, dedupe and write one batch; its counts and its rejected rows."""
+    rejected: list[dict[str, Any]] = []
+    valid: dict[str, Recipient] = {}
+    repeated = 0
+    for cells in batch:
+        try:
+            if cells.values is None:
+                raise RowError("invalid_row", "row", cells.problem or "the row cannot be read")
+            recipient = check_row(tabular.to_row(mapping, header, cells.values), mapping.default_region)
+        except RowError as exc:
+            rejected.append(_reject(cells.line, exc))
+            continue
+        if recipient.id in valid:
+            repeated += 1
+        else:
+            valid[recipient.id] = recipient
+    listed: set[str] = set()
+    if valid:
+        origin = f"{upload['id']}:{etag}:{start}"
+        _, listed = lists.put_recipients_in_batches(
+            upload["account_id"], upload["list_id"], list(valid.values()), origin=origin
+        )
+    counts = {
+        "rows_read": len(batch),
+        "accepted": len(valid) - len(listed),
+        "invalid": len(rejected),
+        "duplicates": repeated + len(listed),
+    }
+    return counts, rejected
+
+
+def _reject(line: int, error: RowError) -> dict[str, Any]:
+    detail = error.detail if len(error.detail) <= MAX_DETAIL else error.detail[:MAX_DETAIL] + "..."
+    return {"line": line, "reason": error.reason, "field": error.field or "", "detail": detail}
+
+
+def _finish(upload: dict[str, Any], key: str, etag: str) -> str:
+    """Write the rejected rows' CSV (when there are any) and complete the upload."""
+    report = None
+    if int(upload.get("invalid", 0)):
+        report = rejects_key(upload["account_id"], upload["list_id"], upload["id"], etag)
+        objects.write_stream(report, _rejects_csv(upload, etag))
+    if not uploads.finish_run(upload, etag, at=int(upload["resume"]), rejects_key=report):
+        return "superseded"
+    logger.info("upload ingested", extra={"upload": upload["id"], **{k: upload.get(k) for k in uploads.COUNTERS}})
+    return "completed"
+
+
+def _rejects_csv(upload: dict[str, Any], etag: str) -> Iterator[bytes]:
+    yield tabular.csv_line(REJECTS_HEADER)
+    for row in uploads.rejects(upload, etag):
+        yield tabular.csv_line([str(row["line"]), row["reason"], row.get("field", ""), row["detail"]])
+
+
+def handle_message(body: dict[str, Any], context: Any) -> list[str]:
+    """One SQS message of the ingest queue: an S3 event notification (several records are queued one
+    message each), S3's test event, or a continuation; what became of each object."""
+    if body.get("Event") == "s3:TestEvent":
+        return ["ignored: test event"]
+    if "ingest" in body:
+        target = body["ingest"]
+        return [ingest_object(str(target["key"]), str(target["etag"]), context)]
+    objects_created = [
+        record["s3"]
+        for record in body.get("Records", [])
+        if record.get("eventSource") == "aws:s3" and str(record.get("eventName", "")).startswith("ObjectCreated")
+    ]
+    if len(objects_created) == 1:
+        s3 = objects_created[0]
+        return [ingest_object(_key_of(s3), str(s3["object"]["eTag"]), context)]
+    for s3 in objects_created:  # one object per invocation: each gets the whole time budget
+        queue_object(_key_of(s3), str(s3["object"]["eTag"]))
+    return ["queued"] * len(objects_created) or [f"ignored: {json.dumps(body)[:200]}"]
+
+
+def _key_of(s3: dict[str, Any]) -> str:
+    """Keys in S3 event notifications are URL-encoded, spaces as '+'."""
+    return unquote_plus(str(s3["object"]["key"]))
