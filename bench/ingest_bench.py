@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -188,24 +187,6 @@ class RssSampler(threading.Thread):
             self.peak = max(self.peak, rss_mb())
 
 
-def put_file(api: CampaignApi, list_id: str, path: Path, size: int) -> dict[str, Any]:
-    created = api.call("POST", f"/v1/lists/{list_id}/uploads", {"filename": path.name, "size_bytes": size})
-    with httpx.Client(timeout=600) as s3:
-        if created.get("upload_url"):
-            with path.open("rb") as f:
-                s3.put(created["upload_url"], content=f, headers={"Content-Length": str(size)}).raise_for_status()
-        else:
-            multipart = created["multipart"]
-            parts = []
-            with path.open("rb") as f:
-                for number, url in enumerate(multipart["part_urls"], start=1):
-                    answer = s3.put(url, content=f.read(multipart["part_size"]))
-                    answer.raise_for_status()
-                    parts.append({"part_number": number, "etag": answer.headers["ETag"]})
-            api.call("POST", f"/v1/lists/{list_id}/uploads/{created['id']}/complete", {"parts": parts})
-    return dict(created)
-
-
 def run_ingest(rows: int, timeout: float) -> IngestRun:
     counter = AwsCallCounter()
     with tempfile.TemporaryDirectory() as tmp, counter.counting_new_clients("product"):
@@ -222,8 +203,7 @@ def run_ingest(rows: int, timeout: float) -> IngestRun:
             before, load = counter.snapshot(), os.getloadavg()[0]
             started = time.monotonic()
             sampler.start()
-            created = put_file(api, listed["id"], path, size)
-            upload = _wait(api, listed["id"], created["id"], rows, started + timeout)
+            upload = _ingest(api, listed["id"], path, rows, timeout)
             seconds = time.monotonic() - started
             sampler.stopped.set()
             counts = counter.since(before)
@@ -248,18 +228,16 @@ def run_ingest(rows: int, timeout: float) -> IngestRun:
     )
 
 
-def _wait(api: CampaignApi, list_id: str, upload_id: str, rows: int, deadline: float) -> dict[str, Any]:
-    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+def _ingest(api: CampaignApi, list_id: str, path: Path, rows: int, timeout: float) -> dict[str, Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("rows", total=rows)
-        while True:
-            upload = dict(api.call("GET", f"/v1/lists/{list_id}/uploads/{upload_id}"))
-            progress.update(task, completed=int(upload.get("rows_read", 0)))
-            if upload["state"] in ("completed", "failed"):
-                return upload
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the upload did not finish in time: {upload}")
-            time.sleep(POLL_SECONDS)
+        sending = progress.add_task("upload (bytes)", total=path.stat().st_size)
+        created = api.upload_file(list_id, path, sent=lambda n: progress.update(sending, completed=n))
+        ingesting = progress.add_task("ingest (rows)", total=rows)
+        return api.wait_upload(
+            list_id, created["id"], timeout=timeout,
+            seen=lambda u: progress.update(ingesting, completed=int(u["rows_read"])),
+        )  # fmt: skip
 
 
 def report(run: IngestRun, command: str) -> str:

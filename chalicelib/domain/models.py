@@ -207,7 +207,10 @@ class UploadCreate(Strict):
     filename: str = Field(min_length=1, max_length=255, description="The file's name; its extension gives the format.")
     format: UploadFormat | None = Field(None, description="csv or xlsx; by default from the file name's extension.")
     size_bytes: int = Field(
-        ge=0, le=MAX_UPLOAD_BYTES, description="The file's size. Above 100 MB the upload is multipart; at most 10 GiB."
+        strict=False,  # 10047.0 is an integer to JSON Schema, and so to us
+        ge=0,
+        le=MAX_UPLOAD_BYTES,
+        description="The file's size. Above 100 MB the upload is multipart; at most 10 GiB.",
     )
     mapping: ColumnMapping | None = Field(
         None, description="Which columns hold what; by default derived from the header's column names."
@@ -230,7 +233,7 @@ class UploadCreated(BaseModel):
 
 
 class UploadPart(Strict):
-    part_number: int = Field(ge=1, le=10_000)
+    part_number: int = Field(strict=False, ge=1, le=10_000)  # 3.0 is an integer to JSON Schema
     etag: str = Field(min_length=1, max_length=256, description="The ETag header S3 answered the part's PUT with.")
 
 

@@ -10,7 +10,7 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    max_attempts: int = Field(3, ge=1, le=10, description="Attempts in all, the first one included.")
+    max_attempts: int = Field(3, strict=False, ge=1, le=10, description="Attempts in all, the first one included.")
     initial_delay_seconds: float = Field(30, ge=1, le=86_400, description="Wait before the second attempt.")
     backoff_multiplier: float = Field(2.0, ge=1, le=10, description="Each later wait is this many times longer.")
     max_delay_seconds: float = Field(3_600, ge=1, le=86_400, description="No wait is longer than this.")

@@ -236,9 +236,8 @@ def _ingest_batch(
             valid[recipient.id] = recipient
     listed: set[str] = set()
     if valid:
-        origin = f"{upload['id']}:{etag}:{start}"
         _, listed = lists.put_recipients_in_batches(
-            upload["account_id"], upload["list_id"], list(valid.values()), origin=origin
+            upload["account_id"], upload["list_id"], list(valid.values()), run=f"{upload['id']}:{etag}", start=start
         )
     counts = {
         "rows_read": len(batch),

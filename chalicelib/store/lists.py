@@ -7,6 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import Recipient
 from chalicelib.settings import get_settings
@@ -27,6 +29,7 @@ def create_list(account_id: str, name: str) -> dict[str, Any]:
         "id": list_id,
         "name": name,
         "recipient_count": 0,
+        "counted_runs": {},  # ingest runs' last counted batch (put_recipients_in_batches)
         "created_at": created_at,
         "index_sk": index_sk,
     }
@@ -144,26 +147,52 @@ def recipient_of(item: dict[str, Any]) -> Recipient:
     return Recipient.from_dict({**item, "id": item["sk"].removeprefix(keys.RECIPIENT_PREFIX)})
 
 
-def _add_to_count(pk: str, added: int, generation: int = 0) -> int:
+def _add_to_count(pk: str, added: int, generation: int = 0, counted: tuple[str, int] | None = None) -> int:
     """Add to the count of the list's generation: rows written while the list was cleared or deleted
-    are not counted (they are of an old generation, invisible, and purged)."""
+    are not counted (they are of an old generation, invisible, and purged). With `counted` = (run,
+    start), only once per batch of an ingest run: the list keeps each run's last counted start."""
     table = get_settings().main_table
     key = aws.to_item({"pk": pk, "sk": keys.META})
-    updated = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=table,
-        Key=key,
-        UpdateExpression="ADD recipient_count :n",
-        ConditionExpression="attribute_exists(pk) AND " + in_generation(generation, "generation"),
-        ExpressionAttributeValues=aws.to_values({":n": added, ":gen": generation}),
-        ReturnValues="ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
-    )
+    condition = "attribute_exists(pk) AND " + in_generation(generation, "generation")
+    update, names, values = "ADD recipient_count :n", {}, {":n": added, ":gen": generation}
+    if counted is not None:
+        condition += " AND (attribute_not_exists(counted_runs.#run) OR counted_runs.#run < :start)"
+        update = "SET counted_runs.#run = :start ADD recipient_count :n"
+        names, values[":start"] = {"#run": counted[0]}, counted[1]
+    request = {
+        "TableName": table,
+        "Key": key,
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": aws.to_values(values),
+        "ReturnValues": "ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
+        **({"ExpressionAttributeNames": names} if names else {}),
+    }
+    try:
+        updated = aws.write_if(aws.dynamodb().update_item, **request)
+    except ClientError as exc:
+        if counted is None or exc.response["Error"]["Code"] != "ValidationException":
+            raise
+        _ensure_counted_runs(key)  # a list created before the map existed (or cleared of it)
+        updated = aws.write_if(aws.dynamodb().update_item, **request)
     if updated is None:
         found = aws.dynamodb().get_item(TableName=table, Key=key, ConsistentRead=True)
         if "Item" not in found:
             raise NotFound(detail="the list was deleted")
         return int(found["Item"]["recipient_count"]["N"])
     return int(updated["Attributes"]["recipient_count"]["N"])
+
+
+def _ensure_counted_runs(key: dict[str, Any]) -> None:
+    """The map of ingest runs' counted batches exists on the list (SET of a path needs its parent)."""
+    aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=key,
+        UpdateExpression="SET counted_runs = :empty",
+        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(counted_runs)",
+        ExpressionAttributeValues={":empty": {"M": {}}},
+    )
 
 
 def recipients_page(
@@ -246,17 +275,25 @@ def listed_ids(account_id: str, list_ids: list[str], candidates: set[str]) -> se
 
 
 def put_recipients_in_batches(
-    account_id: str, list_id: str, rows: list[Recipient], *, origin: str, generation: int | None = None
+    account_id: str, list_id: str, rows: list[Recipient], *, run: str, start: int, generation: int | None = None
 ) -> tuple[int, set[str]]:
-    """`put_recipients` for file ingest: the same classification and counts from one consistent
-    BatchGetItem per 100 rows and one BatchWriteItem per 25, instead of a conditional PutItem per row
-    (about 8 times the throughput on the same DynamoDB; the same write units).
+    """`put_recipients` for file ingest: the same classification from one consistent BatchGetItem per
+    100 rows and one BatchWriteItem per 25, instead of a conditional PutItem per row (about 8 times the
+    throughput on the same DynamoDB, the same write units). Returns the list's count and the ids listed
+    by others (duplicates).
+
+    `run` (an upload's ingest of one object version) and `start` (the batch's position in the file)
+    make the batch's `origin`, stored on each item. A batch repeated after a crash finds the rows its
+    first attempt wrote by their origin and takes them as its own, and the list's count is added once
+    per (run, start): the ADD is conditioned on the run's last counted start on the list, so a crash
+    between the writes and the ADD, or after the ADD, counts every row once. Batches of one run come
+    in order (one worker reads a file from its checkpoint).
 
     The check and the write are two calls, not one: a row written by another writer between them (the
-    JSON API, or another file ingested into the same list at that moment) is overwritten with this
-    row's data and counted twice. Batches of one file never race each other (one worker reads a file
-    in order), and a batch repeated after a crash finds its own rows by `origin`, as with put_recipients.
+    JSON API, or another file ingested into the same list in the same milliseconds) is overwritten with
+    this row's data and counted twice.
     """
+    origin = f"{run}:{start}"
     added_at = int(time.time() * 1000)
     table = get_settings().main_table
     if generation is None:
@@ -266,10 +303,10 @@ def put_recipients_in_batches(
         return {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
 
     current: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(rows), BATCH_GET_KEYS):
+    for first in range(0, len(rows), BATCH_GET_KEYS):
         request: dict[str, Any] = {
             table: {
-                "Keys": [key(r.id) for r in rows[start : start + BATCH_GET_KEYS]],
+                "Keys": [key(r.id) for r in rows[first : first + BATCH_GET_KEYS]],
                 "ProjectionExpression": "sk, origin, gen",
                 "ConsistentRead": True,
             }
@@ -290,12 +327,11 @@ def put_recipients_in_batches(
     to_write: list[Recipient] = []
     for row in rows:
         old = current.get(row.id)
-        if old is None or int(old.get("gen", 0)) < generation:
-            new += 1
-        elif origin != old.get("origin"):
+        if old is not None and int(old.get("gen", 0)) >= generation and origin != old.get("origin"):
             listed.add(row.id)
             continue
-        to_write.append(row)  # new, or written by this very batch before a crash: written again
+        new += 1  # absent, or written by this very batch before a crash (then counted only if it was not)
+        to_write.append(row)
 
     def write(batch: list[Recipient]) -> None:
         items = [
@@ -317,6 +353,4 @@ def put_recipients_in_batches(
     with ThreadPoolExecutor(max_workers=BATCH_WRITERS) as pool:
         for done in [pool.submit(write, b) for b in batches]:
             done.result()
-    # Counted once every row is in: a crash before this leaves the rows of this origin, found again
-    # (and counted then) when the batch is repeated.
-    return _add_to_count(keys.list_pk(account_id, list_id), new, generation), listed
+    return _add_to_count(keys.list_pk(account_id, list_id), new, generation, counted=(run, start)), listed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.local.client import CampaignApi, generated_recipients
+from infra.local.client import CampaignApi, generated_recipients, recipients_csv
 from infra.local.stack import LocalStack
 
 console = Console()
@@ -47,14 +49,17 @@ def run_campaign(
     console.print(f"API {stack.api_url}  ·  fake provider {stack.provider_url}  ·  local AWS {stack.aws_endpoint_url}")
     api = CampaignApi.for_new_account(stack.api_url, stack.admin_token, name="demo")
     listed = api.create_list("Spring customers")
-    report = api.add_recipients(listed["id"], generated_recipients(rows_count, invalid=invalid, duplicates=duplicates))
-    accepted = sum(r["accepted"] for r in report)
+    rows = generated_recipients(rows_count, invalid=invalid, duplicates=duplicates)
+    upload = upload_csv(api, listed["id"], recipients_csv(rows))
+    accepted = int(upload["accepted"])
     console.print(
-        f"list {listed['id']}: {sum(r['received'] for r in report)} rows, {accepted} accepted, "
-        f"{sum(r['invalid'] for r in report)} invalid, {sum(r['duplicates'] for r in report)} duplicates"
+        f"list {listed['id']}: {upload['rows_read']} rows ingested from S3, {accepted} accepted, "
+        f"{upload['invalid']} invalid, {upload['duplicates']} duplicates"
     )
-    for rejected in report[0]["rejected"][:3]:
-        console.print(f"  row {rejected['index']}: {rejected['reason']} ({rejected['detail']})", style="dim")
+    if upload.get("rejected_rows_url"):
+        rejected = httpx.get(upload["rejected_rows_url"], timeout=30).text.splitlines()
+        for line in rejected[1:4]:
+            console.print(f"  rejected: {line}", style="dim")
     campaign = api.create_campaign(
         {
             "name": "Spring sale",
@@ -73,6 +78,24 @@ def run_campaign(
     return summary_table(final, elapsed, provider_stats(stack.provider_url)), str(final["status"])
 
 
+def upload_csv(api: CampaignApi, list_id: str, text: str) -> dict[str, Any]:
+    """The list as a CSV file, PUT to S3 through a presigned URL and ingested by the worker, with progress."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with tempfile.TemporaryDirectory() as tmp, Progress(*columns, console=console) as progress:
+        path = Path(tmp) / "spring-customers.csv"
+        path.write_text(text, encoding="utf-8")
+        sending = progress.add_task("upload to S3 (bytes)", total=path.stat().st_size)
+        created = api.upload_file(list_id, path, sent=lambda n: progress.update(sending, completed=n))
+        ingesting = progress.add_task("ingest (rows)", total=text.count("\n") - 1)
+        upload = api.wait_upload(
+            list_id, created["id"], seen=lambda u: progress.update(ingesting, completed=int(u["rows_read"]))
+        )
+    if upload["state"] != "completed":
+        console.print(f"the upload failed: {upload.get('error')}", style="bold red")
+        raise typer.Exit(1)
+    return upload
+
+
 def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> dict[str, Any]:
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -89,7 +112,7 @@ def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> di
             c = campaign["counters"]
             progress.update(
                 task,
-                completed=c["succeeded"] + c["failed"] + c["unknown"],
+                completed=c["succeeded"] + c["failed"] + c["unknown"] + c["skipped"],
                 description=campaign["status"],
                 counters=f"queued {c['queued']} · in flight {c['in_flight']} · "
                 f"succeeded {c['succeeded']} · failed {c['failed']} · unknown {c['unknown']}",
@@ -108,7 +131,7 @@ def summary_table(campaign: dict[str, Any], elapsed: float, provider: dict[str, 
     table = Table(title=f"campaign {campaign['id']}: {campaign['status']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for name in ("total", "queued", "in_flight", "succeeded", "failed", "unknown"):
+    for name in ("total", "queued", "in_flight", "succeeded", "failed", "unknown", "skipped"):
         table.add_row(name, str(c[name]))
     table.add_row("elapsed", f"{elapsed:.1f} s")
     table.add_row("messages/s", f"{(c['succeeded'] + c['failed'] + c['unknown']) / elapsed:.1f}")

@@ -236,6 +236,19 @@ ID_ROUTES = [
     ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
     ("POST", "/v1/campaigns/{campaign_id}/recount", None),
     ("GET", "/v1/campaigns/{campaign_id}/recipients", None),
+    ("PATCH", "/v1/lists/{list_id}", {"name": "mine now"}),
+    ("DELETE", "/v1/lists/{list_id}", None),
+    ("POST", "/v1/lists/{list_id}/clear", None),
+    ("GET", "/v1/lists/{list_id}/recipients/{recipient_id}", None),
+    ("PATCH", "/v1/lists/{list_id}/recipients/{recipient_id}", {"attributes": {"first_name": "Mallory"}}),
+    ("DELETE", "/v1/lists/{list_id}/recipients/{recipient_id}", None),
+    ("POST", "/v1/lists/{list_id}/uploads", {"filename": "list.csv", "size_bytes": 100}),
+    ("GET", "/v1/lists/{list_id}/uploads/{upload_id}", None),
+    ("POST", "/v1/lists/{list_id}/uploads/{upload_id}/complete", {"parts": [{"part_number": 1, "etag": "x"}]}),
+    ("POST", "/v1/lists/{list_id}/exports", None),
+    ("GET", "/v1/lists/{list_id}/exports/{export_id}", None),
+    ("POST", "/v1/campaigns/{campaign_id}/exports", None),
+    ("GET", "/v1/campaigns/{campaign_id}/exports/{export_id}", None),
 ]
 
 
@@ -261,8 +274,24 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             json={"name": "c", "list_id": listed["id"], "sender": "Acme", "template": "Hi", "rate_per_second": 1},
             headers=alice,
         ).json()
-        ids = {"list_id": listed["id"], "campaign_id": campaign["id"]}
-        made_up = {"list_id": "lst_00000000000000000000", "campaign_id": "cmp_00000000000000000000"}
+        upload = http.post(
+            f"/v1/lists/{listed['id']}/uploads", json={"filename": "a.csv", "size_bytes": 10}, headers=alice
+        ).json()
+        export = http.post(f"/v1/lists/{listed['id']}/exports", headers=alice).json()
+        ids = {
+            "list_id": listed["id"],
+            "campaign_id": campaign["id"],
+            "recipient_id": valid_phone(1),
+            "upload_id": upload["id"],
+            "export_id": export["id"],
+        }
+        made_up = {
+            "list_id": "lst_00000000000000000000",
+            "campaign_id": "cmp_00000000000000000000",
+            "recipient_id": valid_phone(2),
+            "upload_id": "upl_00000000000000000000",
+            "export_id": "exp_00000000000000000000",
+        }
         for method, path, body in ID_ROUTES:
             problem = assert_problem(http.request(method, path.format(**ids), json=body, headers=bob), 404)
             # The same answer as for an id that exists nowhere: nothing tells Bob that Alice's exists.
@@ -270,6 +299,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             assert (problem["type"], problem["title"]) == (unknown["type"], unknown["title"]), (method, path)
         # Nothing Bob did changed Alice's things.
         assert http.get(f"/v1/lists/{listed['id']}", headers=alice).json()["recipient_count"] == 1
+        assert http.get(f"/v1/lists/{listed['id']}/recipients/{valid_phone(1)}", headers=alice).status_code == 200
         assert http.get(f"/v1/campaigns/{campaign['id']}", headers=alice).json()["status"] == "draft"
 
 
@@ -280,7 +310,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
     ("method", "path", "content_type", "status"),
     [
         ("POST", "/v1/lists", "text/plain", 415),
-        ("DELETE", "/v1/lists/lst_x", "application/json", 405),
+        ("PUT", "/v1/lists/lst_x", "application/json", 405),
         ("GET", "/v1/nowhere", "application/json", 404),
         ("GET", "/", "application/json", 404),
     ],

@@ -20,6 +20,7 @@ import pytest
 
 from chalicelib.domain.uploads import dropped_upload_id
 from chalicelib.operations import ingest as ingest_operation
+from chalicelib.store import lists
 from chalicelib.store import uploads as upload_store
 from tests.utils import Api, LambdaContext, receive_all, sqs_event, valid_phone
 
@@ -215,9 +216,12 @@ def test_a_file_spreads_over_invocations_when_time_runs_short(
     assert recipient_count(tenant, list_id) == rows
 
 
-def test_a_crash_between_a_batch_and_its_checkpoint_loses_and_doubles_nothing(
-    chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("crash_in", ["checkpoint", "count", "writes"])
+def test_a_crash_anywhere_in_a_batch_loses_and_doubles_nothing(
+    chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch, crash_in: str
 ) -> None:
+    """The worker dies in the second batch: after its list writes and before its checkpoint, between its
+    writes and the list's count, or halfway through its writes."""
     batch = ingest_operation.BATCH_ROWS
     rows = 2 * batch + 50
     lines = ["phone,first_name"]
@@ -239,19 +243,24 @@ def test_a_crash_between_a_batch_and_its_checkpoint_loses_and_doubles_nothing(
     messages = receive_all(aws_env["INGEST_QUEUE_URL"])
     assert not messages
 
-    # Now the crash: the second batch's rows are written, then the worker dies before its checkpoint.
+    # Now the crash, in the second batch.
     list_id2 = new_list(tenant)
     crashed_id = upload_file(tenant, aws_env, list_id2, data)
-    real_checkpoint = upload_store.checkpoint
+    module, name, crash_at = {
+        "checkpoint": (upload_store, "checkpoint", 2),
+        "count": (lists, "_add_to_count", 2),
+        "writes": (lists, "item_fields", batch + 200),  # a row of the second batch, after some were written
+    }[crash_in]
+    real = getattr(module, name)
     calls = {"n": 0}
 
-    def crash_on_second(*args: Any, **kwargs: Any) -> bool:
+    def crash(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("injected crash after the batch was written")
-        return real_checkpoint(*args, **kwargs)
+        if calls["n"] == crash_at:
+            raise RuntimeError(f"injected crash in {name}")
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(upload_store, "checkpoint", crash_on_second)
+    monkeypatch.setattr(module, name, crash)
     notification = receive_all(aws_env["INGEST_QUEUE_URL"])
     assert len(notification) == 1
     answer = chalice_app.ingest(sqs_event(notification), LambdaContext(290_000))
