@@ -35,7 +35,8 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -54,7 +55,7 @@ from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.store import lists, objects, queue, uploads
 
-BATCH_ROWS = 500
+BATCH_ROWS = 2000
 DEADLINE_MARGIN_MS = 60_000
 # Rejected rows reported per ingest; all of them are counted (`invalid`).
 MAX_REPORTED_REJECTS = 100_000
@@ -182,6 +183,16 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
     layout = Layout(**upload["layout"])
     mapping = ColumnMapping.model_validate(upload["effective_mapping"])
     records = _records(upload, key, etag, size, layout)
+
+    def read_and_check() -> tuple[list[Cells], Checked]:
+        batch = list(itertools.islice(records, BATCH_ROWS))
+        return batch, _check(mapping, layout.header, batch)
+
+    # The next batch is read and checked (CPU) while this one is written (I/O): one batch ahead, so memory
+    # holds two batches at most. A batch read ahead but not written when the worker stops is read again
+    # from the checkpoint by whoever goes on.
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read")
+    ahead = reader.submit(read_and_check)
     try:
         first = True
         while True:
@@ -189,11 +200,13 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
                 queue_object(key, etag, upload)
                 return "continued"
             first = False
-            batch = list(itertools.islice(records, BATCH_ROWS))
+            batch, checked = ahead.result()
             if not batch:
                 return _finish(upload, key, etag)
+            if len(batch) == BATCH_ROWS:
+                ahead = reader.submit(read_and_check)
             start = int(upload["resume"])
-            counts, rejected = _ingest_batch(upload, etag, start, mapping, layout.header, batch)
+            counts, rejected = _write_batch(upload, etag, start, checked)
             room = MAX_REPORTED_REJECTS - int(upload["invalid"])
             if rejected and room > 0:
                 uploads.put_rejects(upload, etag, rejected[:room])
@@ -210,37 +223,52 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
     except (objects.ObjectChanged, objects.ObjectMissing):
         return "skipped: object replaced since"
     finally:
+        reader.shutdown(wait=True, cancel_futures=True)
         close = getattr(records, "close", None)
         if close is not None:
             close()
 
 
-def _ingest_batch(
-    upload: dict[str, Any], etag: str, start: int, mapping: ColumnMapping, header: list[str], batch: list[Cells]
-) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Check, dedupe and write one batch; its counts and its rejected rows."""
-    rejected: list[dict[str, Any]] = []
-    valid: dict[str, Recipient] = {}
-    repeated = 0
+@dataclass
+class Checked:
+    """A batch's rows checked: the valid ones by id, how many repeated an id earlier in the batch, and the
+    rejected ones (line, reason, field, detail)."""
+
+    rows: int = 0
+    valid: dict[str, Recipient] = field(default_factory=dict)
+    repeated: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _check(mapping: ColumnMapping, header: list[str], batch: list[Cells]) -> Checked:
+    checked = Checked(rows=len(batch))
     for cells in batch:
         try:
             if cells.values is None:
                 raise RowError("invalid_row", "row", cells.problem or "the row cannot be read")
             recipient = check_row(tabular.to_row(mapping, header, cells.values), mapping.default_region)
         except RowError as exc:
-            rejected.append(_reject(cells.line, exc))
+            checked.rejected.append(_reject(cells.line, exc))
             continue
-        if recipient.id in valid:
-            repeated += 1
+        if recipient.id in checked.valid:
+            checked.repeated += 1
         else:
-            valid[recipient.id] = recipient
+            checked.valid[recipient.id] = recipient
+    return checked
+
+
+def _write_batch(
+    upload: dict[str, Any], etag: str, start: int, checked: Checked
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Write one checked batch; its counts and its rejected rows."""
+    valid, rejected, repeated = checked.valid, checked.rejected, checked.repeated
     listed: set[str] = set()
     if valid:
         _, listed = lists.put_recipients_in_batches(
             upload["account_id"], upload["list_id"], list(valid.values()), run=f"{upload['id']}:{etag}", start=start
         )
     counts = {
-        "rows_read": len(batch),
+        "rows_read": checked.rows,
         "accepted": len(valid) - len(listed),
         "invalid": len(rejected),
         "duplicates": repeated + len(listed),

@@ -302,25 +302,29 @@ def put_recipients_in_batches(
     def key(rid: str) -> dict[str, Any]:
         return {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
 
-    current: dict[str, dict[str, Any]] = {}
-    for first in range(0, len(rows), BATCH_GET_KEYS):
+    def look_up(part: list[Recipient]) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
             table: {
-                "Keys": [key(r.id) for r in rows[first : first + BATCH_GET_KEYS]],
+                "Keys": [key(r.id) for r in part],
                 "ProjectionExpression": "sk, origin, gen",
                 "ConsistentRead": True,
             }
         }
+        found: list[dict[str, Any]] = []
         for attempt in range(BATCH_RETRIES):
             answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            for found in answer["Responses"].get(table, []):
-                current[found["sk"]["S"].removeprefix(keys.RECIPIENT_PREFIX)] = aws.from_item(found)
+            found.extend(aws.from_item(i) for i in answer["Responses"].get(table, []))
             request = answer.get("UnprocessedKeys") or {}
             if not request:
-                break
+                return found
             time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+        raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+
+    parts = [rows[i : i + BATCH_GET_KEYS] for i in range(0, len(rows), BATCH_GET_KEYS)]
+    with ThreadPoolExecutor(max_workers=BATCH_WRITERS) as pool:
+        current = {
+            item["sk"].removeprefix(keys.RECIPIENT_PREFIX): item for found in pool.map(look_up, parts) for item in found
+        }
 
     listed: set[str] = set()
     new = 0
