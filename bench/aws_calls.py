@@ -42,6 +42,10 @@ class AwsCallCounter:
         self.answers: Counter[tuple[str, str, str, str]] = Counter()  # (who, service, operation, class) e.g. "5xx"
         self.retried: Counter[tuple[str, str, str]] = Counter()  # attempts after the first
         self.key_writes: list[KeyWrite] = []
+        # Without key_writes kept (a run of millions of writes): writes per key, and per key and whole second.
+        self.keep_key_writes = True
+        self.key_counts: Counter[tuple[str, str, str]] = Counter()  # (who, table, partition key)
+        self.key_seconds: Counter[tuple[str, str, str, int]] = Counter()  # (who, table, key, int(monotonic))
 
     # -- attaching -------------------------------------------------------------------------------
 
@@ -89,7 +93,11 @@ class AwsCallCounter:
                     self.write_units_by[(who, write.table, operation)] += write.units
                     for index in write.indexes:
                         self.index_units[(who, write.table, index)] += 1
-                    self.key_writes.append(KeyWrite(now, who, write.table, write.partition_key))
+                    if self.keep_key_writes:
+                        self.key_writes.append(KeyWrite(now, who, write.table, write.partition_key))
+                    else:
+                        self.key_counts[(who, write.table, write.partition_key)] += 1
+                        self.key_seconds[(who, write.table, write.partition_key, int(now))] += 1
 
         return count
 
@@ -131,6 +139,7 @@ class AwsCallCounter:
 
     def snapshot(self) -> AwsCallCounter:
         copy = AwsCallCounter(self._schemas)
+        copy.keep_key_writes = self.keep_key_writes
         with self._lock:
             for name in _COUNTERS:
                 setattr(copy, name, Counter(getattr(self, name)))
@@ -147,4 +156,7 @@ class AwsCallCounter:
         return later
 
 
-_COUNTERS = ("calls", "write_units", "write_units_by", "index_units", "batch_get_keys", "answers", "retried")
+_COUNTERS = (
+    "calls", "write_units", "write_units_by", "index_units", "batch_get_keys", "answers", "retried",
+    "key_counts", "key_seconds",
+)  # fmt: skip

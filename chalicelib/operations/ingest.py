@@ -248,7 +248,7 @@ def _check(mapping: ColumnMapping, header: list[str], batch: list[Cells]) -> Che
                 raise RowError("invalid_row", "row", cells.problem or "the row cannot be read")
             recipient = check_row(tabular.to_row(mapping, header, cells.values), mapping.default_region)
         except RowError as exc:
-            checked.rejected.append(_reject(cells.line, exc))
+            checked.rejected.append(_reject(cells.line, exc, _column_of(exc.field, mapping, header, cells.values)))
             continue
         if recipient.id in checked.valid:
             checked.repeated += 1
@@ -276,9 +276,23 @@ def _write_batch(
     return counts, rejected
 
 
-def _reject(line: int, error: RowError) -> dict[str, Any]:
-    detail = error.detail if len(error.detail) <= MAX_DETAIL else error.detail[:MAX_DETAIL] + "..."
-    return {"line": line, "reason": error.reason, "field": error.field or "", "detail": detail}
+def _column_of(field_name: str | None, mapping: ColumnMapping, header: list[str], values: list[str] | None) -> str:
+    """The file's column a row error is about: `destinations[1].address` counts only the row's non-empty
+    destination cells, so it is mapped back to the column it came from (the user knows the columns)."""
+    if not field_name or values is None or not field_name.startswith("destinations["):
+        return field_name or ""
+    index = int(field_name[len("destinations[") :].split("]", 1)[0])
+    cells = dict(zip(header, values, strict=False))
+    filled = [d.column for d in mapping.destinations if cells.get(d.column, "").strip()]
+    return filled[index] if index < len(filled) else field_name
+
+
+def _reject(line: int, error: RowError, column: str) -> dict[str, Any]:
+    detail = error.detail
+    if column and column != error.field and error.field and detail.startswith(error.field):
+        detail = column + detail[len(error.field) :]
+    detail = detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL] + "..."
+    return {"line": line, "reason": error.reason, "field": column, "detail": detail}
 
 
 def _finish(upload: dict[str, Any], key: str, etag: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import lru_cache
@@ -98,6 +99,58 @@ def write_if(call: Callable[..., dict[str, Any]], **params: Any) -> dict[str, An
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return None
         raise
+
+
+# BatchGetItem takes at most 100 keys a call, BatchWriteItem 25 items; what they leave unprocessed
+# (throttling) is asked again this many times, backing off.
+BATCH_GET_KEYS = 100
+BATCH_WRITE_ITEMS = 25
+BATCH_TRIES = 10
+
+
+def batch_get(
+    table: str,
+    wanted: list[dict[str, Any]],
+    *,
+    projection: str | None = None,
+    names: dict[str, str] | None = None,
+    consistent: bool = True,
+) -> list[dict[str, Any]]:
+    """The items of `wanted` (plain keys) that exist, as plain dicts, in no particular order."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), BATCH_GET_KEYS):
+        ask: dict[str, Any] = {"Keys": [to_item(k) for k in wanted[start : start + BATCH_GET_KEYS]]}
+        ask["ConsistentRead"] = consistent
+        if projection:
+            ask["ProjectionExpression"] = projection
+        if names:
+            ask["ExpressionAttributeNames"] = names
+        request: dict[str, Any] = {table: ask}
+        for attempt in range(BATCH_TRIES):
+            answer = dynamodb().batch_get_item(RequestItems=request)
+            found.extend(from_item(i) for i in answer["Responses"].get(table, []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_TRIES} tries")
+    return found
+
+
+def batch_put(table: str, items: list[dict[str, Any]]) -> None:
+    """Put every item (plain dicts), unconditionally, 25 a call."""
+    for start in range(0, len(items), BATCH_WRITE_ITEMS):
+        request: dict[str, Any] = {
+            table: [{"PutRequest": {"Item": to_item(i)}} for i in items[start : start + BATCH_WRITE_ITEMS]]
+        }
+        for attempt in range(BATCH_TRIES):
+            request = dynamodb().batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError(f"BatchWriteItem left items unprocessed after {BATCH_TRIES} tries")
 
 
 def query_all(params: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -194,29 +194,23 @@ def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, r
 
 def skip_unsent(pk: str, rid: str, reason: str) -> Written:
     """A released recipient that is not to be sent to (e.g. excluded), recorded as skipped for good."""
-    now = time.time()
-    item = {
-        "pk": pk,
-        "sk": rid,
-        "state": DeliveryState.SKIPPED.value,
-        "attempt": 0,
-        "skip_reason": reason,
-        "updated_at": now,
-        "expires_at": _expires_at(),
-    }
-    return _persistently(lambda: _create(item))
+    return _final_unsent(pk, rid, DeliveryState.SKIPPED, skip_reason=reason)
 
 
 def fail_unsent(pk: str, rid: str, reason: str) -> Written:
     """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
-    now = time.time()
+    return _final_unsent(pk, rid, DeliveryState.FAILED, last_error=reason)
+
+
+def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Written:
+    """A delivery created in a final state, never sent (unless one exists already)."""
     item = {
         "pk": pk,
         "sk": rid,
-        "state": DeliveryState.FAILED.value,
+        "state": state.value,
         "attempt": 0,
-        "last_error": reason,
-        "updated_at": now,
+        **why,
+        "updated_at": time.time(),
         "expires_at": _expires_at(),
     }
     return _persistently(lambda: _create(item))

@@ -21,7 +21,6 @@ from chalicelib.store.lists import generation_of, get_list, in_generation
 
 # A campaign in these states still reads its list (release pages through it).
 USING_STATES = (CampaignStatus.RUNNING.value, CampaignStatus.PAUSED.value)
-BATCH_GET_KEYS = 100
 
 
 def _table() -> str:
@@ -52,25 +51,7 @@ def lists_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[
 def _batch_get(
     wanted: list[dict[str, str]], projection: str | None = None, names: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), BATCH_GET_KEYS):
-        request: dict[str, Any] = {
-            _table(): {"Keys": [aws.to_item(k) for k in wanted[start : start + BATCH_GET_KEYS]], "ConsistentRead": True}
-        }
-        if projection:
-            request[_table()]["ProjectionExpression"] = projection
-        if names:
-            request[_table()]["ExpressionAttributeNames"] = names
-        for attempt in range(8):
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            found.extend(aws.from_item(i) for i in answer["Responses"].get(_table(), []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError("BatchGetItem left keys unprocessed after 8 tries")
-    return found
+    return aws.batch_get(_table(), wanted, projection=projection, names=names)
 
 
 def rename_list(account_id: str, list_id: str, name: str) -> dict[str, Any]:

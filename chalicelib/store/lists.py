@@ -230,42 +230,20 @@ def recipients_page(
     return aws.page_over_buckets(buckets, query, after=after, limit=limit)
 
 
-# BatchGetItem takes at most 100 keys a call.
-BATCH_GET_KEYS = 100
-# BatchWriteItem takes at most 25 items a call; this many calls are in flight at once.
-BATCH_WRITE_ITEMS = 25
-BATCH_WRITERS = 8
-BATCH_RETRIES = 8
+# BatchGetItem and BatchWriteItem calls in flight at once while a batch of an upload is ingested.
+BATCH_CALLS = 8
 
 
 def listed_ids(account_id: str, list_ids: list[str], candidates: set[str]) -> set[str]:
     """Which of `candidates` are item ids of any of the lists, in the list's current generation (a
     cleared list's old items do not count): the lists' META and the items in one BatchGetItem per 100
     keys (a chunk's check against exclusion lists is one call, not one read per recipient)."""
-    table = get_settings().main_table
-    wanted = [{"pk": {"S": keys.list_pk(account_id, list_id)}, "sk": {"S": keys.META}} for list_id in list_ids] + [
-        {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
+    wanted = [{"pk": keys.list_pk(account_id, list_id), "sk": keys.META} for list_id in list_ids] + [
+        {"pk": keys.list_recipient_pk(account_id, list_id, rid), "sk": keys.recipient_sk(rid)}
         for list_id in list_ids
         for rid in sorted(candidates)
     ]
-    items: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), BATCH_GET_KEYS):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": wanted[start : start + BATCH_GET_KEYS],
-                "ProjectionExpression": "pk, sk, gen, generation",
-                "ConsistentRead": True,
-            }
-        }
-        for attempt in range(BATCH_RETRIES):
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            items.extend(aws.from_item(i) for i in answer["Responses"].get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+    items = aws.batch_get(get_settings().main_table, wanted, projection="pk, sk, gen, generation")
     generations = {i["pk"]: int(i.get("generation", 0)) for i in items if i["sk"] == keys.META}
     return {
         i["sk"].removeprefix(keys.RECIPIENT_PREFIX)
@@ -299,62 +277,36 @@ def put_recipients_in_batches(
     if generation is None:
         generation = generation_of(get_list(account_id, list_id))
 
-    def key(rid: str) -> dict[str, Any]:
-        return {"pk": {"S": keys.list_recipient_pk(account_id, list_id, rid)}, "sk": {"S": keys.recipient_sk(rid)}}
+    def key(rid: str) -> dict[str, str]:
+        return {"pk": keys.list_recipient_pk(account_id, list_id, rid), "sk": keys.recipient_sk(rid)}
 
     def look_up(part: list[Recipient]) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [key(r.id) for r in part],
-                "ProjectionExpression": "sk, origin, gen",
-                "ConsistentRead": True,
-            }
-        }
-        found: list[dict[str, Any]] = []
-        for attempt in range(BATCH_RETRIES):
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            found.extend(aws.from_item(i) for i in answer["Responses"].get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-            time.sleep(0.05 * 2**attempt)
-        raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+        return aws.batch_get(table, [key(r.id) for r in part], projection="sk, origin, gen")
 
-    parts = [rows[i : i + BATCH_GET_KEYS] for i in range(0, len(rows), BATCH_GET_KEYS)]
-    with ThreadPoolExecutor(max_workers=BATCH_WRITERS) as pool:
+    def write(part: list[Recipient]) -> None:
+        aws.batch_put(
+            table,
+            [{**key(r.id), **item_fields(r), "added_at": added_at, "origin": origin, "gen": generation} for r in part],
+        )
+
+    with ThreadPoolExecutor(max_workers=BATCH_CALLS) as pool:
         current = {
-            item["sk"].removeprefix(keys.RECIPIENT_PREFIX): item for found in pool.map(look_up, parts) for item in found
+            item["sk"].removeprefix(keys.RECIPIENT_PREFIX): item
+            for found in pool.map(look_up, _parts(rows, aws.BATCH_GET_KEYS))
+            for item in found
         }
+        listed: set[str] = set()
+        to_write: list[Recipient] = []
+        for row in rows:
+            old = current.get(row.id)
+            if old is not None and int(old.get("gen", 0)) >= generation and origin != old.get("origin"):
+                listed.add(row.id)
+            else:  # absent, or written by this very batch before a crash (then counted only if it was not)
+                to_write.append(row)
+        list(pool.map(write, _parts(to_write, aws.BATCH_WRITE_ITEMS)))
+    count = _add_to_count(keys.list_pk(account_id, list_id), len(to_write), generation, counted=(run, start))
+    return count, listed
 
-    listed: set[str] = set()
-    new = 0
-    to_write: list[Recipient] = []
-    for row in rows:
-        old = current.get(row.id)
-        if old is not None and int(old.get("gen", 0)) >= generation and origin != old.get("origin"):
-            listed.add(row.id)
-            continue
-        new += 1  # absent, or written by this very batch before a crash (then counted only if it was not)
-        to_write.append(row)
 
-    def write(batch: list[Recipient]) -> None:
-        items = [
-            {"PutRequest": {"Item": aws.to_item({
-                "pk": keys.list_recipient_pk(account_id, list_id, r.id), "sk": keys.recipient_sk(r.id),
-                **item_fields(r), "added_at": added_at, "origin": origin, "gen": generation,
-            })}}
-            for r in batch
-        ]  # fmt: skip
-        request: dict[str, Any] = {table: items}
-        for attempt in range(BATCH_RETRIES):
-            request = aws.dynamodb().batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-            if not request:
-                return
-            time.sleep(0.05 * 2**attempt)
-        raise RuntimeError("BatchWriteItem left items unprocessed after retries")
-
-    batches = [to_write[i : i + BATCH_WRITE_ITEMS] for i in range(0, len(to_write), BATCH_WRITE_ITEMS)]
-    with ThreadPoolExecutor(max_workers=BATCH_WRITERS) as pool:
-        for done in [pool.submit(write, b) for b in batches]:
-            done.result()
-    return _add_to_count(keys.list_pk(account_id, list_id), new, generation, counted=(run, start)), listed
+def _parts(rows: list[Recipient], size: int) -> list[list[Recipient]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]

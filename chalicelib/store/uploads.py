@@ -22,7 +22,6 @@ from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
 UPLOAD_PREFIX = "U#"
-BATCH_WRITE = 25
 COUNTERS = ("rows_read", "accepted", "invalid", "duplicates")
 
 
@@ -30,9 +29,8 @@ def _key(account_id: str, list_id: str, upload_id: str) -> dict[str, Any]:
     return aws.to_item({"pk": keys.list_pk(account_id, list_id), "sk": f"{UPLOAD_PREFIX}{upload_id}"})
 
 
-def create_upload(account_id: str, list_id: str, upload_id: str, **fields: Any) -> dict[str, Any]:
-    """A new upload awaiting its file (its id is new: the put is unconditional)."""
-    item = {
+def _new_upload(account_id: str, list_id: str, upload_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
         "pk": keys.list_pk(account_id, list_id),
         "sk": f"{UPLOAD_PREFIX}{upload_id}",
         "id": upload_id,
@@ -43,23 +41,18 @@ def create_upload(account_id: str, list_id: str, upload_id: str, **fields: Any) 
         **{name: 0 for name in COUNTERS},
         **fields,
     }
+
+
+def create_upload(account_id: str, list_id: str, upload_id: str, **fields: Any) -> dict[str, Any]:
+    """A new upload awaiting its file (its id is new: the put is unconditional)."""
+    item = _new_upload(account_id, list_id, upload_id, fields)
     aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
     return item
 
 
 def ensure_upload(account_id: str, list_id: str, upload_id: str, **fields: Any) -> dict[str, Any]:
     """The upload, created (if absent) for an object put into the bucket without one."""
-    item = {
-        "pk": keys.list_pk(account_id, list_id),
-        "sk": f"{UPLOAD_PREFIX}{upload_id}",
-        "id": upload_id,
-        "account_id": account_id,
-        "list_id": list_id,
-        "state": UploadState.AWAITING_FILE.value,
-        "created_at": time.time(),
-        **{name: 0 for name in COUNTERS},
-        **fields,
-    }
+    item = _new_upload(account_id, list_id, upload_id, fields)
     aws.write_if(
         aws.dynamodb().put_item,
         TableName=get_settings().main_table,
@@ -215,21 +208,8 @@ def _rejects_pk(upload: dict[str, Any]) -> str:
 
 def put_rejects(upload: dict[str, Any], etag: str, rows: list[dict[str, Any]]) -> None:
     """Store rejected rows ({line, reason, field, detail}), keyed by line: idempotent."""
-    table = get_settings().main_table
     pk = _rejects_pk(upload)
-    requests = [
-        {"PutRequest": {"Item": aws.to_item({"pk": pk, "sk": f"{etag}#{row['line']:012d}", **row})}} for row in rows
-    ]
-    for start in range(0, len(requests), BATCH_WRITE):
-        pending: dict[str, Any] = {table: requests[start : start + BATCH_WRITE]}
-        for attempt in range(10):
-            unprocessed = aws.dynamodb().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if not unprocessed:
-                break
-            pending = unprocessed
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError("BatchWriteItem left rejected rows unprocessed after 10 tries")
+    aws.batch_put(get_settings().main_table, [{"pk": pk, "sk": f"{etag}#{row['line']:012d}", **row} for row in rows])
 
 
 def rejects(upload: dict[str, Any], etag: str) -> Iterator[dict[str, Any]]:

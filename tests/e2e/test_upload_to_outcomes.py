@@ -73,10 +73,10 @@ def test_a_csv_uploaded_through_s3_is_ingested_sent_and_reported_per_recipient_i
     assert (upload["state"], upload["rows_read"], upload["accepted"]) == ("completed", 9, 5)
     assert (upload["invalid"], upload["duplicates"]) == (3, 1)
     rejected = list(csv.DictReader(io.StringIO(httpx.get(upload["rejected_rows_url"], timeout=30).text)))
-    assert [(r["line"], r["reason"]) for r in rejected] == [
-        ("5", "invalid_email"),
-        ("8", "invalid_phone"),
-        ("9", "invalid_row"),
+    assert [(r["line"], r["reason"], r["field"]) for r in rejected] == [
+        ("5", "invalid_email", "email"),  # the file's column, not the row's destination index
+        ("8", "invalid_phone", "mobile"),
+        ("9", "invalid_row", "row"),
     ]
     assert api.call("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 5
 

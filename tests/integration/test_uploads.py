@@ -129,11 +129,12 @@ def test_a_csv_with_several_destinations_per_row_and_bad_rows(
     rows = rejected_rows(aws_env, upload)
     assert rows[0] == ["line", "reason", "field", "detail"]
     assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
-        ("4", "invalid_phone", "destinations[0].address"),
+        ("4", "invalid_phone", "phone"),  # the file's column
         ("5", "invalid_row", "destinations"),
         ("6", "invalid_row", "row"),
-        ("9", "invalid_email", "destinations[0].address"),  # the first non-empty destination
+        ("9", "invalid_email", "email"),  # the first non-empty destination, named by its column
     ]
+    assert rows[4][3].startswith("email: not a valid email address")
     items = {item["id"]: item for item in listed(tenant, list_id)}
     assert set(items) == {"c1", "c2", "c6"}
     assert [d["type"] for d in items["c1"]["destinations"]] == ["phone", "email", "whatsapp"]
