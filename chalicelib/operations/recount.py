@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.delivery import COUNTERS
+from chalicelib.domain.errors import Conflict
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries
@@ -27,6 +28,12 @@ class RecountResult:
 
 
 def recount(campaign: dict[str, Any]) -> RecountResult:
+    retention = get_settings().delivery_retention_days * 86_400
+    if campaign.get("finished_at") and time.time() - float(campaign["finished_at"]) > retention:
+        raise Conflict(
+            detail="the campaign finished longer ago than the deliveries are kept "
+            f"({get_settings().delivery_retention_days} days): its counters can no longer be rebuilt from them"
+        )
     counted = deliveries.count_states(campaign["pk"], int(campaign.get("buckets", 1)))
     last_change = counted.pop("last_change", 0)
     after = {**campaign, **{name: int(counted.get(name, 0)) for name in COUNTERS}}

@@ -18,6 +18,8 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         bucket_key = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
         old = change.get("OldImage", {}).get("state", {}).get("S")
         new = change.get("NewImage", {}).get("state", {}).get("S")
+        if record.get("eventName") == "REMOVE":
+            old = new = None  # retention (TTL) removing a finished delivery: what it counted stays counted
         summed = deltas.setdefault(bucket_key, {})
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta

@@ -115,6 +115,24 @@ def test_a_replayed_stream_batch_is_counted_once(tenant: Api, running: dict[str,
     assert counters == {"total": 3, "queued": 1, **ZERO, "in_flight": 2}
 
 
+def test_deliveries_removed_by_their_retention_ttl_leave_the_counters_as_they_were(
+    tenant: Api, running: dict[str, Any], chalice_app: Any
+) -> None:
+    pk = pk_of(tenant, running)
+    sent = [
+        change(pk, "+12025550000", None, "in_flight", 101),
+        change(pk, "+12025550000", "in_flight", "succeeded", 102),
+    ]
+    chalice_app.stats({"Records": sent}, None)
+    expired = change(pk, "+12025550000", "succeeded", "succeeded", 103)
+    expired["eventName"] = "REMOVE"  # DynamoDB's TTL deleting the item 90 days on: an old image only
+    expired["dynamodb"].pop("NewImage")
+    expired["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    chalice_app.stats({"Records": [expired]}, None)
+    counters = tenant.ok("GET", f"/v1/campaigns/{running['id']}")["counters"]
+    assert counters == {"total": 3, "queued": 2, **ZERO, "succeeded": 1}
+
+
 def test_batches_from_two_shards_apply_in_any_order_and_replays_of_either_are_skipped(
     tenant: Api, chalice_app: Any
 ) -> None:
@@ -180,3 +198,27 @@ def test_the_campaign_completes_when_every_recipient_has_a_final_outcome(
     assert final["status"] == "completed"
     assert final["finished_at"]
     assert final["counters"] == {"total": 3, "queued": 0, **ZERO, "succeeded": 1, "failed": 1, "unknown": 1}
+
+
+def test_a_recount_after_the_deliveries_expired_is_refused_rather_than_zeroing_the_counters(
+    tenant: Api, running: dict[str, Any]
+) -> None:
+    from chalicelib.store import aws
+
+    pk = pk_of(tenant, running)
+    aws.dynamodb().update_item(
+        TableName=get_main_table(),
+        Key=aws.to_item({"pk": pk, "sk": "META"}),
+        UpdateExpression="SET finished_at = :long_ago, succeeded = :n",
+        ExpressionAttributeValues=aws.to_values({":long_ago": 1_000_000_000, ":n": 3}),
+    )
+    answer = tenant.call("POST", f"/v1/campaigns/{running['id']}/recount")
+    assert answer.status_code == 409
+    assert "90 days" in answer.json_body["detail"]
+    assert tenant.ok("GET", f"/v1/campaigns/{running['id']}")["counters"]["succeeded"] == 3
+
+
+def get_main_table() -> str:
+    from chalicelib.settings import get_settings
+
+    return get_settings().main_table
