@@ -34,6 +34,18 @@ def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, An
     return aws.from_item(aws.to_item(item))
 
 
+def get_status(pk: str) -> str | None:
+    """The campaign's status alone (a small read, taken often while dispatch sends)."""
+    found = aws.dynamodb().get_item(
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        ConsistentRead=True,
+        ProjectionExpression="#st",
+        ExpressionAttributeNames={"#st": "status"},
+    )
+    return str(found["Item"]["status"]["S"]) if "Item" in found else None
+
+
 def get_campaign_by_pk(pk: str) -> dict[str, Any] | None:
     found = aws.dynamodb().get_item(
         TableName=get_settings().main_table, Key=aws.to_item({"pk": pk, "sk": keys.META}), ConsistentRead=True

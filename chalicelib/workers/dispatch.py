@@ -74,13 +74,18 @@ class CampaignWatch:
 
     @property
     def status(self) -> CampaignStatus:
-        with self.lock:
-            if time.monotonic() - self.read_at >= self.max_age:
-                fresh = campaigns.get_campaign_by_pk(self.campaign["pk"])
-                if fresh is not None:
-                    self.campaign = fresh
-                self.read_at = time.monotonic()
-            return CampaignStatus(self.campaign["status"])
+        """The status, read again (its attribute alone) by one of the sending threads when it is older than
+        `max_age`; the others go on with the status as last read meanwhile instead of waiting."""
+        if time.monotonic() - self.read_at >= self.max_age and self.lock.acquire(blocking=False):
+            try:
+                if time.monotonic() - self.read_at >= self.max_age:
+                    fresh = campaigns.get_status(self.campaign["pk"])
+                    if fresh is not None:
+                        self.campaign = {**self.campaign, "status": fresh}
+                    self.read_at = time.monotonic()
+            finally:
+                self.lock.release()
+        return CampaignStatus(self.campaign["status"])
 
 
 @dataclass
