@@ -27,7 +27,7 @@ UPLOAD_ROWS_PER_REQUEST = 10_000  # the API's limit per request
 POLL_SECONDS = 2.0
 UPLOAD_POLL_SECONDS = 0.1
 REQUEST_TIMEOUT_SECONDS = 600.0
-# Longer than the product's longest lease (a lost chunk of retries comes back after 900 s).
+# Longer than the product's longest lease (a lost chunk of retries comes back after 120 s).
 STALL_SECONDS = 960.0
 PRODUCT = "product"
 EVENT_SOURCES = "event source mapping"

@@ -23,8 +23,10 @@ from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries, keys, lists, queue
 
-# A released retry is not handed out again for this long; if its chunk is lost it comes back then.
-RETRY_LEASE_SECONDS = 900
+# A released retry is not handed out again for this long; if its chunk is lost (a release killed between
+# the lease and the send) it comes back then. Were its chunk only late, the retry is released twice and
+# the conditional claim (state queued, attempt) lets one of the two send it.
+RETRY_LEASE_SECONDS = 120
 # Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
 RELEASE_LEASE_SECONDS = 120
 TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
