@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # Exports: how long a download URL works, and the size of each uploaded part (S3: at least 5 MiB).
     export_url_seconds: int = 3600
     export_part_bytes: int = 8 * 1024 * 1024
+    # Ingest: a CSV larger than this is cut into segments of about this size, ingested in parallel.
+    ingest_segment_bytes: int = 256 * 1024 * 1024
     # A list's purge job is queued before its delete or clear, delayed past the request that queued it.
     list_purge_delay_seconds: int = 30
 

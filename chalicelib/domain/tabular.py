@@ -275,6 +275,43 @@ def csv_records(chunks: Iterable[bytes], layout: Layout, *, offset: int, line: i
         yield _cells(record, width)
 
 
+def next_boundary(
+    chunks: Iterable[bytes], layout: Layout, *, offset: int, line: int, at_least: int
+) -> tuple[int, int] | None:
+    """The first record boundary at or after byte `at_least`, reading `chunks` (the file's bytes from `offset`, a
+    record boundary at line number `line`): (byte offset, line number) there, or None when the file ends first.
+
+    Exact under quoting: past the first quote the records are found by the scanner that reads them. Before it,
+    every newline ends a record, so a stretch without quotes is crossed at the speed of bytes.find."""
+    base, tail, scanner = offset, b"", None  # base: the last boundary known; tail: the bytes since
+    for chunk in chunks:
+        if scanner is not None:
+            for record in scanner.feed(bytes(chunk)):
+                if record.end >= at_least:
+                    return record.end, record.next_line
+            continue
+        data = tail + bytes(chunk)
+        quote = data.find(b'"')
+        end = data.find(b"\n", max(0, at_least - 1 - base), quote if quote >= 0 else len(data))
+        if end >= 0:
+            return base + end + 1, line + data.count(b"\n", 0, end + 1)
+        last = data.rfind(b"\n", 0, quote if quote >= 0 else len(data))
+        line += data.count(b"\n", 0, last + 1)
+        base, tail = base + last + 1, data[last + 1 :]
+        if quote >= 0 or len(tail) > MAX_FIELD_BYTES:  # from here on, record by record
+            scanner = _Scanner(layout.delimiter, 0, base, line)
+            for record in scanner.feed(tail):
+                if record.end >= at_least:
+                    return record.end, record.next_line
+    if scanner is None:
+        scanner = _Scanner(layout.delimiter, 0, base, line)
+        list(scanner.feed(tail))
+    for record in scanner.finish():
+        if record.end >= at_least:
+            return record.end, record.next_line
+    return None
+
+
 def _check_header(header: list[str]) -> None:
     seen: set[str] = set()
     for number, name in enumerate(header, start=1):

@@ -75,20 +75,24 @@ class Deadline:
         return bool(self.context.get_remaining_time_in_millis() < DEADLINE_MARGIN_MS)
 
 
-def continuation(key: str, etag: str, upload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The message that asks the ingest worker to go on with an object (where it stopped is on the upload)."""
+def continuation(key: str, etag: str, at: dict[str, Any] | None = None, segment: int | None = None) -> dict[str, Any]:
+    """The message that asks the ingest worker to go on with an object, or with one of its segments (where it
+    stopped is on the upload or the segment; `at` is that item, its position copied for the logs)."""
     body: dict[str, Any] = {"bucket": objects.bucket(), "key": key, "etag": etag}
-    if upload is not None:
-        body.update(offset=upload.get("resume"), line=upload.get("line"))
+    if segment is not None:
+        body["segment"] = segment
+    if at is not None:
+        body.update(offset=at.get("resume"), line=at.get("line"))
     return {"ingest": body}
 
 
-def queue_object(key: str, etag: str, upload: dict[str, Any] | None = None) -> None:
-    queue.send_messages(get_settings().ingest_queue_url, [(queue.encode(continuation(key, etag, upload)), 0)])
+def queue_object(key: str, etag: str, at: dict[str, Any] | None = None, segment: int | None = None) -> None:
+    body = queue.encode(continuation(key, etag, at, segment))
+    queue.send_messages(get_settings().ingest_queue_url, [(body, 0)])
 
 
-def ingest_object(key: str, etag: str, context: Any) -> str:
-    """Ingest (or go on ingesting) one object version; what happened, for logs and tests."""
+def ingest_object(key: str, etag: str, context: Any, segment: int | None = None) -> str:
+    """Ingest (or go on ingesting) one object version, or one segment of it; what happened, for logs and tests."""
     where = parse_key(key)
     if where is None:
         logger.warning("object key is not an upload's; skipped", extra={"key": key})
@@ -120,7 +124,7 @@ def ingest_object(key: str, etag: str, context: Any) -> str:
     if upload.get("run") == etag:
         if upload["state"] != UploadState.INGESTING:
             return "skipped: already ingested"
-        return _run(upload, key, etag, head.size, Deadline(context))
+        return _go_on(upload, key, etag, head.size, Deadline(context), segment)
 
     marker = uploads.claim_object(where.account_id, where.list_id, where.upload_id, key, etag)
     if marker is not None and marker.get("started"):
@@ -129,7 +133,21 @@ def ingest_object(key: str, etag: str, context: Any) -> str:
     uploads.mark_started(where.account_id, where.list_id, where.upload_id, key, etag)
     if started is None:
         return "failed"
-    return _run(started, key, etag, head.size, Deadline(context))
+    return _go_on(started, key, etag, head.size, Deadline(context), None)
+
+
+def _go_on(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline, segment: int | None) -> str:
+    """Read on from the checkpoint: the whole object, or (segmented) the plan or one segment."""
+    if not upload.get("segmented"):
+        return _run(upload, key, etag, size, deadline, Part.whole(upload))
+    if segment is not None:
+        found = uploads.get_segment(upload, etag, segment)
+        if found is None or found.get("done"):
+            return "skipped: segment done"
+        return _run(upload, key, etag, size, deadline, Part.of_segment(found))
+    if upload.get("planned"):
+        return _finish_segmented(upload, key, etag)
+    return _plan(upload, key, etag, size, deadline)
 
 
 def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, Any] | None:
@@ -147,6 +165,7 @@ def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, 
         mapping=mapping.model_dump(mode="json"),
         resume=layout.data_start,
         line=layout.first_line,
+        segmented=layout.format == "csv" and size > get_settings().ingest_segment_bytes,
     )
     if not began:
         logger.info("run already begun by another delivery; resuming", extra={"upload": upload["id"]})
@@ -171,18 +190,44 @@ def _layout_and_mapping(upload: dict[str, Any], key: str, etag: str, size: int) 
     return layout, mapping
 
 
-def _records(upload: dict[str, Any], key: str, etag: str, size: int, layout: Layout) -> Iterator[Cells]:
-    resume, line = int(upload["resume"]), int(upload["line"])
+@dataclass
+class Part:
+    """What one worker reads from its checkpoint: the whole object (checkpoint on the upload) or one segment
+    (bytes up to `stop`, checkpoint on the segment's item)."""
+
+    resume: int
+    line: int
+    invalid: int  # rejected rows reported so far
+    segment: int | None = None
+    stop: int | None = None
+
+    @classmethod
+    def whole(cls, upload: dict[str, Any]) -> Part:
+        return cls(int(upload["resume"]), int(upload["line"]), int(upload.get("invalid", 0)))
+
+    @classmethod
+    def of_segment(cls, found: dict[str, Any]) -> Part:
+        resume, line, invalid = int(found["resume"]), int(found["line"]), int(found.get("invalid", 0))
+        return cls(resume, line, invalid, int(found["number"]), int(found["end"]))
+
+    def run(self, upload: dict[str, Any], etag: str) -> str:
+        """The ingest run this part's rows are written by (list counts are kept per run, in file order)."""
+        suffix = "" if self.segment is None else f":{self.segment}"
+        return f"{upload['id']}:{etag}{suffix}"
+
+
+def _records(key: str, etag: str, size: int, layout: Layout, part: Part) -> Iterator[Cells]:
     if layout.format == "xlsx":
-        return tabular.xlsx_records(objects.open_object(key, etag, size), layout, row=resume)
-    return tabular.csv_records(objects.stream(key, etag, resume), layout, offset=resume, line=line)
+        return tabular.xlsx_records(objects.open_object(key, etag, size), layout, row=part.resume)
+    chunks = objects.stream(key, etag, part.resume, part.stop)
+    return tabular.csv_records(chunks, layout, offset=part.resume, line=part.line)
 
 
-def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline) -> str:
-    """Batches from the checkpoint until the end of the object, a lost race, or the deadline."""
+def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline, part: Part) -> str:
+    """Batches from the part's checkpoint until its end, a lost race, or the deadline."""
     layout = Layout(**upload["layout"])
     mapping = ColumnMapping.model_validate(upload["effective_mapping"])
-    records = _records(upload, key, etag, size, layout)
+    records = _records(key, etag, size, layout, part)
 
     def read_and_check() -> tuple[list[Cells], Checked]:
         batch = list(itertools.islice(records, BATCH_ROWS))
@@ -197,29 +242,31 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
         first = True
         while True:
             if not first and deadline.near():
-                queue_object(key, etag, upload)
+                queue_object(key, etag, asdict(part), part.segment)
                 return "continued"
             first = False
             batch, checked = ahead.result()
-            if not batch:
-                return _finish(upload, key, etag)
             if len(batch) == BATCH_ROWS:
                 ahead = reader.submit(read_and_check)
-            start = int(upload["resume"])
-            counts, rejected = _write_batch(upload, etag, start, checked)
-            room = MAX_REPORTED_REJECTS - int(upload["invalid"])
+            start = part.resume
+            counts, rejected = _write_batch(upload, etag, part, checked) if batch else ({}, [])
+            room = MAX_REPORTED_REJECTS - part.invalid
             if rejected and room > 0:
                 uploads.put_rejects(upload, etag, rejected[:room])
-            last = batch[-1]
-            next_line = last.next_line or last.line + 1
-            if not uploads.checkpoint(upload, etag, after=start, resume=last.resume, line=next_line, counts=counts):
+            last = batch[-1] if batch else None
+            resume = last.resume if last else start
+            next_line = (last.next_line or last.line + 1) if last else part.line
+            done = len(batch) < BATCH_ROWS  # the records ran out: no need to queue a continuation to find it out
+            if not _save(upload, etag, part, start, resume, next_line, counts, done):
                 logger.info("checkpoint moved by another worker; stopping", extra={"upload": upload["id"]})
                 return "superseded"
-            upload["resume"], upload["line"] = last.resume, next_line
-            for name, added in counts.items():
-                upload[name] = int(upload.get(name, 0)) + added
-            if len(batch) < BATCH_ROWS:  # the records ran out: no need to queue a continuation to find it out
-                return _finish(upload, key, etag)
+            part.resume, part.line, part.invalid = resume, next_line, part.invalid + len(rejected)
+            if part.segment is None:
+                upload["resume"], upload["line"] = resume, next_line
+                for name, added in counts.items():
+                    upload[name] = int(upload.get(name, 0)) + added
+            if done:
+                return _finish(upload, key, etag) if part.segment is None else _finish_segmented(upload, key, etag)
     except (objects.ObjectChanged, objects.ObjectMissing):
         return "skipped: object replaced since"
     finally:
@@ -227,6 +274,60 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
         close = getattr(records, "close", None)
         if close is not None:
             close()
+
+
+def _save(
+    upload: dict[str, Any],
+    etag: str,
+    part: Part,
+    after: int,
+    resume: int,
+    line: int,
+    counts: dict[str, int],
+    done: bool,
+) -> bool:
+    """Move the part's checkpoint from `after` with the batch's counts; False when another worker moved it."""
+    if part.segment is None:
+        if not counts and resume == after:
+            return True  # an empty last batch: nothing to move
+        return uploads.checkpoint(upload, etag, after=after, resume=resume, line=line, counts=counts)
+    return uploads.segment_checkpoint(
+        upload, etag, part.segment, after=after, resume=resume, line=line, counts=counts, done=done
+    )
+
+
+def _plan(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline) -> str:
+    """Cut the object into segments of about `ingest_segment_bytes` at record boundaries, and queue each as it
+    is found: the segments are ingested in parallel while the plan goes on. Each segment is put, queued, and
+    only then counted on the upload (its position moving conditionally): a planner that stops anywhere in
+    between puts and queues the same segment again, and the segment's own checkpoint makes that a no-op."""
+    layout = Layout(**upload["layout"])
+    segment_bytes = get_settings().ingest_segment_bytes
+    try:
+        while True:
+            start, line, number = int(upload["resume"]), int(upload["line"]), int(upload.get("segment_count", 0))
+            chunks = objects.stream(key, etag, start)
+            try:
+                found = tabular.next_boundary(chunks, layout, offset=start, line=line, at_least=start + segment_bytes)
+            finally:
+                chunks.close()
+            end, next_line = found or (size, line)
+            if end > start:
+                uploads.put_segment(upload, etag, number, start=start, end=end, line=line)
+                queue_object(key, etag, None, number)
+                if not uploads.plan_segment(upload, etag, after=start, resume=end, line=next_line):
+                    return "superseded"
+                upload.update(resume=end, line=next_line, segment_count=number + 1)
+            if end >= size:
+                if not uploads.finish_plan(upload, etag, at=end):
+                    return "superseded"
+                upload["planned"] = True
+                return _finish_segmented(upload, key, etag)
+            if deadline.near():
+                queue_object(key, etag, upload)
+                return "continued"
+    except (objects.ObjectChanged, objects.ObjectMissing):
+        return "skipped: object replaced since"
 
 
 @dataclass
@@ -258,14 +359,19 @@ def _check(mapping: ColumnMapping, header: list[str], batch: list[Cells]) -> Che
 
 
 def _write_batch(
-    upload: dict[str, Any], etag: str, start: int, checked: Checked
+    upload: dict[str, Any], etag: str, part: Part, checked: Checked
 ) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Write one checked batch; its counts and its rejected rows."""
     valid, rejected, repeated = checked.valid, checked.rejected, checked.repeated
     listed: set[str] = set()
     if valid:
         _, listed = lists.put_recipients_in_batches(
-            upload["account_id"], upload["list_id"], list(valid.values()), run=f"{upload['id']}:{etag}", start=start
+            upload["account_id"],
+            upload["list_id"],
+            list(valid.values()),
+            run=part.run(upload, etag),
+            start=part.resume,
+            exclusive=part.segment is not None,
         )
     counts = {
         "rows_read": checked.rows,
@@ -295,16 +401,35 @@ def _reject(line: int, error: RowError, column: str) -> dict[str, Any]:
     return {"line": line, "reason": error.reason, "field": column, "detail": detail}
 
 
-def _finish(upload: dict[str, Any], key: str, etag: str) -> str:
-    """Write the rejected rows' CSV (when there are any) and complete the upload."""
+def _finish(upload: dict[str, Any], key: str, etag: str, totals: dict[str, int] | None = None) -> str:
+    """Write the rejected rows' CSV (when there are any) and complete the upload (a segmented one with its
+    segments' `totals`)."""
     report = None
-    if int(upload.get("invalid", 0)):
+    if int((totals or upload).get("invalid", 0)):
         report = rejects_key(upload["account_id"], upload["list_id"], upload["id"], etag)
         objects.write_stream(report, _rejects_csv(upload, etag))
-    if not uploads.finish_run(upload, etag, at=int(upload["resume"]), rejects_key=report):
+    at = None if totals is not None else int(upload["resume"])
+    if not uploads.finish_run(upload, etag, at=at, rejects_key=report, totals=totals):
         return "superseded"
-    logger.info("upload ingested", extra={"upload": upload["id"], **{k: upload.get(k) for k in uploads.COUNTERS}})
+    logger.info(
+        "upload ingested", extra={"upload": upload["id"], **(totals or {k: upload.get(k) for k in uploads.COUNTERS})}
+    )
     return "completed"
+
+
+def _finish_segmented(upload: dict[str, Any], key: str, etag: str) -> str:
+    """Complete a segmented upload once it is planned to the end and every segment is done. Called by the
+    planner at its end and by each segment at its end, each after its own write: whichever writes last sees
+    everything done (consistent reads) and completes it; two that both do are one conditional update."""
+    current = uploads.get_upload(upload["account_id"], upload["list_id"], upload["id"])
+    if current is None or current.get("run") != etag or current["state"] != UploadState.INGESTING:
+        return "segment done"
+    found = uploads.segments(current, etag)
+    done = sum(1 for s in found if s.get("done"))
+    if not current.get("planned") or done < int(current.get("segment_count", 0)):
+        return "segment done"
+    totals = {name: sum(int(s.get(name, 0)) for s in found) for name in uploads.COUNTERS}
+    return _finish(current, key, etag, totals)
 
 
 def _rejects_csv(upload: dict[str, Any], etag: str) -> Iterator[bytes]:
@@ -320,7 +445,10 @@ def handle_message(body: dict[str, Any], context: Any) -> list[str]:
         return ["ignored: test event"]
     if "ingest" in body:
         target = body["ingest"]
-        return [ingest_object(str(target["key"]), str(target["etag"]), context)]
+        segment = target.get("segment")
+        return [
+            ingest_object(str(target["key"]), str(target["etag"]), context, None if segment is None else int(segment))
+        ]
     objects_created = [
         record["s3"]
         for record in body.get("Records", [])

@@ -90,32 +90,11 @@ def put_recipients(
     table = get_settings().main_table
     if generation is None:
         generation = generation_of(get_list(account_id, list_id))
-    absent = "attribute_not_exists(pk)" + (" OR attribute_not_exists(gen) OR gen < :gen" if generation else "")
     written = 0
     raced: set[str] = set()
 
     def put(row: Recipient) -> bool | None:
-        """True: written; False: already listed; None: written again by the same origin."""
-        item = {
-            "pk": keys.list_recipient_pk(account_id, list_id, row.id),
-            "sk": keys.recipient_sk(row.id),
-            **item_fields(row),
-            "added_at": added_at,
-            "origin": origin,
-            "gen": generation,
-        }
-        values: dict[str, Any] = {":gen": generation} if generation else {}
-        condition: dict[str, Any] = {"ConditionExpression": absent}
-        if origin is not None:
-            values[":origin"] = origin
-            condition = {"ConditionExpression": f"{absent} OR origin = :origin", "ReturnValues": "ALL_OLD"}
-        if values:
-            condition["ExpressionAttributeValues"] = aws.to_values(values)
-        answer = aws.write_if(aws.dynamodb().put_item, TableName=table, Item=aws.to_item(item), **condition)
-        if answer is None:
-            return False
-        old = answer.get("Attributes")
-        return None if old and int(old.get("gen", {}).get("N", 0)) == generation else True
+        return _put_if_new(table, account_id, list_id, row, added_at=added_at, origin=origin, generation=generation)
 
     try:
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
@@ -133,6 +112,34 @@ def put_recipients(
     finally:
         count = _add_to_count(keys.list_pk(account_id, list_id), written, generation)
     return count, raced
+
+
+def _put_if_new(
+    table: str, account_id: str, list_id: str, row: Recipient, *, added_at: int, origin: str | None, generation: int
+) -> bool | None:
+    """Put one list item only if absent (or of an older generation, or written before by `origin`).
+    True: written; False: already listed; None: written again by the same origin."""
+    item = {
+        "pk": keys.list_recipient_pk(account_id, list_id, row.id),
+        "sk": keys.recipient_sk(row.id),
+        **item_fields(row),
+        "added_at": added_at,
+        "origin": origin,
+        "gen": generation,
+    }
+    absent = "attribute_not_exists(pk)" + (" OR attribute_not_exists(gen) OR gen < :gen" if generation else "")
+    values: dict[str, Any] = {":gen": generation} if generation else {}
+    condition: dict[str, Any] = {"ConditionExpression": absent}
+    if origin is not None:
+        values[":origin"] = origin
+        condition = {"ConditionExpression": f"{absent} OR origin = :origin", "ReturnValues": "ALL_OLD"}
+    if values:
+        condition["ExpressionAttributeValues"] = aws.to_values(values)
+    answer = aws.write_if(aws.dynamodb().put_item, TableName=table, Item=aws.to_item(item), **condition)
+    if answer is None:
+        return False
+    old = answer.get("Attributes")
+    return None if old and int(old.get("gen", {}).get("N", 0)) == generation else True
 
 
 def item_fields(recipient: Recipient) -> dict[str, Any]:
@@ -253,7 +260,14 @@ def listed_ids(account_id: str, list_ids: list[str], candidates: set[str]) -> se
 
 
 def put_recipients_in_batches(
-    account_id: str, list_id: str, rows: list[Recipient], *, run: str, start: int, generation: int | None = None
+    account_id: str,
+    list_id: str,
+    rows: list[Recipient],
+    *,
+    run: str,
+    start: int,
+    generation: int | None = None,
+    exclusive: bool = False,
 ) -> tuple[int, set[str]]:
     """`put_recipients` for file ingest: the same classification from one consistent BatchGetItem per
     100 rows and one BatchWriteItem per 25, instead of a conditional PutItem per row (about 8 times the
@@ -269,7 +283,9 @@ def put_recipients_in_batches(
 
     The check and the write are two calls, not one: a row written by another writer between them (the
     JSON API, or another file ingested into the same list in the same milliseconds) is overwritten with
-    this row's data and counted twice.
+    this row's data and counted twice. `exclusive` closes that gap where it is systematic (segments of one
+    file ingested in parallel, which meet the same ids at the same time when a list is repeated in it):
+    each row is then put with `_put_if_new`'s condition, one PutItem per row, the same write units.
     """
     origin = f"{run}:{start}"
     added_at = int(time.time() * 1000)
@@ -288,6 +304,20 @@ def put_recipients_in_batches(
             table,
             [{**key(r.id), **item_fields(r), "added_at": added_at, "origin": origin, "gen": generation} for r in part],
         )
+
+    if exclusive:
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            new = list(
+                pool.map(
+                    lambda r: _put_if_new(
+                        table, account_id, list_id, r, added_at=added_at, origin=origin, generation=generation
+                    ),
+                    rows,
+                )
+            )
+        taken = {row.id for row, fresh in zip(rows, new, strict=True) if fresh is False}
+        count = _add_to_count(keys.list_pk(account_id, list_id), len(rows) - len(taken), generation, (run, start))
+        return count, taken
 
     with ThreadPoolExecutor(max_workers=BATCH_CALLS) as pool:
         current = {

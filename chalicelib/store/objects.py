@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -115,11 +115,13 @@ def read_range(key: str, etag: str, start: int, end: int) -> bytes:
     return data
 
 
-def stream(key: str, etag: str, offset: int = 0) -> Iterator[bytes]:
-    """The object's bytes from `offset` to its end, in pieces, over ranged GETs of STREAM_WINDOW bytes
-    (so no connection stays open for a whole invocation)."""
-    while True:
-        body = _get(key, etag, f"bytes={offset}-{offset + STREAM_WINDOW - 1}")
+def stream(key: str, etag: str, offset: int = 0, stop: int | None = None) -> Generator[bytes, None, None]:
+    """The object's bytes from `offset` to its end (or to `stop`, exclusive), in pieces, over ranged GETs of
+    STREAM_WINDOW bytes (so no connection stays open for a whole invocation)."""
+    while stop is None or offset < stop:
+        last = offset + STREAM_WINDOW - 1 if stop is None else min(offset + STREAM_WINDOW, stop) - 1
+        asked = last + 1 - offset
+        body = _get(key, etag, f"bytes={offset}-{last}")
         if body is None:
             return
         got = 0
@@ -130,7 +132,7 @@ def stream(key: str, etag: str, offset: int = 0) -> Iterator[bytes]:
         finally:
             body.close()
         offset += got
-        if got < STREAM_WINDOW:
+        if got < asked:
             return
 
 
