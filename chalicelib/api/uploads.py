@@ -98,7 +98,16 @@ def _upload(account: str, list_id: str, upload_id: str) -> dict[str, Any]:
     return item
 
 
+def _segments_done(item: dict[str, Any]) -> int | None:
+    if not item.get("segmented"):
+        return None
+    if "segments_done" in item:
+        return int(item["segments_done"])
+    return int(item.get("segment_count", 0)) if item["state"] == UploadState.COMPLETED else 0
+
+
 def upload_view(item: dict[str, Any]) -> Upload:
+    item = uploads.with_segment_totals(item)
     error = item.get("error")
     report = None
     if item.get("rejects_key") and item["state"] == UploadState.COMPLETED:
@@ -113,6 +122,8 @@ def upload_view(item: dict[str, Any]) -> Upload:
         accepted=int(item.get("accepted", 0)),
         invalid=int(item.get("invalid", 0)),
         duplicates=int(item.get("duplicates", 0)),
+        segments=int(item["segment_count"]) if item.get("segmented") else None,
+        segments_done=_segments_done(item),
         error=UploadError(**error) if error else None,
         rejected_rows_url=report,
         created_at=iso(item["created_at"]) or "",

@@ -256,6 +256,12 @@ class Upload(BaseModel):
     accepted: int = Field(description="Rows added to the list.")
     invalid: int = Field(description="Rows rejected; each is in the rejected rows file with its line number.")
     duplicates: int = Field(description="Rows whose id is already in the list (or earlier in the file).")
+    segments: int | None = Field(
+        None,
+        description="A large CSV is cut into segments of whole records, ingested in parallel: how many are "
+        "planned so far (null for a file read in one piece).",
+    )
+    segments_done: int | None = Field(None, description="Segments ingested to their end.")
     error: UploadError | None = Field(None, description="Why the whole file was refused (state failed).")
     rejected_rows_url: str | None = Field(
         None, description="Once completed with invalid rows: a CSV (line,reason,field,detail), link valid one hour."

@@ -526,3 +526,163 @@ def test_a_presigned_put_is_ingested_on_the_local_stack() -> None:
         assert upload["state"] == "completed", upload
         assert counts(upload) == (25, 25, 0, 0)
         assert client.get(f"/v1/lists/{list_id}").json()["recipient_count"] == 25
+
+
+# --- a large CSV in segments, ingested in parallel -------------------------------------------------------
+
+SEGMENT_BYTES = 4096
+
+
+def repeated_list_csv(rows: int = 300) -> bytes:
+    """A list written twice over (every valid id of the second half is a duplicate of the first), with quoted
+    notes spanning lines and holding delimiters, and some invalid rows."""
+    lines = []
+    for i in range(rows):
+        phone = f"bad-{i}" if i % 53 == 0 else valid_phone(i)
+        note = f'"line one\nline two, with a comma {i}"' if i % 7 == 0 else f"note {i}"
+        lines.append(f"{phone},R{i},{note}")
+    return ("phone,first_name,note\n" + "\n".join(lines + lines) + "\n").encode()
+
+
+def ingest_reference(chalice_app: Any, env: dict[str, str], tenant: Api, data: bytes) -> tuple[dict[str, Any], int]:
+    """The same file ingested in one piece (no segments) into another list: its upload and the list's count."""
+    other = new_list(tenant)
+    upload_id = upload_file(tenant, env, other, data)
+    run_ingest(chalice_app, env)
+    reference = get_upload(tenant, other, upload_id)
+    assert reference["segments"] is None and reference["state"] == "completed"
+    return reference, recipient_count(tenant, other)
+
+
+def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("INGEST_SEGMENT_BYTES", str(SEGMENT_BYTES))
+    get_settings.cache_clear()
+
+
+def message_kind(message: dict[str, Any]) -> str:
+    body = json.loads(message["Body"])
+    return "segment" if "segment" in body.get("ingest", {}) else "plan"
+
+
+def test_a_large_csv_is_ingested_in_segments_in_any_order_as_if_in_one_piece(
+    chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    data = repeated_list_csv()
+    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
+    small_segments(monkeypatch)
+    list_id = new_list(tenant)
+    upload_id = upload_file(tenant, aws_env, list_id, data)
+
+    # The notification: the planner cuts the file, queueing each segment as it goes; with under a minute
+    # left it queues one segment per invocation and hands the rest of the plan to a continuation.
+    planner = receive_all(aws_env["INGEST_QUEUE_URL"])
+    assert chalice_app.ingest(sqs_event(planner), LambdaContext(30_000)) == {"batchItemFailures": []}
+    pending = receive_all(aws_env["INGEST_QUEUE_URL"])
+    assert sorted(message_kind(m) for m in pending) == ["plan", "segment"]
+    early = get_upload(tenant, list_id, upload_id)
+    assert (early["state"], early["segments"], early["segments_done"], early["rows_read"]) == ("ingesting", 1, 0, 0)
+
+    rng = random.Random(7)
+    handled = 0
+    while pending:
+        rng.shuffle(pending)  # segments and the plan's continuations in any order
+        for message in pending:
+            assert chalice_app.ingest(sqs_event([message]), LambdaContext(30_000)) == {"batchItemFailures": []}
+            handled += 1
+            if handled == 6:  # midway: the counts so far are the segments' sums
+                midway = get_upload(tenant, list_id, upload_id)
+                assert midway["state"] == "ingesting" and 0 < midway["rows_read"] < reference["rows_read"]
+                assert 0 < midway["segments_done"] < midway["segments"]
+        pending = receive_all(aws_env["INGEST_QUEUE_URL"])
+
+    upload = get_upload(tenant, list_id, upload_id)
+    assert upload["state"] == "completed"
+    assert upload["segments"] == upload["segments_done"] >= len(data) // SEGMENT_BYTES
+    assert counts(upload) == counts(reference)
+    assert upload["duplicates"] >= 300 - upload["invalid"]  # the second copy of every valid row
+    assert recipient_count(tenant, list_id) == reference_count == upload["accepted"]
+    assert rejected_rows(aws_env, upload) == rejected_rows(aws_env, reference)  # the same line numbers
+    notes = {
+        r["id"]: r["attributes"]["note"]
+        for r in tenant.ok("GET", f"/v1/lists/{list_id}/recipients?limit=1000")["items"]
+    }
+    assert notes[valid_phone(7)] == "line one\nline two, with a comma 7"
+
+
+def test_segments_ingested_at_the_same_time_count_a_repeated_list_once(
+    chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every segment of the file at once, one thread each (moto made atomic as on the local stack): the two
+    copies of each id are written at the same moment, and each is still counted once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.local.moto_server import patched_moto
+
+    data = repeated_list_csv()
+    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
+    small_segments(monkeypatch)
+    list_id = new_list(tenant)
+    upload_id = upload_file(tenant, aws_env, list_id, data)
+    run_plan = receive_all(aws_env["INGEST_QUEUE_URL"])
+    assert chalice_app.ingest(sqs_event(run_plan), LambdaContext(290_000)) == {"batchItemFailures": []}
+    segments = receive_all(aws_env["INGEST_QUEUE_URL"])
+    assert len(segments) == get_upload(tenant, list_id, upload_id)["segments"] > 4
+    assert {message_kind(m) for m in segments} == {"segment"}
+
+    with patched_moto(), ThreadPoolExecutor(max_workers=len(segments)) as pool:
+        answers = list(pool.map(lambda m: chalice_app.ingest(sqs_event([m]), LambdaContext(290_000)), segments))
+    assert answers == [{"batchItemFailures": []}] * len(segments)
+    assert not receive_all(aws_env["INGEST_QUEUE_URL"])
+
+    upload = get_upload(tenant, list_id, upload_id)
+    assert upload["state"] == "completed" and counts(upload) == counts(reference)
+    assert recipient_count(tenant, list_id) == reference_count == upload["accepted"]
+
+
+@pytest.mark.parametrize("crash_in", ["checkpoint", "writes", "plan"])
+def test_a_crash_in_a_segment_or_the_plan_loses_and_doubles_nothing(
+    chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch, crash_in: str
+) -> None:
+    data = repeated_list_csv()
+    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
+    small_segments(monkeypatch)
+    list_id = new_list(tenant)
+    upload_id = upload_file(tenant, aws_env, list_id, data)
+    module, name, crash_at = {
+        "checkpoint": (upload_store, "segment_checkpoint", 3),  # after the third segment's rows are written
+        "writes": (lists, "item_fields", 250),  # halfway through a segment's writes
+        "plan": (upload_store, "plan_segment", 4),  # the fourth segment put and queued, not counted
+    }[crash_in]
+    real = getattr(module, name)
+    calls = {"n": 0}
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise RuntimeError(f"injected crash in {name}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, crash)
+    failed = 0
+    for _ in range(100):
+        messages = receive_all(aws_env["INGEST_QUEUE_URL"])
+        if not messages:
+            break
+        for message in messages:
+            answer = chalice_app.ingest(sqs_event([message]), LambdaContext(290_000))
+            if answer["batchItemFailures"]:  # SQS redelivers it after its visibility timeout
+                failed += 1
+                boto3.client("sqs", region_name="us-east-1").send_message(
+                    QueueUrl=aws_env["INGEST_QUEUE_URL"], MessageBody=message["Body"]
+                )
+    assert failed == 1
+
+    upload = get_upload(tenant, list_id, upload_id)
+    assert upload["state"] == "completed" and upload["segments"] == upload["segments_done"] > 4
+    assert counts(upload) == counts(reference)
+    assert recipient_count(tenant, list_id) == reference_count == upload["accepted"]
+    assert rejected_rows(aws_env, upload) == rejected_rows(aws_env, reference)

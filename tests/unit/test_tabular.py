@@ -28,6 +28,7 @@ from chalicelib.domain.tabular import (
     csv_records,
     default_mapping,
     neutralise,
+    next_boundary,
     to_row,
     xlsx_layout,
     xlsx_records,
@@ -542,3 +543,54 @@ def test_report_lines_neutralise_formulas() -> None:
     line = csv_line(["r1", '=HYPERLINK("x")', "a,b", "Zoë"])
     assert line == 'r1,"\'=HYPERLINK(""x"")","a,b",Zoë\r\n'.encode()
     assert next(csv.reader(io.StringIO(line.decode()))) == ["r1", '\'=HYPERLINK("x")', "a,b", "Zoë"]
+
+
+def assert_cut_is_exact(raw: bytes, layout: Layout, start: int, line: int, at_least: int, sizes: list[int]) -> None:
+    """Cutting the file at next_boundary's answer and reading both parts gives the records of the whole, and
+    the cut is the first record boundary at or after `at_least`."""
+    whole = list(csv_records([raw[start:]], layout, offset=start, line=line))
+    found = next_boundary(pieces(raw[start:], sizes), layout, offset=start, line=line, at_least=at_least)
+    if found is None:
+        assert at_least > len(raw) or start == len(raw)
+        return
+    cut, cut_line = found
+    assert at_least <= cut <= len(raw)
+    assert not any(at_least <= c.resume < cut for c in whole)  # no earlier boundary was skipped
+    before = list(csv_records([raw[start:cut]], layout, offset=start, line=line))
+    after = list(csv_records([raw[cut:]], layout, offset=cut, line=cut_line))
+    assert before + after == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(csv_files(), st.lists(st.integers(1, 40), min_size=1, max_size=5), st.data())
+def test_a_file_cut_at_the_next_boundary_reads_as_the_whole(
+    file: tuple[bytes, str, list[str], list[list[str]], list[int]], sizes: list[int], data: st.DataObject
+) -> None:
+    raw = file[0]
+    layout = csv_layout(raw[:HEAD_BYTES])
+    at_least = data.draw(st.integers(layout.data_start, len(raw) + 1))
+    assert_cut_is_exact(raw, layout, layout.data_start, layout.first_line, at_least, sizes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b",", b'"', b"\n", b"\r", b"\r\n", b"\xc3\xa9", b" "]), max_size=60),
+    st.lists(st.integers(1, 7), min_size=1, max_size=4),
+    st.data(),
+)
+def test_any_bytes_cut_at_the_next_boundary_read_as_the_whole(
+    parts: list[bytes], sizes: list[int], data: st.DataObject
+) -> None:
+    raw = b"".join(parts)
+    layout = Layout("csv", ["a", "b"], ",", 0, 1)
+    assert_cut_is_exact(raw, layout, 0, 1, data.draw(st.integers(0, len(raw) + 1)), sizes)
+
+
+def test_a_boundary_past_a_long_stretch_without_quotes_then_inside_quoted_newlines() -> None:
+    unquoted = b"".join(b"+1415555%04d,plain\n" % i for i in range(1000))
+    quoted = b"".join(b'+1416555%04d,"two\nlines"\n' % i for i in range(100))
+    raw = b"phone,note\n" + unquoted + quoted
+    layout = csv_layout(raw[:HEAD_BYTES])
+    middle_of_quoted = len(raw) - 30 * 50 + 5
+    for at_least in (layout.data_start + 1, len(b"phone,note\n") + len(unquoted) - 3, middle_of_quoted):
+        assert_cut_is_exact(raw, layout, layout.data_start, layout.first_line, at_least, [4096])
