@@ -42,7 +42,14 @@ from infra.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- ingest-bench:begin -->", "<!-- ingest-bench:end -->"
+
+
+def markers(segment_bytes: int) -> tuple[str, str]:
+    """The section of docs/benchmarks.md this run replaces: one for files read in one piece, one for segments."""
+    name = "ingest-bench-segmented" if segment_bytes else "ingest-bench"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
 HEADER = ["id", "phone", "email", "first_name", "plan", "score"]
 PLANS = ("free", "pro", "team", "enterprise")
 BATCH_WRITE_ITEMS = 25
@@ -188,7 +195,9 @@ class RssSampler(threading.Thread):
             self.peak = max(self.peak, rss_mb())
 
 
-def run_ingest(rows: int, timeout: float) -> IngestRun:
+def run_ingest(rows: int, timeout: float, segment_bytes: int = 0) -> IngestRun:
+    if segment_bytes:  # read by the ingest worker's settings, in this (fresh) process
+        os.environ["INGEST_SEGMENT_BYTES"] = str(segment_bytes)
     counter = AwsCallCounter()
     counter.keep_key_writes = False  # millions of writes: counted per key and second, not kept one by one
     with tempfile.TemporaryDirectory() as tmp, counter.counting_new_clients(PRODUCT):
@@ -246,16 +255,23 @@ def _ingest(api: CampaignApi, list_id: str, path: Path, rows: int, timeout: floa
         )  # fmt: skip
 
 
-def report(run: IngestRun, command: str) -> str:
+def report(run: IngestRun, command: str, segment_bytes: int = 0) -> str:
     per_row = run.rows
     ratio = run.rate / run.floor_rate
     units = (run.write_units + run.index_units) / per_row
     busiest = max(run.list_key_writes.values(), default=0)
     share = busiest / max(1, sum(run.list_key_writes.values()))
     tick = {True: "✓", False: "✗"}
+    begin, end = markers(segment_bytes)
+    mode = (
+        f" Segmented: `INGEST_SEGMENT_BYTES={segment_bytes}`, so the file is cut into segments of whole records "
+        "ingested in parallel by the runner's ingest invocations (a conditional PutItem per row)."
+        if segment_bytes
+        else ""
+    )
     lines = [
-        BEGIN,
-        "## List ingest through S3",
+        begin,
+        "## List ingest through S3" + (", in parallel segments" if segment_bytes else ""),
         "",
         "Produced by:",
         "",
@@ -265,7 +281,7 @@ def report(run: IngestRun, command: str) -> str:
         f"{run.rows:,} rows ({run.file_bytes / 1e6:,.0f} MB: id, phone, email and three attributes) PUT to the "
         "presigned URL of `POST /v1/lists/{id}/uploads`, ingested by the `ingest` function through S3's "
         "notification; the floor is BatchWriteItem of the same items (same checks, same shape) into a scratch "
-        f"table on the same moto server in the same run, {FLOOR_WRITERS} calls in flight.",
+        f"table on the same moto server in the same run, {FLOOR_WRITERS} calls in flight." + mode,
         "",
         "| measure | target | measured |",
         "|---|---|---:|",
@@ -286,7 +302,7 @@ def report(run: IngestRun, command: str) -> str:
         "| service | operation | requests | per row |",
         "|---|---|---:|---:|",
         *(f"| {s} | {op} | {n:,} | {n / per_row:.4f} |" for (s, op), n in sorted(run.calls.items())),
-        END,
+        end,
     ]
     return "\n".join(lines)
 
@@ -296,16 +312,22 @@ def main(
     rows: int = typer.Option(1_000_000, help="Rows in the generated CSV."),
     timeout: float = typer.Option(7200, help="Give up after this many seconds."),
     output: Path = typer.Option(OUTPUT, help="The page whose ingest-bench section is replaced."),
+    segment_bytes: int = typer.Option(0, help="Cut the file into segments of this size, ingested in parallel."),
 ) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh interpreter, a clean RSS
-        run = pool.submit(run_ingest, rows, timeout).result()
-    command = f"make bench-ingest  # python -m bench.ingest_bench --rows {rows}"
-    section = report(run, command)
+        run = pool.submit(run_ingest, rows, timeout, segment_bytes).result()
+    command = f"python -m bench.ingest_bench --rows {rows}"
+    if segment_bytes:
+        command += f" --segment-bytes {segment_bytes}"
+    else:
+        command = "make bench-ingest  # " + command
+    section = report(run, command, segment_bytes)
+    begin, end = markers(segment_bytes)
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
-    if BEGIN in previous:
-        head, _, rest = previous.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in previous:
+        head, _, rest = previous.partition(begin)
+        _, _, tail = rest.partition(end)
         page = head + section + tail
     else:
         page = keep_marked_sections(previous, "").rstrip("\n") + "\n\n" + section + "\n"
