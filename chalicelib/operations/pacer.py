@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ from chalicelib.store import campaigns, deliveries, keys, lists, queue
 RETRY_LEASE_SECONDS = 120
 # Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
 RELEASE_LEASE_SECONDS = 120
+# Recipients read from the list per Query page, between which the release checks its time.
+RELEASE_PAGE = 1000
 TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
 
 
@@ -45,10 +48,17 @@ class Entry:
 
 
 def release_campaign(
-    pk: str, *, now: float | None = None, horizon_seconds: float | None = None, lease_seconds: float | None = None
+    pk: str,
+    *,
+    now: float | None = None,
+    horizon_seconds: float | None = None,
+    lease_seconds: float | None = None,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> int:
     """Release the campaign's due recipients; `lease_seconds` is how long a pacer that dies holding the
-    lease blocks the campaign (the invocation's remaining time, so no longer than it could run)."""
+    lease blocks the campaign (the invocation's remaining time, so no longer than it could run). The list
+    is read RELEASE_PAGE recipients at a time while `out_of_time()` says there is time left: what was read
+    is sent and the cursor saved, and the next job goes on from there."""
     now = time.time() if now is None else now
     horizon = get_settings().release_horizon_seconds if horizon_seconds is None else horizon_seconds
     campaign = campaigns.get_campaign_by_pk(pk)
@@ -67,12 +77,12 @@ def release_campaign(
     cursor = campaign.get("release_cursor")
     exhausted = bool(campaign.get("release_exhausted", False))
     account_id, _ = keys.split_campaign_pk(pk)
-    while len(entries) < quota and not exhausted:
+    while len(entries) < quota and not exhausted and not (entries and out_of_time()):
         page, cursor = lists.recipients_page(
             account_id,
             campaign["list_id"],
             after=cursor,
-            limit=quota - len(entries),
+            limit=min(quota - len(entries), RELEASE_PAGE),
             added_before_ms=int(campaign["started_at_ms"]),
         )
         entries.extend(

@@ -12,6 +12,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.operations import pacer
 from chalicelib.store import campaigns, queue
 
+# The time a release keeps back from its deadline to send the chunks it read and save its progress.
+SEND_AND_SAVE_MS = 10_000
+
 
 def fan_out() -> int:
     """The tick: one release job per running campaign; returns how many were queued."""
@@ -27,7 +30,13 @@ def handle_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The lease outlives this invocation by a second at most: a release killed by its timeout or a
         # crash blocks its campaign no longer than that.
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
-        pacer.release_campaign(json.loads(record.body)["campaign"], lease_seconds=remaining and remaining + 1)
+
+        def out_of_time() -> bool:  # kept back: enough to send what was read and save the cursor
+            return context is not None and context.get_remaining_time_in_millis() < SEND_AND_SAVE_MS
+
+        pacer.release_campaign(
+            json.loads(record.body)["campaign"], lease_seconds=remaining and remaining + 1, out_of_time=out_of_time
+        )
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(process_partial_response(event=event, record_handler=release, processor=processor, context=context))

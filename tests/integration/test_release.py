@@ -71,6 +71,25 @@ def test_ticks_release_each_recipient_once_at_the_rate(tenant: Api, aws_env: dic
     assert campaigns.get_campaign_by_pk(pk)["release_exhausted"] is True  # type: ignore[index]
 
 
+def test_a_release_short_of_time_stops_between_list_pages_and_the_next_one_goes_on_from_there(
+    tenant: Api, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = draft_with(tenant, 120, rate_per_second=1000)  # one window's quota covers the whole list
+    pk = campaign_pk(tenant, draft)
+    from chalicelib.domain.campaign import CampaignStatus
+
+    now = time.time()
+    campaigns.change_status(
+        pk, CampaignStatus.DRAFT, CampaignStatus.RUNNING, sets={"total": 120, "started_at_ms": int(now * 1000) + 1000}
+    )
+    monkeypatch.setattr(release, "RELEASE_PAGE", 50)
+    # Each job finds time for its first page only (the deadline is near as soon as it has read one).
+    released = [release.release_campaign(pk, now=now + t, out_of_time=lambda: True) for t in (0, 0.1, 0.2, 0.3)]
+    assert released == [50, 50, 20, 0]
+    assert sorted(queued_recipients(aws_env["DISPATCH_QUEUE_URL"])) == sorted(r["phone"] for r in recipient_rows(120))
+    assert campaigns.get_campaign_by_pk(pk)["release_exhausted"] is True  # type: ignore[index]
+
+
 def test_recipients_added_after_the_start_are_not_in_that_campaign(tenant: Api, aws_env: dict[str, str]) -> None:
     draft = draft_with(tenant, 20, rate_per_second=1)  # the start releases the first one only
     started = tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
