@@ -1,4 +1,5 @@
-"""Campaigns: create a draft, read it with live counters, start/pause/resume/cancel, list outcomes, recount.
+"""Campaigns: create a draft, page through them, read one with live counters, change, clone or delete it,
+start/pause/resume/cancel, list outcomes, recount.
 
 No request does per-recipient work: start and resume change the status and queue one release job.
 """
@@ -6,17 +7,34 @@ No request does per-recipient work: start and resume change the status and queue
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.http import paged, parse_body, route
+from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import campaign_view, counters_view, delivery_view
-from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
-from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.models import Campaign, CampaignCreate, Delivery, Page, Recount
+from chalicelib.domain.campaign import (
+    CHANGEABLE_WHEN_STARTED,
+    DELETABLE,
+    STARTED,
+    CampaignAction,
+    CampaignStatus,
+    next_status,
+)
+from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from chalicelib.domain.models import (
+    Campaign,
+    CampaignClone,
+    CampaignCreate,
+    CampaignUpdate,
+    Delivery,
+    Page,
+    Recount,
+)
 from chalicelib.observability import logger
 from chalicelib.operations import recount
-from chalicelib.store import campaigns, deliveries, list_catalog, lists, queue
+from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, list_catalog, lists, queue
 
 bp = Blueprint(__name__)
 
@@ -24,16 +42,138 @@ bp = Blueprint(__name__)
 @route(bp, "/campaigns", methods=["POST"], status=201)
 def create_campaign(account: str) -> Campaign:
     body = parse_body(bp.current_request, CampaignCreate)
-    try:
-        lists.get_list(account, body.list_id)
-    except NotFound:
-        raise InvalidInput.on("list_id", f"no list {body.list_id} in this account") from None
-    for i, excluded in enumerate(body.exclusion_list_ids):
+    _check_lists(account, body.list_id, body.exclusion_list_ids)
+    return campaign_view(campaigns.create_campaign(account, body.model_dump(mode="json")))
+
+
+def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> None:
+    """The lists a definition names exist in the account (422 naming the field otherwise)."""
+    if list_id is not None:
+        try:
+            lists.get_list(account, list_id)
+        except NotFound:
+            raise InvalidInput.on("list_id", f"no list {list_id} in this account") from None
+    for i, excluded in enumerate(exclusion_list_ids or []):
         try:
             lists.get_list(account, excluded)
         except NotFound:
             raise InvalidInput.on(f"exclusion_list_ids[{i}]", f"no list {excluded} in this account") from None
-    return campaign_view(campaigns.create_campaign(account, body.model_dump(mode="json")))
+
+
+@route(bp, "/campaigns", methods=["GET"])
+def list_campaigns(account: str) -> Page[Campaign]:
+    request = bp.current_request
+    statuses = _statuses(query_str(request, "status"))
+    list_id = query_str(request, "list_id")
+    created_from = _instant(query_str(request, "created_after"), "created_after")
+    created_to = _instant(query_str(request, "created_before"), "created_before")
+    # The token is bound to the filters: a page token of one query is a 400 in another.
+    scope = f"{account}/campaigns?{','.join(sorted(statuses))}|{list_id}|{created_from}|{created_to}"
+    items, token = paged(
+        request,
+        scope,
+        lambda after, limit: campaign_catalog.campaigns_page(
+            account,
+            after=after,
+            limit=limit,
+            statuses=statuses,
+            list_id=list_id,
+            created_from_ms=created_from if created_from is not None else 0,
+            created_to_ms=created_to if created_to is not None else 10**15 - 1,
+        ),
+    )
+    return Page[Campaign](items=[campaign_view(i) for i in items], next_page_token=token)
+
+
+def _statuses(raw: str | None) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    names = [part.strip() for part in raw.split(",")]
+    known = {s.value for s in CampaignStatus}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput.on("status", f"unknown status {unknown[0]!r}; one or more of {', '.join(sorted(known))}")
+    return frozenset(names)
+
+
+def _instant(raw: str | None, name: str) -> int | None:
+    """An ISO 8601 date-time with its offset, as epoch milliseconds."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput.on(name, "must be an ISO 8601 date-time with an offset, e.g. 2026-11-25T09:00:00Z")
+    return max(0, min(int(moment.timestamp() * 1000), 10**15 - 1))
+
+
+@route(bp, "/campaigns/{campaign_id}", methods=["PATCH"])
+def update_campaign(account: str, campaign_id: str) -> Campaign:
+    body = parse_body(bp.current_request, CampaignUpdate)
+    changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+    campaign = campaigns.get_campaign(account, campaign_id)
+    status = CampaignStatus(campaign["status"])
+    if status == CampaignStatus.DRAFT:
+        allowed = frozenset({CampaignStatus.DRAFT})
+        _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
+        if "rate_per_second" in changes:  # nothing is sent yet: the deliveries' spread follows the rate
+            changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
+    elif status in STARTED:
+        allowed = STARTED
+        for name in changes:
+            if name not in CHANGEABLE_WHEN_STARTED:
+                raise Conflict(
+                    detail=f"{name} can be changed only while the campaign is a draft; it is {status.value}",
+                    errors=[FieldError(name, f"not changeable while {status.value}")],
+                )
+        if "rate_per_second" in changes:
+            _check_started_rate(campaign, float(changes["rate_per_second"]))
+    else:
+        raise Conflict(
+            detail=f"a {status.value} campaign cannot be changed; clone it to send again",
+            errors=[FieldError("status", f"is {status.value}")],
+        )
+    if not changes:
+        return campaign_view(campaign)
+    return campaign_view(campaign_catalog.update_definition(campaign, changes, allowed))
+
+
+def _check_started_rate(campaign: dict[str, Any], rate: float) -> None:
+    """A started campaign's deliveries are spread over the buckets its rate had at creation (or its last
+    change as a draft); a faster rate would put more writes on each partition key than they take."""
+    buckets = int(campaign.get("buckets", 1))
+    most = buckets * keys.RECIPIENTS_PER_BUCKET_PER_SECOND
+    if keys.bucket_count(rate) > buckets:
+        raise InvalidInput.on(
+            "rate_per_second",
+            f"at most {most:g} per second once started (its deliveries are spread for that rate); "
+            "clone the campaign to send faster",
+        )
+
+
+@route(bp, "/campaigns/{campaign_id}", methods=["DELETE"], status=204)
+def delete_campaign(account: str, campaign_id: str) -> None:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    status = CampaignStatus(campaign["status"])
+    if status not in DELETABLE:
+        raise Conflict(
+            detail=f"a {status.value} campaign cannot be deleted; cancel it first",
+            errors=[FieldError("status", f"is {status.value}")],
+        )
+    campaign_catalog.delete_campaign(campaign, DELETABLE)
+
+
+@route(bp, "/campaigns/{campaign_id}/clone", methods=["POST"], status=201)
+def clone_campaign(account: str, campaign_id: str) -> Campaign:
+    request = bp.current_request
+    body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
+    original = campaigns.get_campaign(account, campaign_id)
+    definition = {name: original.get(name) for name in CampaignCreate.model_fields}
+    definition["name"] = body.name or f"{original['name']} (copy)"[:200]
+    definition = CampaignCreate.model_validate(definition).model_dump(mode="json")
+    return campaign_view(campaigns.create_campaign(account, definition))
 
 
 @route(bp, "/campaigns/{campaign_id}", methods=["GET"])

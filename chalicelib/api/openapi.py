@@ -32,6 +32,8 @@ class Operation(NamedTuple):
     operation_id: str
     paged: bool = False  # reads `page_token` and `limit` from the query string
     admin: bool = False  # needs the operator's admin token, not an account's key
+    query: tuple[dict[str, Any], ...] = ()  # other query parameters it reads
+    body_optional: bool = False  # its request body may be left out
 
 
 OPERATIONS: list[Operation] = [
@@ -67,6 +69,70 @@ OPERATIONS: list[Operation] = [
         paged=True,
     ),
     Operation("post", "/v1/campaigns", "Create a draft campaign", m.CampaignCreate, 201, m.Campaign, "createCampaign"),
+    Operation(
+        "get",
+        "/v1/campaigns",
+        "Page through the account's campaigns, newest first, by status, list and creation time",
+        None,
+        200,
+        m.Page[m.Campaign],
+        "listCampaigns",
+        paged=True,
+        query=(
+            {
+                "name": "status",
+                "in": "query",
+                "required": False,
+                "description": "One or more statuses, comma-separated (e.g. running,paused); any other is a 422.",
+                "schema": {"type": "string", "maxLength": 200},
+            },
+            {
+                "name": "list_id",
+                "in": "query",
+                "required": False,
+                "description": "Only campaigns sending to this list.",
+                "schema": {"type": "string", "maxLength": 64},
+            },
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": f"Only campaigns created {word} this instant (ISO 8601 with offset).",
+                    "schema": {"type": "string", "format": "date-time"},
+                }
+                for name, word in (("created_after", "at or after"), ("created_before", "at or before"))
+            ),
+        ),
+    ),
+    Operation(
+        "patch",
+        "/v1/campaigns/{campaign_id}",
+        "Change a campaign: any field while draft, name and rate while running or paused (409 otherwise)",
+        m.CampaignUpdate,
+        200,
+        m.Campaign,
+        "updateCampaign",
+    ),
+    Operation(
+        "delete",
+        "/v1/campaigns/{campaign_id}",
+        "Delete a draft or finished campaign (409 while running or paused)",
+        None,
+        204,
+        None,
+        "deleteCampaign",
+    ),
+    Operation(
+        "post",
+        "/v1/campaigns/{campaign_id}/clone",
+        "A new draft with the same definition (body optional)",
+        m.CampaignClone,
+        201,
+        m.Campaign,
+        "cloneCampaign",
+        body_optional=True,
+    ),
     Operation(
         "get", "/v1/campaigns/{campaign_id}", "Read a campaign with live counters", None, 200, m.Campaign, "getCampaign"
     ),
@@ -308,6 +374,9 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links["ListCampaignRecipients"] = ("listCampaignRecipients", ids, None)
     links["RecountCampaign"] = ("recountCampaign", ids, None)
     links["ExportCampaign"] = ("exportCampaign", ids, None)
+    links["UpdateCampaign"] = ("updateCampaign", ids, None)
+    links["CloneCampaign"] = ("cloneCampaign", ids, None)
+    links["DeleteCampaign"] = ("deleteCampaign", ids, None)
     return links
 
 
@@ -336,6 +405,8 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         "GetList": ("getList", {"list_id": "$response.body#/list_id"}, None),
     },
     "getCampaign": _campaign_links(_FROM_CAMPAIGN_ID),
+    "updateCampaign": _campaign_links(_FROM_CAMPAIGN_ID),
+    "cloneCampaign": _campaign_links(_FROM_CAMPAIGN_ID),
     **{action: _campaign_links(_FROM_CAMPAIGN_ID) for action in _CAMPAIGN_ACTIONS},
     "listCampaignRecipients": {
         "NextPage": (
@@ -354,6 +425,7 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         "GetCampaignExport": ("getCampaignExport", {**_CAMPAIGN_IN_PATH, "export_id": "$response.body#/id"}, None)
     },
     "listLists": {"NextPage": ("listLists", {"page_token": "$response.body#/next_page_token"}, None)},
+    "listCampaigns": {"NextPage": ("listCampaigns", {"page_token": "$response.body#/next_page_token"}, None)},
 }
 
 
@@ -392,6 +464,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     ]
     if op.paged:
         parameters += PAGE_PARAMETERS
+    parameters += op.query
     if op.method == "post":
         parameters.append(
             {
@@ -406,6 +479,27 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return parameters
 
 
+def _say_stripped(schemas: dict[str, Any], models: set[type[BaseModel]]) -> None:
+    """Models that strip whitespace from strings count a string's length after stripping: a required
+    non-empty string must hold a character other than whitespace, which the document says with a pattern."""
+    seen: set[type[BaseModel]] = set()
+    todo = [m for m in models if m.model_config.get("str_strip_whitespace")]
+    while todo:
+        model = todo.pop()
+        if model in seen or model.__name__ not in schemas:
+            continue
+        seen.add(model)
+        for name, prop in schemas[model.__name__].get("properties", {}).items():
+            for variant in [prop, *prop.get("anyOf", [])]:
+                if variant.get("type") == "string" and variant.get("minLength", 0) >= 1 and "pattern" not in variant:
+                    variant["pattern"] = r"\S"
+            field = model.model_fields.get(name)
+            annotation = getattr(field, "annotation", None)
+            for inner in (*getattr(annotation, "__args__", ()), annotation):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    todo.append(inner)
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM}}}
 
@@ -418,6 +512,7 @@ def openapi_document() -> dict[str, Any]:
     modes += [(ListItemIn, "validation"), (RecipientRow, "validation")]
     refs, defs = models_json_schema(modes, ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
+    _say_stripped(schemas, used)
     # Rows are checked one by one (a bad row is reported, not fatal): any value is accepted as a row,
     # and a list item (or the {phone, params} shorthand) is what gets in.
     schemas["RecipientsAdd"]["properties"]["recipients"]["items"] = {
@@ -443,7 +538,7 @@ def openapi_document() -> dict[str, Any]:
             responses[str(op.status)]["links"] = links
         if op.request is not None:
             operation["requestBody"] = {
-                "required": True,
+                "required": not op.body_optional,
                 "description": BODY_LIMIT,
                 "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
             }

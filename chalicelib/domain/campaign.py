@@ -38,6 +38,11 @@ _TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
 
 TERMINAL = frozenset({S.COMPLETED, S.CANCELLED})
 SENDING = frozenset({S.RUNNING})
+# PATCH: a draft takes any field; a started campaign that is not finished, these only.
+STARTED = frozenset({S.RUNNING, S.PAUSED})
+CHANGEABLE_WHEN_STARTED = frozenset({"name", "rate_per_second"})
+# DELETE: a campaign that is not sending or about to send again.
+DELETABLE = frozenset({S.DRAFT, *TERMINAL})
 
 
 def next_status(action: CampaignAction, current: CampaignStatus) -> CampaignStatus:

@@ -134,6 +134,29 @@ class CampaignCreate(Strict):
         return value
 
 
+class CampaignUpdate(Strict):
+    """The fields to change; a field left out keeps its value. A draft takes any of them; a running or paused
+    campaign `name` and `rate_per_second` only (the new rate paces what is released from then on, within
+    a release window: 60 s on AWS). A finished campaign takes none."""
+
+    name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
+    list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
+    sender: str = Field(None, min_length=1, max_length=20)  # type: ignore[assignment]
+    template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
+    rate_per_second: float = Field(None, ge=0.01, le=1000)  # type: ignore[assignment]
+    retry_policy: RetryPolicy | None = Field(None, description="null removes retries: one attempt each.")
+    exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str) -> str:
+        return CampaignCreate._template_compiles(value)
+
+
+class CampaignClone(Strict):
+    name: str = Field(None, min_length=1, max_length=200, description="Defaults to the original's name + ' (copy)'.")  # type: ignore[assignment]
+
+
 class Counters(BaseModel):
     """total = queued + in_flight + succeeded + failed + unknown + skipped, at every read."""
 

@@ -15,14 +15,22 @@ ACTIVE = "running"
 
 
 def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """The campaign's META, and beside it an index item under the account (GET /v1/campaigns pages those)."""
     campaign_id = keys.new_id("cmp")
+    created_at = time.time()
+    index_sk = keys.campaign_index_sk(int(created_at * 1000), campaign_id)
+    table = get_settings().main_table
+    # The index item first: one without its META (a crash in between) is skipped when listing.
+    index = {"pk": keys.campaigns_index_pk(account_id), "sk": index_sk, "id": campaign_id}
+    aws.dynamodb().put_item(TableName=table, Item=aws.to_item({**index, "list_id": definition["list_id"]}))
     item = {
         **definition,
         "pk": keys.campaign_pk(account_id, campaign_id),
         "sk": keys.META,
         "id": campaign_id,
         "status": CampaignStatus.DRAFT.value,
-        "created_at": time.time(),
+        "created_at": created_at,
+        "index_sk": index_sk,
         "total": 0,
         **dict.fromkeys(COUNTERS, 0),
         "buckets": keys.bucket_count(float(definition["rate_per_second"])),
@@ -30,7 +38,7 @@ def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, An
         "stream_batches": 0,
         "released_until": 0,
     }
-    aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
+    aws.dynamodb().put_item(TableName=table, Item=aws.to_item(item))
     return aws.from_item(aws.to_item(item))
 
 

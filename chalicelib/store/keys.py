@@ -88,6 +88,15 @@ def list_index_sk(created_ms: int, list_id: str) -> str:
     return f"L#{created_ms:015d}#{list_id}"
 
 
+def campaigns_index_pk(account_id: str) -> str:
+    """The account's campaign index: one item per campaign, sorted by creation time (GET /v1/campaigns)."""
+    return f"{account_id}#CAMPAIGNS"
+
+
+def campaign_index_sk(created_ms: int, campaign_id: str) -> str:
+    return f"C#{created_ms:015d}#{campaign_id}"
+
+
 def export_pk(account_id: str, export_id: str) -> str:
     """An export job's own item."""
     return f"{account_id}#X#{export_id}"

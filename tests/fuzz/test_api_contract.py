@@ -249,7 +249,14 @@ ID_ROUTES = [
     ("GET", "/v1/lists/{list_id}/exports/{export_id}", None),
     ("POST", "/v1/campaigns/{campaign_id}/exports", None),
     ("GET", "/v1/campaigns/{campaign_id}/exports/{export_id}", None),
+    ("PATCH", "/v1/campaigns/{campaign_id}", {"name": "mine now"}),
+    ("DELETE", "/v1/campaigns/{campaign_id}", None),
+    ("POST", "/v1/campaigns/{campaign_id}/clone", None),
 ]
+
+
+def newest(http: httpx.Client, headers: dict[str, str]) -> list[str]:
+    return [c["id"] for c in http.get("/v1/campaigns?limit=100", headers=headers).json()["items"]]
 
 
 def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: Accounts) -> None:
@@ -292,6 +299,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "upload_id": "upl_00000000000000000000",
             "export_id": "exp_00000000000000000000",
         }
+        alices_newest = newest(http, alice)
         for method, path, body in ID_ROUTES:
             problem = assert_problem(http.request(method, path.format(**ids), json=body, headers=bob), 404)
             # The same answer as for an id that exists nowhere: nothing tells Bob that Alice's exists.
@@ -300,7 +308,9 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         # Nothing Bob did changed Alice's things.
         assert http.get(f"/v1/lists/{listed['id']}", headers=alice).json()["recipient_count"] == 1
         assert http.get(f"/v1/lists/{listed['id']}/recipients/{valid_phone(1)}", headers=alice).status_code == 200
-        assert http.get(f"/v1/campaigns/{campaign['id']}", headers=alice).json()["status"] == "draft"
+        mine = http.get(f"/v1/campaigns/{campaign['id']}", headers=alice).json()
+        assert (mine["status"], mine["name"]) == ("draft", "c")
+        assert newest(http, alice) == alices_newest  # no clone of hers appeared in her account
 
 
 # --- what the served stack answers itself ---------------------------------------------------------

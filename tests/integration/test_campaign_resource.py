@@ -1,0 +1,156 @@
+"""The campaign as a resource: paging through an account's campaigns with filters, changing one (what each
+status allows), deleting and cloning it."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.utils import Api, campaign_body, recipient_rows
+
+pytestmark = pytest.mark.integration
+
+
+def new_list(tenant: Api, rows: int = 3) -> str:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "people"}, status=201)
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(rows)})
+    return str(listed["id"])
+
+
+def draft(tenant: Api, list_id: str, **overrides: Any) -> dict[str, Any]:
+    return dict(tenant.ok("POST", "/v1/campaigns", campaign_body(list_id, **overrides), status=201))
+
+
+def problem(tenant: Api, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    answer = tenant.call(method, path, body)
+    assert answer.headers["Content-Type"] == "application/problem+json", answer.body
+    return answer.status_code, json.loads(answer.body)
+
+
+def all_pages(tenant: Api, query: str, limit: int = 2) -> list[str]:
+    ids: list[str] = []
+    token = None
+    for _ in range(50):
+        path = f"/v1/campaigns?limit={limit}{query}" + (f"&page_token={token}" if token else "")
+        page = tenant.ok("GET", path)
+        ids += [c["id"] for c in page["items"]]
+        token = page["next_page_token"]
+        if token is None:
+            return ids
+    raise AssertionError("pages never ended")
+
+
+def test_campaigns_are_paged_newest_first_and_filtered_by_status_list_and_creation_time(tenant: Api, api: Api) -> None:
+    first_list, second_list = new_list(tenant), new_list(tenant)
+    a = draft(tenant, first_list, name="a")
+    time.sleep(0.01)
+    middle = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    b = draft(tenant, second_list, name="b")
+    c = draft(tenant, first_list, name="c")
+    tenant.ok("POST", f"/v1/campaigns/{c['id']}/start")
+    tenant.ok("POST", f"/v1/campaigns/{b['id']}/cancel")
+
+    assert all_pages(tenant, "") == [c["id"], b["id"], a["id"]]
+    assert all_pages(tenant, "&status=running") == [c["id"]]
+    assert all_pages(tenant, "&status=draft,cancelled") == [b["id"], a["id"]]
+    assert all_pages(tenant, f"&list_id={first_list}") == [c["id"], a["id"]]
+    assert all_pages(tenant, f"&list_id={first_list}&status=draft") == [a["id"]]
+    after = middle.replace("+00:00", "Z")
+    assert all_pages(tenant, f"&created_after={after}") == [c["id"], b["id"]]
+    assert all_pages(tenant, f"&created_before={after}") == [a["id"]]
+    listed = tenant.ok("GET", "/v1/campaigns?status=running")["items"][0]
+    assert listed["status"] == "running" and listed["counters"]["total"] == 3
+
+    assert api.new_account("other").ok("GET", "/v1/campaigns") == {"items": [], "next_page_token": None}
+    status, body = problem(tenant, "GET", "/v1/campaigns?status=sending")
+    assert status == 422 and body["errors"][0]["field"] == "status"
+    status, body = problem(tenant, "GET", "/v1/campaigns?created_after=yesterday")
+    assert status == 422 and body["errors"][0]["field"] == "created_after"
+    status, body = problem(tenant, "GET", "/v1/campaigns?created_after=2026-11-25T10:00:00")  # no offset
+    assert status == 422 and body["errors"][0]["field"] == "created_after"
+    # A page token belongs to its filters.
+    token = tenant.ok("GET", "/v1/campaigns?limit=1")["next_page_token"]
+    status, body = problem(tenant, "GET", f"/v1/campaigns?limit=1&status=draft&page_token={token}")
+    assert status == 400 and body["errors"][0]["field"] == "page_token"
+
+
+def test_a_draft_changes_any_field_and_a_started_one_only_its_name_and_rate(tenant: Api) -> None:
+    first_list, second_list = new_list(tenant), new_list(tenant, rows=5)
+    campaign = draft(tenant, first_list, rate_per_second=10)
+    path = f"/v1/campaigns/{campaign['id']}"
+
+    changed = tenant.ok(
+        "PATCH",
+        path,
+        {"template": "Bye {{ first_name }}", "list_id": second_list, "rate_per_second": 400, "retry_policy": None},
+    )
+    assert (changed["template"], changed["list_id"], changed["rate_per_second"]) == (
+        "Bye {{ first_name }}",
+        second_list,
+        400,
+    )
+    assert changed["retry_policy"] is None and changed["name"] == campaign["name"]
+    assert tenant.ok("GET", path) == changed
+    assert [c["id"] for c in tenant.ok("GET", f"/v1/campaigns?list_id={second_list}")["items"]] == [campaign["id"]]
+
+    status, body = problem(tenant, "PATCH", path, {"list_id": "lst_missing"})
+    assert status == 422 and body["errors"][0]["field"] == "list_id"
+    status, body = problem(tenant, "PATCH", path, {"template": "{{ broken"})
+    assert status == 422 and body["errors"][0]["field"] == "template"
+    status, body = problem(tenant, "PATCH", path, {"name": None})
+    assert status == 422 and body["errors"][0]["field"] == "name"
+    status, body = problem(tenant, "PATCH", path, {"colour": "red"})
+    assert status == 422 and body["errors"][0]["field"] == "colour"
+
+    started = tenant.ok("POST", f"{path}/start")
+    assert started["counters"]["total"] == 5  # the list it was changed to
+    running = tenant.ok("PATCH", path, {"rate_per_second": 250, "name": "slower"})
+    assert (running["rate_per_second"], running["name"], running["status"]) == (250, "slower", "running")
+    status, body = problem(tenant, "PATCH", path, {"template": "Other"})
+    assert status == 409 and body["errors"][0]["field"] == "template" and "running" in body["detail"]
+    status, body = problem(tenant, "PATCH", path, {"rate_per_second": 1000})  # beyond its deliveries' spread
+    assert status == 422 and body["errors"][0]["field"] == "rate_per_second"
+    tenant.ok("POST", f"{path}/cancel")
+    status, body = problem(tenant, "PATCH", path, {"name": "again"})
+    assert status == 409 and body["errors"][0] == {"field": "status", "reason": "is cancelled"}
+    assert tenant.ok("GET", path)["name"] == "slower"
+
+
+def test_draft_and_finished_campaigns_are_deleted_and_running_ones_are_not(tenant: Api, api: Api) -> None:
+    list_id = new_list(tenant)
+    kept, removed, running = draft(tenant, list_id), draft(tenant, list_id), draft(tenant, list_id)
+    tenant.ok("POST", f"/v1/campaigns/{running['id']}/start")
+
+    assert api.new_account("other").call("DELETE", f"/v1/campaigns/{removed['id']}").status_code == 404
+    assert tenant.call("DELETE", f"/v1/campaigns/{removed['id']}").status_code == 204
+    status, _ = problem(tenant, "GET", f"/v1/campaigns/{removed['id']}")
+    assert status == 404
+    assert tenant.call("DELETE", f"/v1/campaigns/{removed['id']}").status_code == 404
+
+    status, body = problem(tenant, "DELETE", f"/v1/campaigns/{running['id']}")
+    assert status == 409 and body["errors"][0] == {"field": "status", "reason": "is running"}
+    tenant.ok("POST", f"/v1/campaigns/{running['id']}/cancel")
+    assert tenant.call("DELETE", f"/v1/campaigns/{running['id']}").status_code == 204
+    assert all_pages(tenant, "") == [kept["id"]]
+
+
+def test_a_clone_is_a_new_draft_with_the_same_definition(tenant: Api) -> None:
+    list_id, excluded = new_list(tenant), new_list(tenant)
+    original = draft(tenant, list_id, exclusion_list_ids=[excluded], rate_per_second=42)
+    tenant.ok("POST", f"/v1/campaigns/{original['id']}/start")
+
+    copy = tenant.ok("POST", f"/v1/campaigns/{original['id']}/clone", status=201)
+    assert copy["id"] != original["id"] and copy["status"] == "draft" and copy["name"] == "Spring sale (copy)"
+    same = ("list_id", "channel", "sender", "template", "rate_per_second", "retry_policy", "exclusion_list_ids")
+    assert {k: copy[k] for k in same} == {k: original[k] for k in same}
+    assert copy["counters"] == {k: 0 for k in copy["counters"]}
+    named = tenant.ok("POST", f"/v1/campaigns/{original['id']}/clone", {"name": "Autumn"}, status=201)
+    assert named["name"] == "Autumn"
+    assert all_pages(tenant, "&status=draft") == [named["id"], copy["id"]]
+    status, body = problem(tenant, "POST", f"/v1/campaigns/{original['id']}/clone", {"name": ""})
+    assert status == 422 and body["errors"][0]["field"] == "name"
