@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     idempotency_table: str = "bulk-idempotency"
     dispatch_queue_url: str = ""
     release_queue_url: str = ""
+    # Scheduled starts: EventBridge Scheduler schedules in this group send a message to the release queue
+    # (its ARN), with this role.
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
+    release_queue_arn: str = ""
     uploads_bucket: str = ""
     ingest_queue_url: str = ""
     export_queue_url: str = ""

@@ -17,6 +17,7 @@ from chalicelib.api.views import campaign_view, counters_view, delivery_view
 from chalicelib.domain.campaign import (
     CHANGEABLE_WHEN_STARTED,
     DELETABLE,
+    NOT_STARTED,
     STARTED,
     CampaignAction,
     CampaignStatus,
@@ -32,9 +33,10 @@ from chalicelib.domain.models import (
     Page,
     Recount,
 )
-from chalicelib.observability import logger
-from chalicelib.operations import recount
-from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, list_catalog, lists, queue
+from chalicelib.operations import recount, start
+from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, schedules
+
+MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
 
 bp = Blueprint(__name__)
 
@@ -43,7 +45,33 @@ bp = Blueprint(__name__)
 def create_campaign(account: str) -> Campaign:
     body = parse_body(bp.current_request, CampaignCreate)
     _check_lists(account, body.list_id, body.exclusion_list_ids)
-    return campaign_view(campaigns.create_campaign(account, body.model_dump(mode="json")))
+    start_at = _start_time(body.start_at) if body.start_at is not None else None
+    definition = body.model_dump(mode="json", exclude={"start_at"})
+    created = campaigns.create_campaign(account, definition)
+    if start_at is None:
+        return campaign_view(created)
+    return campaign_view(_schedule(created, start_at))
+
+
+def _start_time(moment: datetime) -> int:
+    """A start time as epoch seconds: in the future, within a year (422 naming start_at otherwise)."""
+    at = int(moment.timestamp())
+    now = time.time()
+    if at <= now:
+        raise InvalidInput.on("start_at", "must be in the future; to start now, POST .../start")
+    if at > now + MAX_SCHEDULE_AHEAD_SECONDS:
+        raise InvalidInput.on("start_at", "must be within a year")
+    return at
+
+
+def _schedule(campaign: dict[str, Any], start_at: int, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put the campaign's start schedule, then make it `scheduled` for that time (with `changes`), if it is
+    still not started. A schedule left behind by a campaign that started meanwhile fires, finds it not
+    scheduled for that time, and does nothing."""
+    schedules.put_start(campaign["id"], campaign["pk"], start_at)
+    fields = {**(changes or {}), "start_at": start_at, "status": CampaignStatus.SCHEDULED.value}
+    fields["start_problem"] = None  # a problem of an earlier schedule
+    return campaign_catalog.update_definition(campaign, fields, NOT_STARTED)
 
 
 def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> None:
@@ -115,11 +143,20 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
     changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
     campaign = campaigns.get_campaign(account, campaign_id)
     status = CampaignStatus(campaign["status"])
-    if status == CampaignStatus.DRAFT:
-        allowed = frozenset({CampaignStatus.DRAFT})
+    if status in NOT_STARTED:
+        allowed = NOT_STARTED
         _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
         if "rate_per_second" in changes:  # nothing is sent yet: the deliveries' spread follows the rate
             changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
+        if "start_at" in changes:
+            changes.pop("start_at")
+            if body.start_at is not None:
+                return campaign_view(_schedule(campaign, _start_time(body.start_at), changes))
+            changes["status"] = CampaignStatus.DRAFT.value
+            changes["start_at"] = None
+            unscheduled = campaign_catalog.update_definition(campaign, changes, allowed)
+            schedules.delete_start(campaign_id)
+            return campaign_view(unscheduled)
     elif status in STARTED:
         allowed = STARTED
         for name in changes:
@@ -163,6 +200,8 @@ def delete_campaign(account: str, campaign_id: str) -> None:
             errors=[FieldError("status", f"is {status.value}")],
         )
     campaign_catalog.delete_campaign(campaign, DELETABLE)
+    if status == CampaignStatus.SCHEDULED:
+        schedules.delete_start(campaign_id)
 
 
 @route(bp, "/campaigns/{campaign_id}/clone", methods=["POST"], status=201)
@@ -170,9 +209,9 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
     request = bp.current_request
     body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
     original = campaigns.get_campaign(account, campaign_id)
-    definition = {name: original.get(name) for name in CampaignCreate.model_fields}
+    definition = {name: original.get(name) for name in CampaignCreate.model_fields if name != "start_at"}
     definition["name"] = body.name or f"{original['name']} (copy)"[:200]
-    definition = CampaignCreate.model_validate(definition).model_dump(mode="json")
+    definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
     return campaign_view(campaigns.create_campaign(account, definition))
 
 
@@ -183,20 +222,7 @@ def get_campaign(account: str, campaign_id: str) -> Campaign:
 
 @route(bp, "/campaigns/{campaign_id}/start", methods=["POST"])
 def start_campaign(account: str, campaign_id: str) -> Campaign:
-    campaign = campaigns.get_campaign(account, campaign_id)
-    current = CampaignStatus(campaign["status"])
-    new = next_status(CampaignAction.START, current)
-    # Marked before the status changes: a list's delete or clear then sees this campaign (list_catalog).
-    for used in campaign.get("exclusion_list_ids") or []:
-        list_catalog.mark_used_by(account, used, campaign_id)
-    audience = int(list_catalog.mark_used_by(account, campaign["list_id"], campaign_id)["recipient_count"])
-    if audience == 0:
-        raise InvalidInput.on("list_id", "the campaign's list has no recipients; add some before starting")
-    now = time.time()
-    sets = {"total": audience, "started_at": now, "started_at_ms": int(now * 1000), "released_until": now}
-    started = campaigns.change_status(campaign["pk"], current, new, sets=sets)
-    _release_soon(started["pk"])
-    return campaign_view(started)
+    return campaign_view(start.start(campaigns.get_campaign(account, campaign_id)))
 
 
 def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
@@ -209,17 +235,10 @@ def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
         sets = {"released_until": max(time.time(), float(campaign.get("released_until", 0)))}
     changed = campaigns.change_status(campaign["pk"], current, next_status(action, current), sets=sets)
     if action == CampaignAction.RESUME:
-        _release_soon(changed["pk"])
+        start.release_soon(changed["pk"])
+    if current == CampaignStatus.SCHEDULED:  # cancelled before its time
+        schedules.delete_start(campaign_id)
     return campaign_view(changed)
-
-
-def _release_soon(pk: str) -> None:
-    """Queue a release job now, so the first window goes out without waiting for the tick (which covers
-    it if this fails)."""
-    try:
-        queue.send_release_jobs([pk])
-    except Exception:
-        logger.exception("queueing the first release failed; the next tick releases", extra={"campaign": pk})
 
 
 @route(bp, "/campaigns/{campaign_id}/pause", methods=["POST"])

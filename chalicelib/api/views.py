@@ -62,7 +62,10 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         status=item["status"],
         created_at=iso(item["created_at"]) or "",
+        start_at=iso(item.get("start_at")),
         started_at=iso(item.get("started_at")),
+        started_late_seconds=item.get("started_late_seconds"),
+        start_problem=item.get("start_problem"),
         finished_at=iso(item.get("finished_at")),
         counters=counters_view(item),
     )

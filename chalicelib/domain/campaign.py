@@ -1,4 +1,4 @@
-"""The campaign lifecycle: draft -> running <-> paused -> completed | cancelled."""
+"""The campaign lifecycle: draft <-> scheduled -> running <-> paused -> completed | cancelled."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from chalicelib.domain.errors import Conflict, FieldError
 
 class CampaignStatus(StrEnum):
     DRAFT = "draft"
+    SCHEDULED = "scheduled"  # a draft with a start time: an EventBridge Scheduler schedule starts it
     RUNNING = "running"
     PAUSED = "paused"
     COMPLETED = "completed"
@@ -26,9 +27,11 @@ class CampaignAction(StrEnum):
 S = CampaignStatus
 _TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
     (CampaignAction.START, S.DRAFT): S.RUNNING,
+    (CampaignAction.START, S.SCHEDULED): S.RUNNING,  # by its schedule, or by hand before its time
     (CampaignAction.PAUSE, S.RUNNING): S.PAUSED,
     (CampaignAction.RESUME, S.PAUSED): S.RUNNING,
     (CampaignAction.CANCEL, S.DRAFT): S.CANCELLED,
+    (CampaignAction.CANCEL, S.SCHEDULED): S.CANCELLED,
     (CampaignAction.CANCEL, S.RUNNING): S.CANCELLED,
     (CampaignAction.CANCEL, S.PAUSED): S.CANCELLED,
     # A paused campaign whose last in-flight sends finish is complete too.
@@ -38,11 +41,15 @@ _TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
 
 TERMINAL = frozenset({S.COMPLETED, S.CANCELLED})
 SENDING = frozenset({S.RUNNING})
-# PATCH: a draft takes any field; a started campaign that is not finished, these only.
+# PATCH: a draft or scheduled campaign takes any field (a start time makes it scheduled, none a draft);
+# a started campaign that is not finished, these only.
+NOT_STARTED = frozenset({S.DRAFT, S.SCHEDULED})
 STARTED = frozenset({S.RUNNING, S.PAUSED})
 CHANGEABLE_WHEN_STARTED = frozenset({"name", "rate_per_second"})
 # DELETE: a campaign that is not sending or about to send again.
-DELETABLE = frozenset({S.DRAFT, *TERMINAL})
+DELETABLE = frozenset({*NOT_STARTED, *TERMINAL})
+# A start more than this late (a missed or delayed schedule) is reported on the campaign.
+LATE_START_SECONDS = 60.0
 
 
 def next_status(action: CampaignAction, current: CampaignStatus) -> CampaignStatus:

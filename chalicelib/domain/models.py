@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, SkipReason
@@ -113,6 +113,13 @@ class CampaignCreate(Strict):
         10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
     )
     retry_policy: RetryPolicy | None = Field(None, description="Omit for no retries: one attempt each.")
+    start_at: AwareDatetime | None = Field(
+        None,
+        strict=False,
+        description="When to start, ISO 8601 with an offset (e.g. 2026-12-01T09:00:00+01:00), in the future and "
+        "within a year: the campaign is `scheduled` and an EventBridge Scheduler schedule starts it then. "
+        "Omit for a draft started by POST .../start.",
+    )
     exclusion_list_ids: list[str] = Field(
         default_factory=list,
         max_length=MAX_EXCLUSION_LISTS,
@@ -145,6 +152,11 @@ class CampaignUpdate(Strict):
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     rate_per_second: float = Field(None, ge=0.01, le=1000)  # type: ignore[assignment]
     retry_policy: RetryPolicy | None = Field(None, description="null removes retries: one attempt each.")
+    start_at: AwareDatetime | None = Field(
+        None,
+        strict=False,
+        description="A new start time (reschedules; the campaign becomes `scheduled`); null unschedules it.",
+    )
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
     @field_validator("template")
@@ -184,7 +196,14 @@ class Campaign(BaseModel):
     exclusion_list_ids: list[str] = Field(default_factory=list)
     status: CampaignStatus
     created_at: str
+    start_at: str | None = Field(None, description="When its schedule starts it (scheduled campaigns).")
     started_at: str | None = None
+    started_late_seconds: float | None = Field(
+        None, description="Set when the campaign started over a minute after its start_at (a missed schedule)."
+    )
+    start_problem: str | None = Field(
+        None, description="Why its schedule could not start it (it is a draft again), e.g. an empty list."
+    )
     finished_at: str | None = None
     counters: Counters
 

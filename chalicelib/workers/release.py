@@ -1,5 +1,6 @@
 """Release: the scheduled tick fans out one release job per running campaign; each job releases one
-campaign in its own invocation, so a large or slow campaign cannot starve the others."""
+campaign in its own invocation, so a large or slow campaign cannot starve the others. A campaign's start
+schedule sends its job here too, carrying `start_at`: the campaign is started first."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.operations import pacer
+from chalicelib.operations import pacer, start
 from chalicelib.store import campaigns, queue
 
 # The time a release keeps back from its deadline to send the chunks it read and save its progress.
@@ -34,9 +35,10 @@ def handle_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
         def out_of_time() -> bool:  # kept back: enough to send what was read and save the cursor
             return context is not None and context.get_remaining_time_in_millis() < SEND_AND_SAVE_MS
 
-        pacer.release_campaign(
-            json.loads(record.body)["campaign"], lease_seconds=remaining and remaining + 1, out_of_time=out_of_time
-        )
+        job = json.loads(record.body)
+        if "start_at" in job:  # sent by a campaign's start schedule (EventBridge Scheduler)
+            start.start_scheduled(job["campaign"], float(job["start_at"]))
+        pacer.release_campaign(job["campaign"], lease_seconds=remaining and remaining + 1, out_of_time=out_of_time)
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(process_partial_response(event=event, record_handler=release, processor=processor, context=context))

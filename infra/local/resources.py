@@ -22,6 +22,9 @@ DEFAULT_PREFIX = "bulk-local"
 TABLE_TYPE = "AWS::DynamoDB::Table"
 QUEUE_TYPE = "AWS::SQS::Queue"
 BUCKET_TYPE = "AWS::S3::Bucket"
+SCHEDULE_GROUP_TYPE = "AWS::Scheduler::ScheduleGroup"
+ROLE_TYPE = "AWS::IAM::Role"
+LOCAL_ACCOUNT_ID = "123456789012"
 
 # CloudFormation property -> SQS attribute, for the properties that have one.
 _QUEUE_ATTRIBUTES = (
@@ -158,8 +161,26 @@ def create_resources(
             properties = _resolve(resource.get("Properties", {}), attributes)
             attributes[logical_id] = _create_bucket(s3, bucket_name(prefix, logical_id), properties)
 
+    groups = resources_of_type(template, SCHEDULE_GROUP_TYPE)
+    if groups:
+        scheduler = boto3.client("scheduler", endpoint_url=endpoint_url, region_name=region)
+        for logical_id in groups:
+            attributes[logical_id] = _create_schedule_group(scheduler, f"{prefix}-{logical_id}")
+    # Roles are what AWS services assume; nothing checks them locally, so they are named, not created.
+    for logical_id in resources_of_type(template, ROLE_TYPE):
+        name = f"{prefix}-{logical_id}"
+        attributes[logical_id] = {"Ref": name, "Arn": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}"}
+
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     return {name: str(_resolve(value, attributes)) for name, value in variables.items()}
+
+
+def _create_schedule_group(scheduler: Any, name: str) -> dict[str, str]:
+    try:
+        arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
+    except scheduler.exceptions.ConflictException:
+        arn = scheduler.get_schedule_group(Name=name)["Arn"]
+    return {"Ref": name, "Arn": arn}
 
 
 def _create_table(dynamodb: Any, name: str, resource: Mapping[str, Any]) -> dict[str, str]:

@@ -57,6 +57,7 @@ from infra.local.events.base import (
     LambdaContext,
     Poller,
 )
+from infra.local.events.scheduler import ScheduleTargets
 from infra.local.events.schedules import ScheduleEventSource
 from infra.local.events.sqs import DEFAULT_SQS_CONCURRENCY, SQS_MAX_BATCH, SqsEventSource
 from infra.local.events.streams import Checkpoints, StreamEventSource
@@ -164,6 +165,8 @@ class LocalEventRunner:
         try:
             for source in self._sources:
                 source.start()
+            if self.env.get("SCHEDULE_GROUP"):  # EventBridge Scheduler's one-time schedules
+                ScheduleTargets(self, self.env["SCHEDULE_GROUP"]).start()
         except Exception:
             self.stop()
             raise

@@ -149,3 +149,30 @@ def test_bad_input_over_http_is_problem_json_and_changes_nothing(stack: LocalSta
     assert caught.value.problem["errors"][0]["field"] == "list_id"
     assert api.campaign(campaign["id"])["status"] == "draft"
     assert api.call("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 0
+
+
+def test_a_scheduled_campaign_is_started_by_its_schedule_on_the_local_stack(api: CampaignApi) -> None:
+    """moto holds the EventBridge Scheduler schedule; the event runner fires it at its time into the release
+    queue, and the campaign starts and completes without anyone calling start."""
+    from datetime import UTC, datetime, timedelta
+
+    listed = api.create_list("scheduled")
+    api.add_recipients(listed["id"], generated_recipients(20, seed=11))
+    start_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0) + timedelta(seconds=1)
+    campaign = api.create_campaign(
+        {
+            "name": "scheduled",
+            "list_id": listed["id"],
+            "sender": "Acme",
+            "template": "Hi {{ first_name }}",
+            "rate_per_second": 50,
+            "start_at": start_at.isoformat(),
+        }
+    )
+    assert campaign["status"] == "scheduled"
+    deadline = time.monotonic() + 60
+    while (current := api.campaign(campaign["id"]))["status"] != "completed":
+        assert time.monotonic() < deadline, f"not completed a minute after its start time: {current}"
+        time.sleep(0.25)
+    assert datetime.fromisoformat(current["started_at"]) >= start_at  # not before its time
+    assert current["counters"]["total"] == current["counters"]["succeeded"] + current["counters"]["failed"] == 20

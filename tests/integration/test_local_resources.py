@@ -140,7 +140,12 @@ def test_env_vars_resolve_to_the_created_resources(aws: None) -> None:
         "INGEST_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-IngestQueue")["QueueUrl"],
         "EXPORT_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ExportQueue")["QueueUrl"],
         "LIST_PURGE_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-ListPurgeQueue")["QueueUrl"],
+        "SCHEDULE_GROUP": f"{PREFIX}-CampaignSchedules",
+        "SCHEDULER_ROLE_ARN": f"arn:aws:iam::123456789012:role/{PREFIX}-SchedulerRole",
+        "RELEASE_QUEUE_ARN": f"arn:aws:sqs:us-east-1:123456789012:{PREFIX}-ReleaseQueue",
     }
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    assert scheduler.get_schedule_group(Name=env["SCHEDULE_GROUP"])["State"] == "ACTIVE"
     _sqs().send_message(QueueUrl=env["DISPATCH_QUEUE_URL"], MessageBody="{}")
     _dynamodb().put_item(TableName=env["MAIN_TABLE"], Item={"pk": {"S": "a"}, "sk": {"S": "b"}})
 

@@ -12,6 +12,8 @@ pytestmark = pytest.mark.unit
     ("action", "current", "expected"),
     [
         (A.START, S.DRAFT, S.RUNNING),
+        (A.START, S.SCHEDULED, S.RUNNING),
+        (A.CANCEL, S.SCHEDULED, S.CANCELLED),
         (A.PAUSE, S.RUNNING, S.PAUSED),
         (A.RESUME, S.PAUSED, S.RUNNING),
         (A.CANCEL, S.DRAFT, S.CANCELLED),
@@ -42,3 +44,9 @@ def test_a_draft_cannot_be_paused_or_started_twice() -> None:
         next_status(A.PAUSE, S.DRAFT)
     with pytest.raises(Conflict):
         next_status(A.START, S.RUNNING)
+
+
+def test_a_scheduled_campaign_cannot_be_paused_or_resumed() -> None:
+    for action in (A.PAUSE, A.RESUME):
+        with pytest.raises(Conflict, match="allowed: cancel, start"):
+            next_status(action, S.SCHEDULED)
