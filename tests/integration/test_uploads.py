@@ -72,6 +72,20 @@ def run_ingest(chalice_app: Any, env: dict[str, str], remaining_ms: int = 290_00
     raise AssertionError("the ingest queue never drained")
 
 
+def crash_on_call(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, crash_at: int) -> None:
+    """`module.name` raises on its `crash_at`-th call (the worker dies there), and works before and after."""
+    real = getattr(module, name)
+    calls = {"n": 0}
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise RuntimeError(f"injected crash in {name}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, crash)
+
+
 def get_upload(tenant: Api, list_id: str, upload_id: str) -> Any:
     return tenant.ok("GET", f"/v1/lists/{list_id}/uploads/{upload_id}")
 
@@ -253,16 +267,7 @@ def test_a_crash_anywhere_in_a_batch_loses_and_doubles_nothing(
         "count": (lists, "_add_to_count", 2),
         "writes": (lists, "item_fields", batch + 200),  # a row of the second batch, after some were written
     }[crash_in]
-    real = getattr(module, name)
-    calls = {"n": 0}
-
-    def crash(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise RuntimeError(f"injected crash in {name}")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, crash)
+    crash_on_call(monkeypatch, module, name, crash_at)
     notification = receive_all(aws_env["INGEST_QUEUE_URL"])
     assert len(notification) == 1
     answer = chalice_app.ingest(sqs_event(notification), LambdaContext(290_000))
@@ -561,6 +566,19 @@ def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
 
 
+def segmented_upload(
+    chalice_app: Any, env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch
+) -> tuple[bytes, dict[str, Any], int, str, str]:
+    """The repeated list ingested in one piece (the reference upload and its list's count), then uploaded
+    again, into a new list, to be cut into SEGMENT_BYTES segments: the file, the reference, its count, the
+    new list and upload ids."""
+    data = repeated_list_csv()
+    reference, reference_count = ingest_reference(chalice_app, env, tenant, data)
+    small_segments(monkeypatch)
+    list_id = new_list(tenant)
+    return data, reference, reference_count, list_id, upload_file(tenant, env, list_id, data)
+
+
 def message_kind(message: dict[str, Any]) -> str:
     body = json.loads(message["Body"])
     return "segment" if "segment" in body.get("ingest", {}) else "plan"
@@ -571,11 +589,7 @@ def test_a_large_csv_is_ingested_in_segments_in_any_order_as_if_in_one_piece(
 ) -> None:
     import random
 
-    data = repeated_list_csv()
-    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
-    small_segments(monkeypatch)
-    list_id = new_list(tenant)
-    upload_id = upload_file(tenant, aws_env, list_id, data)
+    data, reference, reference_count, list_id, upload_id = segmented_upload(chalice_app, aws_env, tenant, monkeypatch)
 
     # The notification: the planner cuts the file, queueing each segment as it goes; with under a minute
     # left it queues one segment per invocation and hands the rest of the plan to a continuation.
@@ -622,11 +636,7 @@ def test_segments_ingested_at_the_same_time_count_a_repeated_list_once(
 
     from infra.local.moto_server import patched_moto
 
-    data = repeated_list_csv()
-    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
-    small_segments(monkeypatch)
-    list_id = new_list(tenant)
-    upload_id = upload_file(tenant, aws_env, list_id, data)
+    _data, reference, reference_count, list_id, upload_id = segmented_upload(chalice_app, aws_env, tenant, monkeypatch)
     run_plan = receive_all(aws_env["INGEST_QUEUE_URL"])
     assert chalice_app.ingest(sqs_event(run_plan), LambdaContext(290_000)) == {"batchItemFailures": []}
     segments = receive_all(aws_env["INGEST_QUEUE_URL"])
@@ -647,26 +657,13 @@ def test_segments_ingested_at_the_same_time_count_a_repeated_list_once(
 def test_a_crash_in_a_segment_or_the_plan_loses_and_doubles_nothing(
     chalice_app: Any, aws_env: dict[str, str], tenant: Api, monkeypatch: pytest.MonkeyPatch, crash_in: str
 ) -> None:
-    data = repeated_list_csv()
-    reference, reference_count = ingest_reference(chalice_app, aws_env, tenant, data)
-    small_segments(monkeypatch)
-    list_id = new_list(tenant)
-    upload_id = upload_file(tenant, aws_env, list_id, data)
+    _data, reference, reference_count, list_id, upload_id = segmented_upload(chalice_app, aws_env, tenant, monkeypatch)
     module, name, crash_at = {
         "checkpoint": (upload_store, "segment_checkpoint", 3),  # after the third segment's rows are written
         "writes": (lists, "item_fields", 250),  # halfway through a segment's writes
         "plan": (upload_store, "plan_segment", 4),  # the fourth segment put and queued, not counted
     }[crash_in]
-    real = getattr(module, name)
-    calls = {"n": 0}
-
-    def crash(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise RuntimeError(f"injected crash in {name}")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, crash)
+    crash_on_call(monkeypatch, module, name, crash_at)
     failed = 0
     for _ in range(100):
         messages = receive_all(aws_env["INGEST_QUEUE_URL"])
