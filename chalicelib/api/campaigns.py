@@ -17,6 +17,7 @@ from chalicelib.api.views import campaign_view, counters_view, delivery_view
 from chalicelib.domain.campaign import (
     CHANGEABLE_WHEN_STARTED,
     DELETABLE,
+    MAX_CHAIN,
     NOT_STARTED,
     STARTED,
     CampaignAction,
@@ -45,6 +46,8 @@ bp = Blueprint(__name__)
 def create_campaign(account: str) -> Campaign:
     body = parse_body(bp.current_request, CampaignCreate)
     _check_lists(account, body.list_id, body.exclusion_list_ids)
+    if body.next_campaign_id is not None:
+        _check_chain(account, None, body.next_campaign_id)
     start_at = _start_time(body.start_at) if body.start_at is not None else None
     definition = body.model_dump(mode="json", exclude={"start_at"})
     created = campaigns.create_campaign(account, definition)
@@ -72,6 +75,25 @@ def _schedule(campaign: dict[str, Any], start_at: int, changes: dict[str, Any] |
     fields = {**(changes or {}), "start_at": start_at, "status": CampaignStatus.SCHEDULED.value}
     fields["start_problem"] = None  # a problem of an earlier schedule
     return campaign_catalog.update_definition(campaign, fields, NOT_STARTED)
+
+
+def _check_chain(account: str, campaign_id: str | None, next_id: str) -> None:
+    """`next_id` is a campaign of the account, and following the chain from it never comes back to
+    `campaign_id` (422 naming next_campaign_id otherwise)."""
+    seen: list[str] = []
+    current: str | None = next_id
+    while current is not None and len(seen) < MAX_CHAIN:
+        if current == campaign_id:
+            chain = " -> ".join([campaign_id, *seen, current])
+            raise InvalidInput.on("next_campaign_id", f"would make a cycle: {chain}")
+        try:
+            found = campaigns.get_campaign(account, current)
+        except NotFound:
+            if current == next_id:
+                raise InvalidInput.on("next_campaign_id", f"no campaign {next_id} in this account") from None
+            return  # a campaign further down was deleted: the chain ends there
+        seen.append(current)
+        current = found.get("next_campaign_id")
 
 
 def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> None:
@@ -143,6 +165,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
     changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
     campaign = campaigns.get_campaign(account, campaign_id)
     status = CampaignStatus(campaign["status"])
+    if changes.get("next_campaign_id") is not None:
+        _check_chain(account, campaign_id, changes["next_campaign_id"])
     if status in NOT_STARTED:
         allowed = NOT_STARTED
         _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))

@@ -60,6 +60,8 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         rate_per_second=float(item["rate_per_second"]),
         retry_policy=item.get("retry_policy"),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
+        next_campaign_id=item.get("next_campaign_id"),
+        next_problem=item.get("next_problem"),
         status=item["status"],
         created_at=iso(item["created_at"]) or "",
         start_at=iso(item.get("start_at")),

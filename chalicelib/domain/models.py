@@ -120,6 +120,12 @@ class CampaignCreate(Strict):
         "within a year: the campaign is `scheduled` and an EventBridge Scheduler schedule starts it then. "
         "Omit for a draft started by POST .../start.",
     )
+    next_campaign_id: str | None = Field(
+        None,
+        max_length=64,
+        description="A draft or scheduled campaign of this account to start when this one completes (a chain; "
+        "one that would lead back to this campaign is refused).",
+    )
     exclusion_list_ids: list[str] = Field(
         default_factory=list,
         max_length=MAX_EXCLUSION_LISTS,
@@ -157,6 +163,7 @@ class CampaignUpdate(Strict):
         strict=False,
         description="A new start time (reschedules; the campaign becomes `scheduled`); null unschedules it.",
     )
+    next_campaign_id: str | None = Field(None, max_length=64, description="null ends the chain here.")
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
     @field_validator("template")
@@ -194,6 +201,8 @@ class Campaign(BaseModel):
     rate_per_second: float
     retry_policy: RetryPolicy | None
     exclusion_list_ids: list[str] = Field(default_factory=list)
+    next_campaign_id: str | None = None
+    next_problem: str | None = Field(None, description="Why the next campaign could not be started.")
     status: CampaignStatus
     created_at: str
     start_at: str | None = Field(None, description="When its schedule starts it (scheduled campaigns).")

@@ -1,4 +1,5 @@
-"""A campaign completes by itself once every recipient it released has a final outcome."""
+"""A campaign completes by itself once every recipient it released has a final outcome; then the campaign it
+chains to (`next_campaign_id`) starts."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import Any
 
 from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.delivery import FINISHED_COUNTERS
-from chalicelib.domain.errors import Conflict
-from chalicelib.store import campaigns
+from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
+from chalicelib.observability import logger
+from chalicelib.operations import start
+from chalicelib.store import campaigns, keys
 
 ATTEMPTS = 3
 
@@ -32,11 +35,28 @@ def complete_if_done(campaign: dict[str, Any]) -> bool:
         if status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED) or not is_done(campaign):
             return False
         try:
-            campaigns.change_status(campaign["pk"], status, next_status(CampaignAction.COMPLETE, status))
-            return True
+            completed = campaigns.change_status(campaign["pk"], status, next_status(CampaignAction.COMPLETE, status))
         except Conflict:
             fresh = campaigns.get_campaign_by_pk(campaign["pk"])
             if fresh is None:
                 return False
             campaign = fresh
+            continue
+        if completed.get("next_campaign_id"):
+            start_next(completed)
+        return True
     return False
+
+
+def start_next(completed: dict[str, Any]) -> None:
+    """Start the campaign the completed one chains to (only the call that completed it gets here, once). A
+    next campaign that cannot start (gone, already started, an empty list) is reported on this one."""
+    account, _ = keys.split_campaign_pk(completed["pk"])
+    next_id = str(completed["next_campaign_id"])
+    try:
+        start.start(campaigns.get_campaign(account, next_id))
+        return
+    except (Conflict, InvalidInput, NotFound) as exc:
+        problem = f"{next_id} was not started: {exc.detail}"
+    logger.warning("next campaign not started", extra={"campaign": completed["pk"], "problem": problem})
+    campaigns.set_fields(completed["pk"], {"next_problem": problem})

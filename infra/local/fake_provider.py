@@ -288,10 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
         answer = provider._accept(body)
         if answer.hold_seconds > 0:
             provider._hold(answer.hold_seconds)
-            # The client has most likely given up: answer if it still listens, then close either way.
+            # The client has most likely given up: answer if it still listens, then close either way (and say
+            # so, or a client that did wait could reuse the connection as it closes).
             self.close_connection = True
             with contextlib.suppress(OSError):
-                self._send_json(answer.status, answer.payload, answer.headers)
+                self._send_json(answer.status, answer.payload, {**(answer.headers or {}), "Connection": "close"})
             return
         self._send_json(answer.status, answer.payload, answer.headers)
 

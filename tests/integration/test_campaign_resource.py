@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 def new_list(tenant: Api, rows: int = 3) -> str:
     listed = tenant.ok("POST", "/v1/lists", {"name": "people"}, status=201)
-    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(rows)})
+    if rows:
+        tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": recipient_rows(rows)})
     return str(listed["id"])
 
 
@@ -154,3 +155,47 @@ def test_a_clone_is_a_new_draft_with_the_same_definition(tenant: Api) -> None:
     assert all_pages(tenant, "&status=draft") == [named["id"], copy["id"]]
     status, body = problem(tenant, "POST", f"/v1/campaigns/{original['id']}/clone", {"name": ""})
     assert status == 422 and body["errors"][0]["field"] == "name"
+
+
+def test_a_chain_to_another_campaign_is_checked_and_started_when_the_first_completes(tenant: Api, api: Api) -> None:
+    from chalicelib.operations import completion
+    from chalicelib.store import accounts, campaigns, keys
+
+    list_id, empty = new_list(tenant), new_list(tenant, rows=0)
+    second = draft(tenant, list_id, name="second")
+    first = draft(tenant, list_id, name="first", next_campaign_id=second["id"])
+    assert first["next_campaign_id"] == second["id"]
+    # A chain must name a campaign of the account and never lead back.
+    status, body = problem(tenant, "PATCH", f"/v1/campaigns/{second['id']}", {"next_campaign_id": first["id"]})
+    assert status == 422 and body["errors"][0]["field"] == "next_campaign_id" and "cycle" in body["detail"]
+    status, body = problem(tenant, "PATCH", f"/v1/campaigns/{first['id']}", {"next_campaign_id": first["id"]})
+    assert status == 422 and "cycle" in body["detail"]
+    elsewhere = api.new_account("other")
+    status, body = problem(
+        elsewhere, "POST", "/v1/campaigns", campaign_body(new_list(elsewhere), next_campaign_id=second["id"])
+    )
+    assert status == 422 and body["errors"][0]["field"] == "next_campaign_id"
+
+    account = str(accounts.account_for_api_key(str(tenant.api_key)))
+
+    def complete(campaign: dict[str, Any]) -> bool:
+        """What the stream does when the last outcome lands: the campaign is done, and completes."""
+        pk = keys.campaign_pk(account, campaign["id"])
+        campaigns.set_fields(pk, {"release_exhausted": True, "succeeded": 3, "in_flight": 0, "waiting": 0})
+        return completion.complete_if_done(campaigns.get_campaign_by_pk(pk))  # type: ignore[arg-type]
+
+    tenant.ok("POST", f"/v1/campaigns/{first['id']}/start")
+    assert complete(first)
+    assert not complete(first)  # once: a second completion attempt starts nothing again
+    assert tenant.ok("GET", f"/v1/campaigns/{first['id']}")["status"] == "completed"
+    started = tenant.ok("GET", f"/v1/campaigns/{second['id']}")
+    assert started["status"] == "running" and started["counters"]["total"] == 3
+
+    # A next campaign that cannot start is reported on the one that completed.
+    nobody = draft(tenant, empty, name="nobody")
+    third = draft(tenant, list_id, name="third", next_campaign_id=nobody["id"])
+    tenant.ok("POST", f"/v1/campaigns/{third['id']}/start")
+    assert complete(third)
+    done = tenant.ok("GET", f"/v1/campaigns/{third['id']}")
+    assert done["status"] == "completed" and "no recipients" in done["next_problem"]
+    assert tenant.ok("GET", f"/v1/campaigns/{nobody['id']}")["status"] == "draft"
