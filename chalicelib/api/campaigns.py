@@ -161,9 +161,9 @@ def _instant(raw: str | None, name: str) -> int | None:
 
 @route(bp, "/campaigns/{campaign_id}", methods=["PATCH"])
 def update_campaign(account: str, campaign_id: str) -> Campaign:
+    campaign = campaigns.get_campaign(account, campaign_id)  # first: another account's id is a 404, whatever the body
     body = parse_body(bp.current_request, CampaignUpdate)
     changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
-    campaign = campaigns.get_campaign(account, campaign_id)
     status = CampaignStatus(campaign["status"])
     if changes.get("next_campaign_id") is not None:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
@@ -230,9 +230,9 @@ def delete_campaign(account: str, campaign_id: str) -> None:
 
 @route(bp, "/campaigns/{campaign_id}/clone", methods=["POST"], status=201)
 def clone_campaign(account: str, campaign_id: str) -> Campaign:
+    original = campaigns.get_campaign(account, campaign_id)
     request = bp.current_request
     body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
-    original = campaigns.get_campaign(account, campaign_id)
     definition = {name: original.get(name) for name in CampaignCreate.model_fields if name != "start_at"}
     definition["name"] = body.name or f"{original['name']} (copy)"[:200]
     definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
