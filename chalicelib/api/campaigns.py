@@ -129,7 +129,7 @@ def list_campaigns(account: str) -> Page[Campaign]:
             statuses=statuses,
             list_id=list_id,
             created_from_ms=created_from if created_from is not None else 0,
-            created_to_ms=created_to if created_to is not None else 10**15 - 1,
+            created_to_ms=created_to if created_to is not None else keys.MAX_INDEX_MS,
         ),
     )
     return Page[Campaign](items=[campaign_view(i) for i in items], next_page_token=token)
@@ -156,7 +156,7 @@ def _instant(raw: str | None, name: str) -> int | None:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise InvalidInput.on(name, "must be an ISO 8601 date-time with an offset, e.g. 2026-11-25T09:00:00Z")
-    return max(0, min(int(moment.timestamp() * 1000), 10**15 - 1))
+    return max(0, min(int(moment.timestamp() * 1000), keys.MAX_INDEX_MS))
 
 
 @route(bp, "/campaigns/{campaign_id}", methods=["PATCH"])

@@ -428,8 +428,7 @@ def _finish_segmented(upload: dict[str, Any], key: str, etag: str) -> str:
     done = sum(1 for s in found if s.get("done"))
     if not current.get("planned") or done < int(current.get("segment_count", 0)):
         return "segment done"
-    totals = {name: sum(int(s.get(name, 0)) for s in found) for name in uploads.COUNTERS}
-    return _finish(current, key, etag, totals)
+    return _finish(current, key, etag, uploads.segment_totals(found))
 
 
 def _rejects_csv(upload: dict[str, Any], etag: str) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
-from chalicelib.store import aws, keys
+from chalicelib.store import aws, campaigns, keys
 
 _LAST_SK_CHAR = "~"  # after every character of an id: "C#<ms>#~" ends the range of that millisecond
 
@@ -31,15 +31,15 @@ def campaigns_page(
     statuses: frozenset[str] = frozenset(),
     list_id: str | None = None,
     created_from_ms: int = 0,
-    created_to_ms: int = 10**15 - 1,
+    created_to_ms: int = keys.MAX_INDEX_MS,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The account's campaigns, newest first, created in [from, to] (milliseconds), of `list_id` and in one
     of `statuses` when given. A page holds at most `limit` campaigns, fewer when filters drop some."""
     pk = keys.campaigns_index_pk(account_id)
     values: dict[str, Any] = {
         ":pk": pk,
-        ":from": f"C#{created_from_ms:015d}",
-        ":to": f"C#{created_to_ms:015d}#{_LAST_SK_CHAR}",
+        ":from": keys.campaign_index_sk(created_from_ms, ""),
+        ":to": keys.campaign_index_sk(created_to_ms, _LAST_SK_CHAR),
     }
     params: dict[str, Any] = {
         "TableName": _table(),
@@ -68,8 +68,7 @@ def update_definition(
 ) -> dict[str, Any]:
     """Set `fields` on the campaign if its status is still one of `allowed` (Conflict naming the status it
     has otherwise); the campaign as it is now. A new list is copied onto the index item, for its filter."""
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values: dict[str, Any] = {f":f{i}": value for i, value in enumerate(fields.values())}
+    expression, names, values = campaigns.set_clause(fields)
     statuses = []
     for i, status in enumerate(sorted(allowed)):
         values[f":s{i}"] = status.value
@@ -79,7 +78,7 @@ def update_definition(
         aws.dynamodb().update_item,
         TableName=_table(),
         Key=aws.to_item({"pk": campaign["pk"], "sk": keys.META}),
-        UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+        UpdateExpression=expression,
         ConditionExpression=f"attribute_exists(pk) AND #st IN ({', '.join(statuses)})",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=aws.to_values(values),
@@ -123,12 +122,9 @@ def delete_campaign(campaign: dict[str, Any], allowed: frozenset[CampaignStatus]
 
 def _moved(campaign: dict[str, Any], verb: str) -> Exception:
     """The error for a conditional write that found the campaign gone or in another status by now."""
-    found = aws.dynamodb().get_item(
-        TableName=_table(), Key=aws.to_item({"pk": campaign["pk"], "sk": keys.META}), ConsistentRead=True
-    )
-    if "Item" not in found:
+    status = campaigns.get_status(campaign["pk"])
+    if status is None:
         return NotFound(detail=f"campaign {campaign['id']} does not exist")
-    status = found["Item"]["status"]["S"]
     return Conflict(
         detail=f"the campaign is {status} now and cannot be {verb}",
         errors=[FieldError("status", f"is {status}")],

@@ -226,15 +226,21 @@ def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[
     return aws.from_item(answer["Attributes"]) if answer else None
 
 
-def set_fields(pk: str, fields: dict[str, Any]) -> None:
-    """Set plain fields on an existing campaign (notes such as `next_problem`; not its status)."""
+def set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """`SET` of `fields` with placeholder names and values (any field name, reserved words included)."""
     names = {f"#f{i}": name for i, name in enumerate(fields)}
     values = {f":f{i}": value for i, value in enumerate(fields.values())}
+    return "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))), names, values
+
+
+def set_fields(pk: str, fields: dict[str, Any]) -> None:
+    """Set plain fields on an existing campaign (notes such as `next_problem`; not its status)."""
+    expression, names, values = set_clause(fields)
     aws.write_if(
         aws.dynamodb().update_item,
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET " + ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True)),
+        UpdateExpression=expression,
         ConditionExpression="attribute_exists(pk)",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=aws.to_values(values),

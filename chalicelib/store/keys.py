@@ -93,6 +93,10 @@ def campaigns_index_pk(account_id: str) -> str:
     return f"{account_id}#CAMPAIGNS"
 
 
+# The latest creation time an index sort key can hold (15 digits of milliseconds).
+MAX_INDEX_MS = 10**15 - 1
+
+
 def campaign_index_sk(created_ms: int, campaign_id: str) -> str:
     return f"C#{created_ms:015d}#{campaign_id}"
 

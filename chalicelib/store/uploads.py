@@ -336,8 +336,12 @@ def with_segment_totals(upload: dict[str, Any]) -> dict[str, Any]:
     if not upload.get("segmented") or upload.get("state") != UploadState.INGESTING.value:
         return upload
     found = segments(upload, str(upload["run"]))
-    totals = {name: sum(int(s.get(name, 0)) for s in found) for name in COUNTERS}
-    return {**upload, **totals, "segments_done": sum(1 for s in found if s.get("done"))}
+    return {**upload, **segment_totals(found), "segments_done": sum(1 for s in found if s.get("done"))}
+
+
+def segment_totals(found: list[dict[str, Any]]) -> dict[str, int]:
+    """The upload's counters as the sums of its segments'."""
+    return {name: sum(int(s.get(name, 0)) for s in found) for name in COUNTERS}
 
 
 # --- rejected rows ---------------------------------------------------------------------------------
