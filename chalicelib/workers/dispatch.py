@@ -7,8 +7,10 @@
   been sent: it is sent again with the same idempotency key only through a channel that honours the
   key, and is otherwise recorded as `unknown`, never resent blindly.
 - Within an invocation, a chunk's recipients are sent concurrently (bounded); records are taken one
-  after another while the time left covers a send, and the rest are handed back as batch item
-  failures, visible again at once.
+  after another while the time left covers a send. What is left for lack of time is queued again as a
+  new message holding only the unfinished recipients (a new message starts at receive count 0, so a
+  chunk handed back many times is never dead-lettered for it); if that send fails, the records are
+  handed back as batch item failures, visible again at once.
 - The campaign's status is read again at least every `status_recheck_seconds`: a pause stops sends
   within that time, and released recipients are parked for the resume.
 """
@@ -47,7 +49,12 @@ class ChunkIncomplete(RuntimeError):
 
 
 class OutOfTime(RuntimeError):
-    """Too little time is left in this invocation to start another send."""
+    """Too little time is left in this invocation to start another send; `left` holds the chunk's
+    recipients that were not finished (None: the whole chunk)."""
+
+    def __init__(self, message: str, left: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.left = left
 
 
 @dataclass
@@ -113,27 +120,49 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with ThreadPoolExecutor(max_workers=settings.dispatch_concurrency, thread_name_prefix="send") as pool:
         invocation = Invocation(Deadline(context, reserve_ms), pool)
-        handed_back: set[str] = set()
+        left_over: dict[str, dict[str, Any]] = {}  # message id -> the chunk of what it did not finish
 
         def record_handler(record: SQSRecord) -> None:
+            chunk = json.loads(record.body)
             try:
                 if not invocation.deadline.allows_another_send():
                     raise OutOfTime("handed back before the deadline")
-                dispatch_chunk(json.loads(record.body), invocation)
-            except OutOfTime:
-                handed_back.add(record.message_id)
+                dispatch_chunk(chunk, invocation)
+            except OutOfTime as out:
+                left_over[record.message_id] = chunk if out.left is None else {**chunk, "recipients": out.left}
                 raise
 
         answer: dict[str, Any] = dict(
             process_partial_response(event=event, record_handler=record_handler, processor=processor)
         )
-    _make_visible_again(event, handed_back)
+    requeued = _queue_again(left_over)
+    answer["batchItemFailures"] = [f for f in answer["batchItemFailures"] if f["itemIdentifier"] not in requeued]
+    _make_visible_again(event, set(left_over) - requeued)
     return answer
 
 
+def _queue_again(left_over: dict[str, dict[str, Any]]) -> set[str]:
+    """Queue what was left for lack of time as new messages, with the same claim token (so a copy of a
+    chunk that also comes back sends nothing twice); returns the ids of the records queued again, which
+    then count as done. A batch item failure would cost a receive each time, and after maxReceiveCount
+    hand-backs the chunk's untried recipients would be dead-lettered."""
+    ids = list(left_over)
+    if not ids:
+        return set()
+    try:
+        queue.send_chunks_encoded([(queue.encode(left_over[i]), 0) for i in ids])
+    except queue.QueueSendError as error:
+        logger.warning("some left-over chunks could not be queued again; handed back", extra={"sent": error.sent})
+        return set(ids[: error.sent])
+    except Exception:
+        logger.exception("left-over chunks could not be queued again; handed back")
+        return set()
+    return set(ids)
+
+
 def _make_visible_again(event: dict[str, Any], handed_back: set[str]) -> None:
-    """Records handed back for lack of time come back now, not after the visibility timeout (records that
-    failed on an error wait it out, so a poison chunk does not spin)."""
+    """Records handed back (their new copy could not be queued) come back now, not after the visibility
+    timeout (records that failed on an error wait it out, so a poison chunk does not spin)."""
     handles = [r["receiptHandle"] for r in event.get("Records", []) if r["messageId"] in handed_back]
     if handles:
         try:
@@ -157,20 +186,20 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
         else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline)
         for recipient in chunk["recipients"]
     ]
-    sent, out_of_time, errors = 0, 0, 0
-    for future in futures:
+    sent, left, errors = 0, [], 0
+    for recipient, future in zip(chunk["recipients"], futures, strict=True):
         error = future.exception()
         if error is None:
             sent += future.result()
         elif isinstance(error, OutOfTime):
-            out_of_time += 1
+            left.append(recipient)
         else:
             errors += 1
             logger.error("dispatch failed", extra={"campaign": campaign["pk"]}, exc_info=error)
     if errors:
         raise ChunkIncomplete(f"{errors} of {len(chunk['recipients'])} recipients failed; SQS redelivers")
-    if out_of_time:
-        raise OutOfTime(f"{out_of_time} of {len(chunk['recipients'])} recipients left for lack of time")
+    if left:
+        raise OutOfTime(f"{len(left)} of {len(chunk['recipients'])} recipients left for lack of time", left)
     return sent
 
 

@@ -22,6 +22,9 @@ from infra.local.fake_provider import FakeProvider
 from tests.utils import Api, LambdaContext, campaign_body, recipient_rows, sqs_event
 
 FINAL = {"succeeded", "failed", "unknown"}
+# A round that needs more dispatch invocations than this is not making progress (a livelock fails the
+# test at once instead of running into pytest's timeout).
+MAX_INVOCATIONS_PER_ROUND = 500
 
 
 @dataclass
@@ -84,12 +87,16 @@ class Harness:
 
     def dispatch(self) -> None:
         url = self.env["DISPATCH_QUEUE_URL"]
-        while messages := self._receive(url, limit=4):
+        for _ in range(MAX_INVOCATIONS_PER_ROUND):
+            messages = self._receive(url, limit=4)
+            if not messages:
+                return
             try:
                 answer = self.app.dispatch(sqs_event(messages), self.dispatch_context())
             except Exception:  # the invocation died: nothing deleted, everything comes back
                 answer = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
             self._settle_messages(url, messages, answer)
+        raise AssertionError(f"dispatch is spinning: chunks still queued after {MAX_INVOCATIONS_PER_ROUND} invocations")
 
     def dead_letters(self) -> None:
         url = self._dead_letter_url()

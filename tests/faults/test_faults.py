@@ -27,6 +27,25 @@ def test_a_lambda_running_out_of_time_mid_batch_hands_back_the_rest_and_nothing_
     assert counters["succeeded"] == 120
 
 
+def test_a_chunk_left_for_lack_of_time_more_often_than_max_receive_count_is_still_sent_not_dead_lettered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_CONCURRENCY", "2")
+    harness.provider.configure(latency_ms=300)
+    invocations = {"n": 0}
+
+    def short_invocation() -> LambdaContext:
+        invocations["n"] += 1
+        return LambdaContext(remaining_ms=1_700)  # room for a send or two per thread
+
+    harness.dispatch_context = short_invocation
+    campaign = harness.campaign(60)
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 60)
+    assert counters["succeeded"] == 60, "no recipient may be dead-lettered for the time it was left waiting"
+    assert invocations["n"] > 8  # the dispatch queue's maxReceiveCount: hand-backs would have dead-lettered
+
+
 def test_a_worker_killed_after_sending_leaves_unknown_not_a_resend(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -263,9 +263,7 @@ def test_a_chunk_redelivered_while_paused_settles_what_it_had_claimed_as_unknown
     sent_once_each(provider, 6)
 
 
-def test_out_of_time_hands_the_batch_back_unclaimed_and_visible_at_once(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
-) -> None:
+def _three_chunks(tenant: Api, aws_env: dict[str, str], start: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from chalicelib.operations.pacer import release_campaign
     from tests.integration.test_stats import pk_of
 
@@ -275,12 +273,40 @@ def test_out_of_time_hands_the_batch_back_unclaimed_and_visible_at_once(
     time.sleep(2.5)  # their DelaySeconds
     messages = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     assert len(messages) == 3
+    return campaign, messages
+
+
+def test_out_of_time_queues_the_chunks_again_as_new_messages_unclaimed(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+) -> None:
+    campaign, messages = _three_chunks(tenant, aws_env, start)
     # 14 s left: less than a send (15 s provider timeout) plus the 5 s margin, so nothing starts.
     answer = chalice_app.dispatch(sqs_event(messages), LambdaContext(remaining_ms=14_000))
-    assert {f["itemIdentifier"] for f in answer["batchItemFailures"]} == {m["MessageId"] for m in messages}
-    assert outcomes(tenant, campaign["id"]) == {}  # nothing claimed: a redelivery sends them normally
+    assert answer == {"batchItemFailures": []}  # done with: their copies are queued, at receive count 0
+    assert outcomes(tenant, campaign["id"]) == {}  # nothing claimed: the copies send them normally
     assert provider.stats()["requests"] == 0
-    assert len(receive_all(aws_env["DISPATCH_QUEUE_URL"])) == 3  # visible again now, not after 6 minutes
+    copies = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    assert sorted(m["Body"] for m in copies) == sorted(m["Body"] for m in messages)
+    assert chalice_app.dispatch(sqs_event(copies), LambdaContext()) == {"batchItemFailures": []}
+    assert provider.stats()["accepted"] == 30 and provider.stats()["duplicates"] == 0
+
+
+def test_out_of_time_when_the_copies_cannot_be_queued_hands_the_chunks_back_visible_at_once(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
+) -> None:
+    from chalicelib.store import queue
+
+    campaign, messages = _three_chunks(tenant, aws_env, start)
+
+    def refused(messages: list[tuple[str, int]]) -> None:
+        raise queue.QueueSendError("injected: SendMessageBatch failed", sent=1)
+
+    monkeypatch.setattr(queue, "send_chunks_encoded", refused)
+    answer = chalice_app.dispatch(sqs_event(messages), LambdaContext(remaining_ms=14_000))
+    # The first copy went out, so its record is done; the other two are handed back.
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [m["MessageId"] for m in messages[1:]]
+    assert outcomes(tenant, campaign["id"]) == {}
+    assert len(receive_all(aws_env["DISPATCH_QUEUE_URL"])) == 2  # visible again now, not after 9 minutes
 
 
 def test_a_completion_lost_to_a_race_is_made_by_the_next_release(
