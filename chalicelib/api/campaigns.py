@@ -50,6 +50,7 @@ def create_campaign(account: str) -> Campaign:
         _check_chain(account, None, body.next_campaign_id)
     start_at = _start_time(body.start_at) if body.start_at is not None else None
     definition = body.model_dump(mode="json", exclude={"start_at"})
+    definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition)
     if start_at is None:
         return campaign_view(created)
@@ -65,6 +66,26 @@ def _start_time(moment: datetime) -> int:
     if at > now + MAX_SCHEDULE_AHEAD_SECONDS:
         raise InvalidInput.on("start_at", "must be within a year")
     return at
+
+
+def _expiry(moment: datetime | None, start_at: float | None) -> int | None:
+    """An expiry as epoch seconds: in the future and after the start (422 naming expires_at otherwise)."""
+    if moment is None:
+        return None
+    at = int(moment.timestamp())
+    if at <= time.time():
+        raise InvalidInput.on("expires_at", "must be in the future")
+    if start_at is not None and at <= start_at:
+        raise InvalidInput.on("expires_at", "must be after start_at")
+    return at
+
+
+def _start_reference(campaign: dict[str, Any], body: CampaignUpdate, changes: dict[str, Any]) -> float | None:
+    """The start a new expiry must follow: the new start_at, else the scheduled one (None once started)."""
+    if "start_at" in changes:
+        return body.start_at.timestamp() if body.start_at else None
+    scheduled = campaign["status"] == CampaignStatus.SCHEDULED and campaign.get("start_at")
+    return float(campaign["start_at"]) if scheduled else None
 
 
 def _schedule(campaign: dict[str, Any], start_at: int, changes: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -167,6 +188,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
     status = CampaignStatus(campaign["status"])
     if changes.get("next_campaign_id") is not None:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
+    if "expires_at" in changes:
+        changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
     if status in NOT_STARTED:
         allowed = NOT_STARTED
         _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
@@ -233,7 +256,10 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
     original = campaigns.get_campaign(account, campaign_id)
     request = bp.current_request
     body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
-    definition = {name: original.get(name) for name in CampaignCreate.model_fields if name != "start_at"}
+    # A clone starts afresh: no start time, no expiry (the original's have passed or belong to it).
+    definition = {
+        name: original.get(name) for name in CampaignCreate.model_fields if name not in ("start_at", "expires_at")
+    }
     definition["name"] = body.name or f"{original['name']} (copy)"[:200]
     definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
     return campaign_view(campaigns.create_campaign(account, definition))
@@ -311,3 +337,13 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
         lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
     )
     return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=token)
+
+
+@route(bp, "/campaigns/{campaign_id}/recipients/{recipient_id}", methods=["GET"])
+def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient_id)
+    item = deliveries.get_delivery(pk, recipient_id)
+    if item is None:
+        raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
+    return delivery_view(item)

@@ -184,6 +184,15 @@ OPERATIONS: list[Operation] = [
         paged=True,
     ),
     Operation(
+        "get",
+        "/v1/campaigns/{campaign_id}/recipients/{recipient_id}",
+        "One recipient's outcome with every attempt (destination, try, provider id, outcome, times)",
+        None,
+        200,
+        m.Delivery,
+        "getCampaignRecipient",
+    ),
+    Operation(
         "post",
         "/v1/lists/{list_id}/uploads",
         "Upload a CSV or XLSX file of recipients: get a presigned S3 URL (multipart above 100 MB)",
@@ -415,6 +424,11 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
             None,
         ),
         "GetCampaign": ("getCampaign", _CAMPAIGN_IN_PATH, None),
+        "GetCampaignRecipient": (
+            "getCampaignRecipient",
+            {**_CAMPAIGN_IN_PATH, "recipient_id": "$response.body#/items/0/recipient_id"},
+            None,
+        ),
     },
     "createUpload": {
         "GetUpload": ("getUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),

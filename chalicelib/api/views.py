@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.delivery import FINISHED_COUNTERS
-from chalicelib.domain.models import Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
+from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
 from chalicelib.store import exports, lists
 
 
@@ -33,8 +33,11 @@ def list_recipient_view(item: dict[str, Any]) -> ListRecipient:
 
 
 def counters_view(item: dict[str, Any]) -> Counters:
-    in_flight, succeeded, failed, unknown, skipped = (int(item.get(k, 0)) for k in ("in_flight", *FINISHED_COUNTERS))
-    counted = in_flight + succeeded + failed + unknown + skipped
+    in_flight, succeeded, failed, unknown, skipped, expired = (
+        int(item.get(k, 0)) for k in ("in_flight", *FINISHED_COUNTERS)
+    )
+    expired += int(item.get("expired_unreleased", 0))  # never released: the campaign expired first
+    counted = in_flight + succeeded + failed + unknown + skipped + expired
     # An upload still writing when the campaign started can add recipients the start-time count missed:
     # until the list is exhausted (when total becomes exact) total is never shown below what is known.
     total = max(int(item.get("total", 0)), int(item.get("released", 0)), counted)
@@ -46,6 +49,7 @@ def counters_view(item: dict[str, Any]) -> Counters:
         failed=failed,
         unknown=unknown,
         skipped=skipped,
+        expired=expired,
     )
 
 
@@ -59,12 +63,16 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         template=item["template"],
         rate_per_second=float(item["rate_per_second"]),
         retry_policy=item.get("retry_policy"),
+        category=item.get("category", "transactional"),
+        window=item.get("window"),
+        timezone=item.get("timezone", "UTC"),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),
         next_problem=item.get("next_problem"),
         status=item["status"],
         created_at=iso(item["created_at"]) or "",
         start_at=iso(item.get("start_at")),
+        expires_at=iso(item.get("expires_at")),
         started_at=iso(item.get("started_at")),
         started_late_seconds=item.get("started_late_seconds"),
         start_problem=item.get("start_problem"),
@@ -73,13 +81,31 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
     )
 
 
+def attempt_view(record: dict[str, Any]) -> Attempt:
+    return Attempt(
+        attempt=int(record["attempt"]),
+        destination_index=int(record["destination_index"]),
+        destination=record["destination"],
+        try_number=int(record["try"]),
+        channel=record["channel"],
+        provider_message_id=record.get("provider_message_id"),
+        outcome=record["outcome"],
+        reason=record.get("reason"),
+        error=record.get("error"),
+        started_at=iso(record["started_at"]) or "",
+        ended_at=iso(record["ended_at"]) or "",
+    )
+
+
 def delivery_view(item: dict[str, Any]) -> Delivery:
     return Delivery(
         recipient_id=item["sk"],
         destination_index=item.get("destination_index"),
         destination=item.get("destination"),
+        destination_try=item.get("destination_try"),
         state=item["state"],
         attempts=int(item["attempt"]),
+        history=[attempt_view(a) for a in item.get("history", [])],
         provider_message_id=item.get("provider_message_id"),
         last_error=item.get("last_error"),
         skip_reason=item.get("skip_reason"),

@@ -11,7 +11,7 @@ from functools import lru_cache
 import httpx
 
 from chalicelib.channels.base import OutgoingMessage
-from chalicelib.domain.delivery import SendOutcome
+from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.settings import get_settings
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -43,14 +43,16 @@ class VonageMessages:
         try:
             answer = self._client.post("/v1/messages", json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return SendOutcome.transient(f"provider unreachable: {type(exc).__name__}")  # nothing was sent
+            error = f"provider unreachable: {type(exc).__name__}"  # nothing was sent
+            return SendOutcome.transient(error, reason=OutcomeReason.UNREACHABLE)
         except httpx.TransportError as exc:  # sent, or partly sent, with no answer
             return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
         if answer.status_code in (200, 202):
             return SendOutcome.accepted(_message_uuid(answer))
         detail = _error_detail(answer)
         if answer.status_code in TRANSIENT_STATUSES:
-            return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer))
+            reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
+            return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer), reason=reason)
         return SendOutcome.permanent(detail)
 
 

@@ -1,4 +1,4 @@
-"""The campaign lifecycle: draft <-> scheduled -> running <-> paused -> completed | cancelled."""
+"""The campaign lifecycle: draft <-> scheduled -> running <-> paused -> completed | cancelled | expired."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class CampaignStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its `expires_at` passed: nothing more was sent, the recipients not reached expired
 
 
 class CampaignAction(StrEnum):
@@ -22,6 +23,7 @@ class CampaignAction(StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     COMPLETE = "complete"
+    EXPIRE = "expire"
 
 
 S = CampaignStatus
@@ -37,15 +39,20 @@ _TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
     # A paused campaign whose last in-flight sends finish is complete too.
     (CampaignAction.COMPLETE, S.RUNNING): S.COMPLETED,
     (CampaignAction.COMPLETE, S.PAUSED): S.COMPLETED,
+    # Past `expires_at`, once every recipient released before it is final (the rest are expired).
+    (CampaignAction.EXPIRE, S.RUNNING): S.EXPIRED,
+    (CampaignAction.EXPIRE, S.PAUSED): S.EXPIRED,
 }
+# Actions the service takes by itself, never named as allowed to a caller.
+_INTERNAL = frozenset({CampaignAction.COMPLETE, CampaignAction.EXPIRE})
 
-TERMINAL = frozenset({S.COMPLETED, S.CANCELLED})
+TERMINAL = frozenset({S.COMPLETED, S.CANCELLED, S.EXPIRED})
 SENDING = frozenset({S.RUNNING})
 # PATCH: a draft or scheduled campaign takes any field (a start time makes it scheduled, none a draft);
 # a started campaign that is not finished, these only.
 NOT_STARTED = frozenset({S.DRAFT, S.SCHEDULED})
 STARTED = frozenset({S.RUNNING, S.PAUSED})
-CHANGEABLE_WHEN_STARTED = frozenset({"name", "rate_per_second", "next_campaign_id"})
+CHANGEABLE_WHEN_STARTED = frozenset({"name", "rate_per_second", "next_campaign_id", "expires_at", "window"})
 # A chain of campaigns (next_campaign_id) is followed this far when looking for a cycle.
 MAX_CHAIN = 100
 # DELETE: a campaign that is not sending or about to send again.
@@ -59,7 +66,7 @@ def next_status(action: CampaignAction, current: CampaignStatus) -> CampaignStat
     try:
         return _TRANSITIONS[(action, current)]
     except KeyError:
-        allowed = sorted(a.value for (a, s) in _TRANSITIONS if s == current and a != CampaignAction.COMPLETE)
+        allowed = sorted(a.value for (a, s) in _TRANSITIONS if s == current and a not in _INTERNAL)
         hint = f"; allowed: {', '.join(allowed)}" if allowed else "; it accepts no further actions"
         raise Conflict(
             detail=f"cannot {action.value} a campaign that is {current.value}{hint}",

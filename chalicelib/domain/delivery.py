@@ -16,6 +16,8 @@ class DeliveryState(StrEnum):
     UNKNOWN = "unknown"
     # Not sent on purpose; `skip_reason` says why (excluded: the recipient is in an exclusion list).
     SKIPPED = "skipped"
+    # Not sent because the campaign expired (`expires_at`) before it was.
+    EXPIRED = "expired"
 
 
 class SkipReason(StrEnum):
@@ -23,11 +25,11 @@ class SkipReason(StrEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.SKIPPED}
+    {DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.SKIPPED, DeliveryState.EXPIRED}
 )
 # The counter each delivery state is kept in on the campaign. `waiting` counts queued deliveries (a
 # retry or a parked recipient); the API's `queued` is total minus in_flight and the terminal ones, so
-# total = queued + in_flight + succeeded + failed + unknown + skipped holds at every read.
+# total = queued + in_flight + succeeded + failed + unknown + skipped + expired holds at every read.
 COUNTER_OF_STATE = {
     DeliveryState.QUEUED.value: "waiting",
     DeliveryState.IN_FLIGHT.value: "in_flight",
@@ -35,9 +37,10 @@ COUNTER_OF_STATE = {
     DeliveryState.FAILED.value: "failed",
     DeliveryState.UNKNOWN.value: "unknown",
     DeliveryState.SKIPPED.value: "skipped",
+    DeliveryState.EXPIRED.value: "expired",
 }
 COUNTERS = tuple(COUNTER_OF_STATE.values())
-FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped")
+FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:
@@ -50,6 +53,18 @@ def state_deltas(old: str | None, new: str | None) -> dict[str, int]:
     if new in COUNTER_OF_STATE:
         deltas[COUNTER_OF_STATE[new]] = deltas.get(COUNTER_OF_STATE[new], 0) + 1
     return deltas
+
+
+class OutcomeReason(StrEnum):
+    """Why an attempt did not succeed, as the retry policy sees it."""
+
+    THROTTLED = "throttled"  # the provider asked to slow down (429)
+    PROVIDER_ERROR = "provider_error"  # the provider failed (5xx, 408, 425)
+    UNREACHABLE = "unreachable"  # no connection was made: nothing was sent
+    BUSY = "busy"  # a call: the line was busy
+    NO_ANSWER = "no_answer"  # a call: nobody answered
+    REJECTED = "rejected"  # the provider refused this message or destination for good (4xx)
+    TIMEOUT = "timeout"  # no answer came back: it may have been sent (never retried blindly)
 
 
 class OutcomeKind(StrEnum):
@@ -69,19 +84,25 @@ class SendOutcome:
     provider_message_id: str | None = None
     error: str | None = None
     retry_after_seconds: float | None = None
+    reason: OutcomeReason | None = None  # None when accepted
 
     @classmethod
     def accepted(cls, provider_message_id: str | None) -> SendOutcome:
         return cls(OutcomeKind.ACCEPTED, provider_message_id=provider_message_id)
 
     @classmethod
-    def transient(cls, error: str, retry_after_seconds: float | None = None) -> SendOutcome:
-        return cls(OutcomeKind.TRANSIENT, error=error, retry_after_seconds=retry_after_seconds)
+    def transient(
+        cls,
+        error: str,
+        retry_after_seconds: float | None = None,
+        reason: OutcomeReason = OutcomeReason.PROVIDER_ERROR,
+    ) -> SendOutcome:
+        return cls(OutcomeKind.TRANSIENT, error=error, retry_after_seconds=retry_after_seconds, reason=reason)
 
     @classmethod
-    def permanent(cls, error: str) -> SendOutcome:
-        return cls(OutcomeKind.PERMANENT, error=error)
+    def permanent(cls, error: str, reason: OutcomeReason = OutcomeReason.REJECTED) -> SendOutcome:
+        return cls(OutcomeKind.PERMANENT, error=error, reason=reason)
 
     @classmethod
     def ambiguous(cls, error: str) -> SendOutcome:
-        return cls(OutcomeKind.AMBIGUOUS, error=error)
+        return cls(OutcomeKind.AMBIGUOUS, error=error, reason=OutcomeReason.TIMEOUT)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import DeliveryState, SkipReason
+from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
 from chalicelib.domain.recipients import MAX_BATCH, MAX_DESTINATIONS, DestinationIn, DestinationType, Param
 from chalicelib.domain.retry import RetryPolicy
 from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
 from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadState
+from chalicelib.domain.windows import SendWindow, validate_zone
 
 MAX_EXCLUSION_LISTS = 5
 
@@ -120,6 +121,26 @@ class CampaignCreate(Strict):
         "within a year: the campaign is `scheduled` and an EventBridge Scheduler schedule starts it then. "
         "Omit for a draft started by POST .../start.",
     )
+    category: Literal["marketing", "transactional"] = Field(
+        "transactional",
+        description="`marketing` campaigns get the 08:00-21:00 window in each recipient's local time (the TCPA's "
+        "calling hours) unless they name one; `transactional` ones have no default window.",
+    )
+    window: SendWindow | None = Field(
+        None,
+        description="When recipients may be sent to, in each one's local time: the recipient's `timezone`, else the "
+        "zones of its phone number (a number spanning several zones gets only the hours open in all), else the "
+        "campaign's `timezone`. Out-of-window recipients wait, counted as queued, until it opens.",
+    )
+    timezone: Annotated[str, AfterValidator(validate_zone)] = Field(
+        "UTC", max_length=64, description="The campaign's IANA time zone, for recipients the window cannot place."
+    )
+    expires_at: AwareDatetime | None = Field(
+        None,
+        strict=False,
+        description="When the campaign expires, ISO 8601 with an offset: nothing is sent from then on, the "
+        "recipients not reached are `expired` and so is the campaign. In the future, and after `start_at`.",
+    )
     next_campaign_id: str | None = Field(
         None,
         max_length=64,
@@ -149,8 +170,8 @@ class CampaignCreate(Strict):
 
 class CampaignUpdate(Strict):
     """The fields to change; a field left out keeps its value. A draft takes any of them; a running or paused
-    campaign `name` and `rate_per_second` only (the new rate paces what is released from then on, within
-    a release window: 60 s on AWS). A finished campaign takes none."""
+    campaign `name`, `rate_per_second`, `expires_at` and `next_campaign_id` only (the new rate paces what is
+    released from then on, within a release window: 60 s on AWS). A finished campaign takes none."""
 
     name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
     list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
@@ -163,6 +184,16 @@ class CampaignUpdate(Strict):
         strict=False,
         description="A new start time (reschedules; the campaign becomes `scheduled`); null unschedules it.",
     )
+    expires_at: AwareDatetime | None = Field(
+        None,
+        strict=False,
+        description="A new expiry, in the future (also while running or paused); null removes it.",
+    )
+    category: Literal["marketing", "transactional"] = Field(None)  # type: ignore[arg-type]
+    window: SendWindow | None = Field(
+        None, description="A new window (also while running or paused: from the next dispatch); null removes it."
+    )
+    timezone: Annotated[str, AfterValidator(validate_zone)] = Field(None, max_length=64)  # type: ignore[assignment]
     next_campaign_id: str | None = Field(None, max_length=64, description="null ends the chain here.")
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
@@ -177,7 +208,7 @@ class CampaignClone(Strict):
 
 
 class Counters(BaseModel):
-    """total = queued + in_flight + succeeded + failed + unknown + skipped, at every read."""
+    """total = queued + in_flight + succeeded + failed + unknown + skipped + expired, at every read."""
 
     total: int = Field(description="Recipients of the campaign: the list as it stood at start.")
     queued: int = Field(description="Not sent yet: waiting for release, for a retry, or parked by a pause.")
@@ -189,6 +220,7 @@ class Counters(BaseModel):
         "that stopped); not resent, since the channel takes no idempotency key."
     )
     skipped: int = Field(0, description="Not sent on purpose, e.g. excluded by an exclusion list.")
+    expired: int = Field(0, description="Not sent because the campaign expired first.")
 
 
 class Campaign(BaseModel):
@@ -200,12 +232,16 @@ class Campaign(BaseModel):
     template: str
     rate_per_second: float
     retry_policy: RetryPolicy | None
+    category: Literal["marketing", "transactional"] = "transactional"
+    window: SendWindow | None = Field(None, description="The window it names (a marketing one without: 08:00-21:00).")
+    timezone: str = "UTC"
     exclusion_list_ids: list[str] = Field(default_factory=list)
     next_campaign_id: str | None = None
     next_problem: str | None = Field(None, description="Why the next campaign could not be started.")
     status: CampaignStatus
     created_at: str
     start_at: str | None = Field(None, description="When its schedule starts it (scheduled campaigns).")
+    expires_at: str | None = Field(None, description="When it expires: nothing is sent from then on.")
     started_at: str | None = None
     started_late_seconds: float | None = Field(
         None, description="Set when the campaign started over a minute after its start_at (a missed schedule)."
@@ -217,14 +253,36 @@ class Campaign(BaseModel):
     counters: Counters
 
 
+class Attempt(BaseModel):
+    """One attempt at a recipient, as its delivery's history keeps it."""
+
+    attempt: int = Field(description="The attempt's number for this recipient, 1 for the first.")
+    destination_index: int = Field(description="Which of the recipient's destinations it went to (0 is the first).")
+    destination: str
+    try_number: int = Field(description="The try on this destination, 1 for the first.")
+    channel: str
+    provider_message_id: str | None = None
+    outcome: Literal["succeeded", "failed", "unknown", "retry", "failover"] = Field(
+        description="`retry`: tried again on the same destination; `failover`: the next destination was tried."
+    )
+    reason: OutcomeReason | None = Field(None, description="Why it did not succeed, as the retry policy sees it.")
+    error: str | None = None
+    started_at: str
+    ended_at: str
+
+
 class Delivery(BaseModel):
     recipient_id: str
     destination_index: int | None = Field(
         None, description="Which of the recipient's destinations the last attempt used (0 is the first)."
     )
     destination: str | None = Field(None, description="The address the last attempt was sent to.")
+    destination_try: int | None = Field(None, description="The last attempt's try on that destination.")
     state: DeliveryState
     attempts: int
+    history: list[Attempt] = Field(
+        default_factory=list, description="Every attempt, oldest first (kept in the write that closed it)."
+    )
     provider_message_id: str | None = None
     last_error: str | None = None
     skip_reason: SkipReason | None = Field(None, description="Why a skipped recipient was not sent to.")

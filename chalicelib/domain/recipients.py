@@ -215,13 +215,26 @@ class Recipient:
     locale: str | None = None
     timezone: str | None = None
 
+    def destinations_for(self, channel: str) -> list[tuple[int, Destination]]:
+        """The destinations a channel sends to, in the order they are tried (the channel's preferred type
+        first, then the recipient's order), each with its index among the recipient's destinations."""
+        return [
+            (index, destination)
+            for wanted in CHANNEL_DESTINATIONS.get(channel, ())
+            for index, destination in enumerate(self.destinations)
+            if destination.type == wanted
+        ]
+
     def destination_for(self, channel: str) -> tuple[int, Destination] | None:
-        """The destination a channel sends to (its index among the recipient's destinations), or None."""
-        for wanted in CHANNEL_DESTINATIONS.get(channel, ()):
-            for index, destination in enumerate(self.destinations):
-                if destination.type == wanted:
-                    return index, destination
-        return None
+        """The destination a channel sends to first, or None."""
+        found = self.destinations_for(channel)
+        return found[0] if found else None
+
+    def destination_after(self, channel: str, index: int) -> tuple[int, Destination] | None:
+        """The destination tried after the one at `index` (failover), or None when it was the last."""
+        order = self.destinations_for(channel)
+        at = next((n for n, (i, _) in enumerate(order) if i == index), None)
+        return order[at + 1] if at is not None and at + 1 < len(order) else None
 
     def to_dict(self) -> dict[str, Any]:
         """The compact form kept in list items, chunks and parked deliveries."""

@@ -1,5 +1,6 @@
 """A campaign completes by itself once every recipient it released has a final outcome; then the campaign it
-chains to (`next_campaign_id`) starts."""
+chains to (`next_campaign_id`) starts. One that left recipients unreached at its `expires_at` ends `expired`
+instead (dispatch expired some, or the pacer marked it, counting the ones it never released as expired)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ ATTEMPTS = 3
 
 
 def finished(campaign: dict[str, Any]) -> int:
-    return sum(int(campaign.get(name, 0)) for name in FINISHED_COUNTERS)
+    return sum(int(campaign.get(name, 0)) for name in FINISHED_COUNTERS) + int(campaign.get("expired_unreleased", 0))
+
+
+def expired(campaign: dict[str, Any]) -> bool:
+    """Whether any recipient was not reached because the campaign expired (then it ends `expired`)."""
+    return "expired_unreleased" in campaign or int(campaign.get("expired", 0)) > 0
 
 
 def is_done(campaign: dict[str, Any]) -> bool:
@@ -35,14 +41,15 @@ def complete_if_done(campaign: dict[str, Any]) -> bool:
         if status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED) or not is_done(campaign):
             return False
         try:
-            completed = campaigns.change_status(campaign["pk"], status, next_status(CampaignAction.COMPLETE, status))
+            action = CampaignAction.EXPIRE if expired(campaign) else CampaignAction.COMPLETE
+            completed = campaigns.change_status(campaign["pk"], status, next_status(action, status))
         except Conflict:
             fresh = campaigns.get_campaign_by_pk(campaign["pk"])
             if fresh is None:
                 return False
             campaign = fresh
             continue
-        if completed.get("next_campaign_id"):
+        if completed.get("next_campaign_id") and action == CampaignAction.COMPLETE:
             start_next(completed)
         return True
     return False

@@ -32,6 +32,8 @@ RETRY_LEASE_SECONDS = 120
 RELEASE_LEASE_SECONDS = 120
 # Recipients read from the list per Query page, between which the release checks its time.
 RELEASE_PAGE = 1000
+# Far enough ahead to find every waiting delivery, however late it is due.
+EVER = 10 * 366 * 86_400
 TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
 
 
@@ -65,7 +67,12 @@ def release_campaign(
     if campaign is None or campaign["status"] != "running":
         return 0
     # Completion is retried here too: when it lost a race with a pause or resume, no change is left to retry it.
-    if complete_if_done(campaign) or _quota(campaign, now, horizon)[1] == 0:
+    if complete_if_done(campaign):
+        return 0
+    if campaign.get("expires_at") and now >= float(campaign["expires_at"]):
+        expire_campaign(campaign, now, lease_seconds or RELEASE_LEASE_SECONDS)
+        return 0
+    if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
     if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)):
         return 0  # the list is done and no retry waits: nothing to lease for
@@ -110,6 +117,35 @@ def release_campaign(
     return len(done)
 
 
+def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) -> int:
+    """The campaign passed its `expires_at`: once, under the release lease, it stops releasing and counts
+    the recipients it never released as expired; then every retry or parked recipient waiting, due or
+    not, is expired (RELEASE_PAGE per call, the next tick goes on). Returns how many were expired here;
+    the campaign ends `expired` when the stream has counted them (completion)."""
+    pk = campaign["pk"]
+    if "expired_unreleased" not in campaign:
+        leased = campaigns.take_release_lease(pk, now, lease_seconds)
+        if leased is None:
+            return 0
+        unreleased = max(0, int(leased.get("total", 0)) - int(leased.get("released", 0)))
+        if leased.get("release_exhausted"):
+            unreleased = 0
+        marked = campaigns.mark_expired(pk, lease=float(leased["release_lease"]), unreleased=unreleased)
+        if marked is None:
+            return 0
+        campaign = marked
+    expired = 0
+    if not int(campaign.get("waiting", 0)):
+        return expired
+    for bucket in range(int(campaign.get("buckets", 1))):
+        target = keys.delivery_pk(pk, bucket)
+        for waiting in deliveries.due_deliveries(target, now + EVER, RELEASE_PAGE - expired):
+            expired += deliveries.expire_queued(target, waiting["sk"], int(waiting["attempt"])).ok
+        if expired >= RELEASE_PAGE:
+            break
+    return expired
+
+
 def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[ReleasePlan, int]:
     """The window's plan, and how many recipients it may release under backpressure."""
     settings = get_settings()
@@ -141,6 +177,9 @@ def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry
             attempt = int(due["attempt"])
             if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
                 body = {**due.get("recipient", {}), "id": due["sk"], "previous_attempt": attempt, "fresh": False}
+                if "next_destination_index" in due:  # a retry or a failover: where the next try goes
+                    body["destination_index"] = int(due["next_destination_index"])
+                    body["destination_try"] = int(due["next_try"])
                 entries.append(Entry(body, None))
     return entries
 

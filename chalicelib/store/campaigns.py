@@ -54,6 +54,18 @@ def get_status(pk: str) -> str | None:
     return str(found["Item"]["status"]["S"]) if "Item" in found else None
 
 
+def get_live_fields(pk: str) -> dict[str, Any] | None:
+    """What dispatch reads again while it sends: the status and the expiry (a small projected read)."""
+    found = aws.dynamodb().get_item(
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        ConsistentRead=True,
+        ProjectionExpression="#st, expires_at",
+        ExpressionAttributeNames={"#st": "status"},
+    )
+    return aws.from_item(found["Item"]) if "Item" in found else None
+
+
 def get_campaign_by_pk(pk: str) -> dict[str, Any] | None:
     found = aws.dynamodb().get_item(
         TableName=get_settings().main_table, Key=aws.to_item({"pk": pk, "sk": keys.META}), ConsistentRead=True
@@ -74,7 +86,7 @@ def change_status(
     """Move the campaign from `current` to `new` if nobody moved it first; Conflict otherwise."""
     sets = dict(sets or {})
     sets["status"] = new.value
-    if new in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+    if new in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.EXPIRED):
         sets["finished_at"] = time.time()
     names = {f"#{k}": k for k in sets}
     values = {f":{k}": v for k, v in sets.items()}
@@ -162,6 +174,21 @@ def save_release_progress(
         **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
     )
     return answer is not None
+
+
+def mark_expired(pk: str, *, lease: float, unreleased: int) -> dict[str, Any] | None:
+    """The campaign passed its expiry: release nothing more, count the `unreleased` recipients as expired,
+    and give the lease back (held by the caller, so no release moves the cursor meanwhile). Once only."""
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression="SET release_exhausted = :yes, expired_unreleased = :n REMOVE release_lease",
+        ConditionExpression="release_lease = :lease AND attribute_not_exists(expired_unreleased)",
+        ExpressionAttributeValues=aws.to_values({":yes": True, ":n": unreleased, ":lease": lease}),
+        ReturnValues="ALL_NEW",
+    )
+    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def apply_counter_deltas(pk: str, batches: dict[int, tuple[dict[str, int], str]]) -> dict[str, Any] | None:

@@ -84,6 +84,7 @@ def _persistently(write: Any) -> Written:
 
 # An attempt's outcome may be written while it is in flight, or over `unknown` set by a duplicate delivery
 # of the same chunk that found the claim in flight: the worker that made the send knows better.
+EXPIRED = "expired: the campaign's expires_at passed before it was sent"
 _OPEN_ATTEMPT = "(#st = :in_flight OR #st = :unknown) AND attempt = :attempt"
 
 
@@ -91,7 +92,7 @@ def _expires_at() -> int:
     return int(time.time() + get_settings().delivery_retention_days * 86_400)
 
 
-def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str]) -> Written:
+def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str], tries: int = 1) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
     `token` is the chunk's claim token (carried in the SQS message body, so it survives a redrive);
@@ -107,18 +108,22 @@ def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str]) -> 
         "claimed_by": token,
         "destination_index": destination[0],
         "destination": destination[1],
+        "destination_try": tries,
         "updated_at": time.time(),
     }
     return _create(item)
 
 
-def claim_queued(pk: str, rid: str, previous_attempt: int, token: str, destination: tuple[int, str]) -> Written:
+def claim_queued(
+    pk: str, rid: str, previous_attempt: int, token: str, destination: tuple[int, str], tries: int = 1
+) -> Written:
     """Move a queued delivery (a due retry, or one parked by a pause) in flight as the next attempt."""
     return _update(
         pk,
         rid,
         "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, "
-        "destination_index = :di, destination = :da REMOVE due_at",
+        "destination_index = :di, destination = :da, destination_try = :try "
+        "REMOVE due_at, next_destination_index, next_try",
         "#st = :queued AND attempt = :prev",
         {
             ":in_flight": DeliveryState.IN_FLIGHT.value,
@@ -128,13 +133,15 @@ def claim_queued(pk: str, rid: str, previous_attempt: int, token: str, destinati
             ":by": token,
             ":di": destination[0],
             ":da": destination[1],
+            ":try": tries,
             ":now": time.time(),
         },
     )
 
 
-def park_unsent(pk: str, rid: str, recipient: dict[str, Any]) -> Written:
-    """Keep a released but unsent recipient (its campaign was paused) as queued and due now."""
+def park_unsent(pk: str, rid: str, recipient: dict[str, Any], due_at: float | None = None) -> Written:
+    """Keep a released but unsent recipient as queued: due now (its campaign was paused), or at `due_at` (its
+    send window opens then)."""
     now = time.time()
     item = {
         "pk": pk,
@@ -142,17 +149,29 @@ def park_unsent(pk: str, rid: str, recipient: dict[str, Any]) -> Written:
         "state": DeliveryState.QUEUED.value,
         "attempt": 0,
         "recipient": recipient,
-        "due_at": now,
+        "due_at": now if due_at is None else due_at,
         "updated_at": now,
     }
     return _create(item)
 
 
+# The attempt's record rides in the write that closes it: no extra write per attempt.
+_APPEND_ATTEMPT = ", history = list_append(if_not_exists(history, :none), :this)"
+
+
 def record_outcome(
-    pk: str, rid: str, attempt: int, state: DeliveryState, *, provider_message_id: str | None, error: str | None
+    pk: str,
+    rid: str,
+    attempt: int,
+    state: DeliveryState,
+    *,
+    provider_message_id: str | None,
+    error: str | None,
+    record: dict[str, Any] | None = None,
 ) -> bool:
-    """Close an in-flight attempt as succeeded, failed or unknown; retried until it is written."""
-    values = {
+    """Close an in-flight attempt as succeeded, failed or unknown, appending its `record` to the delivery's
+    history; retried until it is written."""
+    values: dict[str, Any] = {
         ":state": state.value,
         ":in_flight": DeliveryState.IN_FLIGHT.value,
         ":unknown": DeliveryState.UNKNOWN.value,
@@ -162,17 +181,35 @@ def record_outcome(
         ":now": time.time(),
     }
     expression = "SET #st = :state, provider_message_id = :mid, last_error = :err, updated_at = :now"
+    if record is not None:
+        expression += _APPEND_ATTEMPT
+        values.update({":none": [], ":this": [record]})
     if state in TERMINAL_STATES:
         expression += ", expires_at = :ttl"
         values[":ttl"] = _expires_at()
     return _persistently(lambda: _update(pk, rid, expression, _OPEN_ATTEMPT, values)).ok
 
 
-def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, recipient: dict[str, Any]) -> bool:
-    """Close an in-flight attempt as a transient failure that will be tried again at `due_at`, keeping the
-    recipient's data (destinations, attributes) the retry will need."""
+def schedule_retry(
+    pk: str,
+    rid: str,
+    attempt: int,
+    due_at: float,
+    error: str,
+    recipient: dict[str, Any],
+    *,
+    next_destination: tuple[int, int],
+    record: dict[str, Any],
+) -> bool:
+    """Close an in-flight attempt as a failure that will be tried again at `due_at` on `next_destination`
+    (the index of the destination and its try number: the same destination again, or the next one after a
+    failover), keeping the recipient's data (destinations, attributes) the retry will need."""
     values = {
         ":recipient": recipient,
+        ":ndi": next_destination[0],
+        ":nt": next_destination[1],
+        ":none": [],
+        ":this": [record],
         ":queued": DeliveryState.QUEUED.value,
         ":in_flight": DeliveryState.IN_FLIGHT.value,
         ":unknown": DeliveryState.UNKNOWN.value,
@@ -185,7 +222,8 @@ def schedule_retry(pk: str, rid: str, attempt: int, due_at: float, error: str, r
         lambda: _update(
             pk,
             rid,
-            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient",
+            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
+            "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT,
             _OPEN_ATTEMPT,
             values,
         )
@@ -200,6 +238,11 @@ def skip_unsent(pk: str, rid: str, reason: str) -> Written:
 def fail_unsent(pk: str, rid: str, reason: str) -> Written:
     """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
     return _final_unsent(pk, rid, DeliveryState.FAILED, last_error=reason)
+
+
+def expire_unsent(pk: str, rid: str) -> Written:
+    """A released recipient not sent because its campaign expired first."""
+    return _final_unsent(pk, rid, DeliveryState.EXPIRED, last_error=EXPIRED)
 
 
 def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Written:
@@ -218,8 +261,17 @@ def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Writte
 
 def fail_queued(pk: str, rid: str, attempt: int, reason: str) -> Written:
     """A released retry that was never claimed, failed for good."""
+    return _final_queued(pk, rid, attempt, DeliveryState.FAILED, reason)
+
+
+def expire_queued(pk: str, rid: str, attempt: int) -> Written:
+    """A waiting retry or parked recipient not sent because its campaign expired first."""
+    return _final_queued(pk, rid, attempt, DeliveryState.EXPIRED, EXPIRED)
+
+
+def _final_queued(pk: str, rid: str, attempt: int, state: DeliveryState, reason: str) -> Written:
     values = {
-        ":failed": DeliveryState.FAILED.value,
+        ":final": state.value,
         ":queued": DeliveryState.QUEUED.value,
         ":attempt": attempt,
         ":err": reason,
@@ -230,7 +282,7 @@ def fail_queued(pk: str, rid: str, attempt: int, reason: str) -> Written:
         lambda: _update(
             pk,
             rid,
-            "SET #st = :failed, last_error = :err, updated_at = :now, expires_at = :ttl REMOVE due_at",
+            "SET #st = :final, last_error = :err, updated_at = :now, expires_at = :ttl REMOVE due_at",
             "#st = :queued AND attempt = :attempt",
             values,
         )

@@ -11,6 +11,7 @@ import math
 import secrets
 
 META = "META"
+CAP = "CAP"
 RECIPIENT_PREFIX = "R#"
 # A bucket takes at most this many recipients a second: ~2 writes each (claim, outcome) plus retries,
 # well under DynamoDB's 1,000 write units per partition and under the team's 500 writes/s target.
@@ -109,3 +110,9 @@ def export_pk(account_id: str, export_id: str) -> str:
 def export_object_key(account_id: str, export_id: str) -> str:
     """Where an export's CSV is written in the uploads bucket."""
     return f"exports/{account_id}/{export_id}.csv"
+
+
+def cap_pk(account_id: str, category: str, destination: str) -> str:
+    """A frequency cap's counter: one per (account, category, destination). The category holds no '#', so
+    a destination that does (an email's local part may) cannot make two caps share a key."""
+    return f"{account_id}#CAP#{category}#{destination}"

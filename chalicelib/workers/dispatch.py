@@ -18,10 +18,13 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -29,10 +32,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, OutgoingMessage, channel_for
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
+from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
+from chalicelib.domain.windows import SendWindow, default_window, is_open, next_open, recipient_zones
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries, keys, lists, queue
@@ -78,17 +82,43 @@ class CampaignWatch:
     max_age: float
     read_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The next opening of the window per set of zones, found once per invocation (it can take a search).
+    next_opening: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    @cached_property
+    def window(self) -> SendWindow | None:
+        """The campaign's window, or its category's default (as it was when this invocation read it)."""
+        named = self.campaign.get("window")
+        return SendWindow.model_validate(named) if named else default_window(self.campaign.get("category", ""))
+
+    def window_wait(self, recipient: Recipient, address: str) -> float | None:
+        """None when the recipient's window is open now; else when it opens (epoch s; inf: never)."""
+        window = self.window
+        if window is None:
+            return None
+        phone = address if address.startswith("+") else None
+        zones = recipient_zones(recipient.timezone, phone, self.campaign.get("timezone") or "UTC")
+        now = datetime.now(UTC)
+        if is_open(window, zones, now):
+            return None
+        opening = self.next_opening.get(zones)
+        if opening is None or opening <= now.timestamp():
+            found = next_open(window, zones, now)
+            opening = found.timestamp() if found else math.inf
+            self.next_opening[zones] = opening
+        return opening
 
     @property
     def status(self) -> CampaignStatus:
-        """The status, read again (its attribute alone) by one of the sending threads when it is older than
+        """The status, read again (with the expiry) by one of the sending threads when it is older than
         `max_age`; the others go on with the status as last read meanwhile instead of waiting."""
         if time.monotonic() - self.read_at >= self.max_age and self.lock.acquire(blocking=False):
             try:
                 if time.monotonic() - self.read_at >= self.max_age:
-                    fresh = campaigns.get_status(self.campaign["pk"])
+                    fresh = campaigns.get_live_fields(self.campaign["pk"])
                     if fresh is not None:
-                        self.campaign = {**self.campaign, "status": fresh}
+                        live = {"status": fresh["status"], "expires_at": fresh.get("expires_at")}
+                        self.campaign = {**self.campaign, **live}
                     self.read_at = time.monotonic()
             finally:
                 self.lock.release()
@@ -228,6 +258,9 @@ class Target:
     recipient: Recipient
     previous_attempt: int
     fresh: bool
+    # Where a retry or a failover goes: the destination's index and its try number (None: the first).
+    destination_index: int | None = None
+    destination_try: int = 1
 
     @property
     def rid(self) -> str:
@@ -252,7 +285,38 @@ def _target(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
         recipient=recipient,
         previous_attempt=int(entry["previous_attempt"]),
         fresh=bool(entry["fresh"]),
+        destination_index=entry.get("destination_index"),
+        destination_try=int(entry.get("destination_try", 1)),
     )
+
+
+@dataclass(frozen=True)
+class Route:
+    """One try: the destination (its index among the recipient's destinations, its address) and the try
+    number on it."""
+
+    index: int
+    address: str
+    tries: int
+
+    @property
+    def destination(self) -> tuple[int, str]:
+        return self.index, self.address
+
+    @classmethod
+    def of(cls, delivery: dict[str, Any]) -> Route:
+        """The route of a delivery's claimed attempt."""
+        return cls(int(delivery["destination_index"]), delivery["destination"], int(delivery.get("destination_try", 1)))
+
+
+def _route(channel: str, target: Target) -> Route | None:
+    """Where this try goes: the destination a retry or failover named, else the channel's first one."""
+    if target.destination_index is not None:
+        for index, destination in target.recipient.destinations_for(channel):
+            if index == target.destination_index:
+                return Route(index, destination.address, target.destination_try)
+    first = target.recipient.destination_for(channel)
+    return Route(first[0], first[1].address, 1) if first else None
 
 
 def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline) -> int:
@@ -262,16 +326,22 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     target = _target(watch.campaign, recipient)
     if status != CampaignStatus.RUNNING:
         return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
-    chosen = target.recipient.destination_for(watch.campaign["channel"])
-    if chosen is None:
+    if watch.campaign.get("expires_at") and time.time() >= float(watch.campaign["expires_at"]):
+        return _expire(watch.campaign, policy, target, token)
+    route = _route(watch.campaign["channel"], target)
+    if route is None:
         return _no_destination(watch.campaign, target)
-    destination = (chosen[0], chosen[1].address)
+    opening = watch.window_wait(target.recipient, route.address)
+    if opening is not None:
+        return _wait_for_window(watch.campaign, policy, target, token, opening)
     if target.fresh:
-        claim = deliveries.claim_first(target.pk, target.rid, token, destination)
+        claim = deliveries.claim_first(target.pk, target.rid, token, route.destination, route.tries)
     else:
-        claim = deliveries.claim_queued(target.pk, target.rid, target.previous_attempt, token, destination)
+        claim = deliveries.claim_queued(
+            target.pk, target.rid, target.previous_attempt, token, route.destination, route.tries
+        )
     if claim.ok:
-        return _send(watch.campaign, policy, target, target.attempt, destination)
+        return _send(watch.campaign, policy, target, target.attempt, route)
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
 
 
@@ -300,25 +370,53 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
         or int(current["attempt"]) != target.attempt
     ):
         return 0
+    route = Route.of(current)
     channel = channel_for(campaign["channel"])
     if channel.honours_idempotency_key:  # same attempt, same key, same destination: sent at most once
-        return _send(
-            campaign, policy, target, target.attempt, (int(current["destination_index"]), current["destination"])
-        )
+        return _send(campaign, policy, target, target.attempt, route)
+    error = "the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)"
     deliveries.record_outcome(
         target.pk,
         target.rid,
         target.attempt,
         DeliveryState.UNKNOWN,
         provider_message_id=None,
-        error="the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)",
+        error=error,
+        record=attempt_record(campaign, target.attempt, route, DeliveryState.UNKNOWN, None, None, error),
     )
     return 0
 
 
+def _expire(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
+    """The campaign expired: the recipient is `expired`, never sent (unless this chunk had claimed it)."""
+    if target.fresh:
+        expired = deliveries.expire_unsent(target.pk, target.rid)
+    else:
+        expired = deliveries.expire_queued(target.pk, target.rid, target.previous_attempt)
+    return 0 if expired.ok else _finish_own_claim(campaign, policy, target, token, expired)
+
+
+def _wait_for_window(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, opening: float) -> int:
+    """Out of its send window: the recipient waits, queued and due when the window opens (a retry keeps the
+    destination it was going to); one whose window never opens within a year fails."""
+    if math.isinf(opening):
+        return _fail_unsent(target, "window: the send window never opens in this recipient's time zones within a year")
+    if target.fresh:
+        waiting = deliveries.park_unsent(target.pk, target.rid, target.data, due_at=opening)
+    else:
+        waiting = Written(deliveries.lease_due(target.pk, target.rid, target.previous_attempt, opening))
+    return 0 if waiting.ok else _finish_own_claim(campaign, policy, target, token, waiting)
+
+
 def _no_destination(campaign: dict[str, Any], target: Target) -> int:
     """The recipient has no destination this channel can send to: failed for good, never claimed."""
-    reason = f"no_destination: the recipient has no destination the {campaign['channel']} channel sends to"
+    return _fail_unsent(
+        target, f"no_destination: the recipient has no destination the {campaign['channel']} channel sends to"
+    )
+
+
+def _fail_unsent(target: Target, reason: str) -> int:
+    """Failed for good without a send (never claimed)."""
     if target.fresh:
         deliveries.fail_unsent(target.pk, target.rid, reason)
     else:
@@ -326,16 +424,22 @@ def _no_destination(campaign: dict[str, Any], target: Target) -> int:
     return 0
 
 
-def _send(
-    campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, destination: tuple[int, str]
-) -> int:
-    address = destination[1]
+def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, route: Route) -> int:
+    started = time.time()
+    address = route.address
     variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
     try:
         text = render(campaign["template"], variables)
     except TemplateError as exc:
+        error = f"template: {exc}"
         deliveries.record_outcome(
-            target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=f"template: {exc}"
+            target.pk,
+            target.rid,
+            attempt,
+            DeliveryState.FAILED,
+            provider_message_id=None,
+            error=error,
+            record=attempt_record(campaign, attempt, route, DeliveryState.FAILED, None, None, error, started),
         )
         return 0
     _, campaign_id = keys.split_campaign_pk(campaign["pk"])
@@ -352,7 +456,7 @@ def _send(
     while outcome.kind == OutcomeKind.AMBIGUOUS and resends:
         resends -= 1
         outcome = _send_once(channel, message)
-    _record_outcome(target, attempt, policy, outcome)
+    _record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
 
 
@@ -364,20 +468,80 @@ def _send_once(channel: Channel, message: OutgoingMessage) -> SendOutcome:
         return SendOutcome.ambiguous(f"the channel failed while sending: {type(exc).__name__}")
 
 
-def _record_outcome(target: Target, attempt: int, policy: RetryPolicy, outcome: SendOutcome) -> None:
+def attempt_record(
+    campaign: dict[str, Any],
+    attempt: int,
+    route: Route,
+    outcome: DeliveryState | str,
+    reason: OutcomeReason | None,
+    provider_message_id: str | None,
+    error: str | None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """What the delivery's history keeps of one attempt."""
+    now = time.time()
+    return {
+        "attempt": attempt,
+        "destination_index": route.index,
+        "destination": route.address,
+        "try": route.tries,
+        "channel": campaign["channel"],
+        "provider_message_id": provider_message_id,
+        "outcome": str(outcome),
+        "reason": reason.value if reason else None,
+        "error": error,
+        "started_at": started if started is not None else now,
+        "ended_at": now,
+    }
+
+
+def _record_outcome(
+    campaign: dict[str, Any],
+    target: Target,
+    attempt: int,
+    route: Route,
+    policy: RetryPolicy,
+    outcome: SendOutcome,
+    started: float,
+) -> None:
+    """Close the attempt: succeeded, unknown, tried again on the same destination (a retry), on the next
+    destination (a failover), or failed with this last reason."""
     pk, rid = target.pk, target.rid
+
+    def record(result: DeliveryState | str) -> dict[str, Any]:
+        return attempt_record(
+            campaign, attempt, route, result, outcome.reason, outcome.provider_message_id, outcome.error, started
+        )
+
     if outcome.kind == OutcomeKind.ACCEPTED:
-        deliveries.record_outcome(
-            pk, rid, attempt, DeliveryState.SUCCEEDED, provider_message_id=outcome.provider_message_id, error=None
-        )
+        state = DeliveryState.SUCCEEDED
     elif outcome.kind == OutcomeKind.AMBIGUOUS:
-        deliveries.record_outcome(
-            pk, rid, attempt, DeliveryState.UNKNOWN, provider_message_id=None, error=outcome.error
-        )
-    elif outcome.kind == OutcomeKind.TRANSIENT and policy.allows_attempt_after(attempt):
-        due = time.time() + policy.delay_after(attempt, outcome.retry_after_seconds)
-        deliveries.schedule_retry(pk, rid, attempt, due, outcome.error or "transient failure", target.data)
+        state = DeliveryState.UNKNOWN
     else:
+        state = DeliveryState.FAILED
+        error = outcome.error or (outcome.reason or "failure")
+        if outcome.kind == OutcomeKind.TRANSIENT and policy.retries(outcome.reason, route.tries):
+            due = time.time() + policy.delay_after(route.tries, outcome.retry_after_seconds)
+            next_try = (route.index, route.tries + 1)
+            deliveries.schedule_retry(
+                pk, rid, attempt, due, error, target.data, next_destination=next_try, record=record("retry")
+            )
+            return
+        after = target.recipient.destination_after(campaign["channel"], route.index)
+        if after is not None and policy.fails_over(outcome.reason):
+            due = time.time() + (outcome.retry_after_seconds or 0)
+            deliveries.schedule_retry(
+                pk, rid, attempt, due, error, target.data, next_destination=(after[0], 1), record=record("failover")
+            )
+            return
         if outcome.kind == OutcomeKind.TRANSIENT:
-            logger.info("retries exhausted", extra={"delivery": pk, "attempt": attempt})
-        deliveries.record_outcome(pk, rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=outcome.error)
+            logger.info("tries exhausted", extra={"delivery": pk, "attempt": attempt})
+    deliveries.record_outcome(
+        pk,
+        rid,
+        attempt,
+        state,
+        provider_message_id=outcome.provider_message_id,
+        error=outcome.error,
+        record=record(state),
+    )

@@ -18,10 +18,12 @@ with a shorter timeout gives up although the message went out. Optionally it pos
 status callback to a webhook for every recorded message.
 
 Order of checks for ``POST /v1/messages``: auth (401), rate limit (429), payload validation (422),
-latency (the answer waits, other requests do not), scripted failure (``fail_statuses`` and
-``transient_failure_rate``), then accept: with ``dedup_client_ref`` a repeated ``client_ref`` is answered
-202 with the original uuid; otherwise the message is recorded (flagged if a duplicate) and answered 202,
-or 200 ``{}`` (missing uuid), or 202 after ``timeout_after_accept_ms`` (timeout after accept).
+latency (the answer waits, other requests do not), the number's script (``scripted_by_number``, e.g.
+``{"15550001": [503, 400]}``: its sends are answered those statuses in turn, then as usual), scripted
+failure (``fail_statuses`` and ``transient_failure_rate``), then accept: with ``dedup_client_ref`` a
+repeated ``client_ref`` is answered 202 with the original uuid; otherwise the message is recorded (flagged
+if a duplicate) and answered 202, or 200 ``{}`` (missing uuid), or 202 after ``timeout_after_accept_ms``
+(timeout after accept).
 
 Control endpoints, for tests and the demo:
 
@@ -33,8 +35,9 @@ Control endpoints, for tests and the demo:
 * ``GET /_fake/config`` -> the current config
 * ``POST /_fake/config`` -> change any of ``rate_limit_per_second``, ``transient_failure_rate``,
   ``latency_ms``, ``status_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
-  ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix);
-  answers the current config, or 422 naming the invalid fields (nothing changes then)
+  ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix),
+  ``scripted_by_number`` (replaces every script and starts them over); answers the current config, or 422
+  naming the invalid fields (nothing changes then)
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
 Run in the foreground with ``python -m infra.local.fake_provider --port 8081`` (``--help`` lists the
@@ -57,6 +60,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -343,6 +347,7 @@ class FakeProvider:
         self._sent_to_text: set[tuple[str, str]] = set()
         self._recipients: set[str] = set()
         self._counters = initial_counters()
+        self._script_used: Counter[str] = Counter()  # how much of each number's script was answered
         self._closing = threading.Event()  # set by stop(): held answers stop waiting
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -459,6 +464,7 @@ class FakeProvider:
             self._sent_to_text.clear()
             self._recipients.clear()
             self._counters = initial_counters()
+            self._script_used.clear()
             self._bucket = TokenBucket(self._config.rate_limit_per_second)
             self._random = random.Random(self._seed)
 
@@ -472,6 +478,8 @@ class FakeProvider:
                 return asdict(self._config), problems
             for name, value in parsed.items():
                 setattr(self._config, name, value)
+            if "scripted_by_number" in parsed:
+                self._script_used.clear()
             if "rate_limit_per_second" in parsed:
                 self._bucket = TokenBucket(self._config.rate_limit_per_second)
             return asdict(self._config), []
@@ -491,13 +499,24 @@ class FakeProvider:
             self._counters["throttled"] += 1
             return False
 
+    def _scripted(self, to: str) -> int | None:
+        """The next status of this number's script (the lock held), or None once it is used up."""
+        script = self._config.scripted_by_number[to]
+        used = self._script_used[to]
+        if used >= len(script):
+            return None
+        self._script_used[to] += 1
+        return script[used]
+
     def _accept(self, body: Json) -> _Answer:
         """Draw a scripted failure, else record the send (or replay it, with ``dedup_client_ref``) and draw
         how its answer goes wrong, if at all."""
         with self._lock:
             config = self._config
-            status = draw_failure(config, self._random)
-            if status is not None:
+            status = self._scripted(body["to"]) if body["to"] in config.scripted_by_number else None
+            if status is None:
+                status = draw_failure(config, self._random)
+            if status is not None and status != 202:
                 self._counters["failed_by_status"][str(status)] += 1
                 if status == 503:
                     self._counters["transient_failures"] += 1

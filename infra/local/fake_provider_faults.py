@@ -5,8 +5,10 @@ source, so a run with the same seed, config and request order draws the same out
 
 Two draws at most per send, each only when it can change something:
 
-* before accepting, one draw picks a scripted failure: 503 with probability ``transient_failure_rate +
-  fail_statuses["503"]``, then each other status of ``fail_statuses`` in ascending order;
+* before accepting, a number with a script (``scripted_by_number``) is answered the next status of its
+  script, with no draw, until the script is used up; otherwise one draw picks a scripted failure: 503
+  with probability ``transient_failure_rate + fail_statuses["503"]``, then each other status of
+  ``fail_statuses`` in ascending order;
 * after accepting (a newly recorded message only), one draw picks an answer fault: ``missing_uuid`` with
   probability ``missing_uuid_rate``, then ``timeout_after_accept`` with ``timeout_after_accept_rate``.
 """
@@ -34,6 +36,7 @@ CONFIG_FIELDS = (
     "timeout_after_accept_rate",
     "timeout_after_accept_ms",
     "fail_statuses",
+    "scripted_by_number",
 )
 MISSING_UUID = "missing_uuid"
 TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
@@ -53,6 +56,8 @@ class ProviderConfig:
     timeout_after_accept_rate: float = 0.0
     timeout_after_accept_ms: int = 30_000
     fail_statuses: dict[str, float] = field(default_factory=dict)
+    # A number (as sent in `to`) -> the statuses its sends are answered in turn (202: accept as usual).
+    scripted_by_number: dict[str, list[int]] = field(default_factory=dict)
 
 
 def problem(kind: str, title: str, detail: str, **extra: Any) -> Json:
@@ -130,6 +135,19 @@ def _parse_fail_statuses(value: Any) -> tuple[dict[str, float] | None, str]:
     return parsed, ""
 
 
+def _parse_scripts(value: Any) -> tuple[dict[str, list[int]] | None, str]:
+    """Per-number scripts (number to a list of statuses, 202 for an accepted send) or None and the reason."""
+    if value is None:
+        return {}, ""
+    allowed = {int(s) for s in FAIL_STATUSES} | {202}
+    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+        return None, 'must be an object of number to a list of statuses, e.g. {"15550001": [503, 400]}'
+    for number, statuses in value.items():
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s in allowed for s in statuses):
+            return None, f"statuses for {number} must each be one of {', '.join(map(str, sorted(allowed)))}"
+    return {str(n): list(v) for n, v in value.items()}, ""
+
+
 def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json, list[Json]]:
     """Validated config changes and Vonage-style ``invalid_parameters`` for ``POST /_fake/config``.
 
@@ -153,16 +171,17 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             "timeout_after_accept_rate": number and 0 <= value <= 1,
             "timeout_after_accept_ms": number and value >= 0,
             "fail_statuses": True,
+            "scripted_by_number": True,
         }
         if name not in valid:
             expected = ", ".join(CONFIG_FIELDS)
             problems.append({"name": name, "reason": f"unknown field; expected one of {expected}"})
-        elif name == "fail_statuses":
-            statuses, reason = _parse_fail_statuses(value)
-            if statuses is None:
+        elif name in ("fail_statuses", "scripted_by_number"):
+            parsed, reason = (_parse_fail_statuses if name == "fail_statuses" else _parse_scripts)(value)
+            if parsed is None:
                 problems.append({"name": name, "reason": reason})
             else:
-                changes[name] = statuses
+                changes[name] = parsed
         elif not valid[name]:
             problems.append({"name": name, "reason": "invalid value"})
         elif name in ("latency_ms", "timeout_after_accept_ms"):

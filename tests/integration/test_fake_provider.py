@@ -445,6 +445,7 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
         "timeout_after_accept_rate": 0.0,
         "timeout_after_accept_ms": 30000,
         "fail_statuses": {},
+        "scripted_by_number": {},
     }
     assert client.post("/v1/messages", json=a_send()).status_code == 503
 
@@ -656,7 +657,8 @@ def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signal
             url = line.rsplit(" ", 1)[1]
             assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
             config = httpx.get(f"{url}/_fake/config", timeout=5).json()
-            assert config == {"rate_limit_per_second": 200.0, "transient_failure_rate": 0.05, **FAULT_CONFIG}
+            expected = {"rate_limit_per_second": 200.0, "transient_failure_rate": 0.05, **FAULT_CONFIG}
+            assert config == {**expected, "scripted_by_number": {}}  # scripts are set over HTTP only
 
             process.send_signal(stop_signal)
 

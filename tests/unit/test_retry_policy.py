@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from chalicelib.domain.delivery import OutcomeReason as R
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 
 pytestmark = pytest.mark.unit
@@ -11,15 +12,37 @@ def test_backoff_doubles_from_the_initial_delay_up_to_the_cap() -> None:
     assert [policy.delay_after(n) for n in range(1, 6)] == [10, 20, 40, 60, 60]
 
 
-def test_attempts_stop_at_max_attempts() -> None:
+def test_tries_on_a_destination_stop_at_max_attempts() -> None:
     policy = RetryPolicy(max_attempts=3)
-    assert policy.allows_attempt_after(1)
-    assert policy.allows_attempt_after(2)
-    assert not policy.allows_attempt_after(3)
+    assert policy.retries(R.PROVIDER_ERROR, 1)
+    assert policy.retries(R.PROVIDER_ERROR, 2)
+    assert not policy.retries(R.PROVIDER_ERROR, 3)
 
 
-def test_no_policy_means_one_attempt() -> None:
-    assert not NO_RETRIES.allows_attempt_after(1)
+def test_only_the_listed_outcomes_are_retried_and_rejections_and_timeouts_never() -> None:
+    policy = RetryPolicy(max_attempts=5, retry_on=["busy", "no_answer"])
+    assert policy.retries(R.BUSY, 1) and policy.retries(R.NO_ANSWER, 4)
+    assert not policy.retries(R.PROVIDER_ERROR, 1)
+    default = RetryPolicy(max_attempts=5)
+    assert not default.retries(R.REJECTED, 1) and not default.retries(R.TIMEOUT, 1)
+    with pytest.raises(ValidationError, match="retry_on"):
+        RetryPolicy.model_validate({"retry_on": ["rejected"]})
+    with pytest.raises(ValidationError, match="more than once"):
+        RetryPolicy.model_validate({"retry_on": ["busy", "busy"]})
+
+
+def test_failover_follows_failover_on_and_never_a_timeout() -> None:
+    default = RetryPolicy()
+    assert default.fails_over(R.REJECTED) and default.fails_over(R.THROTTLED)
+    assert not default.fails_over(R.TIMEOUT)
+    assert not RetryPolicy(failover_on=[]).fails_over(R.REJECTED)
+    with pytest.raises(ValidationError, match="failover_on"):
+        RetryPolicy.model_validate({"failover_on": ["timeout"]})
+
+
+def test_no_policy_means_one_try_and_no_failover() -> None:
+    assert not NO_RETRIES.retries(R.PROVIDER_ERROR, 1)
+    assert not NO_RETRIES.fails_over(R.REJECTED)
 
 
 def test_a_longer_retry_after_from_the_provider_wins_but_never_past_the_cap() -> None:
