@@ -66,6 +66,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         category=item.get("category", "transactional"),
         window=item.get("window"),
         timezone=item.get("timezone", "UTC"),
+        frequency_cap=item.get("frequency_cap"),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),
         next_problem=item.get("next_problem"),

@@ -52,7 +52,9 @@ SENDING = frozenset({S.RUNNING})
 # a started campaign that is not finished, these only.
 NOT_STARTED = frozenset({S.DRAFT, S.SCHEDULED})
 STARTED = frozenset({S.RUNNING, S.PAUSED})
-CHANGEABLE_WHEN_STARTED = frozenset({"name", "rate_per_second", "next_campaign_id", "expires_at", "window"})
+CHANGEABLE_WHEN_STARTED = frozenset(
+    {"name", "rate_per_second", "next_campaign_id", "expires_at", "window", "frequency_cap"}
+)
 # A chain of campaigns (next_campaign_id) is followed this far when looking for a cycle.
 MAX_CHAIN = 100
 # DELETE: a campaign that is not sending or about to send again.

@@ -21,7 +21,8 @@ class DeliveryState(StrEnum):
 
 
 class SkipReason(StrEnum):
-    EXCLUDED = "excluded"
+    EXCLUDED = "excluded"  # in one of the campaign's exclusion lists
+    CAPPED = "capped"  # its destination had its frequency cap's worth of messages in the period
 
 
 TERMINAL_STATES = frozenset(

@@ -102,6 +102,19 @@ class ListRecipient(BaseModel):
 # --- campaigns ------------------------------------------------------------------------------
 
 
+class FrequencyCap(Strict):
+    """At most `max_messages` to one destination per `period_days` (a sliding window), counted across every
+    campaign of the account with a cap of the same scope; a recipient over it is skipped with reason `capped`."""
+
+    max_messages: int = Field(strict=False, ge=1, le=100, description="Messages allowed per destination per period.")
+    period_days: int = Field(strict=False, ge=1, le=365, description="The sliding period, in days.")
+    scope: Literal["account", "category"] = Field(
+        "account",
+        description="`account`: every capped campaign of the account counts; `category`: only those of the "
+        "campaign's category (marketing or transactional). Campaigns sharing a scope should share the period.",
+    )
+
+
 class CampaignCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     list_id: str = Field(min_length=1, max_length=64)
@@ -135,6 +148,7 @@ class CampaignCreate(Strict):
     timezone: Annotated[str, AfterValidator(validate_zone)] = Field(
         "UTC", max_length=64, description="The campaign's IANA time zone, for recipients the window cannot place."
     )
+    frequency_cap: FrequencyCap | None = Field(None, description="Omit for no cap.")
     expires_at: AwareDatetime | None = Field(
         None,
         strict=False,
@@ -194,6 +208,9 @@ class CampaignUpdate(Strict):
         None, description="A new window (also while running or paused: from the next dispatch); null removes it."
     )
     timezone: Annotated[str, AfterValidator(validate_zone)] = Field(None, max_length=64)  # type: ignore[assignment]
+    frequency_cap: FrequencyCap | None = Field(
+        None, description="A new cap (also while running or paused); null removes it."
+    )
     next_campaign_id: str | None = Field(None, max_length=64, description="null ends the chain here.")
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
@@ -235,6 +252,7 @@ class Campaign(BaseModel):
     category: Literal["marketing", "transactional"] = "transactional"
     window: SendWindow | None = Field(None, description="The window it names (a marketing one without: 08:00-21:00).")
     timezone: str = "UTC"
+    frequency_cap: FrequencyCap | None = None
     exclusion_list_ids: list[str] = Field(default_factory=list)
     next_campaign_id: str | None = None
     next_problem: str | None = Field(None, description="Why the next campaign could not be started.")

@@ -39,7 +39,7 @@ from chalicelib.domain.template import TemplateError, render
 from chalicelib.domain.windows import SendWindow, default_window, is_open, next_open, recipient_zones
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, deliveries, keys, lists, queue
+from chalicelib.store import campaigns, caps, deliveries, keys, lists, queue
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
@@ -334,6 +334,9 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     opening = watch.window_wait(target.recipient, route.address)
     if opening is not None:
         return _wait_for_window(watch.campaign, policy, target, token, opening)
+    capped = _Cap.of(watch.campaign, route.address) if target.fresh else None
+    if capped is not None and not capped.take():
+        return _skip(watch.campaign, recipient, SkipReason.CAPPED)
     if target.fresh:
         claim = deliveries.claim_first(target.pk, target.rid, token, route.destination, route.tries)
     else:
@@ -342,7 +345,45 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
         )
     if claim.ok:
         return _send(watch.campaign, policy, target, target.attempt, route)
+    if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
+        capped.give_back()
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
+
+
+@dataclass(frozen=True)
+class _Cap:
+    """The campaign's frequency cap as it applies to one destination (first attempts only)."""
+
+    account_id: str
+    category: str
+    destination: str
+    max_messages: int
+    period_seconds: float
+    at: float
+
+    @classmethod
+    def of(cls, campaign: dict[str, Any], destination: str) -> _Cap | None:
+        cap = campaign.get("frequency_cap")
+        if not cap:
+            return None
+        account_id, _ = keys.split_campaign_pk(campaign["pk"])
+        category = campaign.get("category", "transactional") if cap.get("scope") == "category" else caps.ALL_CATEGORIES
+        return cls(
+            account_id, category, destination, int(cap["max_messages"]), int(cap["period_days"]) * 86_400, time.time()
+        )
+
+    def take(self) -> bool:
+        return caps.take(
+            self.account_id,
+            self.category,
+            self.destination,
+            max_messages=self.max_messages,
+            period_seconds=self.period_seconds,
+            now=self.at,
+        )
+
+    def give_back(self) -> None:
+        caps.give_back(self.account_id, self.category, self.destination, self.at)
 
 
 def _hold(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, *, park: bool) -> int:
