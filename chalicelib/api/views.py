@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.delivery import FINISHED_COUNTERS
+from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX
 from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
 from chalicelib.store import exports, lists
 
@@ -53,6 +53,18 @@ def counters_view(item: dict[str, Any]) -> Counters:
     )
 
 
+def variant_counters_view(item: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The counters kept per A/B variant (`v.<variant>.<counter>`), every variant listed."""
+    counters: dict[str, dict[str, int]] = {
+        v["name"]: dict.fromkeys(("in_flight", *FINISHED_COUNTERS, "waiting"), 0) for v in item.get("variants") or []
+    }
+    for name, value in item.items():
+        if name.startswith(VARIANT_PREFIX):
+            variant, _, counter = name.removeprefix(VARIANT_PREFIX).rpartition(".")
+            counters.setdefault(variant, {})[counter] = int(value)
+    return counters
+
+
 def campaign_view(item: dict[str, Any]) -> Campaign:
     return Campaign(
         id=item["id"],
@@ -67,6 +79,9 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         window=item.get("window"),
         timezone=item.get("timezone", "UTC"),
         frequency_cap=item.get("frequency_cap"),
+        variants=item.get("variants") or [],
+        holdout_percent=float(item.get("holdout_percent", 0)),
+        variant_counters=variant_counters_view(item),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),
         next_problem=item.get("next_problem"),

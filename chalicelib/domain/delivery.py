@@ -23,6 +23,7 @@ class DeliveryState(StrEnum):
 class SkipReason(StrEnum):
     EXCLUDED = "excluded"  # in one of the campaign's exclusion lists
     CAPPED = "capped"  # its destination had its frequency cap's worth of messages in the period
+    HELD_OUT = "held_out"  # in the campaign's holdout group (A/B): not sent on purpose, for comparison
 
 
 TERMINAL_STATES = frozenset(
@@ -42,6 +43,14 @@ COUNTER_OF_STATE = {
 }
 COUNTERS = tuple(COUNTER_OF_STATE.values())
 FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
+
+
+VARIANT_PREFIX = "v."
+
+
+def variant_counter(variant: str, counter: str) -> str:
+    """The campaign attribute that counts `counter` for one A/B variant."""
+    return f"{VARIANT_PREFIX}{variant}.{counter}"
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:

@@ -102,6 +102,31 @@ class ListRecipient(BaseModel):
 # --- campaigns ------------------------------------------------------------------------------
 
 
+class Variant(Strict):
+    """One arm of an A/B test: its share of the recipients sent to, and what it changes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$", description="Letters, digits, - and _; unique.")
+    weight: int = Field(strict=False, ge=1, le=100, description="Its share, in percent of the recipients not held out.")
+    template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
+    sender: str | None = Field(None, min_length=1, max_length=20, description="Omit: the campaign's sender.")
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else CampaignCreate._template_compiles(value)
+
+
+def check_variants(variants: list[Variant] | None) -> None:
+    """Weights adding up to 100 and unique names (ValueError otherwise)."""
+    if not variants:
+        return
+    if sum(v.weight for v in variants) != 100:
+        raise ValueError("the variants' weights must add up to 100")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError("variant names must be unique")
+
+
 class FrequencyCap(Strict):
     """At most `max_messages` to one destination per `period_days` (a sliding window), counted across every
     campaign of the account with a cap of the same scope; a recipient over it is skipped with reason `capped`."""
@@ -149,6 +174,22 @@ class CampaignCreate(Strict):
         "UTC", max_length=64, description="The campaign's IANA time zone, for recipients the window cannot place."
     )
     frequency_cap: FrequencyCap | None = Field(None, description="Omit for no cap.")
+    variants: list[Variant] = Field(
+        default_factory=list,
+        max_length=8,
+        description="A/B test: up to 8 variants whose weights add up to 100; each recipient gets one, the same "
+        "every time (a hash of the campaign and recipient ids). Counters per variant are on the campaign.",
+    )
+    holdout_percent: float = Field(
+        0, strict=False, ge=0, le=50, description="Recipients held out (skipped with reason `held_out`), 0 to 50."
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_add_up(cls, value: list[Variant]) -> list[Variant]:
+        check_variants(value)
+        return value
+
     expires_at: AwareDatetime | None = Field(
         None,
         strict=False,
@@ -211,6 +252,15 @@ class CampaignUpdate(Strict):
     frequency_cap: FrequencyCap | None = Field(
         None, description="A new cap (also while running or paused); null removes it."
     )
+    variants: list[Variant] = Field(None, max_length=8)  # type: ignore[arg-type]
+    holdout_percent: float = Field(None, strict=False, ge=0, le=50)  # type: ignore[assignment]
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_add_up(cls, value: list[Variant]) -> list[Variant]:
+        check_variants(value)
+        return value
+
     next_campaign_id: str | None = Field(None, max_length=64, description="null ends the chain here.")
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
@@ -253,6 +303,12 @@ class Campaign(BaseModel):
     window: SendWindow | None = Field(None, description="The window it names (a marketing one without: 08:00-21:00).")
     timezone: str = "UTC"
     frequency_cap: FrequencyCap | None = None
+    variants: list[Variant] = Field(default_factory=list)
+    holdout_percent: float = 0
+    variant_counters: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per variant: in_flight, succeeded, failed, unknown, skipped, expired, waiting.",
+    )
     exclusion_list_ids: list[str] = Field(default_factory=list)
     next_campaign_id: str | None = None
     next_problem: str | None = Field(None, description="Why the next campaign could not be started.")

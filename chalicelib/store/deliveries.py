@@ -92,7 +92,9 @@ def _expires_at() -> int:
     return int(time.time() + get_settings().delivery_retention_days * 86_400)
 
 
-def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str], tries: int = 1) -> Written:
+def claim_first(
+    pk: str, rid: str, token: str, destination: tuple[int, str], tries: int = 1, *, variant: str | None = None
+) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
     `token` is the chunk's claim token (carried in the SQS message body, so it survives a redrive);
@@ -111,6 +113,8 @@ def claim_first(pk: str, rid: str, token: str, destination: tuple[int, str], tri
         "destination_try": tries,
         "updated_at": time.time(),
     }
+    if variant:  # its A/B variant, for the counters per variant (from the stream)
+        item["variant"] = variant
     return _create(item)
 
 

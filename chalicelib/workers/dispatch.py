@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, OutgoingMessage, channel_for
+from chalicelib.domain import variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
@@ -334,11 +335,16 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     opening = watch.window_wait(target.recipient, route.address)
     if opening is not None:
         return _wait_for_window(watch.campaign, policy, target, token, opening)
+    variant = _variant(watch.campaign, target.rid)
+    if variant is HELD_OUT:
+        return _skip(watch.campaign, recipient, SkipReason.HELD_OUT)
     capped = _Cap.of(watch.campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
         return _skip(watch.campaign, recipient, SkipReason.CAPPED)
     if target.fresh:
-        claim = deliveries.claim_first(target.pk, target.rid, token, route.destination, route.tries)
+        claim = deliveries.claim_first(
+            target.pk, target.rid, token, route.destination, route.tries, variant=variant.get("name")
+        )
     else:
         claim = deliveries.claim_queued(
             target.pk, target.rid, target.previous_attempt, token, route.destination, route.tries
@@ -348,6 +354,22 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
         capped.give_back()
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
+
+
+HELD_OUT: dict[str, Any] = {"name": variants.HELD_OUT}
+
+
+def _variant(campaign: dict[str, Any], rid: str) -> dict[str, Any]:
+    """The recipient's A/B variant ({} without variants), or HELD_OUT; the same on every attempt."""
+    if not campaign.get("variants") and not campaign.get("holdout_percent"):
+        return {}
+    _, campaign_id = keys.split_campaign_pk(campaign["pk"])
+    chosen = variants.assign(
+        campaign_id, rid, campaign.get("variants") or [], float(campaign.get("holdout_percent", 0))
+    )
+    if chosen == variants.HELD_OUT:
+        return HELD_OUT
+    return chosen if isinstance(chosen, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -469,8 +491,9 @@ def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt
     started = time.time()
     address = route.address
     variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
+    variant = _variant(campaign, target.rid)
     try:
-        text = render(campaign["template"], variables)
+        text = render(variant.get("template") or campaign["template"], variables)
     except TemplateError as exc:
         error = f"template: {exc}"
         deliveries.record_outcome(
@@ -488,7 +511,7 @@ def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt
     message = OutgoingMessage(
         channel=campaign["channel"],
         to=address,
-        sender=campaign["sender"],
+        sender=variant.get("sender") or campaign["sender"],
         text=text,
         idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
     )

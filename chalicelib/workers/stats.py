@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.delivery import state_deltas
+from chalicelib.domain.delivery import state_deltas, variant_counter
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
 
@@ -21,8 +21,13 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         if record.get("eventName") == "REMOVE":
             old = new = None  # retention (TTL) removing a finished delivery: what it counted stays counted
         summed = deltas.setdefault(bucket_key, {})
+        image = change.get("NewImage") or change.get("OldImage") or {}
+        variant = image.get("variant", {}).get("S")
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta
+            if variant:  # an A/B variant's own counters, beside the campaign's
+                key = variant_counter(variant, name)
+                summed[key] = summed.get(key, 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
     for (pk, bucket), summed in deltas.items():

@@ -21,7 +21,7 @@ import boto3
 from infra.local.fake_provider import FakeProvider
 from tests.utils import Api, LambdaContext, campaign_body, recipient_rows, sqs_event
 
-FINAL = {"succeeded", "failed", "unknown"}
+FINAL = {"succeeded", "failed", "unknown", "skipped", "expired"}
 # A round that needs more dispatch invocations than this is not making progress (a livelock fails the
 # test at once instead of running into pytest's timeout).
 MAX_INVOCATIONS_PER_ROUND = 200
