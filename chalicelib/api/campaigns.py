@@ -45,13 +45,13 @@ bp = Blueprint(__name__)
 @route(bp, "/campaigns", methods=["POST"], status=201)
 def create_campaign(account: str) -> Campaign:
     body = parse_body(bp.current_request, CampaignCreate)
-    _check_lists(account, body.list_id, body.exclusion_list_ids)
+    audience = _check_lists(account, body.list_id, body.exclusion_list_ids)
     if body.next_campaign_id is not None:
         _check_chain(account, None, body.next_campaign_id)
     start_at = _start_time(body.start_at) if body.start_at is not None else None
     definition = body.model_dump(mode="json", exclude={"start_at"})
     definition["expires_at"] = _expiry(body.expires_at, start_at)
-    created = campaigns.create_campaign(account, definition)
+    created = campaigns.create_campaign(account, definition, audience=audience or 0)
     if start_at is None:
         return campaign_view(created)
     return campaign_view(_schedule(created, start_at))
@@ -117,11 +117,13 @@ def _check_chain(account: str, campaign_id: str | None, next_id: str) -> None:
         current = found.get("next_campaign_id")
 
 
-def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> None:
-    """The lists a definition names exist in the account (422 naming the field otherwise)."""
+def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> int | None:
+    """The lists a definition names exist in the account (422 naming the field otherwise); returns the
+    audience: the recipients of `list_id` now (None when it names none)."""
+    audience = None
     if list_id is not None:
         try:
-            lists.get_list(account, list_id)
+            audience = int(lists.get_list(account, list_id)["recipient_count"])
         except NotFound:
             raise InvalidInput.on("list_id", f"no list {list_id} in this account") from None
     for i, excluded in enumerate(exclusion_list_ids or []):
@@ -129,6 +131,7 @@ def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str
             lists.get_list(account, excluded)
         except NotFound:
             raise InvalidInput.on(f"exclusion_list_ids[{i}]", f"no list {excluded} in this account") from None
+    return audience
 
 
 @route(bp, "/campaigns", methods=["GET"])
@@ -192,7 +195,9 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
     if status in NOT_STARTED:
         allowed = NOT_STARTED
-        _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
+        audience = _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
+        if audience is not None:  # the audience of the new list, until the start counts it again
+            changes["total"] = audience
         if "rate_per_second" in changes:  # nothing is sent yet: the deliveries' spread follows the rate
             changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
         if "start_at" in changes:
@@ -262,7 +267,11 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
     }
     definition["name"] = body.name or f"{original['name']} (copy)"[:200]
     definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
-    return campaign_view(campaigns.create_campaign(account, definition))
+    try:
+        audience = int(lists.get_list(account, definition["list_id"])["recipient_count"])
+    except NotFound:  # its start will say so
+        audience = 0
+    return campaign_view(campaigns.create_campaign(account, definition, audience=audience))
 
 
 @route(bp, "/campaigns/{campaign_id}", methods=["GET"])

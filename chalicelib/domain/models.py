@@ -277,7 +277,10 @@ class CampaignClone(Strict):
 class Counters(BaseModel):
     """total = queued + in_flight + succeeded + failed + unknown + skipped + expired, at every read."""
 
-    total: int = Field(description="Recipients of the campaign: the list as it stood at start.")
+    total: int = Field(
+        description="The audience: the list's recipients from creation (as the list stood then, or when `list_id` "
+        "was changed), counted again at start, and exact once the whole list is released."
+    )
     queued: int = Field(description="Not sent yet: waiting for release, for a retry, or parked by a pause.")
     in_flight: int = Field(description="Being sent now.")
     succeeded: int = Field(description="Accepted by the provider.")

@@ -14,8 +14,9 @@ from chalicelib.store import aws, keys
 ACTIVE = "running"
 
 
-def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, Any]:
-    """The campaign's META, and beside it an index item under the account (GET /v1/campaigns pages those)."""
+def create_campaign(account_id: str, definition: dict[str, Any], *, audience: int = 0) -> dict[str, Any]:
+    """The campaign's META, and beside it an index item under the account (GET /v1/campaigns pages those).
+    `total` starts as the list's `audience` at creation; the start counts it again."""
     campaign_id = keys.new_id("cmp")
     created_at = time.time()
     index_sk = keys.campaign_index_sk(int(created_at * 1000), campaign_id)
@@ -31,7 +32,7 @@ def create_campaign(account_id: str, definition: dict[str, Any]) -> dict[str, An
         "status": CampaignStatus.DRAFT.value,
         "created_at": created_at,
         "index_sk": index_sk,
-        "total": 0,
+        "total": audience,
         **dict.fromkeys(COUNTERS, 0),
         "buckets": keys.bucket_count(float(definition["rate_per_second"])),
         "stream_seq": {},

@@ -149,7 +149,7 @@ def test_a_clone_is_a_new_draft_with_the_same_definition(tenant: Api) -> None:
     assert copy["id"] != original["id"] and copy["status"] == "draft" and copy["name"] == "Spring sale (copy)"
     same = ("list_id", "channel", "sender", "template", "rate_per_second", "retry_policy", "exclusion_list_ids")
     assert {k: copy[k] for k in same} == {k: original[k] for k in same}
-    assert copy["counters"] == {k: 0 for k in copy["counters"]}
+    assert copy["counters"] == {k: 0 for k in copy["counters"]} | {"total": 3, "queued": 3}  # its audience, unsent
     named = tenant.ok("POST", f"/v1/campaigns/{original['id']}/clone", {"name": "Autumn"}, status=201)
     assert named["name"] == "Autumn"
     assert all_pages(tenant, "&status=draft") == [named["id"], copy["id"]]
@@ -199,3 +199,12 @@ def test_a_chain_to_another_campaign_is_checked_and_started_when_the_first_compl
     done = tenant.ok("GET", f"/v1/campaigns/{third['id']}")
     assert done["status"] == "completed" and "no recipients" in done["next_problem"]
     assert tenant.ok("GET", f"/v1/campaigns/{nobody['id']}")["status"] == "draft"
+
+
+def test_a_draft_counts_its_audience_from_creation_and_follows_a_new_list(tenant: Api) -> None:
+    created = draft(tenant, new_list(tenant, 3))
+    assert (created["counters"]["total"], created["counters"]["queued"]) == (3, 3)
+    changed = tenant.ok("PATCH", f"/v1/campaigns/{created['id']}", {"list_id": new_list(tenant, 5)})
+    assert changed["counters"]["total"] == 5
+    clone = tenant.ok("POST", f"/v1/campaigns/{created['id']}/clone", status=201)
+    assert clone["counters"]["total"] == 5

@@ -70,3 +70,12 @@ def test_sections_other_benches_keep_in_the_page_survive_a_rewrite() -> None:
     previous = "# Benchmarks\n\nold\n\n<!-- pause-bench:begin -->\npause figures\n<!-- pause-bench:end -->\n"
     page = keep_marked_sections("# Benchmarks\n\nnew\n", previous)
     assert page == "# Benchmarks\n\nnew\n\n<!-- pause-bench:begin -->\npause figures\n<!-- pause-bench:end -->\n"
+
+
+def test_the_busiest_second_counts_any_window_and_the_achieved_rate_spans_first_to_last() -> None:
+    from bench.pacing_bench import achieved_rate, busiest_second
+
+    assert busiest_second([0.0, 0.5, 0.99, 1.0, 1.2]) == 4  # [0.5, 1.5) holds 0.5, 0.99, 1.0, 1.2
+    assert busiest_second([]) == 0
+    assert achieved_rate([0.0, 1.0, 2.0, 3.0], 1.0) == 1.0
+    assert achieved_rate([0.0, 0.0, 1.0, 1.0], 2.0) == 4 / 1.5
