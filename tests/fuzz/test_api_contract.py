@@ -245,6 +245,7 @@ ID_ROUTES = [
     ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
     ("POST", "/v1/campaigns/{campaign_id}/recount", None),
     ("GET", "/v1/campaigns/{campaign_id}/recipients", None),
+    ("GET", "/v1/campaigns/{campaign_id}/recipients/{recipient_id}", None),
     ("PATCH", "/v1/lists/{list_id}", {"name": "mine now"}),
     ("DELETE", "/v1/lists/{list_id}", None),
     ("POST", "/v1/lists/{list_id}/clear", None),
