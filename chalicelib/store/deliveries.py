@@ -119,14 +119,26 @@ def claim_first(
 
 
 def claim_queued(
-    pk: str, rid: str, previous_attempt: int, token: str, destination: tuple[int, str], tries: int = 1
+    pk: str,
+    rid: str,
+    previous_attempt: int,
+    token: str,
+    destination: tuple[int, str],
+    tries: int = 1,
+    *,
+    variant: str | None = None,
 ) -> Written:
-    """Move a queued delivery (a due retry, or one parked by a pause) in flight as the next attempt."""
+    """Move a queued delivery (a due retry, or one parked by a pause or its window) in flight as the next
+    attempt; a parked one gets its A/B `variant` here."""
+    values: dict[str, Any] = {}
+    variant_set = ""
+    if variant:
+        variant_set, values[":variant"] = ", variant = :variant", variant
     return _update(
         pk,
         rid,
         "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, "
-        "destination_index = :di, destination = :da, destination_try = :try "
+        "destination_index = :di, destination = :da, destination_try = :try" + variant_set + " "
         "REMOVE due_at, next_destination_index, next_try",
         "#st = :queued AND attempt = :prev",
         {
@@ -139,6 +151,7 @@ def claim_queued(
             ":da": destination[1],
             ":try": tries,
             ":now": time.time(),
+            **values,
         },
     )
 

@@ -325,6 +325,11 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
         raise OutOfTime("no time left for this recipient")
     status = watch.status
     target = _target(watch.campaign, recipient)
+    variant = _variant(watch.campaign, target.rid)
+    if variant is HELD_OUT:  # first thing: a held-out recipient is never parked, so never queued
+        if target.fresh:
+            return _skip(watch.campaign, recipient, SkipReason.HELD_OUT)
+        variant = {}
     if status != CampaignStatus.RUNNING:
         return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
     if watch.campaign.get("expires_at") and time.time() >= float(watch.campaign["expires_at"]):
@@ -335,9 +340,6 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
     opening = watch.window_wait(target.recipient, route.address)
     if opening is not None:
         return _wait_for_window(watch.campaign, policy, target, token, opening)
-    variant = _variant(watch.campaign, target.rid)
-    if variant is HELD_OUT:
-        return _skip(watch.campaign, recipient, SkipReason.HELD_OUT)
     capped = _Cap.of(watch.campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
         return _skip(watch.campaign, recipient, SkipReason.CAPPED)
@@ -347,7 +349,13 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
         )
     else:
         claim = deliveries.claim_queued(
-            target.pk, target.rid, target.previous_attempt, token, route.destination, route.tries
+            target.pk,
+            target.rid,
+            target.previous_attempt,
+            token,
+            route.destination,
+            route.tries,
+            variant=variant.get("name"),
         )
     if claim.ok:
         return _send(watch.campaign, policy, target, target.attempt, route)

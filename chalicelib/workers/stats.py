@@ -21,13 +21,17 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         if record.get("eventName") == "REMOVE":
             old = new = None  # retention (TTL) removing a finished delivery: what it counted stays counted
         summed = deltas.setdefault(bucket_key, {})
-        image = change.get("NewImage") or change.get("OldImage") or {}
-        variant = image.get("variant", {}).get("S")
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta
-            if variant:  # an A/B variant's own counters, beside the campaign's
-                key = variant_counter(variant, name)
-                summed[key] = summed.get(key, 0) + delta
+        # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
+        # has (a recipient parked before its claim gets its variant with the claim).
+        old_variant = change.get("OldImage", {}).get("variant", {}).get("S")
+        new_variant = change.get("NewImage", {}).get("variant", {}).get("S")
+        for variant, side in ((old_variant, state_deltas(old, None)), (new_variant, state_deltas(None, new))):
+            if variant:
+                for name, delta in side.items():
+                    key = variant_counter(variant, name)
+                    summed[key] = summed.get(key, 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
     for (pk, bucket), summed in deltas.items():

@@ -50,3 +50,18 @@ def test_weights_that_do_not_add_up_to_100_are_refused_naming_variants(harness: 
         problem = json.loads(answer.body)
         assert answer.status_code == 422 and problem["errors"][0]["field"] == "variants", problem
         assert reason in problem["errors"][0]["reason"]
+
+
+def test_recipients_parked_by_a_pause_keep_their_variant_and_the_counters_per_variant_add_up(harness: Harness) -> None:
+    campaign = harness.campaign(60, rate_per_second=20, variants=ARMS, holdout_percent=10)
+    harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/pause")
+    harness.run(campaign["id"], rounds=3)  # what was released is parked, held-out ones skipped
+    harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/resume")
+    final = harness.run(campaign["id"])
+    counters = harness.settle(final, 60)
+    by_variant = final["variant_counters"]
+    assert all(value >= 0 for counts in by_variant.values() for value in counts.values()), by_variant
+    assert by_variant["short"]["succeeded"] + by_variant["long"]["succeeded"] == counters["succeeded"]
+    assert by_variant["short"]["waiting"] == by_variant["long"]["waiting"] == 0
+    held = sum(1 for o in harness.outcomes(campaign["id"]) if o.get("skip_reason") == "held_out")
+    assert held == counters["skipped"] and counters["succeeded"] + held == 60
