@@ -111,10 +111,13 @@ the first send to one interval after the last). 1,000/s is the pacer's plan with
 store, ticked as on AWS (every 60 s, 60 s ahead, chunks at their SQS delay, each chunk sent at once);
 1/s and 50/s ran end to end on the local stack, timed by the fake provider's acceptance times.
 
-Dispatch sends a chunk's recipients at once (up to a second's worth, 50 at most) and chunks are
-placed at whole-second SQS delays, so release-tick and receive jitter can land two chunks within one
-second: the simulated pacer keeps the busiest second at the rate, the end-to-end runs do not (up to 2x).
-Not fixed yet: spreading a chunk's sends over its second, or pacing in dispatch.
+Why the end-to-end runs miss the busiest-second target: the local stage releases 1 s ahead on a 1 s tick,
+so a tick that comes a little late releases a chunk already due, which is sent at once, and the next
+tick's chunk is sent on time: two chunks (a second's worth each) within one second. On AWS the release
+runs 60 s ahead, so this happens only after a late tick. Tried in stop 13 and dropped: carrying each
+chunk's due time and waiting for it in dispatch (busiest second 89 instead of 99 at 50/s). Next: never
+plan a chunk earlier than the previous chunk's send plus its interval (the pacer restarting from the
+later of the plan and now), or pacing in dispatch.
 
 | run | rate | sends | busiest second | achieved | ratio | target met |
 |---|---:|---:|---:|---:|---:|---|

