@@ -33,7 +33,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.aws_calls import AwsCallCounter
-from bench.report import keep_marked_sections
+from bench.report import write_marked_section
 from chalicelib.domain.recipients import check_row
 from chalicelib.domain.tabular import default_mapping, to_row
 from chalicelib.store import keys, lists
@@ -324,14 +324,7 @@ def main(
         command = "make bench-ingest  # " + command
     section = report(run, command, segment_bytes)
     begin, end = markers(segment_bytes)
-    previous = output.read_text(encoding="utf-8") if output.exists() else ""
-    if begin in previous:
-        head, _, rest = previous.partition(begin)
-        _, _, tail = rest.partition(end)
-        page = head + section + tail
-    else:
-        page = keep_marked_sections(previous, "").rstrip("\n") + "\n\n" + section + "\n"
-    output.write_text(page, encoding="utf-8")
+    write_marked_section(output, begin, end, section)
     typer.echo(section)
 
 

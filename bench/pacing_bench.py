@@ -9,9 +9,6 @@ Writes its section of docs/benchmarks.md (between the `pacing-bench` markers), l
 from __future__ import annotations
 
 import math
-import os
-import platform
-import re
 import time
 from bisect import bisect_left
 from datetime import UTC, datetime
@@ -21,6 +18,7 @@ from typing import Any
 import httpx
 import typer
 
+from bench.report import machine, write_marked_section
 from chalicelib.domain.pacing import plan_release
 from chalicelib.settings import get_settings
 from infra.local.client import CampaignApi, generated_recipients
@@ -96,7 +94,7 @@ def row(label: str, rate: float, times: list[float]) -> dict[str, Any]:
 
 def section(rows: list[dict[str, Any]]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    where = machine()
     lines = "\n".join(
         f"| {r['label']} | {r['rate']:g}/s | {r['sends']:,} | {r['busiest']} (<= {r['limit']}) | "
         f"{r['achieved']:.2f}/s | {r['ratio']:.3f} | {'yes' if r['ok'] else 'NO'} |"
@@ -105,7 +103,7 @@ def section(rows: list[dict[str, Any]]) -> str:
     return f"""{BEGIN}
 ## Pacing at 1, 50 and 1,000 per second
 
-Command: `{COMMAND}`. Run {when} on {machine}. Targets (issue 8): the most sends in any one-second
+Command: `{COMMAND}`. Run {when} on {where}. Targets (issue 8): the most sends in any one-second
 window at most the rate rounded up, and the rate achieved at least 0.95 of it (sends over the span from
 the first send to one interval after the last). 1,000/s is the pacer's plan with a simulated clock and
 store, ticked as on AWS (every 60 s, 60 s ahead, chunks at their SQS delay, each chunk sent at once);
@@ -135,13 +133,7 @@ def main(
     for rate, recipients in ((1.0, 30), (50.0, 1500)):
         rows.append(row("local stack", rate, end_to_end(rate, recipients)))
         typer.echo(rows[-1])
-    text = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n"
-    block = section(rows)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    output.write_text(text, encoding="utf-8")
+    write_marked_section(output, BEGIN, END, section(rows))
 
 
 if __name__ == "__main__":

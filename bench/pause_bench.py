@@ -6,9 +6,6 @@ Writes its section of docs/benchmarks.md (between the `pause-bench` markers), le
 
 from __future__ import annotations
 
-import os
-import platform
-import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ from typing import Any
 import httpx
 import typer
 
+from bench.report import machine, write_marked_section
 from infra.local.client import CampaignApi, generated_recipients
 from infra.local.stack import LocalStack
 
@@ -110,12 +108,12 @@ def measure_slow_provider(recipients: int, latency_ms: int) -> dict[str, Any]:
 
 def section(pause: dict[str, Any], slow: dict[str, Any]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    where = machine()
     c = slow["counters"]
     return f"""{BEGIN}
 ## Pause, resume and a slow provider, timed as a user would
 
-Command: `{COMMAND}`. Run {when} on {machine}, on the local stack (the in-process event runner, the
+Command: `{COMMAND}`. Run {when} on {where}, on the local stack (the in-process event runner, the
 fake provider with no rate limit and no failures).
 
 Pause at a configured {pause["rate"]:.0f}/s, once a quarter of {pause["recipients"]:,} recipients were sent,
@@ -151,13 +149,7 @@ def main(
     typer.echo(f"pause: {pause}")
     slow = measure_slow_provider(slow_recipients, 10_000)
     typer.echo(f"slow provider: {slow}")
-    text = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n"
-    block = section(pause, slow)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    output.write_text(text, encoding="utf-8")
+    write_marked_section(output, BEGIN, END, section(pause, slow))
 
 
 if __name__ == "__main__":

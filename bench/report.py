@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.campaign_run import PRODUCT, CampaignRun
@@ -57,6 +58,19 @@ def keep_marked_sections(new: str, previous: str) -> str:
     """The new page, with the marked sections of the previous one (written by other benches) after it."""
     kept = [m.group(0) for m in _MARKED.finditer(previous) if f"<!-- {m.group(1)}:begin -->" not in new]
     return new if not kept else new.rstrip("\n") + "\n\n" + "\n\n".join(kept) + "\n"
+
+
+def write_marked_section(output: Path, begin: str, end: str, section: str) -> None:
+    """Put `section` (it starts with `begin` and ends with `end`) in the page at `output`: in place of the
+    one it replaces, else at the end; the rest of the page is kept."""
+    previous = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n"
+    if begin in previous:
+        head, _, rest = previous.partition(begin)
+        _, _, tail = rest.partition(end)
+        page = head + section + tail
+    else:
+        page = previous.rstrip("\n") + "\n\n" + section + "\n"
+    output.write_text(page, encoding="utf-8")
 
 
 def machine() -> str:

@@ -358,7 +358,7 @@ def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], t
             variant=variant.get("name"),
         )
     if claim.ok:
-        return _send(watch.campaign, policy, target, target.attempt, route)
+        return _send(watch.campaign, policy, target, target.attempt, route, variant)
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
         capped.give_back()
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
@@ -444,7 +444,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
     route = Route.of(current)
     channel = channel_for(campaign["channel"])
     if channel.honours_idempotency_key:  # same attempt, same key, same destination: sent at most once
-        return _send(campaign, policy, target, target.attempt, route)
+        return _send(campaign, policy, target, target.attempt, route, _variant(campaign, target.rid))
     error = "the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)"
     deliveries.record_outcome(
         target.pk,
@@ -495,11 +495,13 @@ def _fail_unsent(target: Target, reason: str) -> int:
     return 0
 
 
-def _send(campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, route: Route) -> int:
+def _send(
+    campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, route: Route, variant: dict[str, Any]
+) -> int:
+    """Send one attempt with its A/B `variant`'s template and sender (the campaign's where it names none)."""
     started = time.time()
     address = route.address
     variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
-    variant = _variant(campaign, target.rid)
     try:
         text = render(variant.get("template") or campaign["template"], variables)
     except TemplateError as exc:
