@@ -66,7 +66,7 @@ def list_purge(event: SQSEvent) -> dict[str, Any]:
 
 @app.on_dynamodb_record(
     stream_arn=DELIVERIES_STREAM_PLACEHOLDER,
-    batch_size=100,
+    batch_size=1000,
     starting_position="TRIM_HORIZON",
     maximum_batching_window_in_seconds=1,
 )

@@ -345,7 +345,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
         f"{account}/campaigns/{campaign_id}",
         lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
     )
-    return Page[Delivery](items=[delivery_view(i) for i in items], next_page_token=token)
+    return Page[Delivery](items=[delivery_view(i, campaign["channel"]) for i in items], next_page_token=token)
 
 
 @route(bp, "/campaigns/{campaign_id}/recipients/{recipient_id}", methods=["GET"])
@@ -355,4 +355,4 @@ def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
     item = deliveries.get_delivery(pk, recipient_id)
     if item is None:
         raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
-    return delivery_view(item)
+    return delivery_view(item, campaign["channel"])

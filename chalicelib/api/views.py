@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX
+from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX, DeliveryState, last_change
 from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
 from chalicelib.store import exports, lists
 
@@ -113,7 +113,31 @@ def attempt_view(record: dict[str, Any]) -> Attempt:
     )
 
 
-def delivery_view(item: dict[str, Any]) -> Delivery:
+LAST_ATTEMPT_OUTCOMES = {DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.UNKNOWN}
+
+
+def _last_attempt(item: dict[str, Any], channel: str) -> dict[str, Any] | None:
+    """The attempt the outcome write closed, from the delivery's own fields (see `record_outcome`)."""
+    if "ended_at" not in item or item["state"] not in LAST_ATTEMPT_OUTCOMES:
+        return None
+    return {
+        "attempt": item["attempt"],
+        "destination_index": item.get("destination_index", 0),
+        "destination": item.get("destination", ""),
+        "try": item.get("destination_try", 1),
+        "channel": channel,
+        "provider_message_id": item.get("provider_message_id"),
+        "outcome": item["state"],
+        "reason": item.get("last_reason"),
+        "error": item.get("last_error"),
+        "started_at": item["updated_at"],
+        "ended_at": item["ended_at"],
+    }
+
+
+def delivery_view(item: dict[str, Any], channel: str) -> Delivery:
+    last = _last_attempt(item, channel)
+    history = [*item.get("history", []), *([last] if last else [])]
     return Delivery(
         recipient_id=item["sk"],
         destination_index=item.get("destination_index"),
@@ -121,12 +145,12 @@ def delivery_view(item: dict[str, Any]) -> Delivery:
         destination_try=item.get("destination_try"),
         state=item["state"],
         attempts=int(item["attempt"]),
-        history=[attempt_view(a) for a in item.get("history", [])],
+        history=[attempt_view(a) for a in history],
         provider_message_id=item.get("provider_message_id"),
         last_error=item.get("last_error"),
         skip_reason=item.get("skip_reason"),
         next_attempt_at=iso(item.get("due_at")) if item["state"] == "queued" else None,
-        updated_at=iso(item["updated_at"]) or "",
+        updated_at=iso(last_change(item)) or "",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class DeliveryState(StrEnum):
@@ -51,6 +52,11 @@ VARIANT_PREFIX = "v."
 def variant_counter(variant: str, counter: str) -> str:
     """The campaign attribute that counts `counter` for one A/B variant."""
     return f"{VARIANT_PREFIX}{variant}.{counter}"
+
+
+def last_change(item: dict[str, Any]) -> float:
+    """When a delivery last changed: the outcome write sets `ended_at`, not `updated_at` (a shorter write)."""
+    return max(float(item.get("updated_at") or 0), float(item.get("ended_at") or 0))
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain.delivery import last_change
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import MAX_DESTINATIONS
 from chalicelib.domain.tabular import csv_line
@@ -199,7 +200,7 @@ def _delivery_row(item: dict[str, Any]) -> list[str]:
         _text(item.get("attempt")),
         _text(item.get("provider_message_id")),
         _text(item.get("last_error")),
-        _iso(item.get("updated_at")),
+        _iso(last_change(item)),
     ]
 
 

@@ -172,7 +172,8 @@ def park_unsent(pk: str, rid: str, recipient: dict[str, Any], due_at: float | No
     return _create(item)
 
 
-# The attempt's record rides in the write that closes it: no extra write per attempt.
+# A retry or failover appends the record of the attempt it closes to `history`; the last attempt is the
+# delivery's own fields (see `record_outcome`).
 _APPEND_ATTEMPT = ", history = list_append(if_not_exists(history, :none), :this)"
 
 
@@ -184,26 +185,39 @@ def record_outcome(
     *,
     provider_message_id: str | None,
     error: str | None,
-    record: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> bool:
-    """Close an in-flight attempt as succeeded, failed or unknown, appending its `record` to the delivery's
-    history; retried until it is written."""
+    """Close an in-flight attempt as succeeded, failed or unknown; retried until it is written.
+
+    The attempt closed here is the delivery's last: its record is the delivery's own fields (destination,
+    try and claim time written by the claim; state, provider id, error, reason and `ended_at` written here),
+    so the one write every recipient makes stays as short as the floor's. Earlier attempts (closed by a
+    retry or a failover) are in `history`. What an earlier attempt left (its id, error or reason) is removed
+    when this attempt has none of its own.
+    """
     values: dict[str, Any] = {
         ":state": state.value,
         ":in_flight": DeliveryState.IN_FLIGHT.value,
         ":unknown": DeliveryState.UNKNOWN.value,
         ":attempt": attempt,
-        ":mid": provider_message_id,
-        ":err": error,
         ":now": time.time(),
     }
-    expression = "SET #st = :state, provider_message_id = :mid, last_error = :err, updated_at = :now"
-    if record is not None:
-        expression += _APPEND_ATTEMPT
-        values.update({":none": [], ":this": [record]})
+    sets, removes = ["#st = :state", "ended_at = :now"], []
+    optional = (
+        ("provider_message_id", provider_message_id, ":mid"),
+        ("last_error", error, ":err"),
+        ("last_reason", reason, ":why"),
+    )
+    for name, value, placeholder in optional:
+        if value is not None:
+            sets.append(f"{name} = {placeholder}")
+            values[placeholder] = value
+        elif attempt > 1:
+            removes.append(name)
     if state in TERMINAL_STATES:
-        expression += ", expires_at = :ttl"
+        sets.append("expires_at = :ttl")
         values[":ttl"] = _expires_at()
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     return _persistently(lambda: _update(pk, rid, expression, _OPEN_ATTEMPT, values)).ok
 
 
@@ -240,7 +254,7 @@ def schedule_retry(
             pk,
             rid,
             "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
-            "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT,
+            "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT + " REMOVE ended_at, last_reason",
             _OPEN_ATTEMPT,
             values,
         )

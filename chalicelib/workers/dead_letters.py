@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.domain.delivery import DeliveryState
 from chalicelib.observability import logger
 from chalicelib.store import campaigns, deliveries
-from chalicelib.workers.dispatch import Route, attempt_record
 
 REASON = "dead_lettered: dispatch failed on this recipient's chunk too many times"
 
@@ -46,10 +45,8 @@ def settle_chunk(chunk: dict[str, Any]) -> int:
             and current.get("claimed_by") == token
             and int(current["attempt"]) == previous + 1
         ):
-            route = Route.of(current)
-            record = attempt_record(campaign, previous + 1, route, DeliveryState.UNKNOWN, None, None, REASON)
             deliveries.record_outcome(
-                pk, rid, previous + 1, DeliveryState.UNKNOWN, provider_message_id=None, error=REASON, record=record
+                pk, rid, previous + 1, DeliveryState.UNKNOWN, provider_message_id=None, error=REASON
             )
             settled += 1
     logger.warning("dead-lettered chunk settled", extra={"campaign": campaign["pk"], "settled": settled})

@@ -447,13 +447,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
         return _send(campaign, policy, target, target.attempt, route, _variant(campaign, target.rid))
     error = "the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)"
     deliveries.record_outcome(
-        target.pk,
-        target.rid,
-        target.attempt,
-        DeliveryState.UNKNOWN,
-        provider_message_id=None,
-        error=error,
-        record=attempt_record(campaign, target.attempt, route, DeliveryState.UNKNOWN, None, None, error),
+        target.pk, target.rid, target.attempt, DeliveryState.UNKNOWN, provider_message_id=None, error=error
     )
     return 0
 
@@ -507,13 +501,7 @@ def _send(
     except TemplateError as exc:
         error = f"template: {exc}"
         deliveries.record_outcome(
-            target.pk,
-            target.rid,
-            attempt,
-            DeliveryState.FAILED,
-            provider_message_id=None,
-            error=error,
-            record=attempt_record(campaign, attempt, route, DeliveryState.FAILED, None, None, error, started),
+            target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=error
         )
         return 0
     _, campaign_id = keys.split_campaign_pk(campaign["pk"])
@@ -552,9 +540,9 @@ def attempt_record(
     error: str | None,
     started: float | None = None,
 ) -> dict[str, Any]:
-    """What the delivery's history keeps of one attempt."""
+    """What the delivery's history keeps of one attempt (what it does not know is left out, not null)."""
     now = time.time()
-    return {
+    record = {
         "attempt": attempt,
         "destination_index": route.index,
         "destination": route.address,
@@ -567,6 +555,7 @@ def attempt_record(
         "started_at": started if started is not None else now,
         "ended_at": now,
     }
+    return {name: value for name, value in record.items() if value is not None}
 
 
 def _record_outcome(
@@ -617,5 +606,5 @@ def _record_outcome(
         state,
         provider_message_id=outcome.provider_message_id,
         error=outcome.error,
-        record=record(state),
+        reason=outcome.reason.value if outcome.reason else None,
     )
