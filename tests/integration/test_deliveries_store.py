@@ -1,0 +1,60 @@
+"""Closing an attempt: the conditions that keep one outcome per attempt, and what the delivery keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.delivery import DeliveryState
+from chalicelib.store import deliveries
+
+pytestmark = pytest.mark.integration
+
+PK, RID = "acc_1#C#cmp_1#0", "r1"
+
+
+def _claimed() -> None:
+    assert deliveries.claim_first(PK, RID, "token-1", (0, "+447700900001")).ok
+
+
+def _delivery() -> dict[str, Any]:
+    found = deliveries.get_delivery(PK, RID)
+    assert found is not None
+    return found
+
+
+def test_the_sender_s_outcome_replaces_an_unknown_of_the_same_attempt(aws_env: dict[str, str]) -> None:
+    """A duplicate delivery of the chunk found the claim in flight and wrote `unknown`; the worker that made
+    the send then writes what the provider said."""
+    _claimed()
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="maybe")
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.SUCCEEDED, provider_message_id="m-1", error=None)
+    delivery = _delivery()
+    assert (delivery["state"], delivery["provider_message_id"]) == ("succeeded", "m-1")
+    assert delivery["last_error"] == "maybe"  # a first attempt removes nothing: the unknown's note stays
+
+
+def test_a_closed_attempt_is_not_closed_again(aws_env: dict[str, str]) -> None:
+    _claimed()
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.SUCCEEDED, provider_message_id="m-1", error=None)
+    assert not deliveries.record_outcome(PK, RID, 1, DeliveryState.FAILED, provider_message_id=None, error="late")
+    assert not deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="dup")
+    assert _delivery()["state"] == "succeeded"
+
+
+def test_an_unknown_of_another_attempt_is_not_closed(aws_env: dict[str, str]) -> None:
+    _claimed()
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="maybe")
+    assert not deliveries.record_outcome(PK, RID, 2, DeliveryState.SUCCEEDED, provider_message_id="m-2", error=None)
+    assert _delivery()["state"] == "unknown"
+
+
+def test_a_retry_closes_an_unknown_attempt_and_keeps_its_record(aws_env: dict[str, str]) -> None:
+    _claimed()
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="maybe")
+    record = {"attempt": 1, "outcome": "retry", "started_at": 1.0, "ended_at": 2.0}
+    assert deliveries.schedule_retry(PK, RID, 1, 10.0, "503", {"id": RID}, next_destination=(0, 2), record=record)
+    delivery = _delivery()
+    assert delivery["state"] == "queued" and "ended_at" not in delivery
+    assert [r["outcome"] for r in delivery["history"]] == ["retry"]
