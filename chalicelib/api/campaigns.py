@@ -7,19 +7,20 @@ No request does per-recipient work: start and resume change the status and queue
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, query_str, route
-from chalicelib.api.views import campaign_view, counters_view, delivery_view
+from chalicelib.api.views import campaign_view, counters_view, delivery_view, pending_view, run_view
 from chalicelib.domain.campaign import (
     CHANGEABLE_WHEN_STARTED,
     DELETABLE,
     MAX_CHAIN,
     NOT_STARTED,
     STARTED,
+    TERMINAL,
     CampaignAction,
     CampaignStatus,
     next_status,
@@ -33,8 +34,11 @@ from chalicelib.domain.models import (
     Delivery,
     Page,
     Recount,
+    Recurrence,
+    Run,
 )
-from chalicelib.operations import recount, start
+from chalicelib.domain.recurrence import next_occurrence
+from chalicelib.operations import recount, runs, start
 from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, schedules
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
@@ -48,13 +52,46 @@ def create_campaign(account: str) -> Campaign:
     audience = _check_lists(account, body.list_id, body.exclusion_list_ids)
     if body.next_campaign_id is not None:
         _check_chain(account, None, body.next_campaign_id)
+    if body.recurrence is not None and body.start_at is not None:
+        raise InvalidInput.on("start_at", "a recurring campaign's runs start on its recurrence: give one or the other")
     start_at = _start_time(body.start_at) if body.start_at is not None else None
+    if body.recurrence is not None:
+        _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
+    if body.recurrence is not None:
+        return campaign_view(_recur(created, body.recurrence))
     if start_at is None:
         return campaign_view(created)
     return campaign_view(_schedule(created, start_at))
+
+
+def _check_recurrence(recurrence: Recurrence) -> None:
+    """A recurrence that will run: an end in the future with an occurrence before it (422 otherwise)."""
+    now = datetime.now(UTC)
+    if recurrence.end_date is not None and recurrence.end_date <= now:
+        raise InvalidInput.on("recurrence.end_date", "must be in the future")
+    upcoming = next_occurrence(
+        recurrence.expression, recurrence.timezone, max(now, recurrence.start_date or now), recurrence.start_date or now
+    )
+    if upcoming is None or (recurrence.end_date is not None and upcoming > recurrence.end_date):
+        raise InvalidInput.on("recurrence.expression", "has no occurrence between now and end_date")
+
+
+def _recur(campaign: dict[str, Any], recurrence: Recurrence, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put the recurring campaign's schedule, then make it `scheduled` (no start time: its runs start)."""
+    schedules.put_runs(
+        campaign["id"],
+        campaign["pk"],
+        recurrence.expression,
+        recurrence.timezone,
+        recurrence.start_date.timestamp() if recurrence.start_date else None,
+        recurrence.end_date.timestamp() if recurrence.end_date else None,
+    )
+    fields = {**(changes or {}), "recurrence": recurrence.model_dump(mode="json"), "start_at": None}
+    fields.update(status=CampaignStatus.SCHEDULED.value, start_problem=None)
+    return campaign_catalog.update_definition(campaign, fields, NOT_STARTED)
 
 
 def _start_time(moment: datetime) -> int:
@@ -200,7 +237,22 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
             changes["total"] = audience
         if "rate_per_second" in changes:  # nothing is sent yet: the deliveries' spread follows the rate
             changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
+        if "recurrence" in changes:
+            if "start_at" in changes:
+                raise InvalidInput.on("start_at", "give a start time or a recurrence, not both")
+            changes.pop("recurrence")
+            if body.recurrence is not None:
+                _check_recurrence(body.recurrence)
+                recurring = _recur(campaign, body.recurrence, changes)
+                schedules.delete_start(campaign_id)  # a one-time start it had
+                return campaign_view(recurring)
+            changes.update(recurrence=None, status=CampaignStatus.DRAFT.value, start_at=None)
+            unscheduled = campaign_catalog.update_definition(campaign, changes, allowed)
+            schedules.delete_runs(campaign_id)
+            return campaign_view(unscheduled)
         if "start_at" in changes:
+            if campaign.get("recurrence"):
+                raise InvalidInput.on("start_at", "the campaign recurs: PATCH recurrence to null first")
             changes.pop("start_at")
             if body.start_at is not None:
                 return campaign_view(_schedule(campaign, _start_time(body.start_at), changes))
@@ -254,6 +306,7 @@ def delete_campaign(account: str, campaign_id: str) -> None:
     campaign_catalog.delete_campaign(campaign, DELETABLE)
     if status == CampaignStatus.SCHEDULED:
         schedules.delete_start(campaign_id)
+        schedules.delete_runs(campaign_id)
 
 
 @route(bp, "/campaigns/{campaign_id}/clone", methods=["POST"], status=201)
@@ -263,7 +316,9 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
     body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
     # A clone starts afresh: no start time, no expiry (the original's have passed or belong to it).
     definition = {
-        name: original.get(name) for name in CampaignCreate.model_fields if name not in ("start_at", "expires_at")
+        name: original.get(name)
+        for name in CampaignCreate.model_fields
+        if name not in ("start_at", "expires_at", "recurrence")
     }
     definition["name"] = body.name or f"{original['name']} (copy)"[:200]
     definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
@@ -297,7 +352,28 @@ def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
         start.release_soon(changed["pk"])
     if current == CampaignStatus.SCHEDULED:  # cancelled before its time
         schedules.delete_start(campaign_id)
+        schedules.delete_runs(campaign_id)
+    if action == CampaignAction.CANCEL:
+        runs.after_run(changed)  # a cancelled run lets the run queued behind it start
     return campaign_view(changed)
+
+
+@route(bp, "/campaigns/{campaign_id}/runs", methods=["GET"])
+def list_runs(account: str, campaign_id: str) -> Page[Run]:
+    """A recurring campaign's occurrences, oldest first: each run's status and counters, or why it was skipped."""
+    campaign = campaigns.get_campaign(account, campaign_id)
+    items, token = paged(
+        bp.current_request,
+        f"{account}/campaigns/{campaign_id}/runs",
+        lambda after, limit: runs.runs_page(campaign["pk"], after=after, limit=limit),
+    )
+    return Page[Run](items=[run_view(i) for i in items], next_page_token=token)
+
+
+@route(bp, "/campaigns/{campaign_id}/runs/{run_id}", methods=["GET"])
+def get_run(account: str, campaign_id: str, run_id: str) -> Run:
+    campaign = campaigns.get_campaign(account, campaign_id)
+    return run_view(runs.get_run(campaign["pk"], run_id))
 
 
 @route(bp, "/campaigns/{campaign_id}/pause", methods=["POST"])
@@ -338,14 +414,37 @@ def _recount(account: str, campaign_id: str) -> Recount:
 
 @route(bp, "/campaigns/{campaign_id}/recipients", methods=["GET"])
 def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
+    """Until the campaign is finished, its audience in list order, each recipient with its delivery or as
+    `pending` (one list Query and one BatchGetItem a page); once finished, its deliveries (its list may be
+    gone by then)."""
     campaign = campaigns.get_campaign(account, campaign_id)
-    buckets = int(campaign.get("buckets", 1))
-    items, token = paged(
+    if CampaignStatus(campaign["status"]) in TERMINAL:
+        buckets = int(campaign.get("buckets", 1))
+        items, token = paged(
+            bp.current_request,
+            f"{account}/campaigns/{campaign_id}",
+            lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
+        )
+        return Page[Delivery](items=[delivery_view(i, campaign["channel"]) for i in items], next_page_token=token)
+    started_ms = campaign.get("started_at_ms")
+    audience, token = paged(
         bp.current_request,
-        f"{account}/campaigns/{campaign_id}",
-        lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
+        f"{account}/campaigns/{campaign_id}/audience",
+        lambda after, limit: lists.recipients_page(
+            account,
+            campaign["list_id"],
+            after=after,
+            limit=limit,
+            added_before_ms=int(started_ms) if started_ms is not None else None,
+        ),
     )
-    return Page[Delivery](items=[delivery_view(i, campaign["channel"]) for i in items], next_page_token=token)
+    ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in audience]
+    found = {d["sk"]: d for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), ids)}
+    views = [
+        delivery_view(found[rid], campaign["channel"]) if rid in found else pending_view(item)
+        for rid, (_, item) in zip(ids, audience, strict=True)
+    ]
+    return Page[Delivery](items=views, next_page_token=token)
 
 
 @route(bp, "/campaigns/{campaign_id}/recipients/{recipient_id}", methods=["GET"])

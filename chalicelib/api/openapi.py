@@ -185,6 +185,25 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "get",
+        "/v1/campaigns/{campaign_id}/runs",
+        "A recurring campaign's runs, oldest first (each a campaign of its own), with a cursor",
+        None,
+        200,
+        m.Page[m.Run],
+        "listCampaignRuns",
+        paged=True,
+    ),
+    Operation(
+        "get",
+        "/v1/campaigns/{campaign_id}/runs/{run_id}",
+        "One run of a recurring campaign",
+        None,
+        200,
+        m.Run,
+        "getCampaignRun",
+    ),
+    Operation(
+        "get",
         "/v1/campaigns/{campaign_id}/recipients/{recipient_id}",
         "One recipient's outcome with every attempt (destination, try, provider id, outcome, times)",
         None,
@@ -386,6 +405,7 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links["UpdateCampaign"] = ("updateCampaign", ids, None)
     links["CloneCampaign"] = ("cloneCampaign", ids, None)
     links["DeleteCampaign"] = ("deleteCampaign", ids, None)
+    links["ListCampaignRuns"] = ("listCampaignRuns", ids, None)
     return links
 
 
@@ -429,6 +449,14 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
             {**_CAMPAIGN_IN_PATH, "recipient_id": "$response.body#/items/0/recipient_id"},
             None,
         ),
+    },
+    "listCampaignRuns": {
+        "NextPage": (
+            "listCampaignRuns",
+            {**_CAMPAIGN_IN_PATH, "page_token": "$response.body#/next_page_token"},
+            None,
+        ),
+        "GetCampaignRun": ("getCampaignRun", {**_CAMPAIGN_IN_PATH, "run_id": "$response.body#/items/0/id"}, None),
     },
     "createUpload": {
         "GetUpload": ("getUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX, DeliveryState, last_change
-from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList
+from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList, Run
+from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.store import exports, lists
+from chalicelib.store.keys import RECIPIENT_PREFIX
 
 
 def iso(epoch: float | None) -> str | None:
@@ -89,6 +91,10 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         created_at=iso(item["created_at"]) or "",
         start_at=iso(item.get("start_at")),
         expires_at=iso(item.get("expires_at")),
+        max_age_seconds=int(item["max_age_seconds"]) if item.get("max_age_seconds") else None,
+        recurrence=item.get("recurrence"),
+        next_run_at=_next_run(item),
+        run_of=item.get("run_of"),
         started_at=iso(item.get("started_at")),
         started_late_seconds=item.get("started_late_seconds"),
         start_problem=item.get("start_problem"),
@@ -151,6 +157,43 @@ def delivery_view(item: dict[str, Any], channel: str) -> Delivery:
         skip_reason=item.get("skip_reason"),
         next_attempt_at=iso(item.get("due_at")) if item["state"] == "queued" else None,
         updated_at=iso(last_change(item)) or "",
+    )
+
+
+def _next_run(item: dict[str, Any]) -> str | None:
+    recurrence = item.get("recurrence")
+    if not recurrence or item["status"] != "scheduled":
+        return None
+    now = datetime.now(UTC)
+    start = datetime.fromisoformat(recurrence["start_date"]) if recurrence.get("start_date") else now
+    upcoming = next_occurrence(recurrence["expression"], recurrence.get("timezone", "UTC"), max(now, start), start)
+    end = datetime.fromisoformat(recurrence["end_date"]) if recurrence.get("end_date") else None
+    if upcoming is None or (end is not None and upcoming > end):
+        return None
+    return iso(upcoming.timestamp())
+
+
+def run_view(record: dict[str, Any]) -> Run:
+    run = record.get("run")
+    return Run(
+        id=record["run_id"],
+        occurrence_at=iso(int(record["occurrence_at"])) or "",
+        outcome=record["outcome"],
+        skip_reason=record.get("skip_reason"),
+        status=run["status"] if run else None,
+        counters=counters_view(run) if run else None,
+        started_at=iso(run.get("started_at")) if run else None,
+        finished_at=iso(run.get("finished_at")) if run else None,
+    )
+
+
+def pending_view(list_item: dict[str, Any]) -> Delivery:
+    """A recipient of the campaign's audience the campaign has not sent to yet (no delivery)."""
+    return Delivery(
+        recipient_id=list_item["sk"].removeprefix(RECIPIENT_PREFIX),
+        state="pending",
+        attempts=0,
+        updated_at=iso(int(list_item["added_at"]) / 1000) or "",
     )
 
 

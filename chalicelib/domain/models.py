@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
 from chalicelib.domain.recipients import MAX_BATCH, MAX_DESTINATIONS, DestinationIn, DestinationType, Param
+from chalicelib.domain.recurrence import parse as parse_expression
 from chalicelib.domain.retry import RetryPolicy
 from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
@@ -16,6 +17,10 @@ from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadStat
 from chalicelib.domain.windows import SendWindow, validate_zone
 
 MAX_EXCLUSION_LISTS = 5
+
+
+MIN_MAX_AGE_SECONDS = 60
+MAX_MAX_AGE_SECONDS = 366 * 86400
 
 
 class Strict(BaseModel):
@@ -140,6 +145,41 @@ class FrequencyCap(Strict):
     )
 
 
+class Recurrence(Strict):
+    """A recurring campaign: an EventBridge Scheduler schedule starts a run of it at each occurrence. A run is
+    a campaign of its own (its own counters, outcomes and list snapshot), listed under .../runs."""
+
+    expression: str = Field(
+        min_length=6,
+        max_length=256,
+        description="EventBridge Scheduler's `cron(minutes hours day-of-month month day-of-week year)` (`?` in "
+        "one of the day fields; days of the week 1-7 = SUN-SAT or names; `L`, `W`, `#`) or `rate(n "
+        "minute|minutes|hour|hours|day|days)`, e.g. `cron(0 9 ? * MON-FRI *)`.",
+    )
+    timezone: Annotated[str, AfterValidator(validate_zone)] = Field(
+        "UTC", max_length=64, description="The IANA zone the expression is read in (DST-correct)."
+    )
+    start_date: AwareDatetime | None = Field(None, strict=False, description="No run before it.")
+    end_date: AwareDatetime | None = Field(None, strict=False, description="No run after it; in the future.")
+    overlap: Literal["skip", "queue"] = Field(
+        "skip",
+        description="When an occurrence finds the previous run still going: `skip` records it as skipped; "
+        "`queue` starts it when that run finishes (one queued run at most; later ones are skipped).",
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _eventbridge_expression(cls, value: str) -> str:
+        parse_expression(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Recurrence:
+        if self.end_date is not None and self.start_date is not None and self.end_date <= self.start_date:
+            raise ValueError("end_date must be after start_date")
+        return self
+
+
 class CampaignCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     list_id: str = Field(min_length=1, max_length=64)
@@ -190,11 +230,23 @@ class CampaignCreate(Strict):
         check_variants(value)
         return value
 
+    recurrence: Recurrence | None = Field(
+        None,
+        description="Run the campaign on a schedule: it stays `scheduled` and each occurrence starts a run "
+        "(GET .../runs). Not with `start_at`.",
+    )
     expires_at: AwareDatetime | None = Field(
         None,
         strict=False,
         description="When the campaign expires, ISO 8601 with an offset: nothing is sent from then on, the "
         "recipients not reached are `expired` and so is the campaign. In the future, and after `start_at`.",
+    )
+    max_age_seconds: int | None = Field(
+        None,
+        ge=MIN_MAX_AGE_SECONDS,
+        le=MAX_MAX_AGE_SECONDS,
+        description="A maximum age: the campaign expires this long after it starts (its `expires_at` is set at "
+        "the start, or kept if it comes earlier). Kept by a clone, unlike `expires_at`.",
     )
     next_campaign_id: str | None = Field(
         None,
@@ -243,6 +295,12 @@ class CampaignUpdate(Strict):
         None,
         strict=False,
         description="A new expiry, in the future (also while running or paused); null removes it.",
+    )
+    max_age_seconds: int | None = Field(
+        None, ge=MIN_MAX_AGE_SECONDS, le=MAX_MAX_AGE_SECONDS, description="A new maximum age; null removes it."
+    )
+    recurrence: Recurrence | None = Field(
+        None, description="A new recurrence (draft or scheduled only); null makes a recurring campaign a draft."
     )
     category: Literal["marketing", "transactional"] = Field(None)  # type: ignore[arg-type]
     window: SendWindow | None = Field(
@@ -319,6 +377,10 @@ class Campaign(BaseModel):
     created_at: str
     start_at: str | None = Field(None, description="When its schedule starts it (scheduled campaigns).")
     expires_at: str | None = Field(None, description="When it expires: nothing is sent from then on.")
+    max_age_seconds: int | None = Field(None, description="Its maximum age from the start, if it has one.")
+    recurrence: Recurrence | None = None
+    next_run_at: str | None = Field(None, description="A recurring campaign's next occurrence.")
+    run_of: str | None = Field(None, description="A run: the recurring campaign it is a run of.")
     started_at: str | None = None
     started_late_seconds: float | None = Field(
         None, description="Set when the campaign started over a minute after its start_at (a missed schedule)."
@@ -349,13 +411,16 @@ class Attempt(BaseModel):
 
 
 class Delivery(BaseModel):
+    """A recipient's outcome in a campaign. Until the campaign has sent to a recipient of its audience (the
+    list as it stood at the start), the recipient is listed as `pending`, with no attempt."""
+
     recipient_id: str
     destination_index: int | None = Field(
         None, description="Which of the recipient's destinations the last attempt used (0 is the first)."
     )
     destination: str | None = Field(None, description="The address the last attempt was sent to.")
     destination_try: int | None = Field(None, description="The last attempt's try on that destination.")
-    state: DeliveryState
+    state: DeliveryState | Literal["pending"]
     attempts: int
     history: list[Attempt] = Field(
         default_factory=list, description="Every attempt, oldest first (kept in the write that closed it)."
@@ -507,3 +572,18 @@ class Export(BaseModel):
     error: str | None = Field(None, description="Why the export failed.")
     created_at: str
     completed_at: str | None = None
+
+
+class Run(BaseModel):
+    """One occurrence of a recurring campaign."""
+
+    id: str = Field(description="The run's campaign id (GET /v1/campaigns/{id}/recipients lists its outcomes).")
+    occurrence_at: str = Field(description="The schedule's time for this occurrence.")
+    outcome: Literal["started", "queued", "skipped"] = Field(
+        description="`started`: it ran at its time; `queued`: it waited for the previous run; `skipped`: not run."
+    )
+    skip_reason: str | None = None
+    status: CampaignStatus | None = Field(None, description="The run's status (none when skipped).")
+    counters: Counters | None = None
+    started_at: str | None = None
+    finished_at: str | None = None

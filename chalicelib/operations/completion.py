@@ -10,7 +10,7 @@ from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_stat
 from chalicelib.domain.delivery import FINISHED_COUNTERS
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.observability import logger
-from chalicelib.operations import start
+from chalicelib.operations import runs, start
 from chalicelib.store import campaigns, keys
 
 ATTEMPTS = 3
@@ -51,6 +51,7 @@ def complete_if_done(campaign: dict[str, Any]) -> bool:
             continue
         if completed.get("next_campaign_id") and action == CampaignAction.COMPLETE:
             start_next(completed)
+        runs.after_run(completed)
         return True
     return False
 

@@ -23,6 +23,11 @@ def start(campaign: dict[str, Any], *, scheduled_for: float | None = None) -> di
     `scheduled_for`: the start time of the schedule that fired, for reporting a late start."""
     account, campaign_id = keys.split_campaign_pk(campaign["pk"])
     current = CampaignStatus(campaign["status"])
+    if campaign.get("recurrence"):
+        raise Conflict(
+            detail=f"campaign {campaign_id} recurs: its schedule starts its runs (PATCH recurrence to null to "
+            "send it once)"
+        )
     new = next_status(CampaignAction.START, current)
     # Marked before the status changes: a list's delete or clear then sees this campaign (list_catalog).
     for used in campaign.get("exclusion_list_ids") or []:
@@ -33,6 +38,9 @@ def start(campaign: dict[str, Any], *, scheduled_for: float | None = None) -> di
     now = time.time()
     sets: dict[str, Any] = {"total": audience, "started_at": now, "started_at_ms": int(now * 1000)}
     sets["released_until"] = now
+    if campaign.get("max_age_seconds"):
+        aged = now + int(campaign["max_age_seconds"])
+        sets["expires_at"] = min(aged, float(campaign["expires_at"])) if campaign.get("expires_at") else aged
     if scheduled_for is not None and now - scheduled_for > LATE_START_SECONDS:
         sets["started_late_seconds"] = round(now - scheduled_for, 1)
     started = campaigns.change_status(campaign["pk"], current, new, sets=sets)

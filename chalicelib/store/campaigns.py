@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import COUNTERS
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
@@ -14,11 +16,21 @@ from chalicelib.store import aws, keys
 ACTIVE = "running"
 
 
-def create_campaign(account_id: str, definition: dict[str, Any], *, audience: int = 0) -> dict[str, Any]:
+def create_campaign(
+    account_id: str,
+    definition: dict[str, Any],
+    *,
+    audience: int = 0,
+    campaign_id: str | None = None,
+    created_at: float | None = None,
+) -> dict[str, Any]:
     """The campaign's META, and beside it an index item under the account (GET /v1/campaigns pages those).
-    `total` starts as the list's `audience` at creation; the start counts it again."""
-    campaign_id = keys.new_id("cmp")
-    created_at = time.time()
+    `total` starts as the list's `audience` at creation; the start counts it again. With a `campaign_id`
+    and `created_at` (a run: both come from its occurrence, so a repeated occurrence writes the same items),
+    the campaign already made under it is returned instead."""
+    given = campaign_id is not None
+    campaign_id = campaign_id or keys.new_id("cmp")
+    created_at = created_at or time.time()
     index_sk = keys.campaign_index_sk(int(created_at * 1000), campaign_id)
     table = get_settings().main_table
     # The index item first: one without its META (a crash in between) is skipped when listing.
@@ -39,7 +51,18 @@ def create_campaign(account_id: str, definition: dict[str, Any], *, audience: in
         "stream_batches": 0,
         "released_until": 0,
     }
-    aws.dynamodb().put_item(TableName=table, Item=aws.to_item(item))
+    if not given:
+        aws.dynamodb().put_item(TableName=table, Item=aws.to_item(item))
+        return aws.from_item(aws.to_item(item))
+    try:
+        aws.dynamodb().put_item(TableName=table, Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        existing = get_campaign_by_pk(item["pk"])
+        if existing is not None:
+            return existing
+        raise
     return aws.from_item(aws.to_item(item))
 
 

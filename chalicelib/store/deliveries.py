@@ -357,6 +357,12 @@ def due_deliveries(pk: str, now: float, limit: int) -> list[dict[str, Any]]:
     return [aws.from_item(i) for i in answer.get("Items", [])]
 
 
+def deliveries_of(campaign_pk: str, buckets: int, rids: list[str]) -> list[dict[str, Any]]:
+    """The deliveries of these recipients that exist (BatchGetItem, 100 keys a call)."""
+    wanted = [{"pk": pk_for(campaign_pk, buckets, rid), "sk": rid} for rid in rids]
+    return aws.batch_get(_table(), wanted)
+
+
 def deliveries_page(
     campaign_pk: str, buckets: int, *, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:

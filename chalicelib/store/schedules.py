@@ -7,6 +7,7 @@ cancelling or deleting the campaign deletes it.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -75,3 +76,61 @@ def get_start(campaign_id: str) -> dict[str, Any] | None:
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise
         return None
+
+
+# EventBridge Scheduler puts the occurrence's time in the target's input where this context attribute is.
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+def runs_name(campaign_id: str) -> str:
+    return f"{campaign_id}-runs"
+
+
+def occurrence_message(pk: str, occurrence: str) -> dict[str, Any]:
+    """What the recurring schedule sends to the release queue at each occurrence (the release worker starts
+    a run): `occurrence` is its scheduled time, ISO 8601 in UTC."""
+    return {"campaign": pk, "occurrence": occurrence}
+
+
+def put_runs(
+    campaign_id: str,
+    pk: str,
+    expression: str,
+    timezone: str,
+    start_date: float | None = None,
+    end_date: float | None = None,
+) -> None:
+    """Create the recurring campaign's schedule, or change it if it exists."""
+    settings = get_settings()
+    request: dict[str, Any] = {
+        "Name": runs_name(campaign_id),
+        "GroupName": settings.schedule_group,
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": timezone,
+        "FlexibleTimeWindow": FLEXIBLE_WINDOW,
+        "Target": {
+            "Arn": settings.release_queue_arn,
+            "RoleArn": settings.scheduler_role_arn,
+            "Input": json.dumps(occurrence_message(pk, SCHEDULED_TIME)),
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+        },
+    }
+    if start_date is not None and start_date > time.time():  # Scheduler refuses a start date in the past
+        request["StartDate"] = datetime.fromtimestamp(start_date, UTC)
+    if end_date is not None:
+        request["EndDate"] = datetime.fromtimestamp(end_date, UTC)
+    try:
+        scheduler().create_schedule(**request)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConflictException":
+            raise
+        scheduler().update_schedule(**request)
+
+
+def delete_runs(campaign_id: str) -> None:
+    """Delete the recurring campaign's schedule (gone already: nothing to do)."""
+    delete_start(runs_name(campaign_id))
+
+
+def get_runs(campaign_id: str) -> dict[str, Any] | None:
+    return get_start(runs_name(campaign_id))

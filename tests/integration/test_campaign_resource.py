@@ -208,3 +208,65 @@ def test_a_draft_counts_its_audience_from_creation_and_follows_a_new_list(tenant
     assert changed["counters"]["total"] == 5
     clone = tenant.ok("POST", f"/v1/campaigns/{created['id']}/clone", status=201)
     assert clone["counters"]["total"] == 5
+
+
+def _epoch(moment: str) -> float:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_maximum_age_sets_the_expiry_at_the_start_unless_an_earlier_one_is_set(tenant: Api) -> None:
+    list_id = new_list(tenant)
+    aged = draft(tenant, list_id, max_age_seconds=3600)
+    assert aged["max_age_seconds"] == 3600 and aged["expires_at"] is None
+    started = tenant.ok("POST", f"/v1/campaigns/{aged['id']}/start")
+    assert _epoch(started["expires_at"]) - _epoch(started["started_at"]) == pytest.approx(3600, abs=1)
+
+    soon = datetime.fromtimestamp(time.time() + 600, UTC).isoformat()
+    earlier = draft(tenant, list_id, max_age_seconds=3600, expires_at=soon)
+    started = tenant.ok("POST", f"/v1/campaigns/{earlier['id']}/start")
+    assert _epoch(started["expires_at"]) == pytest.approx(_epoch(soon), abs=1)
+
+    clone = tenant.ok("POST", f"/v1/campaigns/{earlier['id']}/clone", status=201)
+    assert (clone["max_age_seconds"], clone["expires_at"]) == (3600, None)
+
+
+def test_a_maximum_age_under_a_minute_is_refused_naming_it(tenant: Api) -> None:
+    status, body = problem(tenant, "POST", "/v1/campaigns", campaign_body(new_list(tenant), max_age_seconds=5))
+    assert status == 422
+    assert [e["field"] for e in body["errors"]] == ["max_age_seconds"]
+
+
+def _listing(tenant: Api, campaign_id: str) -> dict[str, str]:
+    """Every recipient the per-recipient listing shows, paged two at a time, with its state."""
+    states: dict[str, str] = {}
+    token = None
+    for _ in range(20):
+        query = "?limit=2" + (f"&page_token={token}" if token else "")
+        page = tenant.ok("GET", f"/v1/campaigns/{campaign_id}/recipients{query}")
+        for item in page["items"]:
+            assert item["recipient_id"] not in states, "a recipient listed twice"
+            states[item["recipient_id"]] = item["state"]
+        if (token := page["next_page_token"]) is None:
+            return states
+    raise AssertionError("pages never ended")
+
+
+def test_every_recipient_of_the_audience_is_listed_from_creation_pending_until_sent(
+    tenant: Api, chalice_app: Any, aws_env: dict[str, str]
+) -> None:
+    from tests.utils import LambdaContext, receive_all, run_release_jobs, sqs_event
+
+    list_id = new_list(tenant, rows=5)
+    ids = {row["phone"] for row in recipient_rows(5)}
+    campaign = draft(tenant, list_id)
+    assert _listing(tenant, campaign["id"]) == dict.fromkeys(ids, "pending")
+
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
+    later = recipient_rows(1, start=5)
+    tenant.ok("POST", f"/v1/lists/{list_id}/recipients", {"recipients": later})  # not in the audience
+    assert _listing(tenant, campaign["id"]) == dict.fromkeys(ids, "pending")
+
+    assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1
+    chunks = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    chalice_app.dispatch(sqs_event(chunks), LambdaContext())
+    assert _listing(tenant, campaign["id"]) == dict.fromkeys(ids, "succeeded")
