@@ -7,7 +7,7 @@ No request does per-recipient work: start and resume change the status and queue
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalice import Blueprint
@@ -72,8 +72,9 @@ def _check_recurrence(recurrence: Recurrence) -> None:
     now = datetime.now(UTC)
     if recurrence.end_date is not None and recurrence.end_date <= now:
         raise InvalidInput.on("recurrence.end_date", "must be in the future")
+    start = recurrence.start_date or now
     upcoming = next_occurrence(
-        recurrence.expression, recurrence.timezone, max(now, recurrence.start_date or now), recurrence.start_date or now
+        recurrence.expression, recurrence.timezone, max(now, start - timedelta(seconds=1)), start
     )
     if upcoming is None or (recurrence.end_date is not None and upcoming > recurrence.end_date):
         raise InvalidInput.on("recurrence.expression", "has no occurrence between now and end_date")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX, DeliveryState, last_change
@@ -166,7 +166,8 @@ def _next_run(item: dict[str, Any]) -> str | None:
         return None
     now = datetime.now(UTC)
     start = datetime.fromisoformat(recurrence["start_date"]) if recurrence.get("start_date") else now
-    upcoming = next_occurrence(recurrence["expression"], recurrence.get("timezone", "UTC"), max(now, start), start)
+    after = max(now, start - timedelta(seconds=1))  # a start date still ahead is itself an occurrence
+    upcoming = next_occurrence(recurrence["expression"], recurrence.get("timezone", "UTC"), after, start)
     end = datetime.fromisoformat(recurrence["end_date"]) if recurrence.get("end_date") else None
     if upcoming is None or (end is not None and upcoming > end):
         return None

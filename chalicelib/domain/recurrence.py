@@ -43,7 +43,7 @@ class Expression:
         """Occurrences after `after`, in `zone`; a rate counts its periods from `anchor` (the start date)."""
         if self.rate_seconds is not None:
             step = timedelta(seconds=self.rate_seconds)
-            periods = max(0, int((after - anchor).total_seconds() // self.rate_seconds) + 1)
+            periods = 0 if after < anchor else int((after - anchor).total_seconds() // self.rate_seconds) + 1
             return (anchor + (periods + n) * step for n in range(SEARCH_OCCURRENCES))
         assert self.cron is not None
         return islice(self._cron_times(after.astimezone(ZoneInfo(zone))), SEARCH_OCCURRENCES)

@@ -176,3 +176,36 @@ def test_a_scheduled_campaign_is_started_by_its_schedule_on_the_local_stack(api:
         time.sleep(0.25)
     assert datetime.fromisoformat(current["started_at"]) >= start_at  # not before its time
     assert current["counters"]["total"] == current["counters"]["succeeded"] + current["counters"]["failed"] == 20
+
+
+def test_a_recurring_campaign_s_schedule_starts_a_run_on_the_local_stack(api: CampaignApi) -> None:
+    """The recurring schedule (moto holds it, the event runner fires its rate) sends an occurrence; a run of
+    the campaign starts and completes, listed under the recurring campaign, which stays scheduled."""
+    from datetime import UTC, datetime, timedelta
+
+    listed = api.create_list("recurring")
+    api.add_recipients(listed["id"], generated_recipients(20, seed=12))
+    first = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    campaign = api.create_campaign(
+        {
+            "name": "recurring",
+            "list_id": listed["id"],
+            "sender": "Acme",
+            "template": "Hi {{ first_name }}",
+            "rate_per_second": 50,
+            "recurrence": {"expression": "rate(1 hour)", "start_date": first.isoformat()},
+        }
+    )
+    assert campaign["status"] == "scheduled"
+    deadline = time.monotonic() + 60
+    while not (runs := api.call("GET", f"/v1/campaigns/{campaign['id']}/runs")["items"]) or runs[0]["status"] != (
+        "completed"
+    ):
+        assert time.monotonic() < deadline, f"no completed run a minute after the first occurrence: {runs}"
+        time.sleep(0.25)
+    [run] = runs
+    assert run["occurrence_at"] == first.isoformat().replace("+00:00", "Z") and run["outcome"] == "started"
+    assert run["counters"]["total"] == run["counters"]["succeeded"] + run["counters"]["failed"] == 20
+    assert api.campaign(campaign["id"])["status"] == "scheduled"
+    outcomes = api.call("GET", f"/v1/campaigns/{run['id']}/recipients?limit=100")["items"]
+    assert len(outcomes) == 20 and {o["state"] for o in outcomes} <= {"succeeded", "failed"}

@@ -246,6 +246,8 @@ ID_ROUTES = [
     ("POST", "/v1/campaigns/{campaign_id}/recount", None),
     ("GET", "/v1/campaigns/{campaign_id}/recipients", None),
     ("GET", "/v1/campaigns/{campaign_id}/recipients/{recipient_id}", None),
+    ("GET", "/v1/campaigns/{campaign_id}/runs", None),
+    ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", None),
     ("PATCH", "/v1/lists/{list_id}", {"name": "mine now"}),
     ("DELETE", "/v1/lists/{list_id}", None),
     ("POST", "/v1/lists/{list_id}/clear", None),
@@ -301,6 +303,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "recipient_id": valid_phone(1),
             "upload_id": upload["id"],
             "export_id": export["id"],
+            "run_id": campaign["id"],
         }
         made_up = {
             "list_id": "lst_00000000000000000000",
@@ -308,6 +311,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "recipient_id": valid_phone(2),
             "upload_id": "upl_00000000000000000000",
             "export_id": "exp_00000000000000000000",
+            "run_id": "cmp_00000000000000000000",
         }
         alices_newest = newest(http, alice)
         for method, path, body in ID_ROUTES:
