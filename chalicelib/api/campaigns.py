@@ -90,7 +90,11 @@ def _recur(campaign: dict[str, Any], recurrence: Recurrence, changes: dict[str, 
         recurrence.start_date.timestamp() if recurrence.start_date else None,
         recurrence.end_date.timestamp() if recurrence.end_date else None,
     )
+    # Where Scheduler counts a rate from: the start date it was given, else the time the schedule was put.
+    start_date = recurrence.start_date.timestamp() if recurrence.start_date else None
+    anchor = start_date if start_date is not None and start_date > time.time() else time.time()
     fields = {**(changes or {}), "recurrence": recurrence.model_dump(mode="json"), "start_at": None}
+    fields["recurrence_anchor"] = anchor
     fields.update(status=CampaignStatus.SCHEDULED.value, start_problem=None)
     return campaign_catalog.update_definition(campaign, fields, NOT_STARTED)
 
@@ -238,6 +242,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
             changes["total"] = audience
         if "rate_per_second" in changes:  # nothing is sent yet: the deliveries' spread follows the rate
             changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
+        if "recurrence" in changes and body.recurrence is None and not campaign.get("recurrence"):
+            changes.pop("recurrence")  # null on a campaign that does not recur: nothing to undo
         if "recurrence" in changes:
             if "start_at" in changes:
                 raise InvalidInput.on("start_at", "give a start time or a recurrence, not both")

@@ -165,7 +165,7 @@ def _next_run(item: dict[str, Any]) -> str | None:
     if not recurrence or item["status"] != "scheduled":
         return None
     now = datetime.now(UTC)
-    start = datetime.fromisoformat(recurrence["start_date"]) if recurrence.get("start_date") else now
+    start = datetime.fromtimestamp(float(item.get("recurrence_anchor") or now.timestamp()), UTC)
     after = max(now, start - timedelta(seconds=1))  # a start date still ahead is itself an occurrence
     upcoming = next_occurrence(recurrence["expression"], recurrence.get("timezone", "UTC"), after, start)
     end = datetime.fromisoformat(recurrence["end_date"]) if recurrence.get("end_date") else None

@@ -23,8 +23,9 @@ _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 _YEAR = re.compile(r"^(\*|\d{4}(-\d{4})?(/\d+)?)(,\d{4}(-\d{4})?)*$")
 _DAY_NUMBER = re.compile(r"(?<![#\d])([1-7])(?![\d])")
-# A year-restricted cron is looked for this many occurrences ahead before it is called one that never runs.
+# How many occurrences ahead are looked at (the first is what the API shows).
 SEARCH_OCCURRENCES = 2000
+MAX_YEAR = 2199  # EventBridge's last year
 
 
 class InvalidExpression(ValueError):
@@ -49,16 +50,22 @@ class Expression:
         return islice(self._cron_times(after.astimezone(ZoneInfo(zone))), SEARCH_OCCURRENCES)
 
     def _cron_times(self, local: datetime) -> Iterator[datetime]:
+        """cronsim's times in the allowed years: from the first allowed year on, jumping over the years the
+        field leaves out rather than walking them minute by minute."""
         assert self.cron is not None
-        last = _last_year(self.years)
-        try:
-            for moment in CronSim(self.cron, local):
-                if last is not None and moment.year > last:
+        start = local
+        while (year := _next_year(self.years, start.year)) is not None:
+            if year > start.year:
+                start = datetime(year, 1, 1, tzinfo=start.tzinfo) - timedelta(minutes=1)
+            for moment in CronSim(self.cron, start):
+                if moment.year > MAX_YEAR:
                     return
-                if _in_years(moment.year, self.years):
-                    yield moment
-        except OverflowError:  # cronsim walked past year 9999: there is no later occurrence
-            return
+                if not _in_years(moment.year, self.years):
+                    start = moment
+                    break
+                yield moment
+            else:
+                return
 
 
 def parse(expression: str) -> Expression:
@@ -79,8 +86,8 @@ def parse(expression: str) -> Expression:
     minutes, hours, day_of_month, month, day_of_week, years = fields
     if (day_of_month == "?") == (day_of_week == "?"):
         raise InvalidExpression("exactly one of day-of-month and day-of-week must be `?`")
-    if not _YEAR.match(years):
-        raise InvalidExpression(f"the year field `{years}` is not `*`, a year, a range or a list of them")
+    if not _YEAR.match(years) or any(int(y) > MAX_YEAR for y in re.findall(r"\d{4}", years)):
+        raise InvalidExpression(f"the year field `{years}` is not `*`, a year to {MAX_YEAR}, a range or a list of them")
     five = " ".join([minutes, hours, "*" if day_of_month == "?" else day_of_month, month, _week_days(day_of_week)])
     try:
         CronSim(five, datetime(2026, 1, 1))
@@ -101,11 +108,9 @@ def _week_days(field: str) -> str:
     return _DAY_NUMBER.sub(lambda m: str(int(m.group(1)) - 1), field)
 
 
-def _last_year(years: str) -> int | None:
-    """The last year the field allows, None when it has no end."""
-    if years == "*" or ("/" in years and "-" not in years.split("/")[0]):
-        return None
-    return max(int(part.split("/")[0].split("-")[-1]) for part in years.split(","))
+def _next_year(years: str, year: int) -> int | None:
+    """The first year from `year` on that the field allows (None after MAX_YEAR)."""
+    return next((y for y in range(year, MAX_YEAR + 1) if _in_years(y, years)), None)
 
 
 def _in_years(year: int, years: str) -> bool:

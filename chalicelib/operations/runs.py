@@ -13,6 +13,7 @@ an occurrence checks for overlap) and `queued_run_id` (at most one run waiting, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,8 @@ from chalicelib.store import aws, campaigns, keys, lists
 RUN_PREFIX = "RUN#"
 GOING = frozenset({CampaignStatus.RUNNING, CampaignStatus.PAUSED})
 # What a run takes from its recurring campaign: all of its definition but what belongs to the recurrence.
-NOT_INHERITED = frozenset({"start_at", "expires_at", "recurrence"})
+# A chain (`next_campaign_id`) is not: a campaign starts once, and every run after the first would fail to.
+NOT_INHERITED = frozenset({"start_at", "expires_at", "recurrence", "next_campaign_id"})
 
 
 def run_id(parent_id: str, occurrence: int) -> str:
@@ -50,6 +52,8 @@ def occur(pk: str, occurrence: str) -> str:
         return "ignored"  # the same occurrence again (SQS or Scheduler delivered it twice)
     account, parent_id = keys.split_campaign_pk(pk)
     rid = run_id(parent_id, at)
+    if rid in (parent.get("last_run_id"), parent.get("queued_run_id")):
+        return "ignored"  # a repeat that came while the first was being handled
     previous = _campaign(account, parent.get("last_run_id"))
     if previous is not None and CampaignStatus(previous["status"]) in GOING:
         still = f"the previous run {previous['id']} was still {previous['status']}"
@@ -57,10 +61,16 @@ def occur(pk: str, occurrence: str) -> str:
             return _write_record(pk, at, rid, "skipped", still)
         if parent.get("queued_run_id"):
             return _write_record(pk, at, rid, "skipped", f"{still} and run {parent['queued_run_id']} was queued")
-        _create_run(account, parent, rid, at)
+        run = _create_run(account, parent, rid, at)
         if not _claim_queue(pk, rid):
+            _drop(run)
             return _write_record(pk, at, rid, "skipped", f"{still} and another run was queued")
-        return _write_record(pk, at, rid, "queued", None)
+        _write_record(pk, at, rid, "queued", None)
+        # The previous run may have finished between the read and the claim, its after_run finding no queue.
+        previous = _campaign(account, previous["id"])
+        if (previous is None or CampaignStatus(previous["status"]) not in GOING) and _release_queue(pk, rid):
+            return _start_run(pk, at, run)
+        return "queued"
     run = _create_run(account, parent, rid, at)
     return _start_run(pk, at, run)
 
@@ -76,8 +86,16 @@ def after_run(run: dict[str, Any]) -> None:
     if not queued or not _release_queue(parent_pk, str(queued)):
         return
     waiting = _campaign(account, str(queued))
-    if waiting is not None:
-        _start_run(parent_pk, int(waiting["occurrence_at"]), waiting)
+    if waiting is None or waiting["id"] == run["id"]:
+        return  # the queued run itself was cancelled: the next occurrence may queue
+    recurring = parent is not None and parent["status"] == CampaignStatus.SCHEDULED and parent.get("recurrence")
+    if not recurring:  # cancelled, or no longer recurring, since it was queued
+        _drop(waiting)
+        _write_record(
+            parent_pk, int(waiting["occurrence_at"]), waiting["id"], "skipped", "the campaign stopped recurring"
+        )
+        return
+    _start_run(parent_pk, int(waiting["occurrence_at"]), waiting)
 
 
 def runs_page(pk: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -110,12 +128,21 @@ def get_run(pk: str, rid: str) -> dict[str, Any]:
 def _start_run(parent_pk: str, at: int, run: dict[str, Any]) -> str:
     try:
         start.start(run)
-    except InvalidInput as exc:
+    except InvalidInput as exc:  # e.g. its list is empty now: no draft is left behind
+        _drop(run)
         return _write_record(parent_pk, at, run["id"], "skipped", exc.detail)
-    except Conflict:
-        pass  # started already (a repeated message got this far)
+    except Conflict:  # started already by a repeated message, or cancelled meanwhile
+        current = campaigns.get_campaign_by_pk(run["pk"])
+        if current is None or current["status"] in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED):
+            return _write_record(parent_pk, at, run["id"], "skipped", "the run was cancelled before it started")
     campaigns.set_fields(parent_pk, {"last_run_id": run["id"]})
     return _write_record(parent_pk, at, run["id"], "started", None)
+
+
+def _drop(run: dict[str, Any]) -> None:
+    """Cancel a run that will not start (it stays listed under its occurrence, as skipped)."""
+    with contextlib.suppress(Conflict):
+        campaigns.change_status(run["pk"], CampaignStatus.DRAFT, CampaignStatus.CANCELLED)
 
 
 def _create_run(account: str, parent: dict[str, Any], rid: str, at: int) -> dict[str, Any]:

@@ -85,9 +85,12 @@ def _persistently(write: Any) -> Written:
 EXPIRED = "expired: the campaign's expires_at passed before it was sent"
 
 
-def _close_attempt(pk: str, rid: str, attempt: int, expression: str, values: dict[str, Any]) -> Written:
-    """Close attempt `attempt` while it is in flight, or over `unknown` set by a duplicate delivery of the
-    same chunk that found the claim in flight (the worker that made the send knows better).
+def _close_attempt(
+    pk: str, rid: str, attempt: int, expression: str, values: dict[str, Any], *, over_unknown: str | None
+) -> Written:
+    """Close attempt `attempt` while it is in flight, or (with `over_unknown`, the expression for that case)
+    over `unknown` set by a duplicate delivery of the same chunk that found the claim in flight: the worker
+    that made the send knows better. An `unknown` never replaces an `unknown` (pass None).
 
     Two conditions tried in turn rather than one with OR: the second only when the first failed on an
     `unknown` of this attempt (its ALL_OLD says so, no read), so the write every recipient makes has the
@@ -96,11 +99,11 @@ def _close_attempt(pk: str, rid: str, attempt: int, expression: str, values: dic
     first = _update(pk, rid, expression, "#st = :in_flight AND attempt = :attempt",
                     {**values, ":in_flight": DeliveryState.IN_FLIGHT.value, ":attempt": attempt})  # fmt: skip
     current = first.current
-    if first.ok or current is None or current.get("state") != DeliveryState.UNKNOWN:
+    if first.ok or over_unknown is None or current is None or current.get("state") != DeliveryState.UNKNOWN:
         return first
     if int(current.get("attempt", -1)) != attempt:
         return first
-    return _update(pk, rid, expression, "#st = :unknown AND attempt = :attempt",
+    return _update(pk, rid, over_unknown, "#st = :unknown AND attempt = :attempt",
                    {**values, ":unknown": DeliveryState.UNKNOWN.value, ":attempt": attempt})  # fmt: skip
 
 
@@ -212,7 +215,7 @@ def record_outcome(
     when this attempt has none of its own.
     """
     values: dict[str, Any] = {":state": state.value, ":now": time.time()}
-    sets, removes = ["#st = :state", "ended_at = :now"], []
+    sets, unset = ["#st = :state", "ended_at = :now"], []
     optional = (
         ("provider_message_id", provider_message_id, ":mid"),
         ("last_error", error, ":err"),
@@ -222,13 +225,19 @@ def record_outcome(
         if value is not None:
             sets.append(f"{name} = {placeholder}")
             values[placeholder] = value
-        elif attempt > 1:
-            removes.append(name)
+        else:
+            unset.append(name)
     if state in TERMINAL_STATES:
         sets.append("expires_at = :ttl")
         values[":ttl"] = _expires_at()
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    return _persistently(lambda: _close_attempt(pk, rid, attempt, expression, values)).ok
+
+    def expression(removes: list[str]) -> str:
+        return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+    # A first attempt in flight has none of them; an unknown (or an earlier attempt) may have left some.
+    in_flight = expression(unset if attempt > 1 else [])
+    over_unknown = None if state == DeliveryState.UNKNOWN else expression(unset)
+    return _persistently(lambda: _close_attempt(pk, rid, attempt, in_flight, values, over_unknown=over_unknown)).ok
 
 
 def schedule_retry(
@@ -256,16 +265,11 @@ def schedule_retry(
         ":err": error,
         ":now": time.time(),
     }
-    return _persistently(
-        lambda: _close_attempt(
-            pk,
-            rid,
-            attempt,
-            "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
-            "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT + " REMOVE ended_at, last_reason",
-            values,
-        )
-    ).ok
+    retry = (
+        "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
+        "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT + " REMOVE ended_at, last_reason"
+    )
+    return _persistently(lambda: _close_attempt(pk, rid, attempt, retry, values, over_unknown=retry)).ok
 
 
 def skip_unsent(pk: str, rid: str, reason: str) -> Written:
@@ -375,7 +379,7 @@ def deliveries_page(
 
 def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
     """Every delivery counted by the counter its state is kept in (the recount), and `last_change`: the
-    latest `updated_at` seen. One projected Query page per ~1 MB of deliveries."""
+    latest `updated_at` or `ended_at` seen. One projected Query page per ~1 MB of deliveries."""
     counts: Counter[str] = Counter()
     last_change = 0.0
     for bucket in range(buckets):
@@ -383,12 +387,13 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at",
+            "ProjectionExpression": "#st, updated_at, ended_at",
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
         for item in aws.query_all(params):
             state = item["state"]["S"]
             counts[COUNTER_OF_STATE.get(state, state)] += 1
-            last_change = max(last_change, float(item.get("updated_at", {}).get("N", 0)))
+            for stamp in ("updated_at", "ended_at"):  # an outcome write sets ended_at only
+                last_change = max(last_change, float(item.get(stamp, {}).get("N", 0)))
     return {**counts, "last_change": int(last_change)}

@@ -32,7 +32,16 @@ def test_the_sender_s_outcome_replaces_an_unknown_of_the_same_attempt(aws_env: d
     assert deliveries.record_outcome(PK, RID, 1, DeliveryState.SUCCEEDED, provider_message_id="m-1", error=None)
     delivery = _delivery()
     assert (delivery["state"], delivery["provider_message_id"]) == ("succeeded", "m-1")
-    assert delivery["last_error"] == "maybe"  # a first attempt removes nothing: the unknown's note stays
+    assert "last_error" not in delivery  # the unknown's note is not the succeeded attempt's
+
+
+def test_an_unknown_does_not_replace_an_unknown(aws_env: dict[str, str]) -> None:
+    """The worker that sent wrote unknown (a timeout after sending); a dead-letter consumer or a duplicate
+    chunk must not replace its error with theirs."""
+    _claimed()
+    assert deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="timeout")
+    assert not deliveries.record_outcome(PK, RID, 1, DeliveryState.UNKNOWN, provider_message_id=None, error="dup")
+    assert _delivery()["last_error"] == "timeout"
 
 
 def test_a_closed_attempt_is_not_closed_again(aws_env: dict[str, str]) -> None:

@@ -149,3 +149,38 @@ def test_a_start_time_and_a_recurrence_exclude_each_other(tenant: Api) -> None:
     body = campaign_body(new_list(tenant), recurrence=WEEKDAYS_9, start_at=start_at)
     answer = tenant.call("POST", "/v1/campaigns", body)
     assert answer.status_code == 422 and json.loads(answer.body)["errors"][0]["field"] == "start_at"
+
+
+def test_a_queued_run_cancelled_frees_its_place_and_one_of_a_campaign_that_stopped_recurring_never_starts(
+    chalice_app: Any, tenant: Api, aws_env: dict[str, str]
+) -> None:
+    created = recurring(tenant, overlap="queue")
+    occur(chalice_app, aws_env, created["id"], "2026-11-26T14:00:00Z")
+    occur(chalice_app, aws_env, created["id"], "2026-11-27T14:00:00Z")
+    first, second = runs(tenant, created["id"])
+    tenant.ok("POST", f"/v1/campaigns/{second['id']}/cancel")  # the queued one
+    occur(chalice_app, aws_env, created["id"], "2026-11-30T14:00:00Z")
+    third = runs(tenant, created["id"])[2]
+    assert (third["outcome"], third["status"]) == ("queued", "draft")
+
+    tenant.ok("PATCH", f"/v1/campaigns/{created['id']}", {"recurrence": None})
+    tenant.ok("POST", f"/v1/campaigns/{first['id']}/cancel")
+    listed = runs(tenant, created["id"])
+    assert [(r["outcome"], r["status"]) for r in listed] == [
+        ("started", "cancelled"),
+        ("queued", "cancelled"),
+        ("skipped", "cancelled"),
+    ]
+    assert listed[2]["skip_reason"] == "the campaign stopped recurring"
+
+
+def test_an_occurrence_on_an_empty_list_is_skipped_and_leaves_no_draft(
+    chalice_app: Any, tenant: Api, aws_env: dict[str, str]
+) -> None:
+    body = campaign_body(new_list(tenant, rows=0), recurrence=WEEKDAYS_9)
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    occur(chalice_app, aws_env, created["id"], "2026-11-26T14:00:00Z")
+    [run] = runs(tenant, created["id"])
+    assert (run["outcome"], run["status"]) == ("skipped", "cancelled") and "no recipients" in run["skip_reason"]
+    drafts = tenant.ok("GET", "/v1/campaigns?status=draft")["items"]
+    assert drafts == []

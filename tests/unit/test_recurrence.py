@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from cronsim import CronSim
 
 from chalicelib.domain.recurrence import InvalidExpression, next_occurrence, parse
 
@@ -61,3 +63,23 @@ def test_a_rate_counts_its_periods_from_the_anchor() -> None:
 def test_what_eventbridge_refuses_is_refused_with_the_reason(expression: str, reason: str) -> None:
     with pytest.raises(InvalidExpression, match=reason.replace("(", r"\(")):
         parse(expression)
+
+
+def test_a_cron_of_a_far_year_is_found_at_once_and_years_after_eventbridge_s_last_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import chalicelib.domain.recurrence as recurrence
+
+    walked = []
+
+    def counted(expression: str, start: datetime) -> Any:
+        for moment in CronSim(expression, start):
+            walked.append(moment)
+            yield moment
+
+    monkeypatch.setattr(recurrence, "CronSim", counted)
+    assert _next("cron(* * ? * * 2099)", datetime(2026, 11, 26, tzinfo=UTC)) == datetime(2099, 1, 1, tzinfo=UTC)
+    assert _next("cron(0 12 1 1 ? 2026,2099)", datetime(2026, 2, 1, tzinfo=UTC)) == datetime(2099, 1, 1, 12, tzinfo=UTC)
+    assert len(walked) < 10, "walked the years between minute by minute"
+    with pytest.raises(InvalidExpression, match="year field"):
+        parse("cron(0 9 ? * MON 2200)")
