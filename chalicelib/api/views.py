@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.delivery import FINISHED_COUNTERS, VARIANT_PREFIX, DeliveryState, last_change
+from chalicelib.domain.delivery import FINISHED_COUNTERS, SKIP_PREFIX, VARIANT_PREFIX, DeliveryState, last_change
 from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList, Run
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.store import exports, lists
@@ -51,6 +51,9 @@ def counters_view(item: dict[str, Any]) -> Counters:
         failed=failed,
         unknown=unknown,
         skipped=skipped,
+        skipped_by_reason={
+            name.removeprefix(SKIP_PREFIX): int(value) for name, value in item.items() if name.startswith(SKIP_PREFIX)
+        },
         expired=expired,
     )
 

@@ -47,6 +47,17 @@ FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
 VARIANT_PREFIX = "v."
+# `skipped` broken down by why: one campaign attribute per reason, from the stream like the others.
+SKIP_PREFIX = "skipped."
+
+
+def skip_counter(reason: str) -> str:
+    return f"{SKIP_PREFIX}{reason}"
+
+
+def counter_names(item: dict[str, Any]) -> list[str]:
+    """The state counters and the skip reasons' counters an item (campaign or recount) carries."""
+    return [*COUNTERS, *sorted(name for name in item if name.startswith(SKIP_PREFIX))]
 
 
 def variant_counter(variant: str, counter: str) -> str:

@@ -348,6 +348,9 @@ class Counters(BaseModel):
         "that stopped); not resent, since the channel takes no idempotency key."
     )
     skipped: int = Field(0, description="Not sent on purpose, e.g. excluded by an exclusion list.")
+    skipped_by_reason: dict[str, int] = Field(
+        default_factory=dict, description="`skipped` by why: excluded, capped, held_out (those seen so far)."
+    )
     expired: int = Field(0, description="Not sent because the campaign expired first.")
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.delivery import COUNTERS
+from chalicelib.domain.delivery import counter_names
 from chalicelib.domain.errors import Conflict
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
@@ -36,10 +36,9 @@ def recount(campaign: dict[str, Any]) -> RecountResult:
         )
     counted = deliveries.count_states(campaign["pk"], int(campaign.get("buckets", 1)))
     last_change = counted.pop("last_change", 0)
-    after = {**campaign, **{name: int(counted.get(name, 0)) for name in COUNTERS}}
-    drift = {
-        name: after[name] - int(campaign.get(name, 0)) for name in COUNTERS if after[name] != campaign.get(name, 0)
-    }
+    names = list(dict.fromkeys([*counter_names(campaign), *counter_names(counted)]))
+    after = {**campaign, **{name: int(counted.get(name, 0)) for name in names}}
+    drift = {name: after[name] - int(campaign.get(name, 0)) for name in names if after[name] != campaign.get(name, 0)}
     if not drift:
         complete_if_done(campaign)
         return RecountResult(campaign, after, drift, applied=True)

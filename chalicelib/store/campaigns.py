@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import COUNTERS
+from chalicelib.domain.delivery import COUNTERS, counter_names
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
@@ -260,7 +260,7 @@ def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[
     values: dict[str, Any] = {":seen": batches_seen}
     names: dict[str, str] = {}
     sets = []
-    for i, name in enumerate(COUNTERS):
+    for i, name in enumerate(counter_names(counts)):
         names[f"#c{i}"] = name
         values[f":v{i}"] = int(counts.get(name, 0))
         sets.append(f"#c{i} = :v{i}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.delivery import COUNTER_OF_STATE, TERMINAL_STATES, DeliveryState
+from chalicelib.domain.delivery import COUNTER_OF_STATE, TERMINAL_STATES, DeliveryState, skip_counter
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -387,13 +387,15 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at, ended_at",
+            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason",
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
         for item in aws.query_all(params):
             state = item["state"]["S"]
             counts[COUNTER_OF_STATE.get(state, state)] += 1
+            if state == DeliveryState.SKIPPED:
+                counts[skip_counter(item.get("skip_reason", {}).get("S", "other"))] += 1
             for stamp in ("updated_at", "ended_at"):  # an outcome write sets ended_at only
                 last_change = max(last_change, float(item.get(stamp, {}).get("N", 0)))
     return {**counts, "last_change": int(last_change)}

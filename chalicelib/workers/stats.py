@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.delivery import state_deltas, variant_counter
+from chalicelib.domain.delivery import DeliveryState, skip_counter, state_deltas, variant_counter
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
 
@@ -23,6 +23,9 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         summed = deltas.setdefault(bucket_key, {})
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta
+        if new == DeliveryState.SKIPPED and old != new:  # skipped is final: counted once, by its reason
+            reason = change.get("NewImage", {}).get("skip_reason", {}).get("S", "other")
+            summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         old_variant = change.get("OldImage", {}).get("variant", {}).get("S")

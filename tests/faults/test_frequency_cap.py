@@ -27,6 +27,7 @@ def test_two_concurrent_campaigns_to_the_same_numbers_hold_an_account_cap_of_one
     assert len(per_number) == 20 and set(per_number.values()) == {1}, "the cap is one message per number"
     assert sum(f["counters"]["succeeded"] for f in finals) == 20
     assert sum(f["counters"]["skipped"] for f in finals) == 20
+    assert sum(f["counters"]["skipped_by_reason"].get("capped", 0) for f in finals) == 20
     skipped = [o for c in (first, second) for o in harness.outcomes(c["id"]) if o["state"] == "skipped"]
     assert {o["skip_reason"] for o in skipped} == {"capped"}
 

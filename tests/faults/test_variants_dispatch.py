@@ -29,6 +29,7 @@ def test_variants_send_their_own_text_and_sender_hold_out_a_share_and_are_counte
         for o in harness.outcomes(campaign["id"])
     )
     assert counters["skipped"] == expected[HELD_OUT] > 0
+    assert counters["skipped_by_reason"] == {"held_out": expected[HELD_OUT]}
     sent = harness.provider.messages()
     assert Counter(m["text"][0] for m in sent) == {"A": expected["short"], "B": expected["long"]}
     assert {m["from"] for m in sent if m["text"].startswith("B")} == {"AcmeB"}
