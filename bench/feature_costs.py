@@ -124,7 +124,7 @@ def _measure(
         counts = counter.since(earlier)
     if final["status"] != "completed":
         raise SystemExit(f"{name}: the campaign did not complete: {final}")
-    states = {k: v for k, v in final["counters"].items() if v and k != "total"}
+    states = {k: v for k, v in final["counters"].items() if isinstance(v, int) and v and k != "total"}
     dynamodb_and_sqs = sum(
         v for (who, service, _), v in counts.calls.items() if who == PRODUCT and service in ("dynamodb", "sqs")
     )
