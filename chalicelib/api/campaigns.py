@@ -25,7 +25,7 @@ from chalicelib.domain.campaign import (
     CampaignStatus,
     next_status,
 )
-from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, MalformedRequest, NotFound
 from chalicelib.domain.models import (
     Campaign,
     CampaignClone,
@@ -39,7 +39,7 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
-from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, schedules
+from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
 
@@ -425,7 +425,9 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
     `pending` (one list Query and one BatchGetItem a page); once finished, its deliveries (its list may be
     gone by then)."""
     campaign = campaigns.get_campaign(account, campaign_id)
-    if CampaignStatus(campaign["status"]) in TERMINAL:
+    audience_scope = f"{account}/campaigns/{campaign_id}/audience"
+    # A client paging while the campaign finishes goes on as it began (its token names the audience).
+    if CampaignStatus(campaign["status"]) in TERMINAL and not _token_of(audience_scope):
         buckets = int(campaign.get("buckets", 1))
         items, token = paged(
             bp.current_request,
@@ -436,7 +438,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
     started_ms = campaign.get("started_at_ms")
     audience, token = paged(
         bp.current_request,
-        f"{account}/campaigns/{campaign_id}/audience",
+        audience_scope,
         lambda after, limit: lists.recipients_page(
             account,
             campaign["list_id"],
@@ -452,6 +454,14 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
         for rid, (_, item) in zip(ids, audience, strict=True)
     ]
     return Page[Delivery](items=views, next_page_token=token)
+
+
+def _token_of(scope: str) -> bool:
+    """Whether the request's page token was issued for `scope`."""
+    try:
+        return pages.decode(scope, query_str(bp.current_request, "page_token")) is not None
+    except MalformedRequest:
+        return False
 
 
 @route(bp, "/campaigns/{campaign_id}/recipients/{recipient_id}", methods=["GET"])

@@ -271,3 +271,15 @@ def test_every_recipient_of_the_audience_is_listed_from_creation_pending_until_s
     chunks = receive_all(aws_env["DISPATCH_QUEUE_URL"])
     chalice_app.dispatch(sqs_event(chunks), LambdaContext())
     assert _listing(tenant, campaign["id"]) == dict.fromkeys(ids, "succeeded")
+
+
+def test_paging_the_recipients_goes_on_across_the_campaign_s_end(tenant: Api) -> None:
+    list_id = new_list(tenant, rows=5)
+    campaign = draft(tenant, list_id)
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
+    first = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients?limit=2")
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/cancel")  # finished: a new listing reads deliveries
+    rest = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients?limit=10&page_token={first['next_page_token']}")
+    ids = [i["recipient_id"] for i in first["items"] + rest["items"]]
+    assert sorted(ids) == sorted(row["phone"] for row in recipient_rows(5))
+    assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients")["items"] == []  # none was sent
