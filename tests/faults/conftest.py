@@ -24,6 +24,17 @@ def quick_timings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+@pytest.fixture(autouse=True)
+def moto_as_the_local_stack_runs_it() -> Iterator[None]:
+    """The local server's patches, in this process too (infra/local/moto_server.py). Unpatched, two
+    concurrent writes can take one stream sequence number, and a reader then re-reads the last record for
+    ever (seen in CI: the harness's stream guard tripped in the failover test)."""
+    from infra.local.moto_server import patched_moto
+
+    with patched_moto():
+        yield
+
+
 @pytest.fixture
 def harness(tenant: Api, aws_env: dict[str, str], chalice_app: object, provider: object) -> Iterator[Harness]:  # noqa: F811
     from chalicelib.settings import get_settings
