@@ -184,25 +184,23 @@ def _write_record(pk: str, at: int, rid: str, outcome: str, reason: str | None) 
 
 def _claim_queue(pk: str, rid: str) -> bool:
     """Make `rid` the queued run, unless one is queued already."""
-    written = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET queued_run_id = :rid",
-        ConditionExpression="attribute_not_exists(queued_run_id) OR queued_run_id = :rid",
-        ExpressionAttributeValues=aws.to_values({":rid": rid}),
+    return _queue_write(
+        pk, rid, "SET queued_run_id = :rid", "attribute_not_exists(queued_run_id) OR queued_run_id = :rid"
     )
-    return written is not None
 
 
 def _release_queue(pk: str, rid: str) -> bool:
     """Take `rid` off the queue (only one caller gets True)."""
+    return _queue_write(pk, rid, "REMOVE queued_run_id", "queued_run_id = :rid")
+
+
+def _queue_write(pk: str, rid: str, update: str, condition: str) -> bool:
     written = aws.write_if(
         aws.dynamodb().update_item,
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="REMOVE queued_run_id",
-        ConditionExpression="queued_run_id = :rid",
+        UpdateExpression=update,
+        ConditionExpression=condition,
         ExpressionAttributeValues=aws.to_values({":rid": rid}),
     )
     return written is not None

@@ -44,13 +44,24 @@ def put_start(campaign_id: str, pk: str, start_at: float) -> None:
         "ScheduleExpressionTimezone": "UTC",
         "FlexibleTimeWindow": FLEXIBLE_WINDOW,
         "ActionAfterCompletion": "DELETE",
-        "Target": {
-            "Arn": settings.release_queue_arn,
-            "RoleArn": settings.scheduler_role_arn,
-            "Input": json.dumps(start_message(pk, start_at)),
-            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
-        },
+        "Target": _release_target(start_message(pk, start_at)),
     }
+    _create_or_update(request)
+
+
+def _release_target(message: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's target: `message` to the release queue, as the template's role."""
+    settings = get_settings()
+    return {
+        "Arn": settings.release_queue_arn,
+        "RoleArn": settings.scheduler_role_arn,
+        "Input": json.dumps(message),
+        "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    }
+
+
+def _create_or_update(request: dict[str, Any]) -> None:
+    """Create the schedule, or replace it if one of its name exists."""
     try:
         scheduler().create_schedule(**request)
     except ClientError as exc:
@@ -108,23 +119,13 @@ def put_runs(
         "ScheduleExpression": expression,
         "ScheduleExpressionTimezone": timezone,
         "FlexibleTimeWindow": FLEXIBLE_WINDOW,
-        "Target": {
-            "Arn": settings.release_queue_arn,
-            "RoleArn": settings.scheduler_role_arn,
-            "Input": json.dumps(occurrence_message(pk, SCHEDULED_TIME)),
-            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
-        },
+        "Target": _release_target(occurrence_message(pk, SCHEDULED_TIME)),
     }
     if start_date is not None and start_date > time.time():  # Scheduler refuses a start date in the past
         request["StartDate"] = datetime.fromtimestamp(start_date, UTC)
     if end_date is not None:
         request["EndDate"] = datetime.fromtimestamp(end_date, UTC)
-    try:
-        scheduler().create_schedule(**request)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConflictException":
-            raise
-        scheduler().update_schedule(**request)
+    _create_or_update(request)
 
 
 def delete_runs(campaign_id: str) -> None:
