@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.delivery import COUNTER_OF_STATE, TERMINAL_STATES, DeliveryState, skip_counter
+from chalicelib.domain.delivery import COUNTER_OF_STATE, DeliveryState, skip_counter
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -108,6 +108,10 @@ def _close_attempt(
 
 
 def _expires_at() -> int:
+    """The TTL (`expires_at`, DeliveriesTable's TTL attribute): the retention from now. Written with every
+    claim (and with a parked or unsent delivery), so the outcome write every recipient makes does not
+    carry it: a delivery is kept the retention after its last attempt started, which is after it ended
+    by no more than the attempt lasted (seconds; DynamoDB deletes expired items within days anyway)."""
     return int(time.time() + get_settings().delivery_retention_days * 86_400)
 
 
@@ -131,6 +135,7 @@ def claim_first(
         "destination": destination[1],
         "destination_try": tries,
         "updated_at": time.time(),
+        "expires_at": _expires_at(),
     }
     if variant:  # its A/B variant, for the counters per variant (from the stream)
         item["variant"] = variant
@@ -156,7 +161,7 @@ def claim_queued(
     return _update(
         pk,
         rid,
-        "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, "
+        "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, expires_at = :ttl, "
         "destination_index = :di, destination = :da, destination_try = :try" + variant_set + " "
         "REMOVE due_at, next_destination_index, next_try",
         "#st = :queued AND attempt = :prev",
@@ -170,6 +175,7 @@ def claim_queued(
             ":da": destination[1],
             ":try": tries,
             ":now": time.time(),
+            ":ttl": _expires_at(),
             **values,
         },
     )
@@ -187,6 +193,7 @@ def park_unsent(pk: str, rid: str, recipient: dict[str, Any], due_at: float | No
         "recipient": recipient,
         "due_at": now if due_at is None else due_at,
         "updated_at": now,
+        "expires_at": _expires_at(),
     }
     return _create(item)
 
@@ -227,10 +234,6 @@ def record_outcome(
             values[placeholder] = value
         else:
             unset.append(name)
-    if state in TERMINAL_STATES:
-        sets.append("expires_at = :ttl")
-        values[":ttl"] = _expires_at()
-
     def expression(removes: list[str]) -> str:
         return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
 
