@@ -234,6 +234,7 @@ def record_outcome(
             values[placeholder] = value
         else:
             unset.append(name)
+
     def expression(removes: list[str]) -> str:
         return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
 
