@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, OutgoingMessage, channel_for
-from chalicelib.domain import variants
+from chalicelib.domain import pacing, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
@@ -40,13 +40,17 @@ from chalicelib.domain.template import TemplateError, render
 from chalicelib.domain.windows import SendWindow, default_window, is_open, next_open, recipient_zones
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, caps, deliveries, keys, lists, queue
+from chalicelib.store import campaigns, caps, deliveries, keys, lists, pace, queue
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
 HOLDING = frozenset({CampaignStatus.PAUSED, CampaignStatus.DRAFT})
 # A channel that honours idempotency keys gets an ambiguous send repeated this often, with the same key.
 AMBIGUOUS_RESENDS = 2
+# A chunk whose paced start is further off is queued again, delayed until then, rather than held here.
+MAX_PACING_WAIT_SECONDS = 5.0
+# The chunk's start on its campaign's pacing ledger, once taken (a chunk queued again for later keeps it).
+PACED_AT = "paced_at"
 
 
 class ChunkIncomplete(RuntimeError):
@@ -69,10 +73,10 @@ class Deadline:
     context: Any
     reserve_ms: float
 
-    def allows_another_send(self) -> bool:
+    def allows_another_send(self, after_seconds: float = 0.0) -> bool:
         if self.context is None or not hasattr(self.context, "get_remaining_time_in_millis"):
             return True
-        return bool(self.context.get_remaining_time_in_millis() > self.reserve_ms)
+        return bool(self.context.get_remaining_time_in_millis() - after_seconds * 1000 > self.reserve_ms)
 
 
 @dataclass
@@ -119,6 +123,8 @@ class CampaignWatch:
                     fresh = campaigns.get_live_fields(self.campaign["pk"])
                     if fresh is not None:
                         live = {"status": fresh["status"], "expires_at": fresh.get("expires_at")}
+                        if "rate_per_second" in fresh:  # a PATCHed rate paces the next chunk
+                            live["rate_per_second"] = fresh["rate_per_second"]
                         self.campaign = {**self.campaign, **live}
                     self.read_at = time.monotonic()
             finally:
@@ -160,7 +166,9 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     raise OutOfTime("handed back before the deadline")
                 dispatch_chunk(chunk, invocation)
             except OutOfTime as out:
-                left_over[record.message_id] = chunk if out.left is None else {**chunk, "recipients": out.left}
+                # What is left takes a new span on the campaign's ledger when it comes back.
+                kept = {k: v for k, v in chunk.items() if k != PACED_AT}
+                left_over[record.message_id] = kept if out.left is None else {**kept, "recipients": out.left}
                 raise
 
         answer: dict[str, Any] = dict(
@@ -210,12 +218,16 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     campaign = watch.campaign
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
     token = str(chunk["claim"])
+    rate = float(campaign["rate_per_second"])
+    start = _paced_start(watch, chunk, rate)
+    if start is None:
+        return 0
     excluded = _excluded(campaign, chunk["recipients"])
     futures = [
         invocation.pool.submit(_skip, campaign, recipient, SkipReason.EXCLUDED)
         if recipient["id"] in excluded
-        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline)
-        for recipient in chunk["recipients"]
+        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, start + i / rate)
+        for i, recipient in enumerate(chunk["recipients"])
     ]
     sent, left, errors = 0, [], 0
     for recipient, future in zip(chunk["recipients"], futures, strict=True):
@@ -232,6 +244,22 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     if left:
         raise OutOfTime(f"{len(left)} of {len(chunk['recipients'])} recipients left for lack of time", left)
     return sent
+
+
+def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> float | None:
+    """When the chunk's first send may go: a span of the campaign's pacing ledger, taken once per chunk (so
+    chunks sent by several workers, or late ones, keep the campaign's rate between them). A start further
+    off than MAX_PACING_WAIT_SECONDS does not hold the worker: the chunk is queued again, delayed until
+    then, carrying its start (None is returned; a failed send raises and the record comes back)."""
+    if PACED_AT in chunk:
+        return float(chunk[PACED_AT])
+    now = time.time()
+    start = pace.campaign_span(watch.campaign["pk"], len(chunk["recipients"]), rate, now)
+    if start - now > MAX_PACING_WAIT_SECONDS:
+        delay = min(pacing.MAX_SQS_DELAY_SECONDS, math.ceil(start - now))
+        queue.send_chunks_encoded([(queue.encode({**chunk, PACED_AT: start}), delay)])
+        return None
+    return start
 
 
 def _excluded(campaign: dict[str, Any], entries: list[dict[str, Any]]) -> set[str]:
@@ -320,9 +348,15 @@ def _route(channel: str, target: Target) -> Route | None:
     return Route(first[0], first[1].address, 1) if first else None
 
 
-def _one(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline) -> int:
-    if not deadline.allows_another_send():
+def _one(
+    watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline, at: float
+) -> int:
+    """One recipient of a chunk, sent no earlier than `at` (its place in the chunk's paced span)."""
+    wait = at - time.time()
+    if not deadline.allows_another_send(max(0.0, wait)):
         raise OutOfTime("no time left for this recipient")
+    if wait > 0:
+        time.sleep(wait)
     status = watch.status
     target = _target(watch.campaign, recipient)
     variant = _variant(watch.campaign, target.rid)

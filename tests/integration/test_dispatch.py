@@ -327,3 +327,54 @@ def test_a_completion_lost_to_a_race_is_made_by_the_next_release(
     final = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")
     assert final["status"] == "completed"
     assert final["counters"]["succeeded"] == 2
+
+
+def test_chunks_sent_by_two_workers_at_once_keep_the_campaign_s_rate_between_them(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+) -> None:
+    """Two chunks of a 10/s campaign handed to two invocations at the same moment (a late chunk meeting the
+    next one): each takes its span of the campaign's pacing ledger, so the ten sends go out 0.1 s apart,
+    never more than ten in any second."""
+    import threading
+
+    start(10, rate_per_second=10)
+    [message] = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    chunk = json.loads(message["Body"])
+    halves = [{**chunk, "claim": f"half-{n}", "recipients": chunk["recipients"][n * 5 : n * 5 + 5]} for n in (0, 1)]
+    events = [sqs_event([{**message, "MessageId": f"m{n}", "Body": json.dumps(h)}]) for n, h in enumerate(halves)]
+    workers = [threading.Thread(target=chalice_app.dispatch, args=(e, LambdaContext())) for e in events]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    sent_once_each(provider, 10)
+    times = sorted(float(m["accepted_at"]) for m in provider.messages())
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    # 0.1 s apart, less the jitter of two threads; the first send is late by the work before it (its
+    # claim), which the later ones wait out: without the ledger the two chunks' sends pair up.
+    assert min(gaps[1:]) >= 0.08, gaps
+    assert times[-1] - times[0] >= 0.8
+
+
+def test_a_chunk_whose_paced_start_is_far_off_is_queued_again_until_then(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+) -> None:
+    """The campaign's ledger is taken 20 s ahead (other workers' chunks): the chunk does not hold its worker
+    for that long; it is queued again, delayed, with its start, and sends nothing now."""
+    from chalicelib.store import pace
+
+    campaign = start(4, rate_per_second=1)
+    [message] = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    now = time.time()
+    pk = json.loads(message["Body"])["campaign"]
+    assert pace.campaign_span(pk, 20, 1.0, now) == pytest.approx(now)  # the next 20 s are taken
+    assert chalice_app.dispatch(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+    assert provider.stats()["accepted"] == 0
+    assert receive_all(aws_env["DISPATCH_QUEUE_URL"]) == []  # delayed: not visible yet
+    assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]["queued"] == 4
+    from chalicelib.store import aws
+
+    attributes = aws.sqs().get_queue_attributes(
+        QueueUrl=aws_env["DISPATCH_QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
