@@ -3,6 +3,7 @@ that may have happened is recorded `unknown` rather than resent."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -349,7 +350,7 @@ def test_chunks_sent_by_two_workers_at_once_keep_the_campaign_s_rate_between_the
         worker.join()
     sent_once_each(provider, 10)
     times = sorted(float(m["accepted_at"]) for m in provider.messages())
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     # 0.1 s apart, less the jitter of two threads; the first send is late by the work before it (its
     # claim), which the later ones wait out: without the ledger the two chunks' sends pair up.
     assert min(gaps[1:]) >= 0.08, gaps
