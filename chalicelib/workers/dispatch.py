@@ -254,6 +254,8 @@ def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> fl
     if PACED_AT in chunk:
         return float(chunk[PACED_AT])
     now = time.time()
+    if watch.status != CampaignStatus.RUNNING:  # nothing is sent: its recipients are parked or dropped now
+        return now
     start = pace.campaign_span(watch.campaign["pk"], len(chunk["recipients"]), rate, now)
     if start - now > MAX_PACING_WAIT_SECONDS:
         delay = min(pacing.MAX_SQS_DELAY_SECONDS, math.ceil(start - now))

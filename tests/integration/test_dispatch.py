@@ -379,3 +379,24 @@ def test_a_chunk_whose_paced_start_is_far_off_is_queued_again_until_then(
         QueueUrl=aws_env["DISPATCH_QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_a_paused_campaign_s_chunk_is_parked_at_once_without_taking_a_span(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+) -> None:
+    """Nothing is sent for a paused campaign, so its chunk neither waits for its places nor moves the ledger
+    (the resume would otherwise start behind the span the parking took)."""
+    from chalicelib.settings import get_settings
+    from chalicelib.store import aws, pace
+
+    campaign = start(10, rate_per_second=10)
+    [message] = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/pause")
+    assert chalice_app.dispatch(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+    assert provider.stats()["accepted"] == 0
+    ledger = aws.dynamodb().get_item(
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": json.loads(message["Body"])["campaign"], "sk": pace.PACE}),
+    )
+    assert "Item" not in ledger
+    assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]["queued"] == 10
