@@ -157,6 +157,32 @@ def test_queries_on_a_sparse_index_race_no_writer_into_a_5xx(deliveries: tuple[A
         assert due in (sorted(due), sorted(due, reverse=True))
 
 
+def _every_attribute_type(binary: bool) -> dict[str, Any]:
+    """An item with a value of every attribute type (binary only when asked)."""
+    item: dict[str, Any] = {
+        "pk": {"S": "p"},
+        "n": {"N": "1.5"},
+        "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"BOOL": True}, {"NULL": True}]}}},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+    }
+    if binary:
+        item["b"] = {"B": b"\x00\x01"}
+    return item
+
+
+@contextlib.contextmanager
+def _mocked_aws() -> Iterator[None]:
+    """moto in this process (as released, unless patched_moto() is also entered), with test credentials."""
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as env, mock_aws():
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setenv(name, "testing")
+        env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+        yield
+
+
 def _stream_pages(dynamodb: Any, streams: Any, table: str) -> list[dict[str, Any]]:
     arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
@@ -177,23 +203,11 @@ def _stream_pages(dynamodb: Any, streams: Any, table: str) -> list[dict[str, Any
 def test_get_records_answers_what_motos_own_serializer_answers(binary: bool) -> None:
     """The plain-JSON GetRecords of the patched server against moto's own, record for record, with every
     attribute type, timestamps included (a page holding a binary value goes through moto's code)."""
-    from moto import mock_aws
 
     from infra.local.moto_server import patched_moto
 
-    item: dict[str, Any] = {
-        "pk": {"S": "p"},
-        "n": {"N": "1.5"},
-        "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"BOOL": True}, {"NULL": True}]}}},
-        "ss": {"SS": ["a", "b"]},
-        "ns": {"NS": ["1", "2"]},
-    }
-    if binary:
-        item["b"] = {"B": b"\x00\x01"}
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    item = _every_attribute_type(binary)
+    with _mocked_aws():
         table = create_resources(prefix="records")["DELIVERIES_TABLE"]
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
@@ -254,25 +268,13 @@ def _item_operations(dynamodb: Any, table: str, item: dict[str, Any]) -> list[tu
 def test_item_operations_answer_what_motos_own_serializer_answers(binary: bool) -> None:
     """The plain-JSON answers of the patched server against moto's own, byte for byte once parsed, for
     every item operation the product uses and every attribute type (binary goes through moto's code)."""
-    from moto import mock_aws
 
     from infra.local.moto_server import STATS, patched_moto
 
-    item: dict[str, Any] = {
-        "pk": {"S": "p"},
-        "n": {"N": "1.5"},
-        "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"BOOL": True}, {"NULL": True}]}}},
-        "ss": {"SS": ["a", "b"]},
-        "ns": {"NS": ["1", "2"]},
-    }
-    if binary:
-        item["b"] = {"B": b"\x00\x01"}
+    item = _every_attribute_type(binary)
     answers = []
     for patched in (True, False):
-        with pytest.MonkeyPatch.context() as env, mock_aws(), patched_moto() if patched else contextlib.nullcontext():
-            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-                env.setenv(name, "testing")
-            env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+        with _mocked_aws(), patched_moto() if patched else contextlib.nullcontext():
             STATS.reset()
             table = create_resources(prefix="items")["DELIVERIES_TABLE"]
             answers.append(_item_operations(boto3.client("dynamodb", region_name="us-east-1"), table, item))
