@@ -23,6 +23,7 @@ from chalicelib.domain.campaign import (
     TERMINAL,
     CampaignAction,
     CampaignStatus,
+    EndHandle,
     next_status,
 )
 from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, MalformedRequest, NotFound
@@ -39,9 +40,11 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
+from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
+CONTINUE_RECURS = "a recurring campaign's runs each send to the list as it stood at their start: use stop"
 
 bp = Blueprint(__name__)
 
@@ -54,6 +57,8 @@ def create_campaign(account: str) -> Campaign:
         _check_chain(account, None, body.next_campaign_id)
     if body.recurrence is not None and body.start_at is not None:
         raise InvalidInput.on("start_at", "a recurring campaign's runs start on its recurrence: give one or the other")
+    if body.recurrence is not None and body.end_handle == EndHandle.CONTINUE:
+        raise InvalidInput.on("end_handle", CONTINUE_RECURS)
     start_at = _start_time(body.start_at) if body.start_at is not None else None
     if body.recurrence is not None:
         _check_recurrence(body.recurrence)
@@ -244,6 +249,9 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
             changes["buckets"] = keys.bucket_count(float(changes["rate_per_second"]))
         if "recurrence" in changes and body.recurrence is None and not campaign.get("recurrence"):
             changes.pop("recurrence")  # null on a campaign that does not recur: nothing to undo
+        recurs = body.recurrence is not None if "recurrence" in changes else bool(campaign.get("recurrence"))
+        if recurs and changes.get("end_handle", campaign.get("end_handle")) == EndHandle.CONTINUE:
+            raise InvalidInput.on("end_handle", CONTINUE_RECURS)
         if "recurrence" in changes:
             if "start_at" in changes:
                 raise InvalidInput.on("start_at", "give a start time or a recurrence, not both")
@@ -285,7 +293,10 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         )
     if not changes:
         return campaign_view(campaign)
-    return campaign_view(campaign_catalog.update_definition(campaign, changes, allowed))
+    updated = campaign_catalog.update_definition(campaign, changes, allowed)
+    if changes.get("end_handle") == EndHandle.STOP and status in STARTED and complete_if_done(updated):
+        updated = campaigns.get_campaign(account, campaign_id)  # stopped with nothing left to send
+    return campaign_view(updated)
 
 
 def _check_started_rate(campaign: dict[str, Any], rate: float) -> None:
@@ -436,6 +447,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
         )
         return Page[Delivery](items=[delivery_view(i, campaign["channel"]) for i in items], next_page_token=token)
     started_ms = campaign.get("started_at_ms")
+    evergreen = campaign.get("end_handle") == EndHandle.CONTINUE
     audience, token = paged(
         bp.current_request,
         audience_scope,
@@ -444,7 +456,8 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
             campaign["list_id"],
             after=after,
             limit=limit,
-            added_before_ms=int(started_ms) if started_ms is not None else None,
+            # A `continue` campaign's audience is the whole list: it takes recipients added after its start.
+            added_before_ms=int(started_ms) if started_ms is not None and not evergreen else None,
         ),
     )
     ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in audience]

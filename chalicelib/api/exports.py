@@ -24,6 +24,7 @@ def export_list(account: str, list_id: str) -> Export:
 
 @route(bp, "/lists/{list_id}/exports/{export_id}", methods=["GET"])
 def get_list_export(account: str, list_id: str, export_id: str) -> Export:
+    lists.get_list(account, list_id)  # a deleted list's exports go with it (404)
     return export_view(_export_of(account, "list", list_id, export_id))
 
 
@@ -35,6 +36,7 @@ def export_campaign(account: str, campaign_id: str) -> Export:
 
 @route(bp, "/campaigns/{campaign_id}/exports/{export_id}", methods=["GET"])
 def get_campaign_export(account: str, campaign_id: str, export_id: str) -> Export:
+    campaigns.get_campaign(account, campaign_id)
     return export_view(_export_of(account, "campaign", campaign_id, export_id))
 
 

@@ -18,6 +18,7 @@ from chalicelib.domain.models import (
     RejectedRecipient,
 )
 from chalicelib.domain.recipients import RejectedRow, check_rows
+from chalicelib.operations import late_recipients
 from chalicelib.store import lists
 
 bp = Blueprint(__name__)
@@ -39,11 +40,11 @@ def add_recipients(account: str, list_id: str) -> RecipientsAdded:
     body = parse_body(bp.current_request, RecipientsAdd)
     current = lists.get_list(account, list_id)
     batch = check_rows(body.recipients, body.default_region)
-    count, listed = (
-        lists.put_recipients(account, list_id, [row.recipient for row in batch.valid])
-        if batch.valid
-        else (int(current["recipient_count"]), set())
-    )
+    count, listed = int(current["recipient_count"]), set[str]()
+    if batch.valid:
+        added = lists.put_recipients(account, list_id, [row.recipient for row in batch.valid])
+        late_recipients.tell_campaigns(account, added)
+        count, listed = added.count, added.listed
     rejected = batch.rejected + [
         RejectedRow(row.index, "duplicate", "already in the list", "id", row.id)
         for row in batch.valid

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.campaign import EndHandle
 from chalicelib.domain.delivery import FINISHED_COUNTERS, SKIP_PREFIX, VARIANT_PREFIX, DeliveryState, last_change
 from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList, Run
 from chalicelib.domain.recurrence import next_occurrence
@@ -55,6 +56,7 @@ def counters_view(item: dict[str, Any]) -> Counters:
             name.removeprefix(SKIP_PREFIX): int(value) for name, value in item.items() if name.startswith(SKIP_PREFIX)
         },
         expired=expired,
+        not_included=int(item.get("not_included", 0)),
     )
 
 
@@ -89,6 +91,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         variant_counters=variant_counters_view(item),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),
+        end_handle=item.get("end_handle", EndHandle.STOP),
         next_problem=item.get("next_problem"),
         status=item["status"],
         created_at=iso(item["created_at"]) or "",

@@ -17,6 +17,13 @@ class CampaignStatus(StrEnum):
     EXPIRED = "expired"  # its `expires_at` passed: nothing more was sent, the recipients not reached expired
 
 
+class EndHandle(StrEnum):
+    """What a campaign does once its list is sent (VoIPBIN's `end_handle`)."""
+
+    STOP = "stop"  # complete when every recipient of the list as it stood at the start is final
+    CONTINUE = "continue"  # stay running and send to recipients added to the list later, until PATCHed to stop
+
+
 class CampaignAction(StrEnum):
     START = "start"
     PAUSE = "pause"
@@ -53,7 +60,7 @@ SENDING = frozenset({S.RUNNING})
 NOT_STARTED = frozenset({S.DRAFT, S.SCHEDULED})
 STARTED = frozenset({S.RUNNING, S.PAUSED})
 CHANGEABLE_WHEN_STARTED = frozenset(
-    {"name", "rate_per_second", "next_campaign_id", "expires_at", "window", "frequency_cap"}
+    {"name", "rate_per_second", "next_campaign_id", "expires_at", "window", "frequency_cap", "end_handle"}
 )
 # A chain of campaigns (next_campaign_id) is followed this far when looking for a cycle.
 MAX_CHAIN = 100

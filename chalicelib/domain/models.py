@@ -6,7 +6,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib.domain.campaign import CampaignStatus
+from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
 from chalicelib.domain.recipients import MAX_BATCH, MAX_DESTINATIONS, DestinationIn, DestinationType, Param
 from chalicelib.domain.recurrence import parse as parse_expression
@@ -254,6 +254,14 @@ class CampaignCreate(Strict):
         description="A draft or scheduled campaign of this account to start when this one completes (a chain; "
         "one that would lead back to this campaign is refused).",
     )
+    end_handle: EndHandle = Field(
+        EndHandle.STOP,
+        strict=False,
+        description="`stop`: the campaign sends to its list as it stood at the start and completes when every "
+        "recipient of it is final (recipients added later are counted as `not_included`). `continue`: it stays "
+        "running and sends to recipients added to the list later too, until PATCHed to `stop` (then it completes "
+        "when every recipient it took is final). Not for a recurring campaign.",
+    )
     exclusion_list_ids: list[str] = Field(
         default_factory=list,
         max_length=MAX_EXCLUSION_LISTS,
@@ -320,6 +328,11 @@ class CampaignUpdate(Strict):
         return value
 
     next_campaign_id: str | None = Field(None, max_length=64, description="null ends the chain here.")
+    end_handle: EndHandle = Field(  # type: ignore[assignment]
+        None,
+        strict=False,
+        description="Also while running or paused: `stop` ends an evergreen campaign once what it took is final.",
+    )
     exclusion_list_ids: list[str] = Field(None, max_length=MAX_EXCLUSION_LISTS)  # type: ignore[arg-type]
 
     @field_validator("template")
@@ -352,6 +365,11 @@ class Counters(BaseModel):
         default_factory=dict, description="`skipped` by why: excluded, capped, held_out (those seen so far)."
     )
     expired: int = Field(0, description="Not sent because the campaign expired first.")
+    not_included: int = Field(
+        0,
+        description="Outside `total`: recipients added to the list after the start of an `end_handle: stop` "
+        "campaign, which it does not send to.",
+    )
 
 
 class Campaign(BaseModel):
@@ -375,6 +393,7 @@ class Campaign(BaseModel):
     )
     exclusion_list_ids: list[str] = Field(default_factory=list)
     next_campaign_id: str | None = None
+    end_handle: EndHandle = EndHandle.STOP
     next_problem: str | None = Field(None, description="Why the next campaign could not be started.")
     status: CampaignStatus
     created_at: str

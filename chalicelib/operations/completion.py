@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.campaign import CampaignAction, CampaignStatus, next_status
+from chalicelib.domain.campaign import CampaignAction, CampaignStatus, EndHandle, next_status
 from chalicelib.domain.delivery import FINISHED_COUNTERS
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.observability import logger
@@ -26,8 +26,12 @@ def expired(campaign: dict[str, Any]) -> bool:
 
 
 def is_done(campaign: dict[str, Any]) -> bool:
+    """Every recipient it took is final, and it takes no more (a `continue` campaign until PATCHed to stop;
+    recipients added before that wait for their pass)."""
     return (
-        bool(campaign.get("release_exhausted"))
+        campaign.get("end_handle") != EndHandle.CONTINUE
+        and "late_from" not in campaign
+        and bool(campaign.get("release_exhausted"))
         and int(campaign.get("in_flight", 0)) == 0
         and int(campaign.get("waiting", 0)) == 0
         and finished(campaign) >= int(campaign["total"])

@@ -52,6 +52,7 @@ from chalicelib.domain.uploads import (
     rejects_key,
 )
 from chalicelib.observability import logger
+from chalicelib.operations import late_recipients
 from chalicelib.settings import get_settings
 from chalicelib.store import lists, objects, queue, uploads
 
@@ -365,7 +366,7 @@ def _write_batch(
     valid, rejected, repeated = checked.valid, checked.rejected, checked.repeated
     listed: set[str] = set()
     if valid:
-        _, listed = lists.put_recipients_in_batches(
+        added = lists.put_recipients_in_batches(
             upload["account_id"],
             upload["list_id"],
             list(valid.values()),
@@ -373,6 +374,8 @@ def _write_batch(
             start=part.resume,
             exclusive=part.segment is not None,
         )
+        late_recipients.tell_campaigns(upload["account_id"], added)
+        listed = added.listed
     counts = {
         "rows_read": checked.rows,
         "accepted": len(valid) - len(listed),

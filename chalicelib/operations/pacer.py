@@ -74,24 +74,21 @@ def release_campaign(
         return 0
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
-    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)):
+    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)) and not _pass_due(campaign):
         return 0  # the list is done and no retry waits: nothing to lease for
     campaign = campaigns.take_release_lease(pk, now, lease_seconds or RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
+    if campaign.get("release_exhausted") and _pass_due(campaign):
+        late_from = int(campaign["late_from"])
+        if campaigns.begin_pass(pk, lease=float(campaign["release_lease"]), late_from=late_from):
+            campaign = {**campaign, "pass_from": late_from, "release_exhausted": False, "release_cursor": None}
     plan, quota = _quota(campaign, now, horizon)
     entries = _due_entries(campaign, now, quota) if int(campaign.get("waiting", 0)) else []
     cursor = campaign.get("release_cursor")
     exhausted = bool(campaign.get("release_exhausted", False))
-    account_id, _ = keys.split_campaign_pk(pk)
     while len(entries) < quota and not exhausted and not (entries and out_of_time()):
-        page, cursor = lists.recipients_page(
-            account_id,
-            campaign["list_id"],
-            after=cursor,
-            limit=min(quota - len(entries), RELEASE_PAGE),
-            added_before_ms=int(campaign["started_at_ms"]),
-        )
+        page, cursor = _list_page(campaign, cursor, min(quota - len(entries), RELEASE_PAGE))
         entries.extend(
             Entry(
                 {**lists.recipient_of(r).to_dict(), "previous_attempt": 0, "fresh": True},
@@ -115,6 +112,29 @@ def release_campaign(
         fresh=sum(1 for e in done if e.fresh),
     )
     return len(done)
+
+
+def _pass_due(campaign: dict[str, Any]) -> bool:
+    """Whether recipients were added to a `continue` campaign's list since its last pass began, and every
+    recipient released before has its delivery (so the pass can tell the ones it already took)."""
+    return "late_from" in campaign and unclaimed(campaign) == 0
+
+
+def _list_page(campaign: dict[str, Any], cursor: str | None, limit: int) -> tuple[list[tuple[str, Any]], str | None]:
+    """The next page of the campaign's audience from the list. The first pass reads the list as it stood at
+    the start; a later pass (a `continue` campaign's) reads the recipients added from its `pass_from` on and
+    leaves out those that already have a delivery (added while the pass before was reading)."""
+    account_id, _ = keys.split_campaign_pk(campaign["pk"])
+    if "pass_from" not in campaign:
+        return lists.recipients_page(
+            account_id, campaign["list_id"], after=cursor, limit=limit, added_before_ms=int(campaign["started_at_ms"])
+        )
+    page, cursor = lists.recipients_page(
+        account_id, campaign["list_id"], after=cursor, limit=limit, added_from_ms=int(campaign["pass_from"])
+    )
+    ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in page]
+    taken = {d["sk"] for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), ids)}
+    return [(position, item) for (position, item), rid in zip(page, ids, strict=True) if rid not in taken], cursor
 
 
 def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) -> int:
@@ -163,8 +183,13 @@ def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[Releas
 
 def outstanding(campaign: dict[str, Any]) -> int:
     """Released and not finished: fresh recipients not yet claimed, plus every send in flight."""
+    return unclaimed(campaign) + int(campaign.get("in_flight", 0))
+
+
+def unclaimed(campaign: dict[str, Any]) -> int:
+    """Fresh recipients released whose delivery the counters do not show yet (queued, or being claimed)."""
     rows = sum(int(campaign.get(c, 0)) for c in ("waiting", "in_flight", *FINISHED_COUNTERS))
-    return max(0, int(campaign.get("released", 0)) - rows) + int(campaign.get("in_flight", 0))
+    return max(0, int(campaign.get("released", 0)) - rows)
 
 
 def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry]:

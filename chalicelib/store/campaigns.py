@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.campaign import CampaignStatus
+from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import COUNTERS, counter_names
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
@@ -198,6 +198,63 @@ def save_release_progress(
         **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
     )
     return answer is not None
+
+
+def note_late_recipients(pk: str, end_handle: EndHandle, added: int, added_at_ms: int) -> bool:
+    """`added` recipients were added to the campaign's list at `added_at_ms`, after its start, while it was
+    read running or paused with `end_handle`. A `continue` campaign takes them: its total grows, and
+    `late_from` keeps the earliest time a pass over the list must read from (the pacer's next pass). A
+    `stop` campaign counts them as `not_included`. False when the campaign changed meanwhile."""
+    values: dict[str, Any] = {
+        ":n": added,
+        ":at": added_at_ms,
+        ":running": CampaignStatus.RUNNING.value,
+        ":paused": CampaignStatus.PAUSED.value,
+        ":handle": end_handle.value,
+    }
+    names = {"#s": "status", "#total": "total"}
+    condition = "#s IN (:running, :paused) AND started_at_ms < :at AND "
+    if end_handle == EndHandle.STOP:
+        condition += "(attribute_not_exists(end_handle) OR end_handle = :handle)"
+        return _update_meta(pk, "ADD not_included :n", condition, values, {"#s": "status"}) is not None
+    condition += "end_handle = :handle"
+    earliest = " AND (attribute_not_exists(late_from) OR late_from > :at)"
+    if _update_meta(pk, "SET late_from = :at ADD #total :n", condition + earliest, values, names) is not None:
+        return True
+    return _update_meta(pk, "ADD #total :n", condition, values, names) is not None  # an earlier pass is due
+
+
+def begin_pass(pk: str, *, lease: float, late_from: int) -> bool:
+    """Under the release lease, start a pass over the list for the recipients added from `late_from` on
+    (a `continue` campaign whose list was read to the end): the cursor starts again, and `late_from` is
+    taken unless an earlier addition moved it meanwhile (then the next release starts from that one)."""
+    values = {":lease": lease, ":from": late_from, ":no": False}
+    return (
+        _update_meta(
+            pk,
+            "SET pass_from = :from, release_exhausted = :no REMOVE late_from, release_cursor",
+            "release_lease = :lease AND late_from = :from",
+            values,
+        )
+        is not None
+    )
+
+
+def _update_meta(
+    pk: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """A conditional UpdateItem on the campaign's META; the campaign after it, or None when the condition failed."""
+    answer = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": keys.META}),
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeValues=aws.to_values(values),
+        ReturnValues="ALL_NEW",
+        **({"ExpressionAttributeNames": names} if names else {}),
+    )
+    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def mark_expired(pk: str, *, lease: float, unreleased: int) -> dict[str, Any] | None:

@@ -87,11 +87,17 @@ def mark_used_by(account_id: str, list_id: str, campaign_id: str) -> dict[str, A
     return aws.from_item(answer["Attributes"])
 
 
-def _refuse_if_in_use(account_id: str, meta: dict[str, Any], doing: str) -> None:
+def campaigns_using(account_id: str, meta: dict[str, Any], projection: str = "id, #s") -> list[dict[str, Any]]:
+    """The campaigns running or paused on the list whose META this is (one BatchGetItem per 100 campaigns
+    it records), with the `projection` of their METAs (`#s` is the status)."""
     ids = sorted(meta.get("campaign_ids") or [])
     wanted = [{"pk": keys.campaign_pk(account_id, c), "sk": keys.META} for c in ids]
-    found = _batch_get(wanted, "id, #s", {"#s": "status"}) if wanted else []
-    using = sorted(c["id"] for c in found if c.get("status") in USING_STATES)
+    found = _batch_get(wanted, projection, {"#s": "status"}) if wanted else []
+    return sorted((c for c in found if c.get("status") in USING_STATES), key=lambda c: str(c["id"]))
+
+
+def _refuse_if_in_use(account_id: str, meta: dict[str, Any], doing: str) -> None:
+    using = [c["id"] for c in campaigns_using(account_id, meta)]
     if using:
         raise Conflict(
             detail=f"cannot {doing} list {meta['id']}: campaign {using[0]} is running or paused on it; "

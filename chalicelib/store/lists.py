@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -65,6 +66,19 @@ def get_list(account_id: str, list_id: str) -> dict[str, Any]:
     return aws.from_item(found["Item"])
 
 
+@dataclass
+class Added:
+    """What a write of recipients to a list did: the list's count after it, the ids already listed (by
+    another writer), how many it counted and when it wrote them (`added_at`, epoch ms), and the list's META
+    as that count left it (None when nothing was counted here): its `campaign_ids` are told of the new ones."""
+
+    count: int
+    listed: set[str]
+    counted: int
+    added_at: int
+    meta: dict[str, Any] | None
+
+
 def put_recipients(
     account_id: str,
     list_id: str,
@@ -72,12 +86,13 @@ def put_recipients(
     *,
     origin: str | None = None,
     generation: int | None = None,
-) -> tuple[int, set[str]]:
+) -> Added:
     """Write recipients, each only if absent, and add the new ones to the list's count.
 
     The conditional put is also the duplicate check: two uploads racing with the same number count it
-    once. Returns the list's new count and the ids already listed. The count grows by what was written even
-    when a later write fails, so a retried request, which finds those rows listed, leaves it right.
+    once. Returns the list's new count, the ids already listed and what was counted (`Added`). The count
+    grows by what was written even when a later write fails, so a retried request, which finds those rows
+    listed, leaves it right.
 
     `origin` (an upload's batch, e.g. "upl_x:etag:offset") is stored on each item written; a row already
     listed by the same origin is written again and reported as written, not listed, but not counted
@@ -110,8 +125,13 @@ def put_recipients(
             if errors:
                 raise errors[0]  # type: ignore[misc]
     finally:
-        count = _add_to_count(keys.list_pk(account_id, list_id), written, generation)
-    return count, raced
+        meta = _add_to_count(keys.list_pk(account_id, list_id), written, generation)
+    return _added(meta, raced, written, added_at)
+
+
+def _added(meta: dict[str, Any], listed: set[str], written: int, added_at: int) -> Added:
+    counted = written if meta.get("counted", True) else 0
+    return Added(int(meta["recipient_count"]), listed, counted, added_at, meta if counted else None)
 
 
 def _put_if_new(
@@ -154,10 +174,11 @@ def recipient_of(item: dict[str, Any]) -> Recipient:
     return Recipient.from_dict({**item, "id": item["sk"].removeprefix(keys.RECIPIENT_PREFIX)})
 
 
-def _add_to_count(pk: str, added: int, generation: int = 0, counted: tuple[str, int] | None = None) -> int:
+def _add_to_count(pk: str, added: int, generation: int = 0, counted: tuple[str, int] | None = None) -> dict[str, Any]:
     """Add to the count of the list's generation: rows written while the list was cleared or deleted
     are not counted (they are of an old generation, invisible, and purged). With `counted` = (run,
-    start), only once per batch of an ingest run: the list keeps each run's last counted start."""
+    start), only once per batch of an ingest run: the list keeps each run's last counted start. Returns
+    the list's META after the write, with `counted: False` when the rows were not counted here."""
     table = get_settings().main_table
     key = aws.to_item({"pk": pk, "sk": keys.META})
     condition = "attribute_exists(pk) AND " + in_generation(generation, "generation")
@@ -186,8 +207,8 @@ def _add_to_count(pk: str, added: int, generation: int = 0, counted: tuple[str, 
         found = aws.dynamodb().get_item(TableName=table, Key=key, ConsistentRead=True)
         if "Item" not in found:
             raise NotFound(detail="the list was deleted")
-        return int(found["Item"]["recipient_count"]["N"])
-    return int(updated["Attributes"]["recipient_count"]["N"])
+        return {**aws.from_item(found["Item"]), "counted": False}
+    return aws.from_item(updated["Attributes"])
 
 
 def _ensure_counted_runs(key: dict[str, Any]) -> None:
@@ -209,6 +230,7 @@ def recipients_page(
     after: str | None,
     limit: int,
     added_before_ms: int | None = None,
+    added_from_ms: int | None = None,
     generation: int | None = None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
     """Recipients of the list's current generation (read from its META when not given), bucket by bucket
@@ -231,6 +253,9 @@ def recipients_page(
         # A campaign's audience is the list as it stood when the campaign started.
         filters.append("added_at <= :started")
         query["ExpressionAttributeValues"][":started"] = {"N": str(added_before_ms)}
+    if added_from_ms is not None:  # a later pass of a campaign that takes recipients added after its start
+        filters.append("added_at >= :from")
+        query["ExpressionAttributeValues"][":from"] = {"N": str(added_from_ms)}
     if filters:
         query["FilterExpression"] = " AND ".join(filters)
     buckets = [keys.list_bucket_pk(account_id, list_id, b) for b in range(keys.LIST_BUCKETS)]
@@ -268,10 +293,10 @@ def put_recipients_in_batches(
     start: int,
     generation: int | None = None,
     exclusive: bool = False,
-) -> tuple[int, set[str]]:
+) -> Added:
     """`put_recipients` for file ingest: the same classification from one consistent BatchGetItem per
     100 rows and one BatchWriteItem per 25, instead of a conditional PutItem per row (about 8 times the
-    throughput on the same DynamoDB, the same write units). Returns the list's count and the ids listed
+    throughput on the same DynamoDB, the same write units). Returns `Added`, whose `listed` are the ids listed
     by others (duplicates).
 
     `run` (an upload's ingest of one object version) and `start` (the batch's position in the file)
@@ -316,8 +341,8 @@ def put_recipients_in_batches(
                 )
             )
         taken = {row.id for row, fresh in zip(rows, new, strict=True) if fresh is False}
-        count = _add_to_count(keys.list_pk(account_id, list_id), len(rows) - len(taken), generation, (run, start))
-        return count, taken
+        meta = _add_to_count(keys.list_pk(account_id, list_id), len(rows) - len(taken), generation, (run, start))
+        return _added(meta, taken, len(rows) - len(taken), added_at)
 
     with ThreadPoolExecutor(max_workers=BATCH_CALLS) as pool:
         current = {
@@ -334,8 +359,8 @@ def put_recipients_in_batches(
             else:  # absent, or written by this very batch before a crash (then counted only if it was not)
                 to_write.append(row)
         list(pool.map(write, _parts(to_write, aws.BATCH_WRITE_ITEMS)))
-    count = _add_to_count(keys.list_pk(account_id, list_id), len(to_write), generation, counted=(run, start))
-    return count, listed
+    meta = _add_to_count(keys.list_pk(account_id, list_id), len(to_write), generation, counted=(run, start))
+    return _added(meta, listed, len(to_write), added_at)
 
 
 def _parts(rows: list[Recipient], size: int) -> list[list[Recipient]]:

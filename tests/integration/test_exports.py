@@ -172,16 +172,20 @@ def test_a_repeated_export_job_changes_nothing(tenant: Api, aws_env: dict[str, s
     assert (again["state"], again["rows"], again["completed_at"]) == ("completed", 1, done["completed_at"])
 
 
-def test_an_export_of_a_list_deleted_meanwhile_fails_and_says_why(
+def test_an_export_of_a_list_deleted_meanwhile_fails_and_goes_with_the_list(
     tenant: Api, aws_env: dict[str, str], chalice_app: Any
 ) -> None:
+    from chalicelib.store import accounts, exports
+
     listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
     created = tenant.ok("POST", f"/v1/lists/{listed['id']}/exports", status=202)
     assert tenant.call("DELETE", f"/v1/lists/{listed['id']}").status_code == 204
     run_exports(chalice_app, aws_env)
-    failed = tenant.ok("GET", f"/v1/lists/{listed['id']}/exports/{created['id']}")
-    assert (failed["state"], failed["download_url"]) == ("failed", None)
-    assert "no longer exists" in failed["error"]
+    failed = exports.get_export(str(accounts.account_for_api_key(str(tenant.api_key))), created["id"])
+    assert failed["state"] == "failed" and "no longer exists" in failed["error"]
+    # The list's exports go with it: a deleted resource's parts are not found (RFC 9457 404).
+    gone = tenant.call("GET", f"/v1/lists/{listed['id']}/exports/{created['id']}")
+    assert gone.status_code == 404
 
 
 def test_another_accounts_export_is_not_found(api: Api, aws_env: dict[str, str], chalice_app: Any) -> None:
