@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     dispatch_deadline_margin_seconds: float = 5.0
     # Dispatch re-reads the campaign's status this often while it sends (pause takes effect within it).
     status_recheck_seconds: float = 0.5
+    # A chunk's span on a pacing ledger starts no sooner than this after it is taken: the chunk's first sends
+    # are ready by then (their claims made), so a late start does not bunch them (decision 25).
+    pacing_lead_seconds: float = 0.2
 
     # A recount is stored only when no delivery changed for this long (the stream has caught up by then).
     recount_quiet_seconds: float = 60.0

@@ -330,6 +330,34 @@ OPERATIONS: list[Operation] = [
         m.Export,
         "getCampaignExport",
     ),
+    Operation("get", "/v1/limits", "The account's sender and country limits", None, 200, m.Limits, "listLimits"),
+    *(
+        operation
+        for kind, param, noun in (("senders", "sender", "SenderLimit"), ("countries", "country", "CountryLimit"))
+        for operation in (
+            Operation(
+                "put",
+                f"/v1/limits/{kind}/{{{param}}}",
+                f"Set a {param} limit: a rate every campaign of the account keeps between them",
+                m.LimitSet,
+                200,
+                m.Limit,
+                f"set{noun}",
+            ),
+            Operation(
+                "get", f"/v1/limits/{kind}/{{{param}}}", f"Read a {param} limit", None, 200, m.Limit, f"get{noun}"
+            ),
+            Operation(
+                "delete",
+                f"/v1/limits/{kind}/{{{param}}}",
+                f"Remove a {param} limit",
+                None,
+                204,
+                None,
+                f"delete{noun}",
+            ),
+        )
+    ),
 ]
 
 PROBLEM = {
@@ -410,6 +438,23 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
 
 
 LINKS: dict[str, dict[str, LinkSpec]] = {
+    **{
+        operation: {
+            f"Get{noun}": (f"get{noun}", {param: "$response.body#/name"}, None),
+            f"Set{noun}": (
+                f"set{noun}",
+                {param: "$response.body#/name"},
+                {"rate_per_second": "$response.body#/rate_per_second"},
+            ),
+            f"Delete{noun}": (f"delete{noun}", {param: "$response.body#/name"}, None),
+        }
+        for param, noun in (("sender", "SenderLimit"), ("country", "CountryLimit"))
+        for operation in (f"set{noun}", f"get{noun}")
+    },
+    "listLimits": {
+        f"Get{noun}": (f"get{noun}", {param: "$response.body#/items/0/name"}, None)
+        for param, noun in (("sender", "SenderLimit"), ("country", "CountryLimit"))
+    },
     "createList": _list_links(_FROM_LIST_ID),
     "getList": _list_links(_FROM_LIST_ID),
     "addRecipients": {
@@ -483,24 +528,45 @@ def _links(operation_id: str) -> dict[str, Any]:
     return links
 
 
+# Path parameters other than the ids this API issues.
+PATH_NAMES: dict[str, dict[str, Any]] = {
+    "{recipient_id}": {
+        "name": "recipient_id",
+        "in": "path",
+        "required": True,
+        "description": "The recipient's id in the list (yours, or the E.164 number or email address it was "
+        "derived from), URL-encoded: e.g. %2B447700900123 or +447700900123; no surrounding spaces.",
+        "schema": {"type": "string", "pattern": RECIPIENT_ID_PATTERN},
+    },
+    "{sender}": {
+        "name": "sender",
+        "in": "path",
+        "required": True,
+        "description": "A number (without its +) or an alphanumeric sender id, as campaigns name it in `sender`.",
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+    },
+    "{country}": {
+        "name": "country",
+        "in": "path",
+        "required": True,
+        "description": "An ISO 3166-1 alpha-2 country code (upper case), e.g. US.",
+        "schema": {"type": "string", "pattern": "^[A-Z]{2}$"},
+    },
+}
+
+
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {
-            "name": name.strip("{}"),
-            "in": "path",
-            "required": True,
-            "description": "An id this API issued; any other value is a 404.",
-            "schema": {"type": "string", "pattern": ID_PATTERN},
-        }
-        if name != "{recipient_id}"
-        else {
-            "name": "recipient_id",
-            "in": "path",
-            "required": True,
-            "description": "The recipient's id in the list (yours, or the E.164 number or email address it was "
-            "derived from), URL-encoded: e.g. %2B447700900123 or +447700900123; no surrounding spaces.",
-            "schema": {"type": "string", "pattern": RECIPIENT_ID_PATTERN},
-        }
+        PATH_NAMES.get(
+            name,
+            {
+                "name": name.strip("{}"),
+                "in": "path",
+                "required": True,
+                "description": "An id this API issued; any other value is a 404.",
+                "schema": {"type": "string", "pattern": ID_PATTERN},
+            },
+        )
         for name in op.path.split("/")
         if name.startswith("{")
     ]

@@ -92,6 +92,8 @@ def complete_upload(account: str, list_id: str, upload_id: str) -> Upload:
 
 
 def _upload(account: str, list_id: str, upload_id: str) -> dict[str, Any]:
+    """The upload, while its list exists: a deleted list's uploads go with it (404)."""
+    lists.get_list(account, list_id)
     item = uploads.get_upload(account, list_id, upload_id)
     if item is None:
         raise NotFound(detail=f"upload {upload_id} of list {list_id} does not exist")

@@ -609,3 +609,26 @@ class Run(BaseModel):
     counters: Counters | None = None
     started_at: str | None = None
     finished_at: str | None = None
+
+
+class LimitSet(Strict):
+    rate_per_second: float = Field(
+        ge=0.01,
+        le=1000,
+        description="Sends per second that every campaign of the account sending through this limit keeps "
+        "between them (fractional: 0.2 is one every 5 s).",
+    )
+
+
+class Limit(BaseModel):
+    """A sending limit shared by the account's campaigns: per sender (a number or sender id; a number
+    without its `+`) or per destination country (ISO 3166-1 alpha-2, e.g. `US`)."""
+
+    kind: Literal["sender", "country"]
+    name: str
+    rate_per_second: float
+    updated_at: str
+
+
+class Limits(BaseModel):
+    items: list[Limit]

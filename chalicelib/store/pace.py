@@ -36,15 +36,16 @@ def take(pk: str, sk: str, *, count: int, rate: float, earliest: float, limit: b
     key = aws.to_item({"pk": pk, "sk": sk})
     exists = "attribute_exists(rate_per_second) AND " if limit else ""
     for _ in range(TRIES):
+        values = {":start": earliest, ":end": earliest + span}
+        if not limit:  # a limit's item is the limit itself: never purged
+            values[":purge"] = int(earliest + span + IDLE_KEPT_SECONDS)
         idle = aws.write_if(
             aws.dynamodb().update_item,
             TableName=table,
             Key=key,
-            UpdateExpression="SET next_at = :end, purge_at = :purge",
+            UpdateExpression="SET next_at = :end" + ("" if limit else ", purge_at = :purge"),
             ConditionExpression=f"{exists}(attribute_not_exists(next_at) OR next_at <= :start)",
-            ExpressionAttributeValues=aws.to_values(
-                {":start": earliest, ":end": earliest + span, ":purge": int(earliest + span + IDLE_KEPT_SECONDS)}
-            ),
+            ExpressionAttributeValues=aws.to_values(values),
         )
         if idle is not None:
             return earliest

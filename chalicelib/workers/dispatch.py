@@ -39,8 +39,9 @@ from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
 from chalicelib.domain.windows import SendWindow, default_window, is_open, next_open, recipient_zones
 from chalicelib.observability import logger
+from chalicelib.operations import sending_limits
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, caps, deliveries, keys, lists, pace, queue
+from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
@@ -51,6 +52,8 @@ AMBIGUOUS_RESENDS = 2
 MAX_PACING_WAIT_SECONDS = 5.0
 # The chunk's start on its campaign's pacing ledger, once taken (a chunk queued again for later keeps it).
 PACED_AT = "paced_at"
+# Each recipient's send time under the account's sender and country limits, once taken (likewise kept).
+SENDS_AT = "sends_at"
 
 
 class ChunkIncomplete(RuntimeError):
@@ -113,6 +116,12 @@ class CampaignWatch:
             self.next_opening[zones] = opening
         return opening
 
+    @cached_property
+    def limits(self) -> dict[tuple[str, str], float]:
+        """The account's sender and country limits (kind, name) -> rate, as this invocation read them."""
+        account, _ = keys.split_campaign_pk(self.campaign["pk"])
+        return {(item["kind"], item["name"]): float(item["rate_per_second"]) for item in limits.account_limits(account)}
+
     @property
     def status(self) -> CampaignStatus:
         """The status, read again (with the expiry) by one of the sending threads when it is older than
@@ -167,7 +176,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 dispatch_chunk(chunk, invocation)
             except OutOfTime as out:
                 # What is left takes a new span on the campaign's ledger when it comes back.
-                kept = {k: v for k, v in chunk.items() if k != PACED_AT}
+                kept = {k: v for k, v in chunk.items() if k not in (PACED_AT, SENDS_AT)}
                 left_over[record.message_id] = kept if out.left is None else {**kept, "recipients": out.left}
                 raise
 
@@ -222,12 +231,15 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     start = _paced_start(watch, chunk, rate)
     if start is None:
         return 0
+    times = _send_times(watch, chunk, [start + i / rate for i in range(len(chunk["recipients"]))])
+    if times is None:
+        return 0
     excluded = _excluded(campaign, chunk["recipients"])
     futures = [
         invocation.pool.submit(_skip, campaign, recipient, SkipReason.EXCLUDED)
         if recipient["id"] in excluded
-        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, start + i / rate)
-        for i, recipient in enumerate(chunk["recipients"])
+        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, at)
+        for recipient, at in zip(chunk["recipients"], times, strict=True)
     ]
     sent, left, errors = 0, [], 0
     for recipient, future in zip(chunk["recipients"], futures, strict=True):
@@ -256,12 +268,47 @@ def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> fl
     now = time.time()
     if watch.status != CampaignStatus.RUNNING:  # nothing is sent: its recipients are parked or dropped now
         return now
-    start = pace.campaign_span(watch.campaign["pk"], len(chunk["recipients"]), rate, now)
+    start = pace.campaign_span(
+        watch.campaign["pk"], len(chunk["recipients"]), rate, now + get_settings().pacing_lead_seconds
+    )
     if start - now > MAX_PACING_WAIT_SECONDS:
         delay = min(pacing.MAX_SQS_DELAY_SECONDS, math.ceil(start - now))
         queue.send_chunks_encoded([(queue.encode({**chunk, PACED_AT: start}), delay)])
         return None
     return start
+
+
+def _send_times(watch: CampaignWatch, chunk: dict[str, Any], paced: list[float]) -> list[float] | None:
+    """Each recipient's send time: its place in the campaign's span (`paced`), later where a sender or
+    country limit of the account has it wait (a span of each limit's ledger per chunk, for the recipients
+    it covers). Like a far campaign span, times further off than MAX_PACING_WAIT_SECONDS queue the chunk
+    again, delayed, carrying them (None is returned)."""
+    if SENDS_AT in chunk:
+        return [float(at) for at in chunk[SENDS_AT]]
+    if watch.status != CampaignStatus.RUNNING or not watch.limits:
+        return paced
+    campaign = watch.campaign
+    account, _ = keys.split_campaign_pk(campaign["pk"])
+    covered = [_limited_by(campaign, entry) for entry in chunk["recipients"]]
+    times = sending_limits.send_times(account, watch.limits, covered, paced)
+    first = min(times, default=0.0)
+    now = time.time()
+    if first - now > MAX_PACING_WAIT_SECONDS:
+        delay = min(pacing.MAX_SQS_DELAY_SECONDS, math.ceil(first - now))
+        queue.send_chunks_encoded([(queue.encode({**chunk, SENDS_AT: times}), delay)])
+        return None
+    return times
+
+
+def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """The limits a recipient's send may come under: its sender's (the variant's, else the campaign's) and
+    its destination's country."""
+    target = _target(campaign, entry)
+    route = _route(campaign["channel"], target)
+    if route is None:
+        return []
+    sender = str(_variant(campaign, target.rid).get("sender") or campaign["sender"])
+    return sending_limits.limit_keys(sender, route.address)
 
 
 def _excluded(campaign: dict[str, Any], entries: list[dict[str, Any]]) -> set[str]:

@@ -422,3 +422,13 @@ def test_a_batch_report_over_400_kb_with_an_idempotency_key_is_answered_and_repl
     assert first.status_code == 200
     again = tenant.call("POST", f"/v1/lists/{list_id}/recipients", {"recipients": rows}, headers=headers)
     assert (again.status_code, again.body) == (200, first.body)
+
+
+def test_a_fraction_closer_to_zero_than_dynamodb_stores_is_kept_as_zero(tenant: Api) -> None:
+    """Found by the contract fuzzer: a holdout of 8.8e-143 percent was a 500 (DynamoDB's smallest number is
+    1e-130). It is a valid holdout, and stored as 0."""
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    body = campaign_body(listed["id"], holdout_percent=8.834060408143073e-143)
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    assert created["holdout_percent"] == 0
+    assert tenant.ok("GET", f"/v1/campaigns/{created['id']}")["holdout_percent"] == 0

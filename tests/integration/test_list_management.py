@@ -215,3 +215,16 @@ def test_another_accounts_list_and_recipient_are_not_found(api: Api) -> None:
         problem(bob.call(method, path, body), 404)
     assert alice.ok("GET", item)["id"] == valid_phone(0)
     assert alice.ok("GET", f"/v1/lists/{listed['id']}") == {**listed, "recipient_count": 1}
+
+
+def test_a_deleted_list_s_uploads_and_exports_are_gone_with_it(tenant: Api) -> None:
+    """Found by the contract fuzzer (use after free): they were still readable after the list's DELETE."""
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    upload = tenant.ok("POST", f"/v1/lists/{listed['id']}/uploads", {"filename": "a.csv", "size_bytes": 10}, status=201)
+    export = tenant.ok("POST", f"/v1/lists/{listed['id']}/exports", status=202)
+    paths = [f"/v1/lists/{listed['id']}/uploads/{upload['id']}", f"/v1/lists/{listed['id']}/exports/{export['id']}"]
+    for path in paths:
+        assert tenant.call("GET", path).status_code == 200
+    assert tenant.call("DELETE", f"/v1/lists/{listed['id']}").status_code == 204
+    for path in paths:
+        assert tenant.call("GET", path).status_code == 404
