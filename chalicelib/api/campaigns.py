@@ -296,7 +296,20 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
     updated = campaign_catalog.update_definition(campaign, changes, allowed)
     if changes.get("end_handle") == EndHandle.STOP and status in STARTED and complete_if_done(updated):
         updated = campaigns.get_campaign(account, campaign_id)  # stopped with nothing left to send
+    if status == CampaignStatus.RUNNING and float(changes.get("rate_per_second", 0)) > float(
+        campaign["rate_per_second"]
+    ):
+        _release_faster(updated)
     return campaign_view(updated)
+
+
+def _release_faster(campaign: dict[str, Any]) -> None:
+    """A running campaign's rate went up: the pacer releases at the new rate from now, beside the chunks it
+    released ahead at the old one (up to a release window: 60 s on AWS), and at once. Dispatch's pacing
+    ledger holds the sends to the new rate whatever arrives, so the new rate shows within a second; more is
+    queued meanwhile, within the backpressure bound."""
+    campaigns.set_fields(campaign["pk"], {"released_until": time.time()})
+    start.release_soon(campaign["pk"])
 
 
 def _check_started_rate(campaign: dict[str, Any], rate: float) -> None:

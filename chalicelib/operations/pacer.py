@@ -103,13 +103,16 @@ def release_campaign(
         exhausted = False
         positions = [e.position for e in done if e.fresh]
         cursor = positions[-1] if positions else campaign.get("release_cursor")
+    fresh = sum(1 for e in done if e.fresh)
+    first_pass_done = exhausted and "pass_from" not in campaign  # a later pass's recipients were counted when added
     campaigns.save_release_progress(
         pk,
         lease=float(campaign["release_lease"]),
         new_cursor=cursor,
         released_until=plan.released_until(len(done), float(campaign["rate_per_second"])),
         exhausted=exhausted,
-        fresh=sum(1 for e in done if e.fresh),
+        fresh=fresh,
+        exact_total=int(campaign.get("released", 0)) + fresh if first_pass_done else None,
     )
     return len(done)
 

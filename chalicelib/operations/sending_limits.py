@@ -13,7 +13,6 @@ import time
 
 import phonenumbers
 
-from chalicelib.settings import get_settings
 from chalicelib.store import limits
 
 SENDER, COUNTRY = "sender", "country"
@@ -46,10 +45,15 @@ def limit_keys(sender: str, address: str) -> list[tuple[str, str]]:
 
 
 def send_times(
-    account_id: str, rates: dict[tuple[str, str], float], covered: list[list[tuple[str, str]]], paced: list[float]
+    account_id: str,
+    rates: dict[tuple[str, str], float],
+    covered: list[list[tuple[str, str]]],
+    paced: list[float],
+    lead: float = 0.0,
 ) -> list[float]:
     """`paced` (each recipient's place in its campaign's span), moved later where the limits in `rates` that
-    cover it (`covered[i]`) are busy: one span per limit for the recipients of the chunk it covers."""
+    cover it (`covered[i]`) are busy: one span per limit for the recipients of the chunk it covers, starting
+    no sooner than `lead` seconds from now."""
     members: dict[tuple[str, str], list[int]] = {}
     for index, keys in enumerate(covered):
         for key in keys:
@@ -58,7 +62,7 @@ def send_times(
     times = list(paced)
     for (kind, name), indexes in members.items():
         rate = rates[(kind, name)]
-        earliest = max(paced[indexes[0]], time.time() + get_settings().pacing_lead_seconds)
+        earliest = max(paced[indexes[0]], time.time() + lead)
         start = limits.take_span(account_id, kind, name, count=len(indexes), rate=rate, earliest=earliest)
         if start is None:  # deleted since this invocation read it
             continue

@@ -172,17 +172,27 @@ def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, A
 
 
 def save_release_progress(
-    pk: str, *, lease: float, new_cursor: str | None, released_until: float, exhausted: bool, fresh: int
+    pk: str,
+    *,
+    lease: float,
+    new_cursor: str | None,
+    released_until: float,
+    exhausted: bool,
+    fresh: int,
+    exact_total: int | None = None,
 ) -> bool:
     """Record how far the pacer got and give the lease back; False when the lease was lost meanwhile.
 
-    Once the list is exhausted, `total` becomes the number of recipients released: the exact audience,
-    whatever the list's running count said when the campaign started.
+    `exact_total`, given when the first pass over the list is done, is the number of recipients it
+    released: the exact audience, whatever the list's running count said when the campaign started.
+    `total` becomes that, plus the recipients a `continue` campaign took since its start (`late_added`,
+    which later passes release).
     """
     values: dict[str, Any] = {":until": released_until, ":ex": exhausted, ":lease": lease, ":n": fresh, ":zero": 0}
     expression = "SET released_until = :until, release_exhausted = :ex, released = if_not_exists(released, :zero) + :n"
-    if exhausted:
-        expression += ", #total = if_not_exists(released, :zero) + :n"
+    if exact_total is not None:
+        expression += ", #total = :exact + if_not_exists(late_added, :zero)"
+        values[":exact"] = exact_total
     if new_cursor is not None:
         expression += ", release_cursor = :new"
         values[":new"] = new_cursor
@@ -195,16 +205,17 @@ def save_release_progress(
         UpdateExpression=expression,
         ConditionExpression=condition,
         ExpressionAttributeValues=aws.to_values(values),
-        **({"ExpressionAttributeNames": {"#total": "total"}} if exhausted else {}),
+        **({"ExpressionAttributeNames": {"#total": "total"}} if exact_total is not None else {}),
     )
     return answer is not None
 
 
 def note_late_recipients(pk: str, end_handle: EndHandle, added: int, added_at_ms: int) -> bool:
     """`added` recipients were added to the campaign's list at `added_at_ms`, after its start, while it was
-    read running or paused with `end_handle`. A `continue` campaign takes them: its total grows, and
-    `late_from` keeps the earliest time a pass over the list must read from (the pacer's next pass). A
-    `stop` campaign counts them as `not_included`. False when the campaign changed meanwhile."""
+    read running or paused with `end_handle`. A `continue` campaign takes them: its total grows (and
+    `late_added`, which the end of the first pass adds to the audience it counted), and `late_from` keeps
+    the earliest time a pass over the list must read from (the pacer's next pass). A `stop` campaign
+    counts them as `not_included`. False when the campaign changed meanwhile."""
     values: dict[str, Any] = {
         ":n": added,
         ":at": added_at_ms,
@@ -219,9 +230,10 @@ def note_late_recipients(pk: str, end_handle: EndHandle, added: int, added_at_ms
         return _update_meta(pk, "ADD not_included :n", condition, values, {"#s": "status"}) is not None
     condition += "end_handle = :handle"
     earliest = " AND (attribute_not_exists(late_from) OR late_from > :at)"
-    if _update_meta(pk, "SET late_from = :at ADD #total :n", condition + earliest, values, names) is not None:
+    adds = "ADD #total :n, late_added :n"
+    if _update_meta(pk, f"SET late_from = :at {adds}", condition + earliest, values, names) is not None:
         return True
-    return _update_meta(pk, "ADD #total :n", condition, values, names) is not None  # an earlier pass is due
+    return _update_meta(pk, adds, condition, values, names) is not None  # an earlier pass is due
 
 
 def begin_pass(pk: str, *, lease: float, late_from: int) -> bool:

@@ -228,10 +228,14 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
     token = str(chunk["claim"])
     rate = float(campaign["rate_per_second"])
-    start = _paced_start(watch, chunk, rate)
+    # Spans start a little ahead, so the first sends are ready for their places; not in an invocation whose
+    # time left would not cover that wait (it sends what it can at once, as before the lead).
+    lead = get_settings().pacing_lead_seconds
+    lead = lead if invocation.deadline.allows_another_send(2 * lead) else 0.0
+    start = _paced_start(watch, chunk, rate, lead)
     if start is None:
         return 0
-    times = _send_times(watch, chunk, [start + i / rate for i in range(len(chunk["recipients"]))])
+    times = _send_times(watch, chunk, [start + i / rate for i in range(len(chunk["recipients"]))], lead)
     if times is None:
         return 0
     excluded = _excluded(campaign, chunk["recipients"])
@@ -258,7 +262,7 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     return sent
 
 
-def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> float | None:
+def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float, lead: float) -> float | None:
     """When the chunk's first send may go: a span of the campaign's pacing ledger, taken once per chunk (so
     chunks sent by several workers, or late ones, keep the campaign's rate between them). A start further
     off than MAX_PACING_WAIT_SECONDS does not hold the worker: the chunk is queued again, delayed until
@@ -268,9 +272,7 @@ def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> fl
     now = time.time()
     if watch.status != CampaignStatus.RUNNING:  # nothing is sent: its recipients are parked or dropped now
         return now
-    start = pace.campaign_span(
-        watch.campaign["pk"], len(chunk["recipients"]), rate, now + get_settings().pacing_lead_seconds
-    )
+    start = pace.campaign_span(watch.campaign["pk"], len(chunk["recipients"]), rate, now + lead)
     if start - now > MAX_PACING_WAIT_SECONDS:
         delay = min(pacing.MAX_SQS_DELAY_SECONDS, math.ceil(start - now))
         queue.send_chunks_encoded([(queue.encode({**chunk, PACED_AT: start}), delay)])
@@ -278,7 +280,7 @@ def _paced_start(watch: CampaignWatch, chunk: dict[str, Any], rate: float) -> fl
     return start
 
 
-def _send_times(watch: CampaignWatch, chunk: dict[str, Any], paced: list[float]) -> list[float] | None:
+def _send_times(watch: CampaignWatch, chunk: dict[str, Any], paced: list[float], lead: float) -> list[float] | None:
     """Each recipient's send time: its place in the campaign's span (`paced`), later where a sender or
     country limit of the account has it wait (a span of each limit's ledger per chunk, for the recipients
     it covers). Like a far campaign span, times further off than MAX_PACING_WAIT_SECONDS queue the chunk
@@ -290,7 +292,7 @@ def _send_times(watch: CampaignWatch, chunk: dict[str, Any], paced: list[float])
     campaign = watch.campaign
     account, _ = keys.split_campaign_pk(campaign["pk"])
     covered = [_limited_by(campaign, entry) for entry in chunk["recipients"]]
-    times = sending_limits.send_times(account, watch.limits, covered, paced)
+    times = sending_limits.send_times(account, watch.limits, covered, paced, lead)
     first = min(times, default=0.0)
     now = time.time()
     if first - now > MAX_PACING_WAIT_SECONDS:

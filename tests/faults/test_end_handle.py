@@ -120,3 +120,14 @@ def test_an_upload_to_the_list_of_a_continue_campaign_is_sent_and_counted_once(h
     current = harness.run(campaign["id"], rounds=30)
     assert current["counters"]["succeeded"] == current["counters"]["total"] == 35
     assert set(sent_to(harness).values()) == {1} and len(sent_to(harness)) == 35
+
+
+def test_the_total_of_a_continue_campaign_counts_recipients_added_before_its_first_release(harness: Harness) -> None:
+    """Seen while modelling `end_handle` in the state-machine test: the end of the first pass set `total` to
+    what it released, dropping the recipients added since the start until their own pass (8 -> 5 -> 8)."""
+    campaign = harness.campaign(5, end_handle="continue")
+    add(harness, campaign, 3, start=100)
+    for _ in range(20):
+        current = harness.run(campaign["id"], rounds=1)
+        assert current["counters"]["total"] == 8, current["counters"]
+    assert current["counters"]["succeeded"] == 8

@@ -64,3 +64,14 @@ def api(chalice_app: Any) -> Iterator[Api]:
 @pytest.fixture
 def tenant(api: Api) -> Api:
     return api.new_account()
+
+
+@pytest.fixture
+def atomic_moto() -> Iterator[None]:
+    """moto's writes made atomic, as the local server makes them (infra/local/moto_server.py): a test that
+    writes from several threads at once needs them, since DynamoDB's conditional writes are atomic and
+    moto's own are not (two threads could both find a pacing ledger idle and take the same span)."""
+    from infra.local.moto_server import patched_moto
+
+    with patched_moto():
+        yield

@@ -33,6 +33,7 @@ new account and a reset fake provider.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections import Counter
@@ -79,15 +80,18 @@ ACTIONS: dict[str, dict[str, str]] = {
 }
 # What the workers may do on their own.
 BY_WORKERS = {("running", "completed"), ("paused", "completed")}
-# The counters as the API shows them (total = queued + in_flight + the finished ones).
-COUNTERS = tuple(name for name, field in Counters.model_fields.items() if field.annotation is int)
+# The counters as the API shows them (total = queued + in_flight + the finished ones); `not_included` is
+# outside the total (recipients added to a `stop` campaign's list after its start).
+COUNTERS = tuple(
+    name for name, field in Counters.model_fields.items() if field.annotation is int and name != "not_included"
+)
 FINISHED = tuple(name for name in COUNTERS if name not in ("total", "queued", "in_flight"))
 # At or above the largest list, so a whole audience goes in one chunk with no delay (campaigns complete
 # within a round or two); 200 and 400 spread deliveries over 2 and 3 buckets (stream shards).
 RATES = (50, 100, 200, 400)
 MAX_LIST = 20
 # Draft-only fields: a started campaign answers 409 naming the field.
-PATCHES = ("name", "rate", "template", "list", "schedule", "unschedule")
+PATCHES = ("name", "rate", "template", "list", "schedule", "unschedule", "stop", "continue")
 DRAIN_ROUNDS = 60
 MOTO_RESET = "http://motoapi.amazonaws.com/moto-api/reset"
 # Any status the API knows, named in a problem's detail or reasons ("... that is paused", "not ... while running").
@@ -110,7 +114,9 @@ def choose(data: st.DataObject, items: Sequence[T], label: str) -> T | None:
 
 def unstarted(audience: int) -> dict[str, Any]:
     """The counters of a campaign nothing was released for: its whole audience queued."""
-    return {**dict.fromkeys(COUNTERS, 0), "skipped_by_reason": {}, "total": audience, "queued": audience}
+    return {
+        **dict.fromkeys(COUNTERS, 0), "skipped_by_reason": {}, "total": audience, "queued": audience, "not_included": 0
+    }  # fmt: skip
 
 
 def in_hours(hours: int) -> str:
@@ -173,6 +179,8 @@ class CampaignModel:
     # again when it started.
     total: int = 0
     sent_when_stopped: int | None = None  # provider messages when it stopped sending (paused, cancelled, completed)
+    end_handle: str = "stop"  # `continue`: recipients added to its list while it runs are in its audience
+    not_included: int = 0  # recipients added to its list while it ran with `stop`
 
 
 class CampaignLifecycle(RuleBasedStateMachine):
@@ -210,9 +218,15 @@ class CampaignLifecycle(RuleBasedStateMachine):
         )
         assert added["accepted"] == count and added["recipient_count"] == listed.count + count, added
         listed.count += count
+        for model in self.campaigns.values():
+            if model.list_id == listed.id and model.status in STARTED:
+                if model.end_handle == "continue":
+                    model.total += count
+                else:
+                    model.not_included += count
 
-    def _new_campaign(self, list_id: str, rate: float, scheduled: bool) -> None:
-        overrides: dict[str, Any] = {"rate_per_second": rate}
+    def _new_campaign(self, list_id: str, rate: float, scheduled: bool, end_handle: str = "stop") -> None:
+        overrides: dict[str, Any] = {"rate_per_second": rate, "end_handle": end_handle}
         if scheduled:
             overrides["start_at"] = in_hours(2)
         created = self.tenant.ok("POST", "/v1/campaigns", campaign_body(list_id, **overrides), status=201)
@@ -220,7 +234,7 @@ class CampaignLifecycle(RuleBasedStateMachine):
         audience = self.lists[list_id].count
         assert created["status"] == status and created["counters"] == unstarted(audience), created
         self.campaigns[created["id"]] = CampaignModel(
-            created["id"], list_id, status, rate, bucket_count(rate), total=audience
+            created["id"], list_id, status, rate, bucket_count(rate), total=audience, end_handle=end_handle
         )
 
     def _pick(self, data: st.DataObject, allowed: Collection[str] = ()) -> CampaignModel | None:
@@ -239,6 +253,15 @@ class CampaignLifecycle(RuleBasedStateMachine):
             by_campaign[campaign_id] += 1
             by_number[(campaign_id, message["to"])] += 1
         return by_campaign, by_number
+
+    def _still_going(self, model: CampaignModel) -> bool:
+        """Running, and to complete (`stop`) or with recipients left to send (`continue`)."""
+        return model.status == "running" and (model.end_handle == "stop" or not self._all_sent(model))
+
+    def _all_sent(self, campaign: CampaignModel | dict[str, Any]) -> bool:
+        """Whether a campaign's whole audience so far is sent (a `continue` one that is running waits for more)."""
+        shown = self._get(campaign.id) if isinstance(campaign, CampaignModel) else campaign
+        return bool(shown["counters"]["succeeded"] == shown["counters"]["total"])
 
     def _get(self, campaign_id: str) -> dict[str, Any]:
         return dict(self.tenant.ok("GET", f"/v1/campaigns/{campaign_id}"))
@@ -321,7 +344,9 @@ class CampaignLifecycle(RuleBasedStateMachine):
     def create_campaign(self, data: st.DataObject) -> None:
         list_id = str(choose(data, list(self.lists), "list"))
         rate = data.draw(st.sampled_from(RATES), label="rate")
-        self._new_campaign(list_id, rate, scheduled=data.draw(st.booleans(), label="scheduled"))
+        scheduled = data.draw(st.booleans(), label="scheduled")
+        end_handle = data.draw(st.sampled_from(("stop", "continue")), label="end_handle")
+        self._new_campaign(list_id, rate, scheduled=scheduled, end_handle=end_handle)
 
     @rule(data=st.data())
     def patch(self, data: st.DataObject) -> None:
@@ -339,13 +364,15 @@ class CampaignLifecycle(RuleBasedStateMachine):
             "list": {"list_id": other_list},
             "schedule": {"start_at": in_hours(3)},
             "unschedule": {"start_at": None},
+            "stop": {"end_handle": "stop"},
+            "continue": {"end_handle": "continue"},
         }
         body = bodies[change]
         answer = self.tenant.call("PATCH", f"/v1/campaigns/{model.id}", body)
         if before in TERMINAL:
             assert_conflict(answer, before)
             return
-        if before in STARTED and change not in ("name", "rate"):
+        if before in STARTED and change not in ("name", "rate", "stop", "continue"):
             assert_conflict(answer, before, field=next(iter(body)))
             return
         if before in STARTED and change == "rate" and bucket_count(rate) > model.buckets:
@@ -363,7 +390,12 @@ class CampaignLifecycle(RuleBasedStateMachine):
             model.status = "scheduled"
         elif change == "unschedule":
             model.status = "draft"
+        elif change in ("stop", "continue"):
+            model.end_handle = change
+            if changed["status"] == "completed" and before in STARTED and change == "stop":  # nothing was left
+                model.status, model.sent_when_stopped = "completed", self._sent()[0][model.id]
         assert changed["status"] == model.status, (before, change, changed)
+        assert changed["end_handle"] == model.end_handle, changed
         assert (changed["rate_per_second"], changed["list_id"]) == (model.rate, model.list_id), changed
         if model.status == "scheduled":
             assert changed["start_at"] is not None, changed
@@ -462,11 +494,13 @@ class CampaignLifecycle(RuleBasedStateMachine):
         for _ in range(DRAIN_ROUNDS):
             self._round()
             self._sync()
-            if not any(m.status == "running" for m in self.campaigns.values()):
+            if not any(self._still_going(m) for m in self.campaigns.values()):
                 break
             time.sleep(0.05)
         stuck = {m.id: self._get(m.id) for m in self.campaigns.values() if m.status == "running"}
-        assert not stuck, f"running campaigns that never completed: {stuck}"
+        # A `continue` campaign stays running once everything it took is sent; every other one completes.
+        stuck = {i: c for i, c in stuck.items() if self.campaigns[i].end_handle == "stop" or not self._all_sent(c)}
+        assert not stuck, f"running campaigns that never completed or sent everything: {stuck}"
         self._caught_up()
         sent = self._sent()[0]
         for model in self.campaigns.values():
@@ -492,11 +526,12 @@ class CampaignLifecycle(RuleBasedStateMachine):
             assert sent[campaign_id] == when_deleted, f"{campaign_id} sent after it was deleted"
         for model in self.campaigns.values():
             counters = shown[model.id]["counters"]
-            assert set(counters) == {*COUNTERS, "skipped_by_reason"}, counters
+            assert set(counters) == {*COUNTERS, "skipped_by_reason", "not_included"}, counters
             assert sum(counters["skipped_by_reason"].values()) == counters["skipped"], counters
             assert all(counters[name] >= 0 for name in COUNTERS), (model, counters)
             assert counters["total"] == sum(counters[name] for name in COUNTERS if name != "total"), counters
             assert counters["total"] == model.total, (model, counters)
+            assert counters["not_included"] == model.not_included, (model, counters)
             if model.status in NOT_STARTED:
                 assert counters == unstarted(model.total), (model, counters)
                 assert sent[model.id] == 0, (model, sent[model.id])
@@ -526,7 +561,7 @@ def test_the_campaign_lifecycle_holds_under_any_sequence_of_calls_and_worker_rou
     run_state_machine_as_test(
         CampaignLifecycle,
         settings=settings(
-            max_examples=15,
+            max_examples=int(os.environ.get("STATE_MACHINE_EXAMPLES", "15")),
             stateful_step_count=12,
             deadline=None,
             database=None,

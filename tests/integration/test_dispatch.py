@@ -331,7 +331,7 @@ def test_a_completion_lost_to_a_race_is_made_by_the_next_release(
 
 
 def test_chunks_sent_by_two_workers_at_once_keep_the_campaign_s_rate_between_them(
-    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, atomic_moto: None
 ) -> None:
     """Two chunks of a 10/s campaign handed to two invocations at the same moment (a late chunk meeting the
     next one): each takes its span of the campaign's pacing ledger, so the ten sends go out 0.1 s apart,

@@ -14,7 +14,7 @@ import pytest
 from infra.local.fake_provider import FakeProvider
 from tests.utils import Api, LambdaContext, campaign_body, receive_all, recipient_rows, run_release_jobs, sqs_event
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("atomic_moto")]
 
 
 def started(tenant: Api, chalice_app: Any, env: dict[str, str], rows: list[dict[str, Any]], **overrides: Any) -> Any:

@@ -202,3 +202,26 @@ def test_each_running_campaign_is_released_by_its_own_job_so_one_failing_does_no
         r["id"] for m in receive_all(aws_env["DISPATCH_QUEUE_URL"]) for r in json.loads(m["Body"])["recipients"]
     }
     assert len(released) == 5
+
+
+def test_a_faster_rate_patched_while_running_is_released_at_once(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any
+) -> None:
+    """At 1/s the pacer released a minute ahead (a release window on AWS); PATCHed to 50/s, the next
+    recipients are queued for now, not after that minute (decision 23: dispatch's ledger keeps the new rate)."""
+    from tests.utils import receive_all, run_release_jobs
+
+    draft = draft_with(tenant, 100, rate_per_second=1)
+    pk = campaign_pk(tenant, draft)
+    tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
+    receive_all(aws_env["RELEASE_QUEUE_URL"])  # the start's job: released by hand below, with a 60 s window
+    release.release_campaign(pk, horizon_seconds=60)
+    now_visible = receive_all(aws_env["DISPATCH_QUEUE_URL"])  # only the first second's chunk; the rest delayed
+    assert sum(len(json.loads(m["Body"])["recipients"]) for m in now_visible) == 1
+    tenant.ok("PATCH", f"/v1/campaigns/{draft['id']}", {"rate_per_second": 50})
+    assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1  # queued by the PATCH
+    visible = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    assert sum(len(json.loads(m["Body"])["recipients"]) for m in visible) >= 40  # the rest of the list, now
+    # A slower rate changes nothing here: dispatch's ledger slows the sends (no release is queued).
+    tenant.ok("PATCH", f"/v1/campaigns/{draft['id']}", {"rate_per_second": 2})
+    assert receive_all(aws_env["RELEASE_QUEUE_URL"]) == []
