@@ -175,6 +175,12 @@ def _send_once_before(harness: Any, list_id: str) -> None:
     harness.run(first["id"], rounds=600)
 
 
+def _limits_set(harness: Any, list_id: str) -> None:
+    """A sender limit and a country limit over every send of the case, fast enough not to slow it."""
+    harness.tenant.ok("PUT", "/v1/limits/senders/Acme", {"rate_per_second": 1000})
+    harness.tenant.ok("PUT", "/v1/limits/countries/US", {"rate_per_second": 1000})
+
+
 def run_cases(recipients: int) -> list[Case]:
     return [
         _measure("plain", "sent once, no retry policy", recipients, rows=_plain_rows, campaign={}),
@@ -216,6 +222,14 @@ def run_cases(recipients: int) -> list[Case]:
             campaign={"frequency_cap": {"max_messages": 1, "period_days": 1}},
             before=_send_once_before,
         ),
+        _measure(
+            "sender + country limit",
+            "the account limits its sender and the recipients' country: a span of each limit's ledger per chunk",
+            recipients,
+            rows=_plain_rows,
+            campaign={},
+            before=_limits_set,
+        ),
     ]
 
 
@@ -247,8 +261,9 @@ the rest, shared by its recipients. A retry adds three UpdateItems on the delive
 the failed attempt as queued, the release's lease on it, the second claim) and three `due` index entries
 (added, moved by the lease, removed by the claim); a failover is a retry on the next destination and costs
 the same. A cap with room adds a GetItem and a conditional PutItem of the destination's cap item; a cap
-used up by another campaign is the GetItem and the skipped delivery, no send and no outcome write. Add one
-write unit per recipient for the list upload.
+used up by another campaign is the GetItem and the skipped delivery, no send and no outcome write. Limits
+add one UpdateItem per chunk on each limit's ledger and one Query of the account's limits per campaign
+per dispatch invocation (decision 25). Add one write unit per recipient for the list upload.
 {END}"""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -131,3 +132,32 @@ class LambdaContext:
         import time
 
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def record_send_times(monkeypatch: Any) -> dict[str, float]:
+    """The time dispatch gives each recipient's send (its place on the pacing ledgers), by recipient id, as
+    dispatch hands it to the sending thread. Pacing is asserted on these, not on when the sends happened:
+    on a busy machine a stalled thread sends late, and the wall clock would test the machine."""
+    from chalicelib.workers import dispatch
+
+    planned: dict[str, float] = {}
+    real = dispatch._one
+
+    def recording(watch: Any, policy: Any, recipient: dict[str, Any], token: str, deadline: Any, at: float) -> int:
+        planned[recipient["id"]] = at
+        return int(real(watch, policy, recipient, token, deadline, at))
+
+    monkeypatch.setattr(dispatch, "_one", recording)
+    return planned
+
+
+def spacing(times: list[float]) -> float:
+    """The smallest gap between consecutive times (sorted)."""
+    ordered = sorted(times)
+    return min(later - earlier for earlier, later in itertools.pairwise(ordered))
+
+
+def never_early(planned: dict[str, float], messages: list[dict[str, Any]]) -> None:
+    """Every message the provider accepted went out no earlier than its planned time."""
+    for message in messages:
+        assert float(message["accepted_at"]) >= planned["+" + message["to"]] - 0.005, message
