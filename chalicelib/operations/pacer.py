@@ -35,6 +35,8 @@ RELEASE_PAGE = 1000
 # Far enough ahead to find every waiting delivery, however late it is due.
 EVER = 10 * 366 * 86_400
 TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
+# A `continue` campaign's next pass waits for the chunks released before it to be claimed, at most this long.
+PASS_WAIT_SECONDS = 300
 
 
 @dataclass
@@ -74,12 +76,12 @@ def release_campaign(
         return 0
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
-    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)) and not _pass_due(campaign):
+    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)) and not _pass_due(campaign, now):
         return 0  # the list is done and no retry waits: nothing to lease for
     campaign = campaigns.take_release_lease(pk, now, lease_seconds or RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
-    if campaign.get("release_exhausted") and _pass_due(campaign):
+    if campaign.get("release_exhausted") and _pass_due(campaign, now):
         late_from = int(campaign["late_from"])
         if campaigns.begin_pass(pk, lease=float(campaign["release_lease"]), late_from=late_from):
             campaign = {**campaign, "pass_from": late_from, "release_exhausted": False, "release_cursor": None}
@@ -117,10 +119,14 @@ def release_campaign(
     return len(done)
 
 
-def _pass_due(campaign: dict[str, Any]) -> bool:
+def _pass_due(campaign: dict[str, Any], now: float) -> bool:
     """Whether recipients were added to a `continue` campaign's list since its last pass began, and every
-    recipient released before has its delivery (so the pass can tell the ones it already took)."""
-    return "late_from" in campaign and unclaimed(campaign) == 0
+    recipient released before has its delivery (so the pass can tell the ones it already took), or the
+    addition waited PASS_WAIT_SECONDS (released recipients counted twice, after a release that died between
+    queueing its chunks and saving its cursor, would otherwise hold every pass back for good)."""
+    if "late_from" not in campaign:
+        return False
+    return unclaimed(campaign) == 0 or now * 1000 - int(campaign["late_from"]) > PASS_WAIT_SECONDS * 1000
 
 
 def _list_page(campaign: dict[str, Any], cursor: str | None, limit: int) -> tuple[list[tuple[str, Any]], str | None]:

@@ -131,3 +131,27 @@ def test_the_total_of_a_continue_campaign_counts_recipients_added_before_its_fir
         current = harness.run(campaign["id"], rounds=1)
         assert current["counters"]["total"] == 8, current["counters"]
     assert current["counters"]["succeeded"] == 8
+
+
+def test_a_release_counted_twice_holds_the_next_pass_back_for_minutes_not_for_good(harness: Harness) -> None:
+    """A release that died between queueing its chunks and saving its cursor releases some recipients again:
+    `released` then counts more than ever get a delivery, and a pass waiting for all of them to be claimed
+    would wait for ever. It waits five minutes at most."""
+    from chalicelib.store import campaigns
+
+    campaign = harness.campaign(5, end_handle="continue")
+    harness.run(campaign["id"], rounds=20)
+    pk = campaign_pk(harness.tenant, campaign)
+    campaigns.set_fields(pk, {"released": 6})  # one of the five released twice
+    add(harness, campaign, 2, start=100)
+    harness.run(campaign["id"], rounds=10)
+    assert len(sent_to(harness)) == 5, "the pass waits: a chunk of the first pass may still be unclaimed"
+    from chalicelib.operations.pacer import PASS_WAIT_SECONDS
+
+    meta = campaigns.get_campaign_by_pk(pk)
+    assert meta is not None
+    older = int(meta["late_from"]) - PASS_WAIT_SECONDS * 1000 - 1000  # as if the addition was 5 minutes ago
+    campaigns.set_fields(pk, {"late_from": older})
+    current = harness.run(campaign["id"], rounds=20)
+    assert len(sent_to(harness)) == 7 and set(sent_to(harness).values()) == {1}
+    assert current["counters"]["succeeded"] == 7
