@@ -195,12 +195,4 @@ def _release_queue(pk: str, rid: str) -> bool:
 
 
 def _queue_write(pk: str, rid: str, update: str, condition: str) -> bool:
-    written = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression=update,
-        ConditionExpression=condition,
-        ExpressionAttributeValues=aws.to_values({":rid": rid}),
-    )
-    return written is not None
+    return campaigns.update_meta(pk, update, condition, {":rid": rid}, returned=False) is not None

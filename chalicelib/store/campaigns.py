@@ -156,19 +156,13 @@ def take_release_lease(pk: str, now: float, lease_seconds: float) -> dict[str, A
 
     Returns the campaign as the lease holder sees it, or None when it is not running or leased.
     """
-    answer = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET release_lease = :until",
-        ConditionExpression="#s = :running AND (attribute_not_exists(release_lease) OR release_lease < :now)",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues=aws.to_values(
-            {":until": now + lease_seconds, ":now": now, ":running": CampaignStatus.RUNNING.value}
-        ),
-        ReturnValues="ALL_NEW",
+    return update_meta(
+        pk,
+        "SET release_lease = :until",
+        "#s = :running AND (attribute_not_exists(release_lease) OR release_lease < :now)",
+        {":until": now + lease_seconds, ":now": now, ":running": CampaignStatus.RUNNING.value},
+        {"#s": "status"},
     )
-    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def save_release_progress(
@@ -197,17 +191,8 @@ def save_release_progress(
         expression += ", release_cursor = :new"
         values[":new"] = new_cursor
     expression += " REMOVE release_lease"
-    condition = "release_lease = :lease"
-    answer = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression=expression,
-        ConditionExpression=condition,
-        ExpressionAttributeValues=aws.to_values(values),
-        **({"ExpressionAttributeNames": {"#total": "total"}} if exact_total is not None else {}),
-    )
-    return answer is not None
+    names = {"#total": "total"} if exact_total is not None else None
+    return update_meta(pk, expression, "release_lease = :lease", values, names, returned=False) is not None
 
 
 def note_late_recipients(pk: str, end_handle: EndHandle, added: int, added_at_ms: int) -> bool:
@@ -227,13 +212,13 @@ def note_late_recipients(pk: str, end_handle: EndHandle, added: int, added_at_ms
     condition = "#s IN (:running, :paused) AND started_at_ms < :at AND "
     if end_handle == EndHandle.STOP:
         condition += "(attribute_not_exists(end_handle) OR end_handle = :handle)"
-        return _update_meta(pk, "ADD not_included :n", condition, values, {"#s": "status"}) is not None
+        return update_meta(pk, "ADD not_included :n", condition, values, {"#s": "status"}) is not None
     condition += "end_handle = :handle"
     earliest = " AND (attribute_not_exists(late_from) OR late_from > :at)"
     adds = "ADD #total :n, late_added :n"
-    if _update_meta(pk, f"SET late_from = :at {adds}", condition + earliest, values, names) is not None:
+    if update_meta(pk, f"SET late_from = :at {adds}", condition + earliest, values, names) is not None:
         return True
-    return _update_meta(pk, adds, condition, values, names) is not None  # an earlier pass is due
+    return update_meta(pk, adds, condition, values, names) is not None  # an earlier pass is due
 
 
 def begin_pass(pk: str, *, lease: float, late_from: int) -> bool:
@@ -242,7 +227,7 @@ def begin_pass(pk: str, *, lease: float, late_from: int) -> bool:
     taken unless an earlier addition moved it meanwhile (then the next release starts from that one)."""
     values = {":lease": lease, ":from": late_from, ":no": False}
     return (
-        _update_meta(
+        update_meta(
             pk,
             "SET pass_from = :from, release_exhausted = :no REMOVE late_from, release_cursor",
             "release_lease = :lease AND late_from = :from",
@@ -252,10 +237,17 @@ def begin_pass(pk: str, *, lease: float, late_from: int) -> bool:
     )
 
 
-def _update_meta(
-    pk: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+def update_meta(
+    pk: str,
+    expression: str,
+    condition: str,
+    values: dict[str, Any],
+    names: dict[str, str] | None = None,
+    *,
+    returned: bool = True,
 ) -> dict[str, Any] | None:
-    """A conditional UpdateItem on the campaign's META; the campaign after it, or None when the condition failed."""
+    """A conditional UpdateItem on the campaign's META; None when the condition failed, else the campaign
+    after it (`returned`), or an empty dict (not `returned`: the write did not ask for the item)."""
     answer = aws.write_if(
         aws.dynamodb().update_item,
         TableName=get_settings().main_table,
@@ -263,25 +255,23 @@ def _update_meta(
         UpdateExpression=expression,
         ConditionExpression=condition,
         ExpressionAttributeValues=aws.to_values(values),
-        ReturnValues="ALL_NEW",
+        **({"ReturnValues": "ALL_NEW"} if returned else {}),
         **({"ExpressionAttributeNames": names} if names else {}),
     )
-    return aws.from_item(answer["Attributes"]) if answer else None
+    if answer is None:
+        return None
+    return aws.from_item(answer["Attributes"]) if returned else {}
 
 
 def mark_expired(pk: str, *, lease: float, unreleased: int) -> dict[str, Any] | None:
     """The campaign passed its expiry: release nothing more, count the `unreleased` recipients as expired,
     and give the lease back (held by the caller, so no release moves the cursor meanwhile). Once only."""
-    answer = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET release_exhausted = :yes, expired_unreleased = :n REMOVE release_lease",
-        ConditionExpression="release_lease = :lease AND attribute_not_exists(expired_unreleased)",
-        ExpressionAttributeValues=aws.to_values({":yes": True, ":n": unreleased, ":lease": lease}),
-        ReturnValues="ALL_NEW",
+    return update_meta(
+        pk,
+        "SET release_exhausted = :yes, expired_unreleased = :n REMOVE release_lease",
+        "release_lease = :lease AND attribute_not_exists(expired_unreleased)",
+        {":yes": True, ":n": unreleased, ":lease": lease},
     )
-    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def apply_counter_deltas(pk: str, batches: dict[int, tuple[dict[str, int], str]]) -> dict[str, Any] | None:
@@ -311,17 +301,9 @@ def apply_counter_deltas(pk: str, batches: dict[int, tuple[dict[str, int], str]]
         names[f"#c{i}"] = name
         values[f":d{i}"] = delta
         adds.append(f"#c{i} :d{i}")
-    answer = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
-        ConditionExpression=" AND ".join(conditions),
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=aws.to_values(values),
-        ReturnValues="ALL_NEW",
+    return update_meta(
+        pk, "SET " + ", ".join(sets) + " ADD " + ", ".join(adds), " AND ".join(conditions), values, names
     )
-    return aws.from_item(answer["Attributes"]) if answer else None
 
 
 def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[str, Any] | None:
@@ -333,17 +315,7 @@ def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[
         names[f"#c{i}"] = name
         values[f":v{i}"] = int(counts.get(name, 0))
         sets.append(f"#c{i} = :v{i}")
-    answer = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression="SET " + ", ".join(sets),
-        ConditionExpression="stream_batches = :seen",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=aws.to_values(values),
-        ReturnValues="ALL_NEW",
-    )
-    return aws.from_item(answer["Attributes"]) if answer else None
+    return update_meta(pk, "SET " + ", ".join(sets), "stream_batches = :seen", values, names)
 
 
 def set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -356,12 +328,4 @@ def set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, A
 def set_fields(pk: str, fields: dict[str, Any]) -> None:
     """Set plain fields on an existing campaign (notes such as `next_problem`; not its status)."""
     expression, names, values = set_clause(fields)
-    aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        UpdateExpression=expression,
-        ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=aws.to_values(values),
-    )
+    update_meta(pk, expression, "attribute_exists(pk)", values, names, returned=False)
