@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-costs bench-ingest package docs clean
+.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-window bench-costs bench-ingest package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench-pause: $(STAMP) ## how long after pause sends stop, the rate after resume,
 
 bench-costs: $(STAMP) ## DynamoDB write units and requests per recipient: plain, retry, failover, cap (moto in-process); updates docs/benchmarks.md
 	$(PY) -m bench.feature_costs
+
+bench-window: $(STAMP) ## what the release reads for 1,000,000 recipients over four US zones, three outside their window (moto in-process); updates docs/benchmarks.md
+	$(PY) -m bench.window_bench --recipients 1000000
 
 bench-pacing: $(STAMP) ## sends in any second and the rate achieved at 1,000/s (simulated pacer), 1/s and 50/s (local stack); updates docs/benchmarks.md
 	$(PY) -m bench.pacing_bench

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Pacer: how far ahead each tick releases work (the schedule's period in AWS).
     release_horizon_seconds: float = 60.0
     max_chunk_size: int = 50
+    # Chunks are queued this many seconds ahead of their places (dispatch's pacing ledger holds them).
+    release_ahead_seconds: int = 1
     # Backpressure: released but unfinished work per campaign is bounded to this many seconds of its rate.
     release_backlog_seconds: float = 30.0
 

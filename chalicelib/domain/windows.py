@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib.domain.recipients import is_time_zone
+from chalicelib.domain.recipients import Recipient, is_time_zone
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -104,6 +105,38 @@ def default_window(category: Literal["marketing", "transactional"]) -> SendWindo
     if category == "marketing":
         return SendWindow(start=time(8, 0), end=time(21, 0))
     return None
+
+
+@dataclass
+class Openings:
+    """A campaign's window applied to its recipients: whether each may be sent now, and if not, when. The
+    next opening is searched once per set of zones (and again once it has passed)."""
+
+    window: SendWindow | None
+    campaign_zone: str
+    found: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, campaign: dict[str, Any]) -> Openings:
+        """The campaign's window, or its category's default."""
+        named = campaign.get("window")
+        window = SendWindow.model_validate(named) if named else default_window(campaign.get("category", ""))
+        return cls(window, campaign.get("timezone") or "UTC")
+
+    def wait(self, recipient: Recipient, address: str, now: datetime) -> float | None:
+        """None when the recipient's window is open at `now`; else when it opens (epoch s; inf: never)."""
+        if self.window is None:
+            return None
+        zones = recipient_zones(recipient.timezone, address if address.startswith("+") else None, self.campaign_zone)
+        opening = self.found.get(zones)
+        if opening is not None and opening > now.timestamp():
+            return opening  # closed until then, as found before
+        if is_open(self.window, zones, now):
+            return None
+        found = next_open(self.window, zones, now)
+        opening = found.timestamp() if found else math.inf
+        self.found[zones] = opening
+        return opening
 
 
 def validate_zone(name: str) -> str:

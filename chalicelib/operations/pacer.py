@@ -16,13 +16,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.delivery import FINISHED_COUNTERS
-from chalicelib.domain.pacing import ReleasePlan, plan_release
+from chalicelib.domain.pacing import ReleasePlan, paced_rate, plan_release
+from chalicelib.domain.recipients import Recipient
+from chalicelib.domain.windows import Openings
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, deliveries, keys, lists, queue
+from chalicelib.store import campaigns, deliveries, keys, lists, queue, window_waits
 
 # A released retry is not handed out again for this long; if its chunk is lost (a release killed between
 # the lease and the send) it comes back then. Were its chunk only late, the retry is released twice and
@@ -76,8 +79,9 @@ def release_campaign(
         return 0
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
-    if campaign.get("release_exhausted") and not int(campaign.get("waiting", 0)) and not _pass_due(campaign, now):
-        return 0  # the list is done and no retry waits: nothing to lease for
+    idle = not int(campaign.get("waiting", 0)) and not _pass_due(campaign, now) and not _groups_due(campaign, now)
+    if campaign.get("release_exhausted") and idle:
+        return 0  # the list is done, and no retry, window group or pass waits: nothing to lease for
     campaign = campaigns.take_release_lease(pk, now, lease_seconds or RELEASE_LEASE_SECONDS)
     if campaign is None:
         return 0
@@ -87,36 +91,119 @@ def release_campaign(
             campaign = {**campaign, "pass_from": late_from, "release_exhausted": False, "release_cursor": None}
     plan, quota = _quota(campaign, now, horizon)
     entries = _due_entries(campaign, now, quota) if int(campaign.get("waiting", 0)) else []
+    held = Held(campaign, now)
+    if _groups_due(campaign, now):
+        entries.extend(held.take_due(quota - len(entries)))
     cursor = campaign.get("release_cursor")
     exhausted = bool(campaign.get("release_exhausted", False))
-    while len(entries) < quota and not exhausted and not (entries and out_of_time()):
+    while len(entries) < quota and not exhausted and not ((entries or held.new) and out_of_time()):
         page, cursor = _list_page(campaign, cursor, min(quota - len(entries), RELEASE_PAGE))
-        entries.extend(
-            Entry(
-                {**lists.recipient_of(r).to_dict(), "previous_attempt": 0, "fresh": True},
-                position,
-            )
-            for position, r in page
-        )  # fmt: skip
+        for position, item in page:
+            recipient = lists.recipient_of(item)
+            entry = Entry({**recipient.to_dict(), "previous_attempt": 0, "fresh": True}, position)
+            if not held.holds(entry, recipient, read_after=len(entries)):
+                entries.append(entry)
         exhausted = cursor is None
     sent = _send(pk, campaign, plan, entries)
     done = entries[:sent]
     if sent < len(entries):  # keep what went out; the rest is released again from there
         exhausted = False
-        positions = [e.position for e in done if e.fresh]
+        positions = [e.position for e in done if e.fresh and e.position is not None]
         cursor = positions[-1] if positions else campaign.get("release_cursor")
+    windowed = held.store(entries, sent)
     fresh = sum(1 for e in done if e.fresh)
     first_pass_done = exhausted and "pass_from" not in campaign  # a later pass's recipients were counted when added
     campaigns.save_release_progress(
         pk,
         lease=float(campaign["release_lease"]),
         new_cursor=cursor,
-        released_until=plan.released_until(len(done), float(campaign["rate_per_second"])),
+        released_until=plan.released_until(len(done), paced_rate(float(campaign["rate_per_second"]))),
         exhausted=exhausted,
         fresh=fresh,
-        exact_total=int(campaign.get("released", 0)) + fresh if first_pass_done else None,
+        exact_total=int(campaign.get("released", 0)) + fresh + windowed if first_pass_done else None,
+        windowed=held.change,
+        window_next=held.next_opening() if held.changed else None,
     )
     return len(done)
+
+
+def _groups_due(campaign: dict[str, Any], now: float) -> bool:
+    """Whether a group of recipients held for their window has opened (decision 27)."""
+    return int(campaign.get("windowed", 0)) > 0 and float(campaign.get("window_next", 0)) <= now
+
+
+class Held:
+    """Recipients the release holds back for their send window, in groups by the instant it opens
+    (decision 27): one written item per group of up to 500, read once when it opens, instead of a parked
+    delivery written (and its index entry) for each. Dispatch checks the window again at the send."""
+
+    def __init__(self, campaign: dict[str, Any], now: float) -> None:
+        self.pk = campaign["pk"]
+        self.channel = campaign["channel"]
+        self.now = now
+        self.at = datetime.fromtimestamp(now, UTC)
+        self.openings = Openings.of(campaign)
+        self.new: dict[float, list[tuple[int, dict[str, Any]]]] = {}  # opening: (entries read before, body)
+        self.taken: list[tuple[dict[str, Any], int, int, list[dict[str, Any]]]] = []  # group, first, end, left
+        self.before = int(campaign.get("windowed", 0))
+        self.change = 0  # windowed recipients added, less those that left their groups
+        self.changed = False
+
+    def opening(self, recipient: Recipient) -> float | None:
+        route = recipient.destination_for(self.channel)
+        if route is None or self.openings.window is None:
+            return None
+        opening = self.openings.wait(recipient, route[1].address, self.at)
+        return None if opening is None or math.isinf(opening) else opening  # never: dispatch fails it
+
+    def holds(self, entry: Entry, recipient: Recipient, read_after: int) -> bool:
+        """Hold a fresh recipient read from the list whose window is closed now."""
+        opening = self.opening(recipient)
+        if opening is None:
+            return False
+        self.new.setdefault(opening, []).append((read_after, entry.body))
+        return True
+
+    def take_due(self, limit: int) -> list[Entry]:
+        """Up to `limit` recipients of the groups that have opened; one closed again (the window was changed
+        since) is held anew."""
+        entries: list[Entry] = []
+        if limit <= 0:
+            return entries
+        for group in window_waits.due_groups(self.pk, self.now, max(1, limit // window_waits.GROUP_SIZE + 1)):
+            if len(entries) >= limit:
+                break
+            bodies = group["recipients"]
+            room = limit - len(entries)
+            first = len(entries)
+            for body in bodies[:room]:
+                if not self.holds(Entry(body, None), Recipient.from_dict(body), read_after=-1):
+                    entries.append(Entry(body, None))
+            self.taken.append((group, first, len(entries), bodies[room:]))
+        return entries
+
+    def store(self, entries: list[Entry], sent: int) -> int:
+        """After the send: write the new groups and what is left of the taken ones (the recipients read
+        after the last one sent are read again next time); returns the recipients windowed after it."""
+        complete = sent == len(entries)
+        for opening, held in self.new.items():
+            kept = [body for after, body in held if complete or after < sent]
+            for bodies in window_waits.groups_for(kept):
+                window_waits.put_group(self.pk, opening, bodies)
+                self.change += len(bodies)
+                self.changed = True
+        for group, first, end, left in self.taken:
+            unsent = [e.body for e in entries[max(first, sent) : end]] + left
+            self.change -= len(group["recipients"]) - len(unsent)
+            self.changed = True
+            if unsent:
+                window_waits.put_group(self.pk, window_waits.opening_of(group["sk"]), unsent, sk=group["sk"])
+            else:
+                window_waits.delete_group(self.pk, group["sk"])
+        return self.before + self.change
+
+    def next_opening(self) -> float | None:
+        return window_waits.next_opening(self.pk)
 
 
 def _pass_due(campaign: dict[str, Any], now: float) -> bool:
@@ -157,8 +244,8 @@ def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) 
         if leased is None:
             return 0
         unreleased = max(0, int(leased.get("total", 0)) - int(leased.get("released", 0)))
-        if leased.get("release_exhausted"):
-            unreleased = 0
+        if leased.get("release_exhausted"):  # the list is read: only those held for their window are left
+            unreleased = int(leased.get("windowed", 0))
         marked = campaigns.mark_expired(pk, lease=float(leased["release_lease"]), unreleased=unreleased)
         if marked is None:
             return 0
@@ -178,7 +265,7 @@ def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) 
 def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[ReleasePlan, int]:
     """The window's plan, and how many recipients it may release under backpressure."""
     settings = get_settings()
-    rate = float(campaign["rate_per_second"])
+    rate = paced_rate(float(campaign["rate_per_second"]))
     plan = plan_release(
         now=now,
         released_until=float(campaign.get("released_until", 0)),
@@ -222,6 +309,9 @@ def _send(pk: str, campaign: dict[str, Any], plan: ReleasePlan, entries: list[En
     """Queue the entries in the plan's chunks (split further where a chunk is too large for one message);
     returns how many entries, from the first, went out (or were failed as too large)."""
     messages: list[tuple[str, int]] = []
+    # Chunks arrive ahead of their places, where dispatch's pacing ledger holds them: SQS delays are whole
+    # seconds and its polls add latency, and a chunk arriving after its place would leave a gap in the pace.
+    ahead = get_settings().release_ahead_seconds
     covers: list[int] = []  # entries each message settles, a too-large recipient counted with the next
     carried = start = 0
     for planned in plan.chunks:
@@ -232,7 +322,7 @@ def _send(pk: str, campaign: dict[str, Any], plan: ReleasePlan, entries: list[En
             if body is None:
                 carried += count
                 continue
-            messages.append((body, planned.delay_seconds))
+            messages.append((body, max(0, planned.delay_seconds - ahead)))
             covers.append(count + carried)
             carried = 0
         start += len(part)

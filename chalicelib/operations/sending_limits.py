@@ -13,6 +13,7 @@ import time
 
 import phonenumbers
 
+from chalicelib.domain import pacing
 from chalicelib.store import limits
 
 SENDER, COUNTRY = "sender", "country"
@@ -61,7 +62,7 @@ def send_times(
                 members.setdefault(key, []).append(index)
     times = list(paced)
     for (kind, name), indexes in members.items():
-        rate = rates[(kind, name)]
+        rate = pacing.paced_rate(rates[(kind, name)])
         earliest = max(paced[indexes[0]], time.time() + lead)
         start = limits.take_span(account_id, kind, name, count=len(indexes), rate=rate, earliest=earliest)
         if start is None:  # deleted since this invocation read it

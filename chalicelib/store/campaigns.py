@@ -174,8 +174,13 @@ def save_release_progress(
     exhausted: bool,
     fresh: int,
     exact_total: int | None = None,
+    windowed: int = 0,
+    window_next: float | None = None,
 ) -> bool:
     """Record how far the pacer got and give the lease back; False when the lease was lost meanwhile.
+
+    `windowed` is the change in the recipients held for their send window (decision 27), `window_next`
+    when the earliest of their groups opens (None: unchanged).
 
     `exact_total`, given when the first pass over the list is done, is the number of recipients it
     released: the exact audience, whatever the list's running count said when the campaign started.
@@ -190,6 +195,12 @@ def save_release_progress(
     if new_cursor is not None:
         expression += ", release_cursor = :new"
         values[":new"] = new_cursor
+    if windowed:
+        expression += ", windowed = if_not_exists(windowed, :zero) + :windowed"
+        values[":windowed"] = windowed
+    if window_next is not None:
+        expression += ", window_next = :next"
+        values[":next"] = window_next
     expression += " REMOVE release_lease"
     names = {"#total": "total"} if exact_total is not None else None
     return update_meta(pk, expression, "release_lease = :lease", values, names, returned=False) is not None

@@ -21,6 +21,7 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
-from chalicelib.domain.windows import SendWindow, default_window, is_open, next_open, recipient_zones
+from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
 from chalicelib.operations import sending_limits
 from chalicelib.settings import get_settings
@@ -54,6 +55,48 @@ MAX_PACING_WAIT_SECONDS = 5.0
 PACED_AT = "paced_at"
 # Each recipient's send time under the account's sender and country limits, once taken (likewise kept).
 SENDS_AT = "sends_at"
+
+
+class SendClock:
+    """Holds this process's sends of each campaign to its rate in any one second, as the clock reads when
+    each send goes: at most `most` sends in any `window` (`most` is the rate rounded down, at least 1, and
+    `window` the time `most` sends take at the guarded rate of decision 26). A thread held up (a stalled
+    process, a slow claim) then does not send bunched with the next ones to catch up with its place; the
+    sends after it wait, and catch up only as far as the last second's sends leave room, at twice the rate
+    at most (a burst would reach the provider spread out by the process's own jitter). Never more than
+    `MAX_SLIP_SECONDS` late: the status was read before the claim, and a pause must stop sends soon."""
+
+    MAX_SLIP_SECONDS = 0.5
+    KEPT = 1000  # campaigns remembered before the idle ones are forgotten
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: dict[str, deque[float]] = {}
+
+    def wait_turn(self, campaign_pk: str, rate: float) -> None:
+        most = max(1, math.floor(rate))
+        window = most / pacing.paced_rate(rate)
+        latest = time.time() + self.MAX_SLIP_SECONDS
+        while True:
+            with self._lock:
+                now = time.time()
+                if len(self._sent) > self.KEPT:
+                    self._sent = {pk: sent for pk, sent in self._sent.items() if sent and sent[-1] > now - 60}
+                sent = self._sent.setdefault(campaign_pk, deque(maxlen=most))
+                if sent.maxlen != most:  # the rate changed
+                    sent = self._sent[campaign_pk] = deque(sent, maxlen=most)
+                due = max(
+                    sent[0] + window if len(sent) == most else now,  # the rate in any one second
+                    sent[-1] + window / most / 2 if sent else now,  # catching up at twice the rate at most
+                )
+                due = min(due, latest)
+                if now >= due:
+                    sent.append(now)
+                    return
+            time.sleep(due - now)
+
+
+SEND_CLOCK = SendClock()
 
 
 class ChunkIncomplete(RuntimeError):
@@ -90,31 +133,11 @@ class CampaignWatch:
     max_age: float
     read_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # The next opening of the window per set of zones, found once per invocation (it can take a search).
-    next_opening: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     @cached_property
-    def window(self) -> SendWindow | None:
-        """The campaign's window, or its category's default (as it was when this invocation read it)."""
-        named = self.campaign.get("window")
-        return SendWindow.model_validate(named) if named else default_window(self.campaign.get("category", ""))
-
-    def window_wait(self, recipient: Recipient, address: str) -> float | None:
-        """None when the recipient's window is open now; else when it opens (epoch s; inf: never)."""
-        window = self.window
-        if window is None:
-            return None
-        phone = address if address.startswith("+") else None
-        zones = recipient_zones(recipient.timezone, phone, self.campaign.get("timezone") or "UTC")
-        now = datetime.now(UTC)
-        if is_open(window, zones, now):
-            return None
-        opening = self.next_opening.get(zones)
-        if opening is None or opening <= now.timestamp():
-            found = next_open(window, zones, now)
-            opening = found.timestamp() if found else math.inf
-            self.next_opening[zones] = opening
-        return opening
+    def openings(self) -> Openings:
+        """The campaign's window (as it was when this invocation read it), applied to each recipient."""
+        return Openings.of(self.campaign)
 
     @cached_property
     def limits(self) -> dict[tuple[str, str], float]:
@@ -227,7 +250,7 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     campaign = watch.campaign
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
     token = str(chunk["claim"])
-    rate = float(campaign["rate_per_second"])
+    rate = pacing.paced_rate(float(campaign["rate_per_second"]))
     # Spans start a little ahead, so the first sends are ready for their places; not in an invocation whose
     # time left would not cover that wait (it sends what it can at once, as before the lead).
     lead = get_settings().pacing_lead_seconds
@@ -422,7 +445,7 @@ def _one(
     route = _route(watch.campaign["channel"], target)
     if route is None:
         return _no_destination(watch.campaign, target)
-    opening = watch.window_wait(target.recipient, route.address)
+    opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
     if opening is not None:
         return _wait_for_window(watch.campaign, policy, target, token, opening)
     capped = _Cap.of(watch.campaign, route.address) if target.fresh else None
@@ -443,6 +466,7 @@ def _one(
             variant=variant.get("name"),
         )
     if claim.ok:
+        SEND_CLOCK.wait_turn(watch.campaign["pk"], float(watch.campaign["rate_per_second"]))
         return _send(watch.campaign, policy, target, target.attempt, route, variant)
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
         capped.give_back()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -125,6 +126,7 @@ def test_resume_keeps_the_place_of_what_was_already_released_so_the_rate_never_d
 
 
 def test_backpressure_releases_no_more_than_dispatch_absorbs(tenant: Api, aws_env: dict[str, str]) -> None:
+    from chalicelib.domain.pacing import paced_rate
     from chalicelib.settings import get_settings
 
     draft = draft_with(tenant, 300, rate_per_second=2)
@@ -132,8 +134,9 @@ def test_backpressure_releases_no_more_than_dispatch_absorbs(tenant: Api, aws_en
     tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
     backlog = get_settings().release_backlog_seconds
     released = sum(release.release_campaign(pk, now=time.time() + t, horizon_seconds=1) for t in range(0, 120, 2))
-    # Nothing was dispatched (no counters moved): the pacer stops at the bound, not at 240 over two minutes.
-    assert released == max(get_settings().max_chunk_size, int(2 * (1 + backlog)))
+    # Nothing was dispatched (no counters moved): the pacer stops at the bound, not at 240 over two minutes
+    # (the bound is at the guarded rate, decision 26).
+    assert released == max(get_settings().max_chunk_size, math.ceil(paced_rate(2) * (1 + backlog)))
     assert pacer_outstanding(pk) == released
 
 
@@ -216,8 +219,9 @@ def test_a_faster_rate_patched_while_running_is_released_at_once(
     tenant.ok("POST", f"/v1/campaigns/{draft['id']}/start")
     receive_all(aws_env["RELEASE_QUEUE_URL"])  # the start's job: released by hand below, with a 60 s window
     release.release_campaign(pk, horizon_seconds=60)
-    now_visible = receive_all(aws_env["DISPATCH_QUEUE_URL"])  # only the first second's chunk; the rest delayed
-    assert sum(len(json.loads(m["Body"])["recipients"]) for m in now_visible) == 1
+    # Only the first two seconds' chunks (queued a second ahead of their places, decision 26); the rest delayed.
+    now_visible = receive_all(aws_env["DISPATCH_QUEUE_URL"])
+    assert sum(len(json.loads(m["Body"])["recipients"]) for m in now_visible) == 2
     tenant.ok("PATCH", f"/v1/campaigns/{draft['id']}", {"rate_per_second": 50})
     assert run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"]) == 1  # queued by the PATCH
     visible = receive_all(aws_env["DISPATCH_QUEUE_URL"])

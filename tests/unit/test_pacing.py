@@ -8,7 +8,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_a_minute_at_fifty_per_second_is_sixty_chunks_one_per_second() -> None:
-    plan = plan_release(now=1000.0, released_until=0, rate_per_second=50, horizon_seconds=60, max_chunk_size=50)
+    plan = plan_release(now=1000.0, released_until=1000.0, rate_per_second=50, horizon_seconds=60, max_chunk_size=50)
     assert plan.quota == 3000
     assert len(plan.chunks) == 60
     assert [c.delay_seconds for c in plan.chunks] == list(range(60))
@@ -16,7 +16,7 @@ def test_a_minute_at_fifty_per_second_is_sixty_chunks_one_per_second() -> None:
 
 
 def test_the_next_tick_continues_where_the_last_window_ended() -> None:
-    first = plan_release(now=1000.0, released_until=0, rate_per_second=10, horizon_seconds=1, max_chunk_size=50)
+    first = plan_release(now=1000.0, released_until=1000.0, rate_per_second=10, horizon_seconds=1, max_chunk_size=50)
     until = first.released_until(first.quota, 10)
     second = plan_release(now=1000.5, released_until=until, rate_per_second=10, horizon_seconds=1, max_chunk_size=50)
     assert first.quota == 10
@@ -30,13 +30,19 @@ def test_nothing_is_released_while_the_window_is_already_covered() -> None:
 
 
 def test_a_short_release_moves_the_window_only_as_far_as_it_went() -> None:
-    plan = plan_release(now=1000.0, released_until=0, rate_per_second=10, horizon_seconds=10, max_chunk_size=50)
+    plan = plan_release(now=1000.0, released_until=1000.0, rate_per_second=10, horizon_seconds=10, max_chunk_size=50)
     assert plan.released_until(30, 10) == pytest.approx(1003.0)
 
 
 def test_a_paused_campaign_does_not_burst_when_resumed() -> None:
     plan = plan_release(now=5000.0, released_until=1000.0, rate_per_second=10, horizon_seconds=1, max_chunk_size=50)
-    assert plan.quota == 10
+    assert plan.quota == 11  # the horizon's 10, and the one recipient's worth a restart carries over
+
+
+def test_a_rate_slower_than_one_per_horizon_still_releases_one_at_each_restart() -> None:
+    # 0.97/s on a 1 s horizon (a 1/s campaign, guarded, on the local stage), restarted after a gap.
+    plan = plan_release(now=5000.0, released_until=1000.0, rate_per_second=0.97, horizon_seconds=1, max_chunk_size=50)
+    assert plan.quota == 1 and plan.chunks[0].delay_seconds == 0
 
 
 def run_ticks(rate: float, horizon: float, seconds: int) -> int:
