@@ -19,7 +19,7 @@ import httpx
 import typer
 
 from bench.report import machine, write_marked_section
-from chalicelib.domain.pacing import plan_release
+from chalicelib.domain.pacing import paced_rate, plan_release
 from chalicelib.settings import get_settings
 from infra.local.client import CampaignApi, generated_recipients
 from infra.local.stack import LocalStack
@@ -52,12 +52,17 @@ def simulate(rate: float, seconds: float, tick: float, max_chunk: int) -> list[f
     released_until = 0.0
     now = 0.0
     while now < seconds:
+        paced = paced_rate(rate)  # as the pacer plans (decision 26)
         plan = plan_release(
-            now=now, released_until=released_until, rate_per_second=rate, horizon_seconds=tick, max_chunk_size=max_chunk
+            now=now,
+            released_until=released_until,
+            rate_per_second=paced,
+            horizon_seconds=tick,
+            max_chunk_size=max_chunk,
         )
         for chunk in plan.chunks:
             times.extend([now + chunk.delay_seconds] * chunk.size)
-        released_until = plan.released_until(plan.quota, rate)
+        released_until = plan.released_until(plan.quota, paced)
         now += tick
     return [t for t in times if t < seconds]
 
