@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,17 +70,19 @@ class SendClock:
     MAX_SLIP_SECONDS = 0.5
     KEPT = 1000  # campaigns remembered before the idle ones are forgotten
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self._lock = threading.Lock()
         self._sent: dict[str, deque[float]] = {}
+        self._clock = clock
+        self._sleep = sleep
 
     def wait_turn(self, campaign_pk: str, rate: float) -> None:
         most = max(1, math.floor(rate))
         window = most / pacing.paced_rate(rate)
-        latest = time.time() + self.MAX_SLIP_SECONDS
+        latest = self._clock() + self.MAX_SLIP_SECONDS
         while True:
             with self._lock:
-                now = time.time()
+                now = self._clock()
                 if len(self._sent) > self.KEPT:
                     self._sent = {pk: sent for pk, sent in self._sent.items() if sent and sent[-1] > now - 60}
                 sent = self._sent.setdefault(campaign_pk, deque(maxlen=most))
@@ -93,7 +96,7 @@ class SendClock:
                 if now >= due:
                     sent.append(now)
                     return
-            time.sleep(due - now)
+            self._sleep(due - now)
 
 
 SEND_CLOCK = SendClock()
