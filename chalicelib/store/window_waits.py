@@ -9,9 +9,7 @@ tick nothing, and releasing a group reads one item for all of its recipients.
 from __future__ import annotations
 
 import json
-import math
 import secrets
-import time
 from typing import Any
 
 from chalicelib.settings import get_settings
@@ -21,17 +19,15 @@ PREFIX = "WAIT#"
 # Recipients per group item, and the encoded size it stays under (DynamoDB's item limit is 400 KB).
 GROUP_SIZE = 500
 GROUP_BYTES = 300_000
-NEVER_MS = 10**15  # sorts after every opening (a window that never opens: the release fails those)
 
 
 def sk_for(opening: float, tag: str) -> str:
-    ms = NEVER_MS if math.isinf(opening) else int(opening * 1000)
-    return f"{PREFIX}{ms:016d}#{tag}"
+    """A group's key: its opening (a window that never opens is never held: dispatch fails those)."""
+    return f"{PREFIX}{int(opening * 1000):016d}#{tag}"
 
 
 def opening_of(sk: str) -> float:
-    ms = int(sk.removeprefix(PREFIX).split("#", 1)[0])
-    return math.inf if ms >= NEVER_MS else ms / 1000
+    return int(sk.removeprefix(PREFIX).split("#", 1)[0]) / 1000
 
 
 def groups_for(bodies: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -54,7 +50,7 @@ def put_group(campaign_pk: str, opening: float, bodies: list[dict[str, Any]], sk
     # A group its campaign never comes back to (cancelled, expired, deleted) goes with the table's TTL,
     # the deliveries' retention after its opening.
     kept = get_settings().delivery_retention_days * 86_400
-    purge = int((time.time() if math.isinf(opening) else opening) + kept)
+    purge = int(opening + kept)
     aws.dynamodb().put_item(
         TableName=get_settings().main_table,
         Item=aws.to_item({"pk": campaign_pk, "sk": sk, "recipients": bodies, "purge_at": purge}),
