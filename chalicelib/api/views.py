@@ -82,6 +82,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         template=item["template"],
         rate_per_second=float(item["rate_per_second"]),
         retry_policy=item.get("retry_policy"),
+        max_concurrent=int(item["max_concurrent"]) if item.get("max_concurrent") else None,
         category=item.get("category", "transactional"),
         window=item.get("window"),
         timezone=item.get("timezone", "UTC"),

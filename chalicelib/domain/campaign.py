@@ -60,7 +60,16 @@ SENDING = frozenset({S.RUNNING})
 NOT_STARTED = frozenset({S.DRAFT, S.SCHEDULED})
 STARTED = frozenset({S.RUNNING, S.PAUSED})
 CHANGEABLE_WHEN_STARTED = frozenset(
-    {"name", "rate_per_second", "next_campaign_id", "expires_at", "window", "frequency_cap", "end_handle"}
+    {
+        "name",
+        "rate_per_second",
+        "next_campaign_id",
+        "expires_at",
+        "window",
+        "frequency_cap",
+        "end_handle",
+        "max_concurrent",
+    }
 )
 # A chain of campaigns (next_campaign_id) is followed this far when looking for a cycle.
 MAX_CHAIN = 100

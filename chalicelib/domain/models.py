@@ -21,6 +21,8 @@ MAX_EXCLUSION_LISTS = 5
 
 MIN_MAX_AGE_SECONDS = 60
 MAX_MAX_AGE_SECONDS = 366 * 86400
+# A campaign's concurrency limit: each slot under way is an item (decision 28), so the limit is bounded.
+MAX_CONCURRENT = 1_000
 
 
 class Strict(BaseModel):
@@ -192,6 +194,13 @@ class CampaignCreate(Strict):
         10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
     )
     retry_policy: RetryPolicy | None = Field(None, description="Omit for no retries: one attempt each.")
+    max_concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_CONCURRENT,
+        description="At most this many attempts of the campaign under way at once, however many workers send it "
+        "(VoIPBIN's service level: for calls, the agents available). Omit for no limit beyond the rate.",
+    )
     start_at: AwareDatetime | None = Field(
         None,
         strict=False,
@@ -285,8 +294,9 @@ class CampaignCreate(Strict):
 
 class CampaignUpdate(Strict):
     """The fields to change; a field left out keeps its value. A draft takes any of them; a running or paused
-    campaign `name`, `rate_per_second`, `expires_at` and `next_campaign_id` only (the new rate paces what is
-    released from then on, within a release window: 60 s on AWS). A finished campaign takes none."""
+    campaign `name`, `rate_per_second`, `expires_at`, `next_campaign_id`, `window`, `frequency_cap`,
+    `end_handle` and `max_concurrent` only (the new rate paces what is released from then on, within a release
+    window: 60 s on AWS). A finished campaign takes none."""
 
     name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
     list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
@@ -294,6 +304,12 @@ class CampaignUpdate(Strict):
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     rate_per_second: float = Field(None, ge=0.01, le=1000)  # type: ignore[assignment]
     retry_policy: RetryPolicy | None = Field(None, description="null removes retries: one attempt each.")
+    max_concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_CONCURRENT,
+        description="A new concurrency limit (also while running or paused: within a second); null removes it.",
+    )
     start_at: AwareDatetime | None = Field(
         None,
         strict=False,
@@ -381,6 +397,7 @@ class Campaign(BaseModel):
     template: str
     rate_per_second: float
     retry_policy: RetryPolicy | None
+    max_concurrent: int | None = Field(None, description="At most this many attempts under way at once.")
     category: Literal["marketing", "transactional"] = "transactional"
     window: SendWindow | None = Field(None, description="The window it names (a marketing one without: 08:00-21:00).")
     timezone: str = "UTC"

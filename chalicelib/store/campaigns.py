@@ -79,12 +79,13 @@ def get_status(pk: str) -> str | None:
 
 
 def get_live_fields(pk: str) -> dict[str, Any] | None:
-    """What dispatch reads again while it sends: the status, the expiry and the rate (a small projected read)."""
+    """What dispatch reads again while it sends: the status, the expiry, the rate and the concurrency limit (a
+    small projected read)."""
     found = aws.dynamodb().get_item(
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": pk, "sk": keys.META}),
         ConsistentRead=True,
-        ProjectionExpression="#st, expires_at, rate_per_second",
+        ProjectionExpression="#st, expires_at, rate_per_second, max_concurrent",
         ExpressionAttributeNames={"#st": "status"},
     )
     return aws.from_item(found["Item"]) if "Item" in found else None

@@ -41,7 +41,8 @@ from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
-from chalicelib.operations import sending_limits
+from chalicelib.operations import concurrency, sending_limits
+from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue
 from chalicelib.store.deliveries import Written
@@ -56,6 +57,8 @@ MAX_PACING_WAIT_SECONDS = 5.0
 PACED_AT = "paced_at"
 # Each recipient's send time under the account's sender and country limits, once taken (likewise kept).
 SENDS_AT = "sends_at"
+# What a dispatch run without a Lambda context (a direct call) takes as its time left.
+NO_CONTEXT_SECONDS = 60.0
 
 
 class SendClock:
@@ -127,6 +130,16 @@ class Deadline:
             return True
         return bool(self.context.get_remaining_time_in_millis() - after_seconds * 1000 > self.reserve_ms)
 
+    def seconds_left(self) -> float:
+        """The invocation's time left (NO_CONTEXT_SECONDS when it runs without a Lambda context)."""
+        if self.context is None or not hasattr(self.context, "get_remaining_time_in_millis"):
+            return NO_CONTEXT_SECONDS
+        return float(self.context.get_remaining_time_in_millis()) / 1000
+
+    def last_start(self) -> float:
+        """The last moment (time.monotonic()) another send may start."""
+        return time.monotonic() + self.seconds_left() - self.reserve_ms / 1000
+
 
 @dataclass
 class CampaignWatch:
@@ -136,6 +149,20 @@ class CampaignWatch:
     max_age: float
     read_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pool: SlotPool | None = None
+
+    def slot_pool(self, deadline: Deadline) -> SlotPool:
+        """The campaign's concurrency slots this invocation holds (taken as its sends need them)."""
+        with self.lock:
+            if self.pool is None:
+                lease = deadline.seconds_left() + concurrency.LEASE_MARGIN_SECONDS
+                self.pool = SlotPool(self.campaign["pk"], lease)
+            return self.pool
+
+    def close(self) -> None:
+        """The invocation ends: its slots go back."""
+        if self.pool is not None:
+            self.pool.close()
 
     @cached_property
     def openings(self) -> Openings:
@@ -157,7 +184,11 @@ class CampaignWatch:
                 if time.monotonic() - self.read_at >= self.max_age:
                     fresh = campaigns.get_live_fields(self.campaign["pk"])
                     if fresh is not None:
-                        live = {"status": fresh["status"], "expires_at": fresh.get("expires_at")}
+                        live = {
+                            "status": fresh["status"],
+                            "expires_at": fresh.get("expires_at"),
+                            "max_concurrent": fresh.get("max_concurrent"),
+                        }
                         if "rate_per_second" in fresh:  # a PATCHed rate paces the next chunk
                             live["rate_per_second"] = fresh["rate_per_second"]
                         self.campaign = {**self.campaign, **live}
@@ -192,23 +223,33 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with ThreadPoolExecutor(max_workers=settings.dispatch_concurrency, thread_name_prefix="send") as pool:
         invocation = Invocation(Deadline(context, reserve_ms), pool)
-        left_over: dict[str, dict[str, Any]] = {}  # message id -> the chunk of what it did not finish
+        try:
+            answer = _process(event, invocation, processor)
+        finally:
+            for watch in invocation.watches.values():
+                watch.close()
+    return answer
 
-        def record_handler(record: SQSRecord) -> None:
-            chunk = json.loads(record.body)
-            try:
-                if not invocation.deadline.allows_another_send():
-                    raise OutOfTime("handed back before the deadline")
-                dispatch_chunk(chunk, invocation)
-            except OutOfTime as out:
-                # What is left takes a new span on the campaign's ledger when it comes back.
-                kept = {k: v for k, v in chunk.items() if k not in (PACED_AT, SENDS_AT)}
-                left_over[record.message_id] = kept if out.left is None else {**kept, "recipients": out.left}
-                raise
 
-        answer: dict[str, Any] = dict(
-            process_partial_response(event=event, record_handler=record_handler, processor=processor)
-        )
+def _process(event: dict[str, Any], invocation: Invocation, processor: BatchProcessor) -> dict[str, Any]:
+    """The batch's chunks; what is left of them for lack of time (or of a concurrency slot) is queued again."""
+    left_over: dict[str, dict[str, Any]] = {}  # message id -> the chunk of what it did not finish
+
+    def record_handler(record: SQSRecord) -> None:
+        chunk = json.loads(record.body)
+        try:
+            if not invocation.deadline.allows_another_send():
+                raise OutOfTime("handed back before the deadline")
+            dispatch_chunk(chunk, invocation)
+        except OutOfTime as out:
+            # What is left takes a new span on the campaign's ledger when it comes back.
+            kept = {k: v for k, v in chunk.items() if k not in (PACED_AT, SENDS_AT)}
+            left_over[record.message_id] = kept if out.left is None else {**kept, "recipients": out.left}
+            raise
+
+    answer: dict[str, Any] = dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor)
+    )
     requeued = _queue_again(left_over)
     answer["batchItemFailures"] = [f for f in answer["batchItemFailures"] if f["itemIdentifier"] not in requeued]
     _make_visible_again(event, set(left_over) - requeued)
@@ -434,6 +475,22 @@ def _one(
         raise OutOfTime("no time left for this recipient")
     if wait > 0:
         time.sleep(wait)
+    limit = watch.campaign.get("max_concurrent")
+    if not limit:
+        return _attempt(watch, policy, recipient, token)
+    pool = watch.slot_pool(deadline)
+    try:
+        slot = pool.acquire(int(limit), deadline.last_start())
+    except NoSlot as none:
+        raise OutOfTime(f"no time left for this recipient: {none}") from none
+    try:
+        return _attempt(watch, policy, recipient, token)
+    finally:
+        pool.release(slot)
+
+
+def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str) -> int:
+    """One recipient's attempt, as of now: sent, or held, parked, skipped or expired."""
     status = watch.status
     target = _target(watch.campaign, recipient)
     variant = _variant(watch.campaign, target.rid)

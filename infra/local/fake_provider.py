@@ -272,6 +272,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_message(self, raw: bytes) -> None:
         provider = self.server.provider
         provider._count("requests")
+        provider._enter()
+        try:
+            self._answer_send(raw)
+        finally:
+            provider._leave()
+
+    def _answer_send(self, raw: bytes) -> None:
+        provider = self.server.provider
         if not _has_credentials(self.headers.get("Authorization")):
             detail = "You did not provide correct credentials."
             self._send_json(401, _problem("unauthorized", "Unauthorized", detail))
@@ -440,7 +448,8 @@ class FakeProvider:
 
     def stats(self) -> Json:
         """Counters: ``accepted``, ``unique_recipients``, ``requests``, ``duplicates``, ``throttled``,
-        ``transient_failures``, ``missing_uuid``, ``timed_out_after_accept``, ``failed_by_status``."""
+        ``transient_failures``, ``missing_uuid``, ``timed_out_after_accept``, ``failed_by_status``, ``in_flight``
+        and ``peak_in_flight`` (send requests being answered now, and the most at once)."""
         with self._lock:
             counters = {**self._counters, "failed_by_status": dict(self._counters["failed_by_status"])}
             return {"accepted": len(self._messages), "unique_recipients": len(self._recipients), **counters}
@@ -463,7 +472,8 @@ class FakeProvider:
             self._uuid_by_client_ref.clear()
             self._sent_to_text.clear()
             self._recipients.clear()
-            self._counters = initial_counters()
+            answering = self._counters["in_flight"]  # requests under way still leave
+            self._counters = {**initial_counters(), "in_flight": answering, "peak_in_flight": answering}
             self._script_used.clear()
             self._bucket = TokenBucket(self._config.rate_limit_per_second)
             self._random = random.Random(self._seed)
@@ -487,6 +497,15 @@ class FakeProvider:
     def _hold(self, seconds: float) -> None:
         """Wait without the lock; ``stop()`` cuts the wait short."""
         self._closing.wait(seconds)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._counters["in_flight"] += 1
+            self._counters["peak_in_flight"] = max(self._counters["peak_in_flight"], self._counters["in_flight"])
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._counters["in_flight"] -= 1
 
     def _count(self, counter: str) -> None:
         with self._lock:

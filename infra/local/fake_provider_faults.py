@@ -238,6 +238,9 @@ def initial_counters() -> Json:
         "missing_uuid": 0,
         "timed_out_after_accept": 0,
         "failed_by_status": dict.fromkeys(FAIL_STATUSES, 0),
+        # Send requests being answered now, and the most at once since the last reset.
+        "in_flight": 0,
+        "peak_in_flight": 0,
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,8 @@ class Harness:
     dispatch_context: Callable[[], LambdaContext] = LambdaContext
     # Stream records are handed to `stats` in this order of their buckets (out of order across shards).
     reverse_buckets: bool = False
+    # Dispatch invocations run at once in a round (each takes up to 4 chunks).
+    dispatch_invocations: int = 1
     replay_stream: bool = False
     _iterators: dict[str, str] = field(default_factory=dict)
     _stream_arn: str = ""
@@ -89,15 +92,22 @@ class Harness:
     def dispatch(self) -> None:
         url = self.env["DISPATCH_QUEUE_URL"]
         for _ in range(MAX_INVOCATIONS_PER_ROUND):
-            messages = self._receive(url, limit=4)
-            if not messages:
+            batches = [batch for _ in range(self.dispatch_invocations) if (batch := self._receive(url, limit=4))]
+            if not batches:
                 return
-            try:
-                answer = self.app.dispatch(sqs_event(messages), self.dispatch_context())
-            except Exception:  # the invocation died: nothing deleted, everything comes back
-                answer = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
-            self._settle_messages(url, messages, answer)
+            if len(batches) == 1:
+                self._dispatch_batch(url, batches[0])
+            else:  # invocations at once, as the event source mapping runs them up to the reserved concurrency
+                with ThreadPoolExecutor(len(batches)) as invocations:
+                    list(invocations.map(lambda batch: self._dispatch_batch(url, batch), batches))
         raise AssertionError(f"dispatch is spinning: chunks still queued after {MAX_INVOCATIONS_PER_ROUND} invocations")
+
+    def _dispatch_batch(self, url: str, messages: list[dict[str, Any]]) -> None:
+        try:
+            answer = self.app.dispatch(sqs_event(messages), self.dispatch_context())
+        except Exception:  # the invocation died: nothing deleted, everything comes back
+            answer = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+        self._settle_messages(url, messages, answer)
 
     def dead_letters(self) -> None:
         url = self._dead_letter_url()

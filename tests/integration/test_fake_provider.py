@@ -537,6 +537,8 @@ def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
         "missing_uuid": 0,
         "timed_out_after_accept": 0,
         "failed_by_status": {"400": 0, "403": 0, "429": 0, "500": 0, "503": 0},
+        "in_flight": 0,
+        "peak_in_flight": 0,
     }
     assert client.post("/v1/messages", json=a_send(client_ref="r1")).status_code == 202
     assert client.get("/_fake/stats").json()["duplicates"] == 0
