@@ -230,6 +230,13 @@ def run_cases(recipients: int) -> list[Case]:
             campaign={},
             before=_limits_set,
         ),
+        _measure(
+            "concurrency limit",
+            "at most 5 attempts under way (max_concurrent): slots taken and given back per dispatch invocation",
+            recipients,
+            rows=_plain_rows,
+            campaign={"max_concurrent": 5},
+        ),
     ]
 
 
@@ -263,7 +270,9 @@ the failed attempt as queued, the release's lease on it, the second claim) and t
 the same. A cap with room adds a GetItem and a conditional PutItem of the destination's cap item; a cap
 used up by another campaign is the GetItem and the skipped delivery, no send and no outcome write. Limits
 add one UpdateItem per chunk on each limit's ledger and one Query of the account's limits per campaign
-per dispatch invocation (decision 25). Add one write unit per recipient for the list upload.
+per dispatch invocation (decision 25). A concurrency limit adds, per dispatch invocation, a Query of the
+campaign's held slots and a conditional PutItem for each slot its sends take, and a DeleteItem for each
+when it ends (decision 28): per invocation, not per recipient. Add one write unit per recipient for the list upload.
 {END}"""
 
 
