@@ -21,6 +21,8 @@ class Channel(Protocol):
     # True only when the provider deduplicates on the idempotency key: then a send that may already have
     # happened (a crash, a timeout after sending) is repeated with the same key; else it is `unknown`.
     honours_idempotency_key: bool
+    # The longest text the provider takes (None: no limit): a longer rendered text fails before sending.
+    max_text_chars: int | None
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         """Never raises: every answer, and every failure to get one, is a SendOutcome."""

@@ -20,6 +20,7 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 class VonageMessages:
     CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
     honours_idempotency_key = False
+    max_text_chars: int | None = 1000  # the Messages API's limit on `text` (SMS)
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
         self._client = httpx.Client(

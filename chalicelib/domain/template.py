@@ -1,4 +1,13 @@
-"""Message templates in Liquid: checked when a campaign is created, rendered per recipient."""
+"""Message templates in Liquid: checked when a campaign is created, rendered per recipient.
+
+Templates are customer input rendered inside dispatch, once per recipient, so the environment is closed
+and bounded:
+- no tag that reaches outside the template (`include`, `render`): refused when the template is checked;
+- every filter it names must exist: an unknown one is refused when the template is checked, not found
+  out recipient by recipient at send time;
+- rendering is bounded: loop iterations, output size, the size of what `assign` and `capture` hold and
+  nesting depth; a render past a limit fails that recipient with the limit's name.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,21 @@ from typing import Any
 from liquid import BoundTemplate, Environment, StrictUndefined
 from liquid.exceptions import LiquidError
 
+# Tags that load other templates: a campaign's template stands alone.
+REFUSED_TAGS = ("include", "render")
+
+
+class _Bounded(Environment):
+    loop_iteration_limit = 10_000  # iterations per render, nested loops included
+    output_stream_limit = 100_000  # characters rendered (an SMS is at most 1,000)
+    local_namespace_limit = 100_000  # bytes held by `assign` and `capture`
+    context_depth_limit = 10
+
+
 # Strict: a variable missing for one recipient fails that recipient instead of sending a blank.
-_ENV = Environment(undefined=StrictUndefined)
+_ENV = _Bounded(undefined=StrictUndefined)
+for _tag in REFUSED_TAGS:
+    del _ENV.tags[_tag]
 
 
 class TemplateError(ValueError):
@@ -19,9 +41,13 @@ class TemplateError(ValueError):
 @lru_cache(maxsize=256)
 def compile_template(source: str) -> BoundTemplate:
     try:
-        return _ENV.from_string(source)
+        template = _ENV.from_string(source)
+        unknown = sorted(set(template.filter_names()) - set(_ENV.filters))
     except LiquidError as exc:
         raise TemplateError(str(exc).splitlines()[0]) from exc
+    if unknown:
+        raise TemplateError(f"unknown filter {unknown[0]!r}")
+    return template
 
 
 def render(source: str, variables: dict[str, Any]) -> str:

@@ -665,16 +665,16 @@ def _send(
     started = time.time()
     address = route.address
     variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
+    channel = channel_for(campaign["channel"])
     try:
         text = render(variant.get("template") or campaign["template"], variables)
     except TemplateError as exc:
-        error = f"template: {exc}"
-        deliveries.record_outcome(
-            target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=error
+        return _not_sendable(target, attempt, f"template: {exc}")
+    if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
+        return _not_sendable(
+            target, attempt, f"text: {len(text):,} characters, over the provider's limit of {channel.max_text_chars:,}"
         )
-        return 0
     _, campaign_id = keys.split_campaign_pk(campaign["pk"])
-    channel = channel_for(campaign["channel"])
     message = OutgoingMessage(
         channel=campaign["channel"],
         to=address,
@@ -689,6 +689,14 @@ def _send(
         outcome = _send_once(channel, message)
     _record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
+
+
+def _not_sendable(target: Target, attempt: int, error: str) -> int:
+    """The attempt fails before any send: its message cannot be made (nothing retries that)."""
+    deliveries.record_outcome(
+        target.pk, target.rid, attempt, DeliveryState.FAILED, provider_message_id=None, error=error
+    )
+    return 0
 
 
 def _send_once(channel: Channel, message: OutgoingMessage) -> SendOutcome:

@@ -247,6 +247,29 @@ def test_a_recipient_missing_a_template_variable_fails_alone(
     assert sorted(m["text"] for m in provider.messages()) == ["Hi R0, 20% off today.", "Hi R2, 20% off today."]
 
 
+def test_a_text_over_the_provider_s_limit_or_a_render_past_a_bound_fails_before_any_send(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider
+) -> None:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    rows = recipient_rows(3)
+    rows[0]["params"] = {"first_name": "A" * 990, "loops": 0}  # "Hi " + 990 + ", 20% off today." = 1,009 characters
+    rows[1]["params"] = {"first_name": "x", "loops": 20_000}
+    rows[2]["params"] = {**rows[2]["params"], "loops": 3}
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    template = "Hi {{ first_name }}, 20% off today.{% for i in (1..loops) %}{% endfor %}"
+    campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"], template=template), status=201)
+    tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/start")
+    run_release_jobs(chalice_app, aws_env["RELEASE_QUEUE_URL"])
+    chalice_app.dispatch(sqs_event(receive_all(aws_env["DISPATCH_QUEUE_URL"])), LambdaContext())
+    final = outcomes(tenant, campaign["id"])
+    too_long, looping, fine = (final[row["phone"]] for row in rows)
+    assert too_long["state"] == "failed"
+    assert too_long["last_error"] == "text: 1,009 characters, over the provider's limit of 1,000"
+    assert looping["state"] == "failed" and "loop iteration limit" in looping["last_error"]
+    assert fine["state"] == "succeeded"
+    assert [m["to"] for m in provider.messages()] == [rows[2]["phone"].removeprefix("+")]
+
+
 def test_a_chunk_redelivered_while_paused_settles_what_it_had_claimed_as_unknown(
     tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
 ) -> None:
