@@ -37,11 +37,12 @@ from chalicelib.domain.models import (
     Recount,
     Recurrence,
     Run,
+    copied_definition,
 )
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
 from chalicelib.operations.completion import complete_if_done
-from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules
+from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules, templates
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
 CONTINUE_RECURS = "a recurring campaign's runs each send to the list as it stood at their start: use stop"
@@ -63,6 +64,7 @@ def create_campaign(account: str) -> Campaign:
     if body.recurrence is not None:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
+    definition.update(_template_fields(account, body.template, body.template_id, body.template_version))
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
     if body.recurrence is not None:
@@ -70,6 +72,33 @@ def create_campaign(account: str) -> Campaign:
     if start_at is None:
         return campaign_view(created)
     return campaign_view(_schedule(created, start_at))
+
+
+def _template_fields(
+    account: str, template: str | None, template_id: str | None, version: int | None
+) -> dict[str, Any]:
+    """The campaign's template: its own text, or a template of the account's copied in at a pinned version
+    (versions never change, so the copy is the template), with its locales."""
+    if (template is None) == (template_id is None):
+        raise InvalidInput.on("template", "give `template` or `template_id`, one of them")
+    if template_id is None:
+        if version is not None:
+            raise InvalidInput.on("template_version", "only with template_id")
+        return {"template_id": None, "template_version": None, "template_locales": None}
+    try:
+        templates.get_template(account, template_id)
+    except NotFound:
+        raise InvalidInput.on("template_id", "no template of this account has this id") from None
+    try:
+        pinned = templates.get_version(account, template_id, version)
+    except NotFound:
+        raise InvalidInput.on("template_version", f"template {template_id} has no version {version}") from None
+    locales = {tag: content["text"] for tag, content in (pinned.get("locales") or {}).items()}
+    return {
+        "template": pinned["content"]["text"],
+        "template_version": int(pinned["version"]),
+        "template_locales": locales or None,
+    }
 
 
 def _check_recurrence(recurrence: Recurrence) -> None:
@@ -240,6 +269,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
     if "expires_at" in changes:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
+    if "template" in changes:  # its own text from now on, not a template of the account's
+        changes.update(template_id=None, template_version=None, template_locales=None)
     if status in NOT_STARTED:
         allowed = NOT_STARTED
         audience = _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))
@@ -346,13 +377,8 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
     request = bp.current_request
     body = parse_body(request, CampaignClone) if request.raw_body else CampaignClone()
     # A clone starts afresh: no start time, no expiry (the original's have passed or belong to it).
-    definition = {
-        name: original.get(name)
-        for name in CampaignCreate.model_fields
-        if name not in ("start_at", "expires_at", "recurrence")
-    }
-    definition["name"] = body.name or f"{original['name']} (copy)"[:200]
-    definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude={"start_at"})
+    name = body.name or f"{original['name']} (copy)"[:200]
+    definition = copied_definition(original, name, frozenset({"start_at", "expires_at", "recurrence"}))
     try:
         audience = int(lists.get_list(account, definition["list_id"])["recipient_count"])
     except NotFound:  # its start will say so

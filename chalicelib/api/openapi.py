@@ -330,6 +330,55 @@ OPERATIONS: list[Operation] = [
         m.Export,
         "getCampaignExport",
     ),
+    Operation(
+        "post",
+        "/v1/templates",
+        "Create a message template (version 1)",
+        m.TemplateCreate,
+        201,
+        m.Template,
+        "createTemplate",
+    ),
+    Operation(
+        "get",
+        "/v1/templates",
+        "Page through the account's templates",
+        None,
+        200,
+        m.Page[m.Template],
+        "listTemplates",
+        paged=True,
+    ),
+    Operation(
+        "get", "/v1/templates/{template_id}", "A template and its latest version", None, 200, m.Template, "getTemplate"
+    ),
+    Operation(
+        "post",
+        "/v1/templates/{template_id}/versions",
+        "Change a template: a new, immutable version",
+        m.TemplateVersionCreate,
+        201,
+        m.TemplateVersion,
+        "addTemplateVersion",
+    ),
+    Operation(
+        "get",
+        "/v1/templates/{template_id}/versions/{version}",
+        "One version of a template",
+        None,
+        200,
+        m.TemplateVersion,
+        "getTemplateVersion",
+    ),
+    Operation(
+        "post",
+        "/v1/templates/{template_id}/preview",
+        "Render a template for a sample recipient: the text, its SMS encoding and segment count",
+        m.TemplatePreviewRequest,
+        200,
+        m.TemplatePreview,
+        "previewTemplate",
+    ),
     Operation("get", "/v1/limits", "The account's sender and country limits", None, 200, m.Limits, "listLimits"),
     *(
         operation
@@ -511,6 +560,25 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
     "exportCampaign": {
         "GetCampaignExport": ("getCampaignExport", {**_CAMPAIGN_IN_PATH, "export_id": "$response.body#/id"}, None)
     },
+    **{
+        operation: {
+            name: (target, {"template_id": "$response.body#/id"}, None)
+            for name, target in (
+                ("GetTemplate", "getTemplate"),
+                ("AddTemplateVersion", "addTemplateVersion"),
+                ("PreviewTemplate", "previewTemplate"),
+            )
+        }
+        for operation in ("createTemplate", "getTemplate")
+    },
+    "addTemplateVersion": {
+        "GetTemplateVersion": (
+            "getTemplateVersion",
+            {"template_id": "$request.path.template_id", "version": "$response.body#/version"},
+            None,
+        )
+    },
+    "listTemplates": {"NextPage": ("listTemplates", {"page_token": "$response.body#/next_page_token"}, None)},
     "listLists": {"NextPage": ("listLists", {"page_token": "$response.body#/next_page_token"}, None)},
     "listCampaigns": {"NextPage": ("listCampaigns", {"page_token": "$response.body#/next_page_token"}, None)},
 }
@@ -544,6 +612,13 @@ PATH_NAMES: dict[str, dict[str, Any]] = {
         "required": True,
         "description": "A number (without its +) or an alphanumeric sender id, as campaigns name it in `sender`.",
         "schema": {"type": "string", "pattern": ID_PATTERN},
+    },
+    "{version}": {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "A template's version number, 1 or more.",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,5}$"},
     },
     "{country}": {
         "name": "country",

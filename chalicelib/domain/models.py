@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
-from chalicelib.domain.recipients import MAX_BATCH, MAX_DESTINATIONS, DestinationIn, DestinationType, Param
+from chalicelib.domain.recipients import (
+    LOCALE_PATTERN,
+    MAX_BATCH,
+    MAX_DESTINATIONS,
+    DestinationIn,
+    DestinationType,
+    Param,
+)
 from chalicelib.domain.recurrence import parse as parse_expression
 from chalicelib.domain.retry import RetryPolicy
 from chalicelib.domain.tabular import ColumnMapping
@@ -21,6 +38,27 @@ MAX_EXCLUSION_LISTS = 5
 
 MIN_MAX_AGE_SECONDS = 60
 MAX_MAX_AGE_SECONDS = 366 * 86400
+# Template versions are numbered from 1 (six digits in their keys).
+MAX_TEMPLATE_VERSION = 999_999
+# A campaign's global template data, as JSON.
+MAX_DATA_BYTES = 4096
+
+
+def checked_template(source: str) -> str:
+    """A Liquid template that compiles in the bounded environment (ValueError naming why otherwise)."""
+    try:
+        compile_template(source)
+    except TemplateError as exc:
+        raise ValueError(f"not a valid Liquid template: {exc}") from exc
+    return source
+
+
+def checked_data(data: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(data, separators=(",", ":"))) > MAX_DATA_BYTES:
+        raise ValueError(f"at most {MAX_DATA_BYTES} bytes as JSON")
+    return data
+
+
 # A campaign's concurrency limit: each slot under way is an item (decision 28), so the limit is bounded.
 MAX_CONCURRENT = 1_000
 
@@ -120,7 +158,7 @@ class Variant(Strict):
     @field_validator("template")
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
-        return None if value is None else CampaignCreate._template_compiles(value)
+        return None if value is None else checked_template(value)
 
 
 def check_variants(variants: list[Variant] | None) -> None:
@@ -187,8 +225,28 @@ class CampaignCreate(Strict):
     list_id: str = Field(min_length=1, max_length=64)
     channel: Literal["sms"] = "sms"
     sender: str = Field(min_length=1, max_length=20, description="Alphanumeric sender id or a number.")
-    template: str = Field(
-        min_length=1, max_length=1600, description="Liquid template; recipient params are its variables."
+    template: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1600,
+        description="Liquid template; recipient params are its variables. Give this or `template_id`.",
+    )
+    template_id: str | None = Field(
+        None,
+        max_length=64,
+        description="A template of the account (POST /v1/templates) instead of `template`: its text and its "
+        "locales, each recipient getting the one for its `locale` (pt-BR, then pt, then the default).",
+    )
+    template_version: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TEMPLATE_VERSION,
+        description="The template's version to send; omit for its latest (pinned at creation).",
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Global template data: every recipient's variables start from it, and each recipient's own "
+        "attributes override it (Courier's rule). At most 4 KB as JSON.",
     )
     rate_per_second: float = Field(
         10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
@@ -284,12 +342,24 @@ class CampaignCreate(Strict):
 
     @field_validator("template")
     @classmethod
-    def _template_compiles(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateError as exc:
-            raise ValueError(f"not a valid Liquid template: {exc}") from exc
-        return value
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+    @field_validator("data")
+    @classmethod
+    def _data_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_data(value)
+
+
+def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[str]) -> dict[str, Any]:
+    """A stored campaign's definition for a new campaign (a clone, a run) named `name`, without the fields
+    `left_out`: checked as a creation would be, with what the creation adds to it (a pinned template's
+    locales)."""
+    fields = {field: campaign.get(field) for field in CampaignCreate.model_fields if field not in left_out}
+    fields["name"] = name
+    definition = CampaignCreate.model_validate(fields).model_dump(mode="json", exclude={"start_at", *left_out})
+    definition["template_locales"] = campaign.get("template_locales")
+    return definition
 
 
 class CampaignUpdate(Strict):
@@ -354,7 +424,7 @@ class CampaignUpdate(Strict):
     @field_validator("template")
     @classmethod
     def _template_compiles(cls, value: str) -> str:
-        return CampaignCreate._template_compiles(value)
+        return checked_template(value)
 
 
 class CampaignClone(Strict):
@@ -395,6 +465,12 @@ class Campaign(BaseModel):
     channel: str
     sender: str
     template: str
+    template_id: str | None = Field(None, description="The account's template it sends, if it names one.")
+    template_version: int | None = Field(None, description="That template's version, pinned at creation.")
+    template_locales: dict[str, str] = Field(
+        default_factory=dict, description="The pinned version's localised texts, by BCP 47 tag."
+    )
+    data: dict[str, Any] = Field(default_factory=dict, description="Global template data.")
     rate_per_second: float
     retry_policy: RetryPolicy | None
     max_concurrent: int | None = Field(None, description="At most this many attempts under way at once.")
@@ -488,6 +564,70 @@ Item = TypeVar("Item", bound=BaseModel)
 class Page(BaseModel, Generic[Item]):
     items: list[Item]
     next_page_token: str | None = Field(None, description="Pass back as `page_token` for the next page.")
+
+
+# --- templates ------------------------------------------------------------------------------
+
+LocaleTag = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN, max_length=35)]
+MAX_LOCALES = 50
+
+
+class TemplateContent(Strict):
+    text: str = Field(min_length=1, max_length=1600, description="The SMS text: Liquid, the recipient's variables.")
+
+    @field_validator("text")
+    @classmethod
+    def _template_compiles(cls, value: str) -> str:
+        return checked_template(value)
+
+
+class TemplateVersionCreate(Strict):
+    content: TemplateContent
+    locales: dict[LocaleTag, TemplateContent] = Field(
+        default_factory=dict,
+        max_length=MAX_LOCALES,
+        description="Localised content by BCP 47 tag (e.g. `pt-BR`, `pt`): a recipient whose `locale` is pt-BR "
+        "gets `pt-BR`, else `pt`, else `content`. Tags match whatever their case.",
+    )
+
+
+class TemplateCreate(TemplateVersionCreate):
+    name: str = Field(min_length=1, max_length=200)
+    channel: Literal["sms"] = "sms"
+
+
+class TemplateVersion(BaseModel):
+    version: int
+    content: TemplateContent
+    locales: dict[str, TemplateContent] = Field(default_factory=dict)
+    created_at: str
+
+
+class Template(BaseModel):
+    id: str
+    name: str
+    channel: str
+    latest_version: int = Field(description="Versions are immutable: a change is a new version.")
+    created_at: str
+    latest: TemplateVersion
+
+
+class TemplatePreviewRequest(Strict):
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="A sample recipient's variables (its attributes, `id`, `phone`)."
+    )
+    locale: LocaleTag | None = Field(None, description="The sample recipient's locale.")
+    version: int | None = Field(None, ge=1, le=MAX_TEMPLATE_VERSION, description="Omit for the latest.")
+
+
+class TemplatePreview(BaseModel):
+    version: int
+    locale: str | None = Field(description="The localised content used (null: the default).")
+    text: str
+    characters: int
+    encoding: Literal["GSM-7", "UCS-2"] = Field(description="GSM-7 when every character is in the GSM alphabet.")
+    segments: int = Field(description="SMS parts a handset receives (each billed as one message).")
+    warnings: list[str] = Field(default_factory=list)
 
 
 # --- uploads --------------------------------------------------------------------------------

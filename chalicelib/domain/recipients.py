@@ -47,7 +47,8 @@ Param = (
 # Characters a phone number may be written with besides digits; a letter is refused, not read as a keypad digit.
 _PHONE_PUNCTUATION = re.compile(r"^\+?[0-9 ()./\-]+$")
 _SIP_URI = re.compile(r"^sips?:[^@\s:;]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?$", re.IGNORECASE)
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
+_LOCALE = re.compile(LOCALE_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

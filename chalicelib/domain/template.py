@@ -55,3 +55,24 @@ def render(source: str, variables: dict[str, Any]) -> str:
         return compile_template(source).render(**variables)
     except LiquidError as exc:
         raise TemplateError(str(exc).splitlines()[0]) from exc
+
+
+def locale_chain(locale: str | None) -> list[str]:
+    """Where a recipient's locale looks for a localised template, most specific first: `pt-BR` gives
+    `pt-br`, then `pt` (then the template's default)."""
+    if not locale:
+        return []
+    parts = locale.replace("_", "-").lower().split("-")
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def pick_locale(locales: dict[str, Any], locale: str | None) -> str | None:
+    """The key of `locales` a recipient with `locale` gets (None: the default)."""
+    by_lower = {key.lower(): key for key in locales}
+    return next((by_lower[tag] for tag in locale_chain(locale) if tag in by_lower), None)
+
+
+def localised(default: str, texts: dict[str, str], locale: str | None) -> tuple[str, str | None]:
+    """The template a recipient with `locale` gets, and the tag it came from (None: the default)."""
+    tag = pick_locale(texts, locale)
+    return (default, None) if tag is None else (texts[tag], tag)

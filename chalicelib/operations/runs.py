@@ -146,12 +146,10 @@ def _drop(run: dict[str, Any]) -> None:
 
 
 def _create_run(account: str, parent: dict[str, Any], rid: str, at: int) -> dict[str, Any]:
-    from chalicelib.domain.models import CampaignCreate  # the API's model of a definition
+    from chalicelib.domain.models import copied_definition  # the API's model of a definition
 
-    definition = {name: parent.get(name) for name in CampaignCreate.model_fields if name not in NOT_INHERITED}
     when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    definition["name"] = f"{parent['name']} · {when}"[:200]
-    definition = CampaignCreate.model_validate(definition).model_dump(mode="json", exclude=set(NOT_INHERITED))
+    definition = copied_definition(parent, f"{parent['name']} · {when}"[:200], NOT_INHERITED)
     definition.update(run_of=parent["id"], occurrence_at=at)
     try:
         audience = int(lists.get_list(account, definition["list_id"])["recipient_count"])

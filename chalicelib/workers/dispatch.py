@@ -38,7 +38,7 @@ from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
-from chalicelib.domain.template import TemplateError, render
+from chalicelib.domain.template import TemplateError, localised, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
 from chalicelib.operations import concurrency, sending_limits
@@ -664,10 +664,17 @@ def _send(
     """Send one attempt with its A/B `variant`'s template and sender (the campaign's where it names none)."""
     started = time.time()
     address = route.address
-    variables = {**target.recipient.attributes, "id": target.rid, "phone": address, "to": address}
+    variables = {
+        **(campaign.get("data") or {}),
+        **target.recipient.attributes,
+        "id": target.rid,
+        "phone": address,
+        "to": address,
+    }
     channel = channel_for(campaign["channel"])
+    source, _ = localised(campaign["template"], campaign.get("template_locales") or {}, target.recipient.locale)
     try:
-        text = render(variant.get("template") or campaign["template"], variables)
+        text = render(variant.get("template") or source, variables)
     except TemplateError as exc:
         return _not_sendable(target, attempt, f"template: {exc}")
     if channel.max_text_chars is not None and len(text) > channel.max_text_chars:

@@ -1,0 +1,133 @@
+"""Message templates (decision 30): `POST /v1/templates`, `GET /v1/templates` (cursor), `GET
+/v1/templates/{id}`, `POST /v1/templates/{id}/versions` (a change is a new, immutable version), `GET
+/v1/templates/{id}/versions/{version}` and `POST /v1/templates/{id}/preview` (the rendered text for a
+sample recipient, its SMS encoding and segment count)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.http import paged, parse_body, route
+from chalicelib.api.views import iso
+from chalicelib.channels import channel_for
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.models import (
+    Page,
+    Template,
+    TemplateContent,
+    TemplateCreate,
+    TemplatePreview,
+    TemplatePreviewRequest,
+    TemplateVersion,
+    TemplateVersionCreate,
+)
+from chalicelib.domain.sms_text import sms_parts
+from chalicelib.domain.template import TemplateError, localised, render
+from chalicelib.store import templates
+
+bp = Blueprint(__name__)
+
+
+def version_view(item: dict[str, Any]) -> TemplateVersion:
+    return TemplateVersion(
+        version=int(item["version"]),
+        content=TemplateContent.model_validate(item["content"]),
+        locales={tag: TemplateContent.model_validate(c) for tag, c in (item.get("locales") or {}).items()},
+        created_at=iso(item["created_at"]) or "",
+    )
+
+
+def template_view(item: dict[str, Any], latest: dict[str, Any]) -> Template:
+    return Template(
+        id=item["id"],
+        name=item["name"],
+        channel=item["channel"],
+        latest_version=int(latest["version"]),
+        created_at=iso(item["created_at"]) or "",
+        latest=version_view(latest),
+    )
+
+
+def _contents(body: TemplateVersionCreate) -> tuple[dict[str, Any], dict[str, Any]]:
+    content = body.content.model_dump(mode="json")
+    locales = {tag: c.model_dump(mode="json") for tag, c in body.locales.items()}
+    lowered = [tag.lower() for tag in locales]
+    if len(set(lowered)) != len(lowered):
+        raise InvalidInput.on("locales", "the same tag twice (tags match whatever their case)")
+    return content, locales
+
+
+@route(bp, "/templates", methods=["POST"], status=201)
+def create_template(account: str) -> Template:
+    body = parse_body(bp.current_request, TemplateCreate)
+    content, locales = _contents(body)
+    template_id = templates.create_template(account, body.name, body.channel, content, locales)
+    return template_view(templates.get_template(account, template_id), templates.get_version(account, template_id, 1))
+
+
+@route(bp, "/templates", methods=["GET"])
+def list_templates(account: str) -> Page[Template]:
+    items, token = paged(
+        bp.current_request,
+        f"{account}/templates",
+        lambda after, limit: templates.templates_page(account, after=after, limit=limit),
+    )
+    views = [template_view(item, templates.get_version(account, item["id"])) for item in items]
+    return Page[Template](items=views, next_page_token=token)
+
+
+@route(bp, "/templates/{template_id}", methods=["GET"])
+def get_template(account: str, template_id: str) -> Template:
+    item = templates.get_template(account, template_id)
+    return template_view(item, templates.get_version(account, template_id))
+
+
+@route(bp, "/templates/{template_id}/versions", methods=["POST"], status=201)
+def add_version(account: str, template_id: str) -> TemplateVersion:
+    templates.get_template(account, template_id)  # first: another account's id is a 404, whatever the body
+    body = parse_body(bp.current_request, TemplateVersionCreate)
+    content, locales = _contents(body)
+    version = templates.add_version(account, template_id, content, locales)
+    return version_view(templates.get_version(account, template_id, version))
+
+
+@route(bp, "/templates/{template_id}/versions/{version}", methods=["GET"])
+def get_version(account: str, template_id: str, version: str) -> TemplateVersion:
+    templates.get_template(account, template_id)
+    if not version.isdigit() or not 1 <= int(version) <= 999_999:
+        raise InvalidInput.on("version", "must be a version number, 1 or more")
+    return version_view(templates.get_version(account, template_id, int(version)))
+
+
+@route(bp, "/templates/{template_id}/preview", methods=["POST"])
+def preview(account: str, template_id: str) -> TemplatePreview:
+    item = templates.get_template(account, template_id)
+    body = parse_body(bp.current_request, TemplatePreviewRequest)
+    version = templates.get_version(account, template_id, body.version)
+    source, used = localised(version["content"]["text"], _texts(version), body.locale)
+    try:
+        text = render(source, body.data)
+    except TemplateError as exc:
+        raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
+    parts = sms_parts(text)
+    warnings = []
+    limit = channel_for(item["channel"]).max_text_chars
+    if limit is not None and len(text) > limit:
+        warnings.append(f"{len(text):,} characters, over the provider's limit of {limit:,}: sends would fail")
+    if parts.encoding == "UCS-2":
+        warnings.append("characters outside the GSM alphabet: sent as UCS-2, 70 characters per segment")
+    return TemplatePreview(
+        version=int(version["version"]),
+        locale=used,
+        text=text,
+        characters=len(text),
+        encoding=parts.encoding,
+        segments=parts.segments,
+        warnings=warnings,
+    )
+
+
+def _texts(version: dict[str, Any]) -> dict[str, str]:
+    return {tag: str(content["text"]) for tag, content in (version.get("locales") or {}).items()}
