@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -25,6 +24,7 @@ from chalicelib.domain.recipients import (
     DestinationIn,
     DestinationType,
     Param,
+    storable_attributes,
 )
 from chalicelib.domain.recurrence import parse as parse_expression
 from chalicelib.domain.retry import RetryPolicy
@@ -40,8 +40,6 @@ MIN_MAX_AGE_SECONDS = 60
 MAX_MAX_AGE_SECONDS = 366 * 86400
 # Template versions are numbered from 1 (six digits in their keys).
 MAX_TEMPLATE_VERSION = 999_999
-# A campaign's global template data, as JSON.
-MAX_DATA_BYTES = 4096
 
 
 def checked_template(source: str) -> str:
@@ -51,12 +49,6 @@ def checked_template(source: str) -> str:
     except TemplateError as exc:
         raise ValueError(f"not a valid Liquid template: {exc}") from exc
     return source
-
-
-def checked_data(data: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(data, separators=(",", ":"))) > MAX_DATA_BYTES:
-        raise ValueError(f"at most {MAX_DATA_BYTES} bytes as JSON")
-    return data
 
 
 # A campaign's concurrency limit: each slot under way is an item (decision 28), so the limit is bounded.
@@ -243,10 +235,10 @@ class CampaignCreate(Strict):
         le=MAX_TEMPLATE_VERSION,
         description="The template's version to send; omit for its latest (pinned at creation).",
     )
-    data: dict[str, Any] = Field(
+    data: dict[str, Param] = Field(
         default_factory=dict,
         description="Global template data: every recipient's variables start from it, and each recipient's own "
-        "attributes override it (Courier's rule). At most 4 KB as JSON.",
+        "attributes override it (Courier's rule). Typed and bounded as a recipient's attributes are.",
     )
     rate_per_second: float = Field(
         10, ge=0.01, le=1000, description="Messages per second for this campaign, 0.01 to 1000."
@@ -347,8 +339,8 @@ class CampaignCreate(Strict):
 
     @field_validator("data")
     @classmethod
-    def _data_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return checked_data(value)
+    def _data_is_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return storable_attributes(value)
 
 
 def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[str]) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def number_problem(value: int | float) -> str | None:
     return None
 
 
-def _storable(params: dict[str, Any]) -> dict[str, Any]:
+def storable_attributes(params: dict[str, Any]) -> dict[str, Any]:
     for name, value in params.items():
         if not name:
             raise PydanticCustomError("param_name", "an attribute name must not be empty")
@@ -147,7 +147,7 @@ class ListItemIn(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _attributes_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _storable(value)
+        return storable_attributes(value)
 
     @field_validator("locale")
     @classmethod
@@ -175,7 +175,7 @@ class RecipientRow(BaseModel):
     @field_validator("params")
     @classmethod
     def _params_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _storable(value)
+        return storable_attributes(value)
 
 
 def is_time_zone(name: str) -> bool:
