@@ -148,6 +148,19 @@ def paged(
     return items, pages.encode(scope, last)
 
 
+def _check_query(request: Request, path: str) -> None:
+    """A query parameter the operation does not take is a 400 naming it (the document lists every one)."""
+    from chalicelib.api.openapi import query_names
+
+    unknown = sorted(set(request.query_params or {}) - query_names(request.method.lower(), f"/v1{path}"))
+    if unknown:
+        name = unknown[0]
+        raise MalformedRequest(
+            detail=f"unknown query parameter {name!r}",
+            errors=[FieldError(name or "query", "not a query parameter of this operation")],
+        )
+
+
 def jsonable(result: Any) -> Any:
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
@@ -174,6 +187,7 @@ def route(
                         errors=[FieldError("body", f"at most {MAX_BODY_BYTES} bytes")],
                     )
                 account = _caller(request, auth)
+                _check_query(request, path)
                 params = _check_ids(params)
                 args = (account,) if auth == "account" else ()
 

@@ -630,6 +630,18 @@ PATH_NAMES: dict[str, dict[str, Any]] = {
 }
 
 
+@lru_cache(maxsize=1)
+def _query_names() -> dict[tuple[str, str], frozenset[str]]:
+    return {
+        (op.method, op.path): frozenset(p["name"] for p in _parameters(op) if p["in"] == "query") for op in OPERATIONS
+    }
+
+
+def query_names(method: str, path: str) -> frozenset[str]:
+    """The query parameters an operation takes (none for a route the document does not list)."""
+    return _query_names().get((method, path), frozenset())
+
+
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
         PATH_NAMES.get(

@@ -213,23 +213,31 @@ class Recurrence(Strict):
 
 
 class CampaignCreate(Strict):
+    # Exactly one of `template` and `template_id`; `template_version` only with `template_id`.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["template"]}, {"required": ["template_id"]}],
+            "dependentRequired": {"template_version": ["template_id"]},
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200)
     list_id: str = Field(min_length=1, max_length=64)
     channel: Literal["sms"] = "sms"
     sender: str = Field(min_length=1, max_length=20, description="Alphanumeric sender id or a number.")
-    template: str | None = Field(
+    template: str = Field(  # type: ignore[assignment]
         None,
         min_length=1,
         max_length=1600,
         description="Liquid template; recipient params are its variables. Give this or `template_id`.",
     )
-    template_id: str | None = Field(
+    template_id: str = Field(  # type: ignore[assignment]
         None,
         max_length=64,
         description="A template of the account (POST /v1/templates) instead of `template`: its text and its "
         "locales, each recipient getting the one for its `locale` (pt-BR, then pt, then the default).",
     )
-    template_version: int | None = Field(
+    template_version: int = Field(  # type: ignore[assignment]
         None,
         ge=1,
         le=MAX_TEMPLATE_VERSION,
@@ -347,7 +355,11 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     """A stored campaign's definition for a new campaign (a clone, a run) named `name`, without the fields
     `left_out`: checked as a creation would be, with what the creation adds to it (a pinned template's
     locales)."""
-    fields = {field: campaign.get(field) for field in CampaignCreate.model_fields if field not in left_out}
+    fields = {
+        field: campaign[field]
+        for field in CampaignCreate.model_fields
+        if field not in left_out and campaign.get(field) is not None  # None: the field's default
+    }
     fields["name"] = name
     definition = CampaignCreate.model_validate(fields).model_dump(mode="json", exclude={"start_at", *left_out})
     definition["template_locales"] = campaign.get("template_locales")

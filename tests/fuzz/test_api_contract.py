@@ -264,6 +264,10 @@ ID_ROUTES = [
     ("PATCH", "/v1/campaigns/{campaign_id}", {"name": "mine now"}),
     ("DELETE", "/v1/campaigns/{campaign_id}", None),
     ("POST", "/v1/campaigns/{campaign_id}/clone", None),
+    ("GET", "/v1/templates/{template_id}", None),
+    ("POST", "/v1/templates/{template_id}/versions", {"content": {"text": "Mallory's"}}),
+    ("GET", "/v1/templates/{template_id}/versions/{version}", None),
+    ("POST", "/v1/templates/{template_id}/preview", {"data": {}}),
 ]
 
 
@@ -301,6 +305,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             f"/v1/lists/{listed['id']}/uploads", json={"filename": "a.csv", "size_bytes": 10}, headers=alice
         ).json()
         export = http.post(f"/v1/lists/{listed['id']}/exports", headers=alice).json()
+        template = http.post("/v1/templates", json={"name": "t", "content": {"text": "Hi"}}, headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -308,6 +313,8 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "upload_id": upload["id"],
             "export_id": export["id"],
             "run_id": campaign["id"],
+            "template_id": template["id"],
+            "version": 1,
         }
         made_up = {
             "list_id": "lst_00000000000000000000",
@@ -316,6 +323,8 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "upload_id": "upl_00000000000000000000",
             "export_id": "exp_00000000000000000000",
             "run_id": "cmp_00000000000000000000",
+            "template_id": "tpl_00000000000000000000",
+            "version": 1,
         }
         alices_newest = newest(http, alice)
         for method, path, body in ID_ROUTES:
@@ -329,6 +338,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         mine = http.get(f"/v1/campaigns/{campaign['id']}", headers=alice).json()
         assert (mine["status"], mine["name"]) == ("draft", "c")
         assert newest(http, alice) == alices_newest  # no clone of hers appeared in her account
+        assert http.get(f"/v1/templates/{template['id']}", headers=alice).json()["latest_version"] == 1
 
 
 # --- what the served stack answers itself ---------------------------------------------------------
