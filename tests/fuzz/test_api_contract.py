@@ -234,7 +234,7 @@ def test_the_served_document_holds_under_stateful_fuzzing(accounts: Accounts) ->
 
 # --- another account's ids -----------------------------------------------------------------------
 
-ID_ROUTES = [
+ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/lists/{list_id}", None),
     ("POST", "/v1/lists/{list_id}/recipients", {"recipients": [{"phone": valid_phone(9)}]}),
     ("GET", "/v1/lists/{list_id}/recipients", None),
