@@ -399,11 +399,11 @@ def start_campaign(account: str, campaign_id: str) -> Campaign:
 def _act(account: str, campaign_id: str, action: CampaignAction) -> Campaign:
     campaign = campaigns.get_campaign(account, campaign_id)
     current = CampaignStatus(campaign["status"])
-    sets = None
+    sets: dict[str, Any] = {"pause_reason": None}  # the customer acts: a reason the service paused for is old
     if action == CampaignAction.RESUME:
         # The pace restarts from now (no burst to catch up on the paused time), but never before what was
         # already released: chunks still waiting in the queue keep their place, and the rate is not doubled.
-        sets = {"released_until": max(time.time(), float(campaign.get("released_until", 0)))}
+        sets["released_until"] = max(time.time(), float(campaign.get("released_until", 0)))
     changed = campaigns.change_status(campaign["pk"], current, next_status(action, current), sets=sets)
     if action == CampaignAction.RESUME:
         start.release_soon(changed["pk"])

@@ -99,6 +99,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         end_handle=item.get("end_handle", EndHandle.STOP),
         next_problem=item.get("next_problem"),
         status=item["status"],
+        pause_reason=item.get("pause_reason"),
         created_at=iso(item["created_at"]) or "",
         start_at=iso(item.get("start_at")),
         expires_at=iso(item.get("expires_at")),

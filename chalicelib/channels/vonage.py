@@ -15,6 +15,8 @@ from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.settings import get_settings
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# The account is refused (bad credentials, no balance left): no send of it can succeed until it is fixed.
+ACCOUNT_STATUSES = frozenset({401, 402})
 
 
 class VonageMessages:
@@ -51,6 +53,8 @@ class VonageMessages:
         if answer.status_code in (200, 202):
             return SendOutcome.accepted(_message_uuid(answer))
         detail = _error_detail(answer)
+        if answer.status_code in ACCOUNT_STATUSES:
+            return SendOutcome.account(detail)
         if answer.status_code in TRANSIENT_STATUSES:
             reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
             return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer), reason=reason)

@@ -92,6 +92,7 @@ class OutcomeReason(StrEnum):
     NO_ANSWER = "no_answer"  # a call: nobody answered
     REJECTED = "rejected"  # the provider refused this message or destination for good (4xx)
     TIMEOUT = "timeout"  # no answer came back: it may have been sent (never retried blindly)
+    ACCOUNT = "account"  # the provider refused the account (credentials, balance): the campaign pauses
 
 
 class OutcomeKind(StrEnum):
@@ -101,6 +102,9 @@ class OutcomeKind(StrEnum):
     # The request may have reached the provider but no answer came back (read timeout, dropped
     # connection): resent only through a channel that honours idempotency keys.
     AMBIGUOUS = "ambiguous"
+    # The provider refused the sender's account, not this message (401, 402): nothing was sent, and no
+    # other recipient can be sent either until the account is fixed.
+    ACCOUNT = "account"
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class SendOutcome:
     @classmethod
     def permanent(cls, error: str, reason: OutcomeReason = OutcomeReason.REJECTED) -> SendOutcome:
         return cls(OutcomeKind.PERMANENT, error=error, reason=reason)
+
+    @classmethod
+    def account(cls, error: str) -> SendOutcome:
+        return cls(OutcomeKind.ACCOUNT, error=error, reason=OutcomeReason.ACCOUNT)
 
     @classmethod
     def ambiguous(cls, error: str) -> SendOutcome:

@@ -493,6 +493,9 @@ class Campaign(BaseModel):
     end_handle: EndHandle = EndHandle.STOP
     next_problem: str | None = Field(None, description="Why the next campaign could not be started.")
     status: CampaignStatus
+    pause_reason: str | None = Field(
+        None, description="Why the service paused it (the provider refused the account); cleared on resume."
+    )
     created_at: str
     start_at: str | None = Field(None, description="When its schedule starts it (scheduled campaigns).")
     expires_at: str | None = Field(None, description="When it expires: nothing is sent from then on.")
@@ -520,8 +523,10 @@ class Attempt(BaseModel):
     try_number: int = Field(description="The try on this destination, 1 for the first.")
     channel: str
     provider_message_id: str | None = None
-    outcome: Literal["succeeded", "failed", "unknown", "retry", "failover"] = Field(
-        description="`retry`: tried again on the same destination; `failover`: the next destination was tried."
+    outcome: Literal["succeeded", "failed", "unknown", "retry", "failover", "throttled", "account"] = Field(
+        description="`retry`: tried again on the same destination; `failover`: the next destination was tried; "
+        "`throttled`: the provider asked to slow down, the same try again later (not counted); `account`: the "
+        "provider refused the account (credentials, balance), the campaign paused and the try waits for resume."
     )
     reason: OutcomeReason | None = Field(None, description="Why it did not succeed, as the retry policy sees it.")
     error: str | None = None

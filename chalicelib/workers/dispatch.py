@@ -36,6 +36,7 @@ from chalicelib.channels import Channel, OutgoingMessage, channel_for
 from chalicelib.domain import pacing, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, localised, render
@@ -57,6 +58,8 @@ MAX_PACING_WAIT_SECONDS = 5.0
 PACED_AT = "paced_at"
 # Each recipient's send time under the account's sender and country limits, once taken (likewise kept).
 SENDS_AT = "sends_at"
+# A throttled send is tried again after the provider's Retry-After, or this long when it gives none.
+THROTTLED_WAIT_SECONDS = 1.0
 # What a dispatch run without a Lambda context (a direct call) takes as its time left.
 NO_CONTEXT_SECONDS = 60.0
 
@@ -527,6 +530,10 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         )
     if claim.ok:
         SEND_CLOCK.wait_turn(watch.campaign["pk"], float(watch.campaign["rate_per_second"]))
+        if ACCOUNT_REFUSED.refused(watch.campaign["pk"]):  # seen by a send of this process just now
+            not_sent = SendOutcome.account("not sent: the provider had just refused the account")
+            _record_outcome(watch.campaign, target, target.attempt, route, policy, not_sent, time.time())
+            return 0
         return _send(watch.campaign, policy, target, target.attempt, route, variant)
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
         capped.give_back()
@@ -742,6 +749,43 @@ def attempt_record(
     return {name: value for name, value in record.items() if value is not None}
 
 
+class AccountRefusals:
+    """Campaigns whose account the provider refused, as this process saw it: the sends it had already
+    started (past their status check, waiting their turn) do not go to the provider, until the status it
+    reads again says paused (or running: resumed)."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+
+    def note(self, campaign_pk: str) -> None:
+        self._at[campaign_pk] = time.monotonic()
+
+    def refused(self, campaign_pk: str) -> bool:
+        at = self._at.get(campaign_pk)
+        if at is None:
+            return False
+        if time.monotonic() - at < get_settings().status_recheck_seconds + SendClock.MAX_SLIP_SECONDS:
+            return True
+        self._at.pop(campaign_pk, None)
+        return False
+
+
+ACCOUNT_REFUSED = AccountRefusals()
+
+
+def _pause_for_account(campaign: dict[str, Any], error: str) -> None:
+    """The provider refused the account: pause the campaign with the reason (once, whichever send saw it
+    first), instead of failing every recipient left one call each. Resuming is the customer's call."""
+    ACCOUNT_REFUSED.note(campaign["pk"])
+    try:
+        campaigns.change_status(
+            campaign["pk"], CampaignStatus.RUNNING, CampaignStatus.PAUSED, sets={"pause_reason": error[:500]}
+        )
+    except Conflict:  # paused already (by another send, or by the customer), or finished
+        return
+    logger.warning("campaign paused: the provider refused the account", extra={"campaign": campaign["pk"]})
+
+
 def _record_outcome(
     campaign: dict[str, Any],
     target: Target,
@@ -760,6 +804,25 @@ def _record_outcome(
             campaign, attempt, route, result, outcome.reason, outcome.provider_message_id, outcome.error, started
         )
 
+    if outcome.kind == OutcomeKind.ACCOUNT or outcome.reason == OutcomeReason.THROTTLED:
+        # Not the recipient's failure, whatever the retry policy: the same try again (not counted), at once
+        # for the account's (the campaign pauses now, and sends it on resume), after the provider's wait
+        # (or a second) when throttled: the pace slows.
+        wait = 0.0 if outcome.kind == OutcomeKind.ACCOUNT else (outcome.retry_after_seconds or THROTTLED_WAIT_SECONDS)
+        result = "account" if outcome.kind == OutcomeKind.ACCOUNT else "throttled"
+        deliveries.schedule_retry(
+            pk,
+            rid,
+            attempt,
+            time.time() + wait,
+            outcome.error or result,
+            target.data,
+            next_destination=(route.index, route.tries),
+            record=record(result),
+        )
+        if outcome.kind == OutcomeKind.ACCOUNT:
+            _pause_for_account(campaign, outcome.error or "the provider refused the account")
+        return
     if outcome.kind == OutcomeKind.ACCEPTED:
         state = DeliveryState.SUCCEEDED
     elif outcome.kind == OutcomeKind.AMBIGUOUS:

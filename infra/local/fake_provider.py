@@ -36,7 +36,8 @@ Control endpoints, for tests and the demo:
 * ``POST /_fake/config`` -> change any of ``rate_limit_per_second``, ``transient_failure_rate``,
   ``latency_ms``, ``status_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
   ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix),
-  ``scripted_by_number`` (replaces every script and starts them over); answers the current config, or 422
+  ``scripted_by_number`` (replaces every script and starts them over), ``balance_messages`` (what the account
+  can still pay for: each accepted message takes one, and at 0 every send is a 402); answers the current config, or 422
   naming the invalid fields (nothing changes then)
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
@@ -533,6 +534,8 @@ class FakeProvider:
         with self._lock:
             config = self._config
             status = self._scripted(body["to"]) if body["to"] in config.scripted_by_number else None
+            if status is None and config.balance_messages is not None and config.balance_messages <= 0:
+                status = 402
             if status is None:
                 status = draw_failure(config, self._random)
             if status is not None and status != 202:
@@ -563,6 +566,8 @@ class FakeProvider:
                 "fault": fault,
             }
             self._messages.append(message)
+            if config.balance_messages is not None:
+                config.balance_messages -= 1
             self._recipients.add(body["to"])
             self._sent_to_text.add((body["to"], body["text"]))
             if client_ref is not None:

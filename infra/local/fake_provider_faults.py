@@ -25,7 +25,7 @@ from typing import Any
 Json = dict[str, Any]
 
 ERROR_DOCS = "https://developer.nexmo.com/api-errors"
-FAIL_STATUSES = ("400", "403", "429", "500", "503")
+FAIL_STATUSES = ("400", "401", "402", "403", "429", "500", "503")
 CONFIG_FIELDS = (
     "rate_limit_per_second",
     "transient_failure_rate",
@@ -37,6 +37,7 @@ CONFIG_FIELDS = (
     "timeout_after_accept_ms",
     "fail_statuses",
     "scripted_by_number",
+    "balance_messages",
 )
 MISSING_UUID = "missing_uuid"
 TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
@@ -58,6 +59,9 @@ class ProviderConfig:
     fail_statuses: dict[str, float] = field(default_factory=dict)
     # A number (as sent in `to`) -> the statuses its sends are answered in turn (202: accept as usual).
     scripted_by_number: dict[str, list[int]] = field(default_factory=dict)
+    # Messages the account can still pay for (None: no limit): each one accepted takes one; at 0, every
+    # send is answered 402, as Vonage answers an account out of credit.
+    balance_messages: int | None = None
 
 
 def problem(kind: str, title: str, detail: str, **extra: Any) -> Json:
@@ -73,6 +77,11 @@ def failure_answer(status: int) -> tuple[Json, dict[str, str]]:
         return problem(
             "invalid-params", "Invalid params", detail, invalid_parameters=[{"name": "to", "reason": reason}]
         ), {}
+    if status == 401:
+        return problem("unauthorized", "Unauthorized", "You did not provide correct credentials."), {}
+    if status == 402:
+        detail = "This request could not be performed due to your account balance being low."
+        return problem("low-balance", "Low balance", detail), {}
     if status == 403:
         return problem("forbidden", "Forbidden", "Your account does not have permission to perform this action."), {}
     if status == 429:
@@ -172,6 +181,8 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             "timeout_after_accept_ms": number and value >= 0,
             "fail_statuses": True,
             "scripted_by_number": True,
+            "balance_messages": value is None
+            or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
         }
         if name not in valid:
             expected = ", ".join(CONFIG_FIELDS)
@@ -190,6 +201,8 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             changes[name] = value or None
         elif name == "dedup_client_ref":
             changes[name] = value
+        elif name == "balance_messages":
+            changes[name] = None if value is None else int(value)
         else:
             changes[name] = float(value)
     if not problems:

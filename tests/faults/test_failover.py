@@ -40,8 +40,8 @@ def test_failover_across_three_destinations_follows_the_policy_and_records_every
             digits(10): [400],
             digits(11): [400],
             digits(12): [400],
-            # cy: throttled once, then accepted on the same number
-            digits(20): [429],
+            # cy: throttled three times (more than its two tries: throttling is not counted), then accepted
+            digits(20): [429, 429, 429],
         }
     )
     recipients = [three_phones("ana", 0), three_phones("bo", 10), three_phones("cy", 20)]
@@ -62,7 +62,10 @@ def test_failover_across_three_destinations_follows_the_policy_and_records_every
         (1, 1, "failover", "rejected"),
         (2, 1, "failed", "rejected"),
     ]
-    assert history(harness, campaign["id"], "cy") == [(0, 1, "retry", "throttled"), (0, 2, "succeeded", None)]
+    assert history(harness, campaign["id"], "cy") == [
+        *[(0, 1, "throttled", "throttled")] * 3,
+        (0, 1, "succeeded", None),
+    ]
     outcomes = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}
     assert (outcomes["ana"]["destination"], outcomes["ana"]["attempts"]) == (valid_phone(2), 4)
     assert outcomes["bo"]["state"] == "failed" and "400" in outcomes["bo"]["last_error"]

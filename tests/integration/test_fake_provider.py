@@ -231,6 +231,16 @@ def test_rate_limit_throttles_a_burst_with_retry_after() -> None:
         assert stats["requests"] == 30
 
 
+def test_an_account_out_of_balance_is_answered_402_until_topped_up(client: httpx.Client) -> None:
+    assert client.post("/_fake/config", json={"balance_messages": 2}).json()["balance_messages"] == 2
+    statuses = [client.post("/v1/messages", json=a_send(to=f"4470000000{i}")).status_code for i in range(4)]
+    assert statuses == [202, 202, 402, 402]
+    assert client.get("/_fake/config").json()["balance_messages"] == 0
+    assert client.post("/_fake/config", json={"balance_messages": -1}).status_code == 422
+    assert client.post("/_fake/config", json={"balance_messages": None}).status_code == 200
+    assert client.post("/v1/messages", json=a_send(to="447000000009")).status_code == 202
+
+
 def test_rate_limit_is_checked_after_auth_but_before_validation() -> None:
     with (
         FakeProvider(rate_limit_per_second=0.001) as provider,
@@ -289,6 +299,8 @@ def test_transient_failure_rate_adds_to_the_scripted_503_share() -> None:
     ("status", "kind", "title"),
     [
         (400, "invalid-params", "Invalid params"),
+        (401, "unauthorized", "Unauthorized"),
+        (402, "low-balance", "Low balance"),
         (403, "forbidden", "Forbidden"),
         (429, "throttled", "Rate Limit Hit"),
         (500, "internal-error", "Internal Error"),
@@ -312,7 +324,8 @@ def test_scripted_failure_answers_a_vonage_shaped_problem_and_records_nothing(
     assert ("invalid_parameters" in problem) == (status == 400)
     assert (response.headers.get("Retry-After") == "1") == (status == 429)
     stats = client.get("/_fake/stats").json()
-    assert stats["failed_by_status"] == {code: int(code == str(status)) for code in ("400", "403", "429", "500", "503")}
+    codes = ("400", "401", "402", "403", "429", "500", "503")
+    assert stats["failed_by_status"] == {code: int(code == str(status)) for code in codes}
     assert stats["transient_failures"] == int(status == 503)
     assert stats["throttled"] == 0  # the rate limiter's own 429s only
     assert (stats["accepted"], stats["requests"]) == (0, 1)
@@ -446,6 +459,7 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
         "timeout_after_accept_ms": 30000,
         "fail_statuses": {},
         "scripted_by_number": {},
+        "balance_messages": None,
     }
     assert client.post("/v1/messages", json=a_send()).status_code == 503
 
@@ -536,7 +550,7 @@ def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
         "transient_failures": 0,
         "missing_uuid": 0,
         "timed_out_after_accept": 0,
-        "failed_by_status": {"400": 0, "403": 0, "429": 0, "500": 0, "503": 0},
+        "failed_by_status": {"400": 0, "401": 0, "402": 0, "403": 0, "429": 0, "500": 0, "503": 0},
         "in_flight": 0,
         "peak_in_flight": 0,
     }
@@ -660,7 +674,8 @@ def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signal
             assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
             config = httpx.get(f"{url}/_fake/config", timeout=5).json()
             expected = {"rate_limit_per_second": 200.0, "transient_failure_rate": 0.05, **FAULT_CONFIG}
-            assert config == {**expected, "scripted_by_number": {}}  # scripts are set over HTTP only
+            # scripts and the balance are set over HTTP only
+            assert config == {**expected, "scripted_by_number": {}, "balance_messages": None}
 
             process.send_signal(stop_signal)
 
