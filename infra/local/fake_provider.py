@@ -9,9 +9,9 @@ before is also counted in ``duplicates`` and its record carries ``"duplicate": t
 nowhere but in ``duplicates`` (what a provider honouring idempotency keys would do).
 
 It also plays the faults a bulk sender has to cope with, all drawn from one seeded random source (see
-``infra.local.fake_provider_faults``): rate limiting (429 + ``Retry-After``), slow answers
+``infra.local.fake_provider_faults``): rate limiting (429 without ``Retry-After``, as Vonage answers), slow answers
 (``latency_ms``), scripted failures (``fail_statuses``, e.g. ``{"503": 0.05, "400": 0.01}``: 400 invalid
-params, 403, 429 with ``Retry-After``, 500, 503; ``transient_failure_rate`` adds to the 503 share), an
+params, 401, 402, 403, 429, 500, 503; ``transient_failure_rate`` adds to the 503 share), an
 accepted send answered 200 without ``message_uuid`` (``missing_uuid_rate``) and an accepted send whose
 answer is held ``timeout_after_accept_ms`` before the 202 (``timeout_after_accept_rate``), so a client
 with a shorter timeout gives up although the message went out. Optionally it posts a ``delivered``
@@ -287,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not provider._take_token():
             detail = "Please wait, then retry your request."
-            self._send_json(429, _problem("throttled", "Rate Limit Hit", detail), {"Retry-After": "1"})
+            self._send_json(429, _problem("throttled", "Rate Limit Hit", detail))  # Vonage sends no Retry-After
             return
         body = self._json(raw)
         problems = _validate_send(body)

@@ -86,7 +86,7 @@ def failure_answer(status: int) -> tuple[Json, dict[str, str]]:
         return problem("forbidden", "Forbidden", "Your account does not have permission to perform this action."), {}
     if status == 429:
         detail = "Please wait, then retry your request."
-        return problem("throttled", "Rate Limit Hit", detail), {"Retry-After": "1"}
+        return problem("throttled", "Rate Limit Hit", detail), {}  # Vonage sends no Retry-After
     if status == 500:
         return problem("internal-error", "Internal Error", "Something went wrong; please retry later."), {}
     if status == 503:
