@@ -269,8 +269,9 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
     if "expires_at" in changes:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
-    if "template" in changes:  # its own text from now on, not a template of the account's
-        changes.update(template_id=None, template_version=None, template_locales=None)
+    if {"template", "template_id", "template_version"} & set(changes):
+        template_id = changes.get("template_id") or (None if "template" in changes else campaign.get("template_id"))
+        changes.update(_template_fields(account, changes.get("template"), template_id, changes.get("template_version")))
     if status in NOT_STARTED:
         allowed = NOT_STARTED
         audience = _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))

@@ -353,6 +353,15 @@ OPERATIONS: list[Operation] = [
         "get", "/v1/templates/{template_id}", "A template and its latest version", None, 200, m.Template, "getTemplate"
     ),
     Operation(
+        "delete",
+        "/v1/templates/{template_id}",
+        "Delete a template and its versions (campaigns keep the version they pinned)",
+        None,
+        204,
+        None,
+        "deleteTemplate",
+    ),
+    Operation(
         "post",
         "/v1/templates/{template_id}/versions",
         "Change a template: a new, immutable version",
@@ -567,6 +576,7 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
                 ("GetTemplate", "getTemplate"),
                 ("AddTemplateVersion", "addTemplateVersion"),
                 ("PreviewTemplate", "previewTemplate"),
+                ("DeleteTemplate", "deleteTemplate"),
             )
         }
         for operation in ("createTemplate", "getTemplate")

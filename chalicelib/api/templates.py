@@ -1,7 +1,8 @@
-"""Message templates (decision 30): `POST /v1/templates`, `GET /v1/templates` (cursor), `GET
-/v1/templates/{id}`, `POST /v1/templates/{id}/versions` (a change is a new, immutable version), `GET
-/v1/templates/{id}/versions/{version}` and `POST /v1/templates/{id}/preview` (the rendered text for a
-sample recipient, its SMS encoding and segment count)."""
+"""Message templates (decision 30): `POST /v1/templates`, `GET /v1/templates` (cursor), `GET` and
+`DELETE /v1/templates/{id}` (campaigns keep the version they pinned), `POST /v1/templates/{id}/versions`
+(a change is a new, immutable version), `GET /v1/templates/{id}/versions/{version}` and `POST
+/v1/templates/{id}/preview` (the rendered text for a sample recipient, its SMS encoding and segment
+count)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ def list_templates(account: str) -> Page[Template]:
 def get_template(account: str, template_id: str) -> Template:
     item = templates.get_template(account, template_id)
     return template_view(item, templates.get_version(account, template_id))
+
+
+@route(bp, "/templates/{template_id}", methods=["DELETE"], status=204)
+def delete_template(account: str, template_id: str) -> None:
+    templates.delete_template(account, template_id)
 
 
 @route(bp, "/templates/{template_id}/versions", methods=["POST"], status=201)

@@ -376,6 +376,20 @@ class CampaignUpdate(Strict):
     list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
     sender: str = Field(None, min_length=1, max_length=20)  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
+    template_id: str = Field(  # type: ignore[assignment]
+        None,
+        max_length=64,
+        description="Send this template of the account instead (its latest version, or "
+        "`template_version`): replaces `template`.",
+    )
+    template_version: int = Field(None, ge=1, le=MAX_TEMPLATE_VERSION)  # type: ignore[assignment]
+    data: dict[str, Param] = Field(None, description="New global template data.")  # type: ignore[arg-type]
+
+    @field_validator("data")
+    @classmethod
+    def _data_is_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return storable_attributes(value)
+
     rate_per_second: float = Field(None, ge=0.01, le=1000)  # type: ignore[assignment]
     retry_policy: RetryPolicy | None = Field(None, description="null removes retries: one attempt each.")
     max_concurrent: int | None = Field(

@@ -72,6 +72,29 @@ def get_template(account_id: str, template_id: str) -> dict[str, Any]:
     return aws.from_item(found["Item"])
 
 
+def delete_template(account_id: str, template_id: str) -> None:
+    """Remove the template, then its versions (campaigns keep the copy of the version they pinned)."""
+    deleted = aws.write_if(
+        aws.dynamodb().delete_item,
+        TableName=_table(),
+        Key=aws.to_item({"pk": _catalog_pk(account_id), "sk": template_id}),
+        ConditionExpression="attribute_exists(pk)",
+    )
+    if deleted is None:
+        raise NotFound(detail=f"no template {template_id}")
+    pk = _versions_pk(account_id, template_id)
+    versions = aws.query_all(
+        {
+            "TableName": _table(),
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": aws.to_values({":pk": pk}),
+            "ProjectionExpression": "sk",
+        }
+    )
+    for item in list(versions):
+        aws.dynamodb().delete_item(TableName=_table(), Key={"pk": {"S": pk}, "sk": item["sk"]})
+
+
 def templates_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
     params: dict[str, Any] = {
         "TableName": _table(),

@@ -268,6 +268,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/templates/{template_id}/versions", {"content": {"text": "Mallory's"}}),
     ("GET", "/v1/templates/{template_id}/versions/{version}", None),
     ("POST", "/v1/templates/{template_id}/preview", {"data": {}}),
+    ("DELETE", "/v1/templates/{template_id}", None),
 ]
 
 

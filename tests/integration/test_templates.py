@@ -42,6 +42,13 @@ def test_a_template_is_created_changed_by_new_versions_and_read_back(tenant: Api
     for method, url, body in (("GET", path, None), ("POST", f"{path}/versions", {"content": {"text": "x"}})):
         assert other.call(method, url, body).status_code == 404
     assert other.ok("GET", "/v1/templates")["items"] == []
+    assert other.call("DELETE", path).status_code == 404
+
+    assert tenant.call("DELETE", path).status_code == 204
+    for url in (path, f"{path}/versions/1"):
+        assert tenant.call("GET", url).status_code == 404
+    assert tenant.call("DELETE", path).status_code == 404
+    assert tenant.ok("GET", "/v1/templates")["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -147,3 +154,25 @@ def test_a_campaign_naming_a_template_badly_is_422_on_the_field(
     assert answer.status_code == 422, answer.body
     assert problem(answer)["errors"][0]["field"] == field
     assert tenant.ok("GET", "/v1/campaigns")["items"] == []
+
+
+def test_a_draft_is_patched_onto_a_template_another_version_and_back_to_its_own_text(tenant: Api) -> None:
+    created = tenant.ok("POST", "/v1/templates", GREETING, status=201)
+    tenant.ok(
+        "POST", f"/v1/templates/{created['id']}/versions", {"content": {"text": "v2 {{ first_name }}"}}, status=201
+    )
+    listed = tenant.ok("POST", "/v1/lists", {"name": "a"}, status=201)
+    campaign = tenant.ok("POST", "/v1/campaigns", campaign_body(listed["id"]), status=201)
+    path = f"/v1/campaigns/{campaign['id']}"
+
+    latest = tenant.ok("PATCH", path, {"template_id": created["id"]})
+    assert (latest["template_version"], latest["template"]) == (2, "v2 {{ first_name }}")
+    assert latest["template_locales"] == {}
+    first = tenant.ok("PATCH", path, {"template_version": 1})
+    assert (first["template_id"], first["template"]) == (created["id"], "Hi {{ first_name }}, {{ offer }}")
+    assert set(first["template_locales"]) == {"pt", "pt-BR"}
+    own = tenant.ok("PATCH", path, {"template": "Mine {{ first_name }}"})
+    assert (own["template_id"], own["template_version"], own["template_locales"]) == (None, None, {})
+    both = tenant.call("PATCH", path, {"template": "x", "template_id": created["id"]})
+    assert both.status_code == 422 and problem(both)["errors"][0]["field"] == "template"
+    assert tenant.ok("GET", path)["template"] == "Mine {{ first_name }}"
