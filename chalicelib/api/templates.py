@@ -64,8 +64,7 @@ def _contents(body: TemplateVersionCreate) -> tuple[dict[str, Any], dict[str, An
 def create_template(account: str) -> Template:
     body = parse_body(bp.current_request, TemplateCreate)
     content, locales = _contents(body)
-    template_id = templates.create_template(account, body.name, body.channel, content, locales)
-    return template_view(templates.get_template(account, template_id), templates.get_version(account, template_id, 1))
+    return template_view(*templates.create_template(account, body.name, body.channel, content, locales))
 
 
 @route(bp, "/templates", methods=["GET"])
@@ -95,8 +94,7 @@ def add_version(account: str, template_id: str) -> TemplateVersion:
     templates.get_template(account, template_id)  # first: another account's id is a 404, whatever the body
     body = parse_body(bp.current_request, TemplateVersionCreate)
     content, locales = _contents(body)
-    version = templates.add_version(account, template_id, content, locales)
-    return version_view(templates.get_version(account, template_id, version))
+    return version_view(templates.add_version(account, template_id, content, locales))
 
 
 @route(bp, "/templates/{template_id}/versions/{version}", methods=["GET"])

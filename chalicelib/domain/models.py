@@ -42,6 +42,10 @@ MAX_MAX_AGE_SECONDS = 366 * 86400
 MAX_TEMPLATE_VERSION = 999_999
 
 
+# A campaign's global template data: typed and bounded as a recipient's attributes are.
+TemplateData = Annotated[dict[str, Param], AfterValidator(storable_attributes)]
+
+
 def checked_template(source: str) -> str:
     """A Liquid template that compiles in the bounded environment (ValueError naming why otherwise)."""
     try:
@@ -243,7 +247,7 @@ class CampaignCreate(Strict):
         le=MAX_TEMPLATE_VERSION,
         description="The template's version to send; omit for its latest (pinned at creation).",
     )
-    data: dict[str, Param] = Field(
+    data: TemplateData = Field(
         default_factory=dict,
         description="Global template data: every recipient's variables start from it, and each recipient's own "
         "attributes override it (Courier's rule). Typed and bounded as a recipient's attributes are.",
@@ -345,11 +349,6 @@ class CampaignCreate(Strict):
     def _template_compiles(cls, value: str | None) -> str | None:
         return None if value is None else checked_template(value)
 
-    @field_validator("data")
-    @classmethod
-    def _data_is_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return storable_attributes(value)
-
 
 def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[str]) -> dict[str, Any]:
     """A stored campaign's definition for a new campaign (a clone, a run) named `name`, without the fields
@@ -383,12 +382,7 @@ class CampaignUpdate(Strict):
         "`template_version`): replaces `template`.",
     )
     template_version: int = Field(None, ge=1, le=MAX_TEMPLATE_VERSION)  # type: ignore[assignment]
-    data: dict[str, Param] = Field(None, description="New global template data.")  # type: ignore[arg-type]
-
-    @field_validator("data")
-    @classmethod
-    def _data_is_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return storable_attributes(value)
+    data: TemplateData = Field(None, description="New global template data.")  # type: ignore[arg-type]
 
     rate_per_second: float = Field(None, ge=0.01, le=1000)  # type: ignore[assignment]
     retry_policy: RetryPolicy | None = Field(None, description="null removes retries: one attempt each.")

@@ -41,7 +41,6 @@ class SlotPool:
         self._held: set[int] = set()
         self._next_probe = 0.0
         self._size = 0  # the limit as last given (a PATCH can lower it while the invocation sends)
-        self.taken = 0  # slots taken from the store (a measure of what the pool costs)
 
     def acquire(self, size: int, until: float) -> int:
         """One of the campaign's `size` slots, for one attempt (give it to `release` when the attempt ends);
@@ -77,7 +76,6 @@ class SlotPool:
             if got is not None:
                 with self._condition:
                     self._held.add(got)
-                    self.taken += 1
                 return got
 
     def release(self, index: int) -> None:

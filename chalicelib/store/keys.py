@@ -116,3 +116,13 @@ def cap_pk(account_id: str, category: str, destination: str) -> str:
     """A frequency cap's counter: one per (account, category, destination). The category holds no '#', so
     a destination that does (an email's local part may) cannot make two caps share a key."""
     return f"{account_id}#CAP#{category}#{destination}"
+
+
+def templates_pk(account_id: str) -> str:
+    """The account's templates: one item per template (GET /v1/templates)."""
+    return f"{account_id}#TEMPLATES"
+
+
+def template_versions_pk(account_id: str, template_id: str) -> str:
+    """A template's versions: one item each, `V#<version>`."""
+    return f"{account_id}#T#{template_id}"

@@ -11,7 +11,6 @@ lease's end, and its item goes with the table's TTL (`purge_at`) if nobody takes
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
@@ -74,7 +73,7 @@ def take_one(campaign_pk: str, size: int, holder: str, lease_until: float, now: 
 
 def give_back(campaign_pk: str, index: int, holder: str) -> bool:
     """Free a slot `holder` holds; False when it no longer does (its lease ran out and another took it)."""
-    deleted: Any = aws.write_if(
+    deleted = aws.write_if(
         aws.dynamodb().delete_item,
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": campaign_pk, "sk": sk_for(index)}),

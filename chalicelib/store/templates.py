@@ -7,7 +7,8 @@
 
 A new version is put at the number after the highest one stored (the versions are the truth), then the
 template's `latest_version` is raised to it if lower: a writer that dies between the two leaves the
-template one version behind, and the next version, or a read of the latest, repairs it.
+template's `latest_version` one behind (reads of the latest ask the versions), and the next version
+raises it.
 """
 
 from __future__ import annotations
@@ -28,44 +29,38 @@ def _table() -> str:
     return get_settings().main_table
 
 
-def _catalog_pk(account_id: str) -> str:
-    return f"{account_id}#TEMPLATES"
-
-
-def _versions_pk(account_id: str, template_id: str) -> str:
-    return f"{account_id}#T#{template_id}"
-
-
 def _version_sk(version: int) -> str:
     return f"{VERSION_PREFIX}{version:06d}"
 
 
-def create_template(account_id: str, name: str, channel: str, content: dict[str, Any], locales: dict[str, Any]) -> str:
-    """A new template at version 1; its id."""
+def create_template(
+    account_id: str, name: str, channel: str, content: dict[str, Any], locales: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new template at version 1: the template and its version, as stored."""
     template_id = keys.new_id("tpl")
     now = time.time()
-    _put_version(account_id, template_id, 1, content, locales, now)
+    version = _put_version(account_id, template_id, 1, content, locales, now)
+    assert version is not None  # a new id has no versions
+    template = {
+        "id": template_id,
+        "name": name,
+        "channel": channel,
+        "latest_version": 1,
+        "created_at": now,
+    }
     aws.dynamodb().put_item(
         TableName=_table(),
-        Item=aws.to_item(
-            {
-                "pk": _catalog_pk(account_id),
-                "sk": template_id,
-                "id": template_id,
-                "name": name,
-                "channel": channel,
-                "latest_version": 1,
-                "created_at": now,
-            }
-        ),
+        Item=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id, **template}),
         ConditionExpression="attribute_not_exists(pk)",
     )
-    return template_id
+    return template, version
 
 
 def get_template(account_id: str, template_id: str) -> dict[str, Any]:
     found = aws.dynamodb().get_item(
-        TableName=_table(), Key=aws.to_item({"pk": _catalog_pk(account_id), "sk": template_id}), ConsistentRead=True
+        TableName=_table(),
+        Key=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id}),
+        ConsistentRead=True,
     )
     if "Item" not in found:
         raise NotFound(detail=f"no template {template_id}")
@@ -77,12 +72,12 @@ def delete_template(account_id: str, template_id: str) -> None:
     deleted = aws.write_if(
         aws.dynamodb().delete_item,
         TableName=_table(),
-        Key=aws.to_item({"pk": _catalog_pk(account_id), "sk": template_id}),
+        Key=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id}),
         ConditionExpression="attribute_exists(pk)",
     )
     if deleted is None:
         raise NotFound(detail=f"no template {template_id}")
-    pk = _versions_pk(account_id, template_id)
+    pk = keys.template_versions_pk(account_id, template_id)
     versions = aws.query_all(
         {
             "TableName": _table(),
@@ -99,12 +94,12 @@ def templates_page(account_id: str, *, after: str | None, limit: int) -> tuple[l
     params: dict[str, Any] = {
         "TableName": _table(),
         "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": aws.to_values({":pk": _catalog_pk(account_id)}),
+        "ExpressionAttributeValues": aws.to_values({":pk": keys.templates_pk(account_id)}),
         "Limit": limit,
         "ConsistentRead": True,
     }
     if after:
-        params["ExclusiveStartKey"] = aws.to_item({"pk": _catalog_pk(account_id), "sk": after})
+        params["ExclusiveStartKey"] = aws.to_item({"pk": keys.templates_pk(account_id), "sk": after})
     answer = aws.dynamodb().query(**params)
     last = answer.get("LastEvaluatedKey")
     return [aws.from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
@@ -112,7 +107,7 @@ def templates_page(account_id: str, *, after: str | None, limit: int) -> tuple[l
 
 def get_version(account_id: str, template_id: str, version: int | None = None) -> dict[str, Any]:
     """One version (the latest stored when `version` is None)."""
-    pk = _versions_pk(account_id, template_id)
+    pk = keys.template_versions_pk(account_id, template_id)
     if version is None:
         answer = aws.dynamodb().query(
             TableName=_table(),
@@ -134,43 +129,38 @@ def get_version(account_id: str, template_id: str, version: int | None = None) -
     return aws.from_item(found["Item"])
 
 
-def add_version(account_id: str, template_id: str, content: dict[str, Any], locales: dict[str, Any]) -> int:
-    """Store a new version after the highest one; its number."""
-    get_template(account_id, template_id)  # another account's id, or a deleted one, is a 404
+def add_version(account_id: str, template_id: str, content: dict[str, Any], locales: dict[str, Any]) -> dict[str, Any]:
+    """Store a new version after the highest one (of a template the caller found); the version as stored."""
     for _ in range(PUT_TRIES):
-        version = int(get_version(account_id, template_id)["version"]) + 1
-        if _put_version(account_id, template_id, version, content, locales, time.time()):
-            _raise_latest(account_id, template_id, version)
+        number = int(get_version(account_id, template_id)["version"]) + 1
+        version = _put_version(account_id, template_id, number, content, locales, time.time())
+        if version is not None:
+            _raise_latest(account_id, template_id, number)
             return version
     raise Conflict(detail="other versions of this template are being written at the same time; try again")
 
 
 def _put_version(
-    account_id: str, template_id: str, version: int, content: dict[str, Any], locales: dict[str, Any], now: float
-) -> bool:
+    account_id: str, template_id: str, number: int, content: dict[str, Any], locales: dict[str, Any], now: float
+) -> dict[str, Any] | None:
+    """Write version `number` if no version has it; the version as stored, or None."""
+    version = {"version": number, "content": content, "locales": locales, "created_at": now}
     written = aws.write_if(
         aws.dynamodb().put_item,
         TableName=_table(),
         Item=aws.to_item(
-            {
-                "pk": _versions_pk(account_id, template_id),
-                "sk": _version_sk(version),
-                "version": version,
-                "content": content,
-                "locales": locales,
-                "created_at": now,
-            }
+            {"pk": keys.template_versions_pk(account_id, template_id), "sk": _version_sk(number), **version}
         ),
         ConditionExpression="attribute_not_exists(pk)",
     )
-    return written is not None
+    return version if written is not None else None
 
 
 def _raise_latest(account_id: str, template_id: str, version: int) -> None:
     aws.write_if(
         aws.dynamodb().update_item,
         TableName=_table(),
-        Key=aws.to_item({"pk": _catalog_pk(account_id), "sk": template_id}),
+        Key=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id}),
         UpdateExpression="SET latest_version = :v",
         ConditionExpression="attribute_exists(pk) AND latest_version < :v",
         ExpressionAttributeValues=aws.to_values({":v": version}),

@@ -679,9 +679,12 @@ def _send(
         "to": address,
     }
     channel = channel_for(campaign["channel"])
-    source, _ = localised(campaign["template"], campaign.get("template_locales") or {}, target.recipient.locale)
+    source = (
+        variant.get("template")
+        or localised(campaign["template"], campaign.get("template_locales") or {}, target.recipient.locale)[0]
+    )
     try:
-        text = render(variant.get("template") or source, variables)
+        text = render(source, variables)
     except TemplateError as exc:
         return _not_sendable(target, attempt, f"template: {exc}")
     if channel.max_text_chars is not None and len(text) > channel.max_text_chars:

@@ -176,3 +176,5 @@ def test_a_draft_is_patched_onto_a_template_another_version_and_back_to_its_own_
     both = tenant.call("PATCH", path, {"template": "x", "template_id": created["id"]})
     assert both.status_code == 422 and problem(both)["errors"][0]["field"] == "template"
     assert tenant.ok("GET", path)["template"] == "Mine {{ first_name }}"
+    too_much = tenant.call("PATCH", path, {"data": {"blob": "x" * 5000}})
+    assert too_much.status_code == 422 and problem(too_much)["errors"][0]["field"] == "data"
