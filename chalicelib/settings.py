@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     vonage_api_key: str = ""
     vonage_api_secret: str = ""
     provider_timeout_seconds: float = 15.0
+    # Email: each account's SES configuration set is named <prefix>-<stage>-<account id>.
+    ses_configuration_set_prefix: str = "bulk"
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import campaign_view, counters_view, delivery_view, pending_view, run_view
+from chalicelib.channels import ses
 from chalicelib.domain.campaign import (
     CHANGEABLE_WHEN_STARTED,
     DELETABLE,
@@ -38,6 +39,7 @@ from chalicelib.domain.models import (
     Recurrence,
     Run,
     copied_definition,
+    sender_problem,
 )
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
@@ -64,6 +66,7 @@ def create_campaign(account: str) -> Campaign:
     if body.recurrence is not None:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
+    definition.update(_channel_fields(account, definition))
     definition.update(_template_fields(account, body.template, body.template_id, body.template_version))
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
@@ -72,6 +75,37 @@ def create_campaign(account: str) -> Campaign:
     if start_at is None:
         return campaign_view(created)
     return campaign_view(_schedule(created, start_at))
+
+
+def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """What the campaign's channel asks of its definition (422 on the field otherwise), and what it adds to
+    it: an email campaign sends from identities verified in SES, through the account's configuration set."""
+    channel = definition.get("channel") or "sms"
+    variants = definition.get("variants") or []
+    senders = {"sender": definition["sender"]}
+    senders.update({f"variants.{i}.sender": v["sender"] for i, v in enumerate(variants) if v.get("sender")})
+    for field, sender in senders.items():
+        if problem := sender_problem(channel, sender):
+            raise InvalidInput.on(field, problem)
+    content = definition.get("email")
+    if channel != "email":
+        if content:
+            raise InvalidInput.on("email", f"only for an email campaign; this one sends {channel}")
+        return {}
+    if not content:
+        raise InvalidInput.on("email", "an email campaign needs its subject: give `email`")
+    if definition.get("template_id"):
+        raise InvalidInput.on("template_id", "templates are SMS texts so far: give an email campaign its `template`")
+    if definition.get("category") == "marketing" and not content.get("unsubscribe_url"):
+        raise InvalidInput.on(
+            "email.unsubscribe_url", "a marketing email needs a one-click unsubscribe link (RFC 8058; Gmail, Yahoo)"
+        )
+    for field, sender in senders.items():
+        if not ses.identity_verified(sender):
+            raise InvalidInput.on(
+                field, f"{sender} is not an identity verified in SES (the address or its domain): verify it first"
+            )
+    return {"email_configuration_set": ses.ensure_configuration_set(account)}
 
 
 def _template_fields(
@@ -269,6 +303,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
     if "expires_at" in changes:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
+    if {"sender", "email", "variants", "category", "template_id"} & set(changes) and status in NOT_STARTED:
+        changes.update(_channel_fields(account, {**campaign, **changes}))
     if {"template", "template_id", "template_version"} & set(changes):
         template_id = changes.get("template_id") or (None if "template" in changes else campaign.get("template_id"))
         changes.update(_template_fields(account, changes.get("template"), template_id, changes.get("template_version")))

@@ -80,6 +80,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         channel=item["channel"],
         sender=item["sender"],
         template=item["template"],
+        email=item.get("email"),
         template_id=item.get("template_id"),
         template_version=int(item["template_version"]) if item.get("template_version") else None,
         template_locales=item.get("template_locales") or {},

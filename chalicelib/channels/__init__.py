@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from chalicelib.channels.base import Channel, OutgoingMessage
+from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage
+from chalicelib.channels.ses import SesEmail, ses_email
 from chalicelib.channels.vonage import VonageMessages, vonage_messages
 
-__all__ = ["Channel", "OutgoingMessage", "VonageMessages", "channel_for"]
+__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VonageMessages", "channel_for"]
 
 
 def channel_for(channel: str) -> Channel:
     if channel in VonageMessages.CHANNELS:
         return vonage_messages()
+    if channel in SesEmail.CHANNELS:
+        return ses_email()
     raise ValueError(f"no adapter for channel {channel!r}")

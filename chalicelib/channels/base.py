@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from chalicelib.domain.delivery import SendOutcome
 
 
 @dataclass(frozen=True)
+class EmailParts:
+    """An email's rendered parts beside its text (the campaign's `email`, each recipient's own)."""
+
+    subject: str
+    html: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    configuration_set: str | None = None
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     channel: str
-    to: str  # E.164
+    to: str  # E.164, or an email address
     sender: str
     text: str
     idempotency_key: str  # {campaign}:{recipient}:{attempt}
+    email: EmailParts | None = None
+    # Kept by the provider with the message, where it can (SES email tags): campaign and recipient ids.
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Channel(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -143,13 +144,83 @@ class ListRecipient(BaseModel):
 # --- campaigns ------------------------------------------------------------------------------
 
 
+# What a campaign can send: its channel picks the adapter (chalicelib.channels) and the recipients'
+# destinations it sends to (a phone number for SMS, an email address for email).
+ChannelName = Literal["sms", "email"]
+MAX_SENDER = 254  # an email From address; an SMS sender id is 20 at most (sender_problem)
+MAX_SMS_SENDER = 20
+
+
+def sender_problem(channel: str, sender: str) -> str | None:
+    """Why `sender` cannot send on `channel`, or None."""
+    if channel == "email":
+        try:
+            validate_email(sender, check_deliverability=False)
+        except EmailNotValidError as exc:
+            return f"an email campaign's sender is its From address: {exc}"
+        return None
+    if len(sender) > MAX_SMS_SENDER:
+        return f"at most {MAX_SMS_SENDER} characters on {channel} (an alphanumeric sender id or a number)"
+    return None
+
+
+class EmailContent(Strict):
+    """What an email campaign sends beside its `template` (the plain-text part): every text here is a Liquid
+    template over the same variables."""
+
+    subject: str = Field(min_length=1, max_length=998, description="The Subject line (RFC 5322: 998 at most).")
+    html: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100_000,
+        description="The HTML part, sent beside the text part (multipart/alternative). Omit for text only.",
+    )
+    from_name: str | None = Field(
+        None, min_length=1, max_length=100, description="The display name of the From address (the `sender`)."
+    )
+    reply_to: str | None = Field(None, min_length=3, max_length=254, description="A Reply-To address.")
+    unsubscribe_url: str | None = Field(
+        None,
+        min_length=9,
+        max_length=2000,
+        description="An https URL (a Liquid template: each recipient's own link) that unsubscribes with one POST "
+        "(RFC 8058): sent as List-Unsubscribe with List-Unsubscribe-Post, as Gmail and Yahoo require of bulk "
+        "senders. Required for a `marketing` campaign.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        None, min_length=3, max_length=254, description="An address to write to for unsubscribing (List-Unsubscribe)."
+    )
+
+    @field_validator("subject", "html", "unsubscribe_url")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith("https://"):
+            raise ValueError("must be an https URL (a one-click unsubscribe link)")
+        return value
+
+    @field_validator("reply_to", "unsubscribe_mailto")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address: {exc}") from None
+
+
 class Variant(Strict):
     """One arm of an A/B test: its share of the recipients sent to, and what it changes."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$", description="Letters, digits, - and _; unique.")
     weight: int = Field(strict=False, ge=1, le=100, description="Its share, in percent of the recipients not held out.")
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
-    sender: str | None = Field(None, min_length=1, max_length=20, description="Omit: the campaign's sender.")
+    sender: str | None = Field(None, min_length=1, max_length=MAX_SENDER, description="Omit: the campaign's sender.")
 
     @field_validator("template")
     @classmethod
@@ -227,8 +298,20 @@ class CampaignCreate(Strict):
 
     name: str = Field(min_length=1, max_length=200)
     list_id: str = Field(min_length=1, max_length=64)
-    channel: Literal["sms"] = "sms"
-    sender: str = Field(min_length=1, max_length=20, description="Alphanumeric sender id or a number.")
+    channel: ChannelName = Field(
+        "sms",
+        description="`sms` (Vonage Messages API) or `email` (Amazon SES: give `email` too). The recipients' "
+        "destinations of that channel's type are sent to.",
+    )
+    sender: str = Field(
+        min_length=1,
+        max_length=MAX_SENDER,
+        description="SMS: an alphanumeric sender id or a number (20 characters at most). Email: the From address, "
+        "an identity verified in SES (the address or its domain).",
+    )
+    email: EmailContent | None = Field(
+        None, description="An email campaign's subject, HTML part and headers; required with channel `email`."
+    )
     template: str = Field(  # type: ignore[assignment]
         None,
         min_length=1,
@@ -362,6 +445,7 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     fields["name"] = name
     definition = CampaignCreate.model_validate(fields).model_dump(mode="json", exclude={"start_at", *left_out})
     definition["template_locales"] = campaign.get("template_locales")
+    definition["email_configuration_set"] = campaign.get("email_configuration_set")
     return definition
 
 
@@ -373,7 +457,8 @@ class CampaignUpdate(Strict):
 
     name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
     list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
-    sender: str = Field(None, min_length=1, max_length=20)  # type: ignore[assignment]
+    sender: str = Field(None, min_length=1, max_length=MAX_SENDER)  # type: ignore[assignment]
+    email: EmailContent = Field(None, description="An email campaign's new subject, HTML part and headers.")  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     template_id: str = Field(  # type: ignore[assignment]
         None,
@@ -477,6 +562,7 @@ class Campaign(BaseModel):
     channel: str
     sender: str
     template: str
+    email: EmailContent | None = Field(None, description="An email campaign's subject, HTML part and headers.")
     template_id: str | None = Field(None, description="The account's template it sends, if it names one.")
     template_version: int | None = Field(None, description="That template's version, pinned at creation.")
     template_locales: dict[str, str] = Field(

@@ -40,6 +40,12 @@ def sqs() -> Any:
     return _client("sqs")
 
 
+@lru_cache(maxsize=8)
+def client(service: str) -> Any:
+    """Any other service's client (SES's identities and configuration sets, ...)."""
+    return _client(service)
+
+
 _on_reset: list[Callable[[], None]] = []
 
 
@@ -51,6 +57,7 @@ def reset_clients() -> None:
     """Forget cached clients and settings (tests point them at a fresh moto)."""
     dynamodb.cache_clear()
     sqs.cache_clear()
+    client.cache_clear()
     get_settings.cache_clear()
     for forget in _on_reset:
         forget()

@@ -32,7 +32,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.channels import Channel, OutgoingMessage, channel_for
+from chalicelib.channels import Channel, EmailParts, OutgoingMessage, channel_for
 from chalicelib.domain import pacing, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
@@ -671,11 +671,15 @@ def _send(
     """Send one attempt with its A/B `variant`'s template and sender (the campaign's where it names none)."""
     started = time.time()
     address = route.address
+    recipient = target.recipient
+    kind = recipient.destinations[route.index].type.value if route.index < len(recipient.destinations) else "phone"
     variables = {
         **(campaign.get("data") or {}),
-        **target.recipient.attributes,
+        **recipient.attributes,
+        # Each type's first destination (`phone`, `email`, ...), the one this try goes to for its own type.
+        **{d.type.value: d.address for d in reversed(recipient.destinations)},
+        kind: address,
         "id": target.rid,
-        "phone": address,
         "to": address,
     }
     channel = channel_for(campaign["channel"])
@@ -685,6 +689,7 @@ def _send(
     )
     try:
         text = render(source, variables)
+        email = _email_parts(campaign, variables)
     except TemplateError as exc:
         return _not_sendable(target, attempt, f"template: {exc}")
     if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
@@ -698,6 +703,8 @@ def _send(
         sender=variant.get("sender") or campaign["sender"],
         text=text,
         idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
+        email=email,
+        tags={"campaign": campaign_id, "recipient": target.rid},
     )
     outcome = _send_once(channel, message)
     resends = AMBIGUOUS_RESENDS if channel.honours_idempotency_key else 0
@@ -706,6 +713,25 @@ def _send(
         outcome = _send_once(channel, message)
     _record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
+
+
+def _email_parts(campaign: dict[str, Any], variables: dict[str, Any]) -> EmailParts | None:
+    """An email campaign's subject, HTML part and unsubscribe link rendered for one recipient (TemplateError
+    if one of them cannot be)."""
+    content = campaign.get("email")
+    if campaign["channel"] != "email" or not content:
+        return None
+    html = content.get("html")
+    link = content.get("unsubscribe_url")
+    return EmailParts(
+        subject=render(content["subject"], variables).replace("\r", " ").replace("\n", " "),
+        html=render(html, variables) if html else None,
+        from_name=content.get("from_name"),
+        reply_to=content.get("reply_to"),
+        unsubscribe_url=render(link, variables).strip() if link else None,
+        unsubscribe_mailto=content.get("unsubscribe_mailto"),
+        configuration_set=campaign.get("email_configuration_set"),
+    )
 
 
 def _not_sendable(target: Target, attempt: int, error: str) -> int:
