@@ -68,8 +68,12 @@ class Settings(BaseSettings):
     vonage_api_key: str = ""
     vonage_api_secret: str = ""
     provider_timeout_seconds: float = 15.0
-    # Email: each account's SES configuration set is named <prefix>-<stage>-<account id>.
-    ses_configuration_set_prefix: str = "bulk"
+    # Names of what the service creates per account: SES configuration sets <prefix>-<stage>-<account id>,
+    # action secrets <prefix>/<stage>/<account id>/actions/<action id>.
+    resource_prefix: str = "bulk"
+    # The outbound request guard (decision 29): http and these hosts are allowed on the local stack only.
+    outbound_allow_http: bool = False
+    outbound_allowed_hosts: str = ""  # comma-separated host names
 
 
 @lru_cache(maxsize=1)

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import accounts, campaigns, exports, limits, list_management, lists, meta, templates, uploads
+from chalicelib.api import (
+    accounts,
+    actions,
+    campaigns,
+    exports,
+    limits,
+    list_management,
+    lists,
+    meta,
+    templates,
+    uploads,
+)
 from chalicelib.api.http import register_problem_responses
 
 
 def register_api(app: Chalice) -> None:
-    for resource in (accounts, lists, list_management, uploads, templates, campaigns, exports, limits, meta):
+    for resource in (accounts, lists, list_management, uploads, templates, actions, campaigns, exports, limits, meta):
         app.register_blueprint(resource.bp, url_prefix="/v1")
     register_problem_responses(app)

@@ -44,7 +44,7 @@ from chalicelib.domain.models import (
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
 from chalicelib.operations.completion import complete_if_done
-from chalicelib.store import campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules, templates
+from chalicelib.store import actions, campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules, templates
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
 CONTINUE_RECURS = "a recurring campaign's runs each send to the list as it stood at their start: use stop"
@@ -67,7 +67,8 @@ def create_campaign(account: str) -> Campaign:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
     definition.update(_channel_fields(account, definition))
-    definition.update(_template_fields(account, body.template, body.template_id, body.template_version))
+    if body.channel != "whatsapp":
+        definition.update(_template_fields(account, body.template, body.template_id, body.template_version))
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
     if body.recurrence is not None:
@@ -88,9 +89,17 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         if problem := sender_problem(channel, sender):
             raise InvalidInput.on(field, problem)
     content = definition.get("email")
+    if channel != "http" and definition.get("action_id"):
+        raise InvalidInput.on("action_id", f"only for an http campaign; this one sends {channel}")
+    if channel != "email" and content:
+        raise InvalidInput.on("email", f"only for an email campaign; this one sends {channel}")
+    if channel != "whatsapp" and definition.get("whatsapp"):
+        raise InvalidInput.on("whatsapp", f"only for a WhatsApp campaign; this one sends {channel}")
+    if channel == "whatsapp":
+        return _whatsapp_fields(definition)
+    if channel == "http":
+        return {"action": _action(account, definition.get("action_id"))}
     if channel != "email":
-        if content:
-            raise InvalidInput.on("email", f"only for an email campaign; this one sends {channel}")
         return {}
     if not content:
         raise InvalidInput.on("email", "an email campaign needs its subject: give `email`")
@@ -106,6 +115,35 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
                 field, f"{sender} is not an identity verified in SES (the address or its domain): verify it first"
             )
     return {"email_configuration_set": ses.ensure_configuration_set(account)}
+
+
+def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
+    """A WhatsApp campaign sends its approved template, never text: free text reaches only someone who wrote
+    within 24 hours, and replies are not tracked yet."""
+    if not definition.get("whatsapp"):
+        raise InvalidInput.on(
+            "whatsapp",
+            "a WhatsApp campaign sends an approved template: give `whatsapp` (free text reaches only someone who "
+            "wrote in the last 24 hours, which is not tracked yet)",
+        )
+    for field in ("template", "template_id"):
+        if definition.get(field):
+            raise InvalidInput.on(field, "a WhatsApp campaign sends its `whatsapp` template, not text")
+    for index, variant in enumerate(definition.get("variants") or []):
+        if variant.get("template"):
+            raise InvalidInput.on(f"variants.{index}.template", "a WhatsApp campaign's variants change the sender only")
+    return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
+
+
+def _action(account: str, action_id: str | None) -> dict[str, Any]:
+    """The account's action, copied into the campaign (its secret stays in Secrets Manager, by name)."""
+    if not action_id:
+        raise InvalidInput.on("action_id", "an http campaign calls an action: give `action_id`")
+    try:
+        action = actions.get_action(account, action_id)
+    except NotFound:
+        raise InvalidInput.on("action_id", "no action of this account has this id") from None
+    return {k: v for k, v in action.items() if k not in ("pk", "sk", "created_at")}
 
 
 def _template_fields(
@@ -303,9 +341,10 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
     if "expires_at" in changes:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
-    if {"sender", "email", "variants", "category", "template_id"} & set(changes) and status in NOT_STARTED:
+    channel_fields = {"sender", "email", "whatsapp", "variants", "category", "template", "template_id", "action_id"}
+    if channel_fields & set(changes) and status in NOT_STARTED:
         changes.update(_channel_fields(account, {**campaign, **changes}))
-    if {"template", "template_id", "template_version"} & set(changes):
+    if {"template", "template_id", "template_version"} & set(changes) and campaign["channel"] != "whatsapp":
         template_id = changes.get("template_id") or (None if "template" in changes else campaign.get("template_id"))
         changes.update(_template_fields(account, changes.get("template"), template_id, changes.get("template_version")))
     if status in NOT_STARTED:

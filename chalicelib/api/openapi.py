@@ -388,6 +388,44 @@ OPERATIONS: list[Operation] = [
         m.TemplatePreview,
         "previewTemplate",
     ),
+    Operation(
+        "post",
+        "/v1/actions",
+        "Create an HTTP action (its secret goes to Secrets Manager, never returned)",
+        m.ActionCreate,
+        201,
+        m.Action,
+        "createAction",
+    ),
+    Operation(
+        "get",
+        "/v1/actions",
+        "Page through the account's HTTP actions",
+        None,
+        200,
+        m.Page[m.Action],
+        "listActions",
+        paged=True,
+    ),
+    Operation("get", "/v1/actions/{action_id}", "An HTTP action", None, 200, m.Action, "getAction"),
+    Operation(
+        "delete",
+        "/v1/actions/{action_id}",
+        "Delete an HTTP action and its secret (campaigns calling it pause, refused, within 5 minutes)",
+        None,
+        204,
+        None,
+        "deleteAction",
+    ),
+    Operation(
+        "post",
+        "/v1/actions/{action_id}/test",
+        "Render the action for a sample recipient, send it, and show what came back",
+        m.ActionTestRequest,
+        200,
+        m.ActionTestResult,
+        "testAction",
+    ),
     Operation("get", "/v1/limits", "The account's sender and country limits", None, 200, m.Limits, "listLimits"),
     *(
         operation
@@ -588,6 +626,18 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
             None,
         )
     },
+    **{
+        operation: {
+            name: (target, {"action_id": "$response.body#/id"}, None)
+            for name, target in (
+                ("GetAction", "getAction"),
+                ("TestAction", "testAction"),
+                ("DeleteAction", "deleteAction"),
+            )
+        }
+        for operation in ("createAction", "getAction")
+    },
+    "listActions": {"NextPage": ("listActions", {"page_token": "$response.body#/next_page_token"}, None)},
     "listTemplates": {"NextPage": ("listTemplates", {"page_token": "$response.body#/next_page_token"}, None)},
     "listLists": {"NextPage": ("listLists", {"page_token": "$response.body#/next_page_token"}, None)},
     "listCampaigns": {"NextPage": ("listCampaigns", {"page_token": "$response.body#/next_page_token"}, None)},

@@ -81,6 +81,8 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         sender=item["sender"],
         template=item["template"],
         email=item.get("email"),
+        whatsapp=item.get("whatsapp"),
+        action_id=item.get("action_id"),
         template_id=item.get("template_id"),
         template_version=int(item["template_version"]) if item.get("template_version") else None,
         template_locales=item.get("template_locales") or {},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage
+from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage, WhatsAppTemplate
+from chalicelib.channels.http_action import HttpAction, http_action
 from chalicelib.channels.ses import SesEmail, ses_email
 from chalicelib.channels.vonage import VonageMessages, vonage_messages
 
-__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VonageMessages", "channel_for"]
+__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VonageMessages", "WhatsAppTemplate", "channel_for"]
 
 
 def channel_for(channel: str) -> Channel:
@@ -14,4 +15,6 @@ def channel_for(channel: str) -> Channel:
         return vonage_messages()
     if channel in SesEmail.CHANNELS:
         return ses_email()
+    if channel in HttpAction.CHANNELS:
+        return http_action()
     raise ValueError(f"no adapter for channel {channel!r}")

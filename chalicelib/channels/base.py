@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain.delivery import SendOutcome
 
@@ -22,6 +22,32 @@ class EmailParts:
 
 
 @dataclass(frozen=True)
+class HttpRequest:
+    """One recipient's rendered request, with the action's rules for its answer."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str | None
+    content_type: str
+    timeout_seconds: float
+    auth: dict[str, Any]  # type, username, signature_header, secret_name
+    success_statuses: tuple[int, ...]
+    success_json_field: str | None
+    success_json_value: Any
+    retry_statuses: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp template with its parameters rendered for one recipient."""
+
+    name: str
+    locale: str
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     channel: str
     to: str  # E.164, or an email address
@@ -29,6 +55,8 @@ class OutgoingMessage:
     text: str
     idempotency_key: str  # {campaign}:{recipient}:{attempt}
     email: EmailParts | None = None
+    whatsapp: WhatsAppTemplate | None = None
+    http: HttpRequest | None = None  # an HTTP action's request, rendered for this recipient
     # Kept by the provider with the message, where it can (SES email tags): campaign and recipient ids.
     tags: dict[str, str] = field(default_factory=dict)
 

@@ -12,11 +12,8 @@ import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
-from functools import lru_cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -45,7 +42,7 @@ _TAG_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def configuration_set_name(account_id: str) -> str:
     s = get_settings()
-    return f"{s.ses_configuration_set_prefix}-{s.stage}-{account_id}"[:64]
+    return f"{s.resource_prefix}-{s.stage}-{account_id}"[:64]
 
 
 class SesEmail:
@@ -127,21 +124,8 @@ def _tag(value: str) -> str:
 
 
 def ses_email() -> SesEmail:
-    s = get_settings()
-    return _adapter(s.aws_region, s.aws_endpoint_url, s.provider_timeout_seconds)
-
-
-@lru_cache(maxsize=4)
-def _adapter(region: str, endpoint_url: str | None, timeout_seconds: float) -> SesEmail:
     # One attempt per send: botocore's retries would resend after a read timeout (decision 32).
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=min(timeout_seconds, 5.0),
-        read_timeout=timeout_seconds,
-        max_pool_connections=256,
-    )
-    session: Any = boto3.session.Session()
-    return SesEmail(session.client("sesv2", region_name=region, endpoint_url=endpoint_url, config=config))
+    return SesEmail(aws.single_attempt_client("sesv2", get_settings().provider_timeout_seconds))
 
 
 def identity_verified(address: str) -> bool:
@@ -173,6 +157,3 @@ def ensure_configuration_set(account_id: str) -> str:
 
 def _control_client() -> Any:
     return aws.client("sesv2")  # the store's client settings (retries on): these calls are safe to repeat
-
-
-aws.on_reset(_adapter.cache_clear)

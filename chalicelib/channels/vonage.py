@@ -7,6 +7,7 @@ dropped connection) is reported as ambiguous, never as a transient failure to re
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import httpx
 
@@ -35,14 +36,7 @@ class VonageMessages:
         )
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
-        body = {
-            "to": message.to.removeprefix("+"),  # Vonage takes numbers without the '+'
-            "from": message.sender.removeprefix("+"),
-            "channel": message.channel,
-            "message_type": "text",
-            "text": message.text,
-            "client_ref": message.idempotency_key[:100],
-        }
+        body = request_body(message)
         try:
             answer = self._client.post("/v1/messages", json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -59,6 +53,25 @@ class VonageMessages:
             reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
             return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer), reason=reason)
         return SendOutcome.permanent(detail)
+
+
+def request_body(message: OutgoingMessage) -> dict[str, Any]:
+    """The Messages API request: a text, or on WhatsApp an approved template with its parameters."""
+    body: dict[str, Any] = {
+        "to": message.to.removeprefix("+"),  # Vonage takes numbers without the '+'
+        "from": message.sender.removeprefix("+"),
+        "channel": message.channel,
+        "client_ref": message.idempotency_key[:100],
+    }
+    if message.whatsapp is None:
+        return {**body, "message_type": "text", "text": message.text}
+    return {
+        **body,
+        "message_type": "template",
+        "template": {"name": message.whatsapp.name, "parameters": list(message.whatsapp.parameters)},
+        # deterministic: the template in exactly this language, or not at all (no silent fallback).
+        "whatsapp": {"policy": "deterministic", "locale": message.whatsapp.locale},
+    }
 
 
 def _message_uuid(answer: httpx.Response) -> str | None:

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -146,13 +147,20 @@ class ListRecipient(BaseModel):
 
 # What a campaign can send: its channel picks the adapter (chalicelib.channels) and the recipients'
 # destinations it sends to (a phone number for SMS, an email address for email).
-ChannelName = Literal["sms", "email"]
+ChannelName = Literal["sms", "whatsapp", "email", "http"]
 MAX_SENDER = 254  # an email From address; an SMS sender id is 20 at most (sender_problem)
 MAX_SMS_SENDER = 20
 
 
 def sender_problem(channel: str, sender: str) -> str | None:
     """Why `sender` cannot send on `channel`, or None."""
+    if channel == "http":
+        return None  # the action says who is calling
+    if channel == "whatsapp":
+        digits = sender.removeprefix("+")
+        if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
+            return "a WhatsApp campaign's sender is its WhatsApp Business number, 7 to 15 digits (E.164)"
+        return None
     if channel == "email":
         try:
             validate_email(sender, check_deliverability=False)
@@ -212,6 +220,35 @@ class EmailContent(Strict):
             return validate_email(value, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise ValueError(f"not a valid email address: {exc}") from None
+
+
+class WhatsAppContent(Strict):
+    """A WhatsApp message template approved for the sender's WhatsApp Business Account, sent through the
+    Vonage Messages API. Free text reaches only someone who wrote in the last 24 hours, which the service
+    does not track yet, so a WhatsApp campaign sends a template."""
+
+    template_name: str = Field(
+        pattern=r"^([A-Za-z0-9_-]{1,64}:)?[a-z0-9_]{1,512}$",
+        description="The approved template's name (lower case, digits, _), after your WhatsApp namespace and a "
+        "colon where Vonage asks for it (`<namespace>:<name>`).",
+    )
+    locale: str = Field(
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="The template's language as WhatsApp names it, e.g. `en_US`, `pt_BR`, `de`.",
+    )
+    parameters: list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The template's body parameters in order ({{1}}, {{2}}, ...), each a Liquid template over the "
+        "recipient's variables; each rendered value is at most 1,024 characters.",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _templates_compile(cls, value: list[str]) -> list[str]:
+        for source in value:
+            checked_template(source)
+        return value
 
 
 class Variant(Strict):
@@ -288,10 +325,11 @@ class Recurrence(Strict):
 
 
 class CampaignCreate(Strict):
-    # Exactly one of `template` and `template_id`; `template_version` only with `template_id`.
+    # The message: `template` or `template_id` (one of them), or on WhatsApp `whatsapp`; `template_version`
+    # only with `template_id`.
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [{"required": ["template"]}, {"required": ["template_id"]}],
+            "anyOf": [{"required": ["template"]}, {"required": ["template_id"]}, {"required": ["whatsapp"]}],
             "dependentRequired": {"template_version": ["template_id"]},
         }
     )
@@ -300,8 +338,10 @@ class CampaignCreate(Strict):
     list_id: str = Field(min_length=1, max_length=64)
     channel: ChannelName = Field(
         "sms",
-        description="`sms` (Vonage Messages API) or `email` (Amazon SES: give `email` too). The recipients' "
-        "destinations of that channel's type are sent to.",
+        description="`sms` and `whatsapp` (Vonage Messages API; WhatsApp sends the approved template given as "
+        "`whatsapp`), `email` (Amazon SES: give `email` too) or `http` (an HTTP "
+        "action of the account: give `action_id`). The recipients' destinations of that channel's type are sent "
+        "to (`http`: each recipient's first destination, whatever its type).",
     )
     sender: str = Field(
         min_length=1,
@@ -311,6 +351,17 @@ class CampaignCreate(Strict):
     )
     email: EmailContent | None = Field(
         None, description="An email campaign's subject, HTML part and headers; required with channel `email`."
+    )
+    whatsapp: WhatsAppContent | None = Field(
+        None,
+        description="A WhatsApp campaign's approved template; required with channel `whatsapp` (instead of "
+        "`template`).",
+    )
+    action_id: str | None = Field(
+        None,
+        max_length=64,
+        description="The HTTP action (POST /v1/actions) an `http` campaign calls for each recipient, copied in "
+        "at creation; the campaign's rendered `template` is its `message` variable.",
     )
     template: str = Field(  # type: ignore[assignment]
         None,
@@ -440,12 +491,15 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     fields = {
         field: campaign[field]
         for field in CampaignCreate.model_fields
-        if field not in left_out and campaign.get(field) is not None  # None: the field's default
+        # None: the field's default; "": a WhatsApp campaign's template (it sends `whatsapp`)
+        if field not in left_out and campaign.get(field) not in (None, "")
     }
     fields["name"] = name
     definition = CampaignCreate.model_validate(fields).model_dump(mode="json", exclude={"start_at", *left_out})
     definition["template_locales"] = campaign.get("template_locales")
+    definition["template"] = definition.get("template") or campaign.get("template") or ""
     definition["email_configuration_set"] = campaign.get("email_configuration_set")
+    definition["action"] = campaign.get("action")
     return definition
 
 
@@ -459,6 +513,8 @@ class CampaignUpdate(Strict):
     list_id: str = Field(None, min_length=1, max_length=64)  # type: ignore[assignment]
     sender: str = Field(None, min_length=1, max_length=MAX_SENDER)  # type: ignore[assignment]
     email: EmailContent = Field(None, description="An email campaign's new subject, HTML part and headers.")  # type: ignore[assignment]
+    whatsapp: WhatsAppContent = Field(None, description="A WhatsApp campaign's new template.")  # type: ignore[assignment]
+    action_id: str = Field(None, max_length=64, description="Another HTTP action (copied in).")  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     template_id: str = Field(  # type: ignore[assignment]
         None,
@@ -563,6 +619,8 @@ class Campaign(BaseModel):
     sender: str
     template: str
     email: EmailContent | None = Field(None, description="An email campaign's subject, HTML part and headers.")
+    whatsapp: WhatsAppContent | None = Field(None, description="A WhatsApp campaign's template.")
+    action_id: str | None = Field(None, description="The HTTP action an `http` campaign calls.")
     template_id: str | None = Field(None, description="The account's template it sends, if it names one.")
     template_version: int | None = Field(None, description="That template's version, pinned at creation.")
     template_locales: dict[str, str] = Field(
@@ -731,6 +789,156 @@ class TemplatePreview(BaseModel):
     encoding: Literal["GSM-7", "UCS-2"] = Field(description="GSM-7 when every character is in the GSM alphabet.")
     segments: int = Field(description="SMS parts a handset receives (each billed as one message).")
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- HTTP actions ---------------------------------------------------------------------------
+
+# Statuses retried by default: the request did not take, and may next time.
+DEFAULT_RETRY_STATUSES = [408, 425, 429, 500, 502, 503, 504]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")]
+# Headers the action may not set: the guard sets Host, the client the framing, the auth its own.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "authorization"})
+
+
+class ActionAuth(Strict):
+    """How the action authenticates. The secret (`password`, `token`, or the HMAC key) is kept in AWS Secrets
+    Manager and never returned: the API answers `secret_set` instead."""
+
+    type: Literal["none", "basic", "bearer", "hmac"] = "none"
+    username: str | None = Field(None, min_length=1, max_length=200, description="Basic auth's user name.")
+    secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Basic: the password; bearer: the token; hmac: the signing key. Write-only.",
+    )
+    signature_header: HeaderName = Field(
+        "X-Signature",
+        description="hmac: the header that carries `t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ActionAuth:
+        if self.type != "none" and self.secret is None:
+            raise ValueError(f"{self.type} auth needs its secret")
+        if self.type == "basic" and self.username is None:
+            raise ValueError("basic auth needs a username")
+        if self.type == "none" and (self.secret is not None or self.username is not None):
+            raise ValueError("no secret or username without an auth type")
+        return self
+
+
+class ActionCreate(Strict):
+    """An HTTP action (Vonage Bulk's actions): the request made for each recipient. `url`, header values and
+    `body` are Liquid templates over the recipient's variables, plus `message` (the campaign's rendered
+    template)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str = Field(
+        min_length=9,
+        max_length=2000,
+        description="https (http only on the local stack); its host must resolve to public addresses only.",
+    )
+    headers: dict[HeaderName, Annotated[str, StringConstraints(max_length=1000)]] = Field(
+        default_factory=dict, max_length=20, description="Extra headers (not Host, Authorization or framing)."
+    )
+    body: str | None = Field(None, min_length=1, max_length=100_000, description="The body template.")
+    content_type: str = Field("application/json", min_length=3, max_length=100)
+    auth: ActionAuth = Field(default_factory=ActionAuth)
+    timeout_seconds: float = Field(10, strict=False, ge=1, le=30, description="Per request, 1 to 30 s.")
+    success_statuses: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=list, max_length=50, description="Statuses that mean success; empty: any 2xx."
+    )
+    success_json_field: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="A dotted path into the JSON answer (e.g. `result.status`) that must also equal "
+        "`success_json_value` for success.",
+    )
+    success_json_value: str | Annotated[int, Field(ge=-(10**15), le=10**15)] | bool | None = Field(
+        None, validate_default=True, description="What that field must be (compared as JSON values)."
+    )
+    retry_statuses: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_STATUSES),
+        validate_default=True,
+        max_length=50,
+        description="Statuses retried under the campaign's retry policy; any other failure is permanent.",
+    )
+
+    @field_validator("url", "body")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, template in value.items():
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"{name} is set by the service, not by the action")
+            checked_template(template)
+        return value
+
+    @field_validator("success_json_value")
+    @classmethod
+    def _with_its_field(cls, value: Any, info: ValidationInfo) -> Any:
+        if (info.data.get("success_json_field") is None) != (value is None):
+            raise ValueError("success_json_field and success_json_value go together")
+        return value
+
+    @field_validator("retry_statuses")
+    @classmethod
+    def _not_successes(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        if set(value) & set(info.data.get("success_statuses") or ()):
+            raise ValueError("a status cannot both succeed and be retried")
+        return value
+
+
+class ActionAuthView(BaseModel):
+    type: str
+    username: str | None = None
+    signature_header: str | None = None
+    secret_set: bool = Field(description="Whether a secret is kept for it (never returned).")
+
+
+class Action(BaseModel):
+    id: str
+    name: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str | None
+    content_type: str
+    auth: ActionAuthView
+    timeout_seconds: float
+    success_statuses: list[int]
+    success_json_field: str | None
+    success_json_value: str | int | bool | None
+    retry_statuses: list[int]
+    created_at: str
+
+
+class ActionTestRequest(Strict):
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A sample recipient's variables (its attributes, `id`, `phone`, `email`, `message`).",
+    )
+
+
+class ActionTestResult(BaseModel):
+    request: dict[str, Any] = Field(description="What was sent: method, url, headers (secrets masked), body.")
+    status: int | None = Field(description="The answer's status (null: no answer).")
+    outcome: Literal["succeeded", "retried", "failed", "unknown"] = Field(
+        description="What a campaign would make of it: `retried` under its retry policy, `unknown` if the "
+        "request may have arrived but no answer came back."
+    )
+    error: str | None = None
+    response_headers: dict[str, str] = Field(default_factory=dict)
+    response_body: str = Field("", description="The first 4 KiB of the answer, as text.")
+    elapsed_ms: int
 
 
 # --- uploads --------------------------------------------------------------------------------

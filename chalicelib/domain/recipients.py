@@ -65,6 +65,8 @@ CHANNEL_DESTINATIONS: dict[str, tuple[DestinationType, ...]] = {
     "whatsapp": (DestinationType.WHATSAPP, DestinationType.PHONE),
     "voice": (DestinationType.VOICE, DestinationType.PHONE),
     "email": (DestinationType.EMAIL,),
+    # An HTTP action reaches the recipient however the endpoint does: any destination, in the recipient's order.
+    "http": (),
 }
 
 
@@ -219,9 +221,12 @@ class Recipient:
     def destinations_for(self, channel: str) -> list[tuple[int, Destination]]:
         """The destinations a channel sends to, in the order they are tried (the channel's preferred type
         first, then the recipient's order), each with its index among the recipient's destinations."""
+        wanted_types = CHANNEL_DESTINATIONS.get(channel)
+        if wanted_types == ():
+            return list(enumerate(self.destinations))
         return [
             (index, destination)
-            for wanted in CHANNEL_DESTINATIONS.get(channel, ())
+            for wanted in wanted_types or ()
             for index, destination in enumerate(self.destinations)
             if destination.type == wanted
         ]

@@ -4,13 +4,14 @@ Templates are customer input rendered inside dispatch, once per recipient, so th
 and bounded:
 - no tag that reaches outside the template (`include`, `render`): refused when the template is checked;
 - every filter it names must exist: an unknown one is refused when the template is checked, not found
-  out recipient by recipient at send time;
+  out recipient by recipient at send time (Liquid's standard filters, and `json` for HTTP actions' bodies);
 - rendering is bounded: loop iterations, output size, the size of what `assign` and `capture` hold and
   nesting depth; a render past a limit fails that recipient with the limit's name.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +33,14 @@ class _Bounded(Environment):
 _ENV = _Bounded(undefined=StrictUndefined)
 for _tag in REFUSED_TAGS:
     del _ENV.tags[_tag]
+
+
+def _json(value: object) -> str:
+    """`{{ message | json }}`: a value as JSON (a string quoted and escaped), for HTTP actions' bodies."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+_ENV.filters["json"] = _json
 
 
 class TemplateError(ValueError):

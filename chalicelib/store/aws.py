@@ -46,6 +46,24 @@ def client(service: str) -> Any:
     return _client(service)
 
 
+@lru_cache(maxsize=4)
+def single_attempt_client(service: str, timeout_seconds: float) -> Any:
+    """A client that makes each call once: botocore's standard mode would retry a read timeout or a dropped
+    connection, and a call that sends something (an email) must not be repeated blindly. `total_max_attempts`,
+    not `max_attempts`, which botocore reads as retries (`max_attempts: 1` is two attempts)."""
+    settings = get_settings()
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=min(timeout_seconds, 5.0),
+        read_timeout=timeout_seconds,
+        max_pool_connections=256,
+    )
+    session: Any = boto3.session.Session()
+    return session.client(
+        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
+    )
+
+
 _on_reset: list[Callable[[], None]] = []
 
 
@@ -58,6 +76,7 @@ def reset_clients() -> None:
     dynamodb.cache_clear()
     sqs.cache_clear()
     client.cache_clear()
+    single_attempt_client.cache_clear()
     get_settings.cache_clear()
     for forget in _on_reset:
         forget()

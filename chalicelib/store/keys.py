@@ -118,6 +118,11 @@ def cap_pk(account_id: str, category: str, destination: str) -> str:
     return f"{account_id}#CAP#{category}#{destination}"
 
 
+def actions_pk(account_id: str) -> str:
+    """The account's HTTP actions: one item per action (GET /v1/actions)."""
+    return f"{account_id}#ACTIONS"
+
+
 def templates_pk(account_id: str) -> str:
     """The account's templates: one item per template (GET /v1/templates)."""
     return f"{account_id}#TEMPLATES"

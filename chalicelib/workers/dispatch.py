@@ -32,7 +32,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.channels import Channel, EmailParts, OutgoingMessage, channel_for
+from chalicelib.channels import Channel, EmailParts, OutgoingMessage, WhatsAppTemplate, channel_for
+from chalicelib.channels.http_action import http_request
 from chalicelib.domain import pacing, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
@@ -50,6 +51,8 @@ from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
 HOLDING = frozenset({CampaignStatus.PAUSED, CampaignStatus.DRAFT})
+# A WhatsApp template parameter's longest rendered value (Meta's limit on a body parameter).
+WHATSAPP_PARAMETER = 1024
 # A channel that honours idempotency keys gets an ambiguous send repeated this often, with the same key.
 AMBIGUOUS_RESENDS = 2
 # A chunk whose paced start is further off is queued again, delayed until then, rather than held here.
@@ -690,8 +693,15 @@ def _send(
     try:
         text = render(source, variables)
         email = _email_parts(campaign, variables)
+        whatsapp = _whatsapp_template(campaign, variables)
+        request = http_request(campaign["action"], {**variables, "message": text}) if campaign.get("action") else None
     except TemplateError as exc:
         return _not_sendable(target, attempt, f"template: {exc}")
+    too_long = [i for i, value in enumerate(whatsapp.parameters if whatsapp else ()) if len(value) > WHATSAPP_PARAMETER]
+    if too_long:
+        return _not_sendable(
+            target, attempt, f"whatsapp.parameters.{too_long[0]}: over {WHATSAPP_PARAMETER:,} characters"
+        )
     if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
         return _not_sendable(
             target, attempt, f"text: {len(text):,} characters, over the provider's limit of {channel.max_text_chars:,}"
@@ -704,6 +714,8 @@ def _send(
         text=text,
         idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
         email=email,
+        whatsapp=whatsapp,
+        http=request,
         tags={"campaign": campaign_id, "recipient": target.rid},
     )
     outcome = _send_once(channel, message)
@@ -713,6 +725,15 @@ def _send(
         outcome = _send_once(channel, message)
     _record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
+
+
+def _whatsapp_template(campaign: dict[str, Any], variables: dict[str, Any]) -> WhatsAppTemplate | None:
+    """A WhatsApp campaign's template with its parameters rendered for one recipient."""
+    content = campaign.get("whatsapp")
+    if campaign["channel"] != "whatsapp" or not content:
+        return None
+    parameters = tuple(render(source, variables) for source in content.get("parameters") or ())
+    return WhatsAppTemplate(name=content["template_name"], locale=content["locale"], parameters=parameters)
 
 
 def _email_parts(campaign: dict[str, Any], variables: dict[str, Any]) -> EmailParts | None:

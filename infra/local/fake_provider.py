@@ -81,10 +81,10 @@ from infra.local.fake_provider_faults import (
     parse_config,
 )
 from infra.local.fake_provider_faults import problem as _problem
+from infra.local.vonage_contract import request_problems
 
 __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
 
-CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
 MAX_BODY_BYTES = 1_000_000
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 POLL_INTERVAL_SECONDS = 0.05  # how long stop() may wait for serve_forever() to notice
@@ -147,28 +147,30 @@ def _has_credentials(header: str | None) -> bool:
 
 
 def _validate_send(body: Any) -> list[Json]:
-    """Vonage-style ``invalid_parameters`` for a send payload; empty when the payload is valid."""
+    """Vonage-style ``invalid_parameters`` for a send payload; empty when the payload is valid. The payload
+    is held to the Messages API's published description (``infra/local/vonage_contract.py``), and the
+    recipient to digits and the sender to a non-empty string, which the description says in words."""
     if not isinstance(body, dict):
         return [{"name": "body", "reason": "must be a JSON object"}]
     problems: list[Json] = []
+    for problem in request_problems(body)[:1]:  # the most relevant one, as Vonage names one
+        name, _, reason = problem.partition(": ")
+        problems.append({"name": name.replace("/", "."), "reason": reason})
     to = body.get("to")
-    if not (isinstance(to, str) and to.isascii() and to.isdigit() and 7 <= len(to) <= 15):
-        problems.append({"name": "to", "reason": "must be 7-15 digits in E.164 format without a leading '+'"})
+    if isinstance(to, str) and not (to.isascii() and to.isdigit()):
+        problems.append({"name": "to", "reason": "must be digits in E.164 format without a leading '+'"})
     sender = body.get("from")
-    if not (isinstance(sender, str) and sender.strip()):
-        problems.append({"name": "from", "reason": "is required and must be a non-empty string"})
-    channel = body.get("channel")
-    if channel not in CHANNELS:
-        problems.append({"name": "channel", "reason": f"must be one of {', '.join(sorted(CHANNELS))}"})
-    if body.get("message_type") != "text":
-        problems.append({"name": "message_type", "reason": "must be 'text'"})
-    text = body.get("text")
-    if not (isinstance(text, str) and text):
-        problems.append({"name": "text", "reason": "is required and must be a non-empty string"})
-    client_ref = body.get("client_ref")
-    if client_ref is not None and not isinstance(client_ref, str):
-        problems.append({"name": "client_ref", "reason": "must be a string"})
+    if isinstance(sender, str) and not sender.strip():
+        problems.append({"name": "from", "reason": "must not be empty"})  # Vonage's ErrorSender
     return problems
+
+
+def _content(body: Json) -> str:
+    """What the recipient gets: the text, or a WhatsApp template's name, locale and parameters."""
+    if body["message_type"] == "text":
+        return str(body["text"])
+    template = body["template"]
+    return json.dumps([template["name"], body["whatsapp"]["locale"], template.get("parameters", [])])
 
 
 class _Server(ThreadingHTTPServer):
@@ -548,7 +550,7 @@ class FakeProvider:
             if client_ref is not None:
                 duplicate = client_ref in self._uuid_by_client_ref
             else:
-                duplicate = (body["to"], body["text"]) in self._sent_to_text
+                duplicate = (body["to"], _content(body)) in self._sent_to_text
             if duplicate:
                 self._counters["duplicates"] += 1
                 if client_ref is not None and config.dedup_client_ref:
@@ -559,7 +561,8 @@ class FakeProvider:
                 "to": body["to"],
                 "from": body["from"],
                 "channel": body["channel"],
-                "text": body["text"],
+                "text": _content(body),
+                "message_type": body["message_type"],
                 "client_ref": client_ref,
                 "accepted_at": time.time(),
                 "duplicate": duplicate,
@@ -569,7 +572,7 @@ class FakeProvider:
             if config.balance_messages is not None:
                 config.balance_messages -= 1
             self._recipients.add(body["to"])
-            self._sent_to_text.add((body["to"], body["text"]))
+            self._sent_to_text.add((body["to"], _content(body)))
             if client_ref is not None:
                 self._uuid_by_client_ref.setdefault(client_ref, message["message_uuid"])
             webhook_url = config.status_webhook_url

@@ -604,6 +604,9 @@ class LocalStack:
             "VONAGE_BASE_URL": self.provider_url,
             "VONAGE_API_KEY": "local",
             "VONAGE_API_SECRET": "local",
+            # HTTP actions may call the fake endpoints on this machine (decision 29's exceptions).
+            "OUTBOUND_ALLOW_HTTP": "true",
+            "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
         }
 
     def _aws_variables(self) -> dict[str, str]:

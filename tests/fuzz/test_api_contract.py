@@ -269,6 +269,9 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/templates/{template_id}/versions/{version}", None),
     ("POST", "/v1/templates/{template_id}/preview", {"data": {}}),
     ("DELETE", "/v1/templates/{template_id}", None),
+    ("GET", "/v1/actions/{action_id}", None),
+    ("POST", "/v1/actions/{action_id}/test", {"data": {}}),
+    ("DELETE", "/v1/actions/{action_id}", None),
 ]
 
 
@@ -307,6 +310,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         ).json()
         export = http.post(f"/v1/lists/{listed['id']}/exports", headers=alice).json()
         template = http.post("/v1/templates", json={"name": "t", "content": {"text": "Hi"}}, headers=alice).json()
+        action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -315,6 +319,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "export_id": export["id"],
             "run_id": campaign["id"],
             "template_id": template["id"],
+            "action_id": action["id"],
             "version": 1,
         }
         made_up = {
@@ -325,6 +330,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "export_id": "exp_00000000000000000000",
             "run_id": "cmp_00000000000000000000",
             "template_id": "tpl_00000000000000000000",
+            "action_id": "act_00000000000000000000",
             "version": 1,
         }
         alices_newest = newest(http, alice)
@@ -340,6 +346,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert (mine["status"], mine["name"]) == ("draft", "c")
         assert newest(http, alice) == alices_newest  # no clone of hers appeared in her account
         assert http.get(f"/v1/templates/{template['id']}", headers=alice).json()["latest_version"] == 1
+        assert http.get(f"/v1/actions/{action['id']}", headers=alice).status_code == 200
 
 
 # --- what the served stack answers itself ---------------------------------------------------------

@@ -34,6 +34,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, provider: FakeProvider) -> Iterator
         "VONAGE_BASE_URL": provider.base_url,
         "VONAGE_API_KEY": "key",
         "VONAGE_API_SECRET": "secret",
+        "OUTBOUND_ALLOW_HTTP": "true",
+        "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

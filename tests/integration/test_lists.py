@@ -128,7 +128,7 @@ def test_a_batch_that_fails_halfway_keeps_the_count_right_and_a_retry_finishes_i
     assert (retried["accepted"], retried["duplicates"], retried["recipient_count"]) == (25, 75, 100)
 
 
-def test_concurrent_uploads_of_the_same_numbers_count_each_once(tenant: Api) -> None:
+def test_concurrent_uploads_of_the_same_numbers_count_each_once(tenant: Api, atomic_moto: None) -> None:
     # Four uploads race past the "already listed?" read at once (the store call behind the API; the
     # chalice test client serves one request at a time): the conditional puts let each number in once.
     from chalicelib.store import accounts, lists

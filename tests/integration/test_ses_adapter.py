@@ -7,7 +7,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from chalicelib.channels.base import EmailParts, OutgoingMessage
-from chalicelib.channels.ses import _adapter
+from chalicelib.channels.ses import SesEmail, ses_email
 from chalicelib.domain.delivery import OutcomeKind, OutcomeReason
+from chalicelib.store import aws
 
 
 @dataclass
@@ -55,10 +56,20 @@ def ses_like() -> Iterator[tuple[str, Script]]:
     server.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def adapter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, float], SesEmail]]:
+    """The adapter as dispatch gets it, pointed at `url` with a provider timeout of `timeout` s."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    def make(url: str, timeout: float) -> SesEmail:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", str(timeout))
+        aws.reset_clients()
+        return ses_email()
+
+    yield make
+    aws.reset_clients()
 
 
 MESSAGE = OutgoingMessage(
@@ -72,18 +83,22 @@ MESSAGE = OutgoingMessage(
 )
 
 
-def test_a_send_that_times_out_is_ambiguous_and_reaches_ses_once(ses_like: tuple[str, Script]) -> None:
+def test_a_send_that_times_out_is_ambiguous_and_reaches_ses_once(
+    ses_like: tuple[str, Script], adapter: Callable[[str, float], SesEmail]
+) -> None:
     url, script = ses_like
     script.delay = 1.5
-    outcome = _adapter("us-east-1", url, 0.5).send(MESSAGE)
+    outcome = adapter(url, 0.5).send(MESSAGE)
     time.sleep(1.2)  # a retry, had botocore made one, would have arrived by now
     assert outcome.kind == OutcomeKind.AMBIGUOUS, outcome
     assert len(script.requests) == 1, "botocore's retries must not resend an email"
 
 
-def test_the_request_names_the_account_configuration_set_and_safe_tags(ses_like: tuple[str, Script]) -> None:
+def test_the_request_names_the_account_configuration_set_and_safe_tags(
+    ses_like: tuple[str, Script], adapter: Callable[[str, float], SesEmail]
+) -> None:
     url, script = ses_like
-    outcome = _adapter("us-east-1", url, 2.0).send(MESSAGE)
+    outcome = adapter(url, 2.0).send(MESSAGE)
     assert outcome.kind == OutcomeKind.ACCEPTED and outcome.provider_message_id == "ses-1", outcome
     (request,) = script.requests
     assert request["ConfigurationSetName"] == "bulk-dev-acc_1"
@@ -102,16 +117,21 @@ def test_the_request_names_the_account_configuration_set_and_safe_tags(ses_like:
     ],
 )
 def test_ses_errors_map_to_outcomes(
-    ses_like: tuple[str, Script], status: int, error: str, kind: OutcomeKind, reason: OutcomeReason | None
+    ses_like: tuple[str, Script],
+    adapter: Callable[[str, float], SesEmail],
+    status: int,
+    error: str,
+    kind: OutcomeKind,
+    reason: OutcomeReason | None,
 ) -> None:
     url, script = ses_like
     script.status, script.error = status, error
-    outcome = _adapter("us-east-1", url, 2.0).send(MESSAGE)
+    outcome = adapter(url, 2.0).send(MESSAGE)
     assert outcome.kind == kind, outcome
     assert reason is None or outcome.reason == reason
     assert len(script.requests) == 1, "one request per send, whatever came back"
 
 
-def test_ses_unreachable_is_transient_nothing_sent() -> None:
-    outcome = _adapter("us-east-1", "http://127.0.0.1:9", 1.0).send(MESSAGE)
+def test_ses_unreachable_is_transient_nothing_sent(adapter: Callable[[str, float], SesEmail]) -> None:
+    outcome = adapter("http://127.0.0.1:9", 1.0).send(MESSAGE)
     assert outcome.kind == OutcomeKind.TRANSIENT and outcome.reason == OutcomeReason.UNREACHABLE

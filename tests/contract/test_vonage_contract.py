@@ -1,0 +1,136 @@
+"""The Messages adapter and the fake provider held to Vonage's published Messages API 1.4.0 description
+(infra/local/contracts, checked with jsonschema): every request the adapter sends, every answer and
+status callback the fake gives, and the fake refusing what the description refuses."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from chalicelib.channels.base import OutgoingMessage, WhatsAppTemplate
+from chalicelib.channels.vonage import VonageMessages, request_body
+from chalicelib.domain.delivery import OutcomeKind
+from infra.local.fake_provider import FakeProvider
+from infra.local.vonage_contract import (
+    problems,
+    request_problems,
+    response_validator,
+    status_webhook_validator,
+)
+
+MESSAGES = [
+    OutgoingMessage(channel="sms", to="+14155550001", sender="Acme", text="Hi Ann, 20% off", idempotency_key="c:r:1"),
+    OutgoingMessage(
+        channel="sms", to="+447700900000", sender="+14155550100", text="Olá 🎉" * 100, idempotency_key="k" * 150
+    ),
+    OutgoingMessage(
+        channel="whatsapp",
+        to="+5511955000001",
+        sender="+14155550100",
+        text="",
+        idempotency_key="c:r:2",
+        whatsapp=WhatsAppTemplate("ns_1:order_update", "pt_BR", ("Ana", "42")),
+    ),
+    OutgoingMessage(
+        channel="whatsapp",
+        to="+5511955000001",
+        sender="+14155550100",
+        text="",
+        idempotency_key="c:r:3",
+        whatsapp=WhatsAppTemplate("welcome", "en"),
+    ),
+]
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.channel}-{m.idempotency_key[:8]}")
+def test_every_request_the_adapter_sends_is_one_the_description_accepts(
+    message: OutgoingMessage, provider: FakeProvider
+) -> None:
+    assert request_problems(request_body(message)) == []
+    outcome = VonageMessages(provider.base_url, "key", "secret", 5).send(message)
+    assert outcome.kind == OutcomeKind.ACCEPTED, outcome  # the fake checks the same description on receipt
+    assert provider.stats()["accepted"] == 1
+
+
+def send(provider: FakeProvider, body: Any, auth: tuple[str, str] | None = ("key", "secret")) -> httpx.Response:
+    return httpx.post(f"{provider.base_url}/v1/messages", json=body, auth=auth, timeout=5)
+
+
+SMS = request_body(MESSAGES[0])
+WHATSAPP = request_body(MESSAGES[2])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in SMS.items() if k != "text"}, "text"),
+        ({**SMS, "to": "1415"}, "to"),
+        ({**SMS, "message_type": "image"}, "image"),
+        ({**WHATSAPP, "whatsapp": {"policy": "fallback", "locale": "pt_BR"}}, "whatsapp.policy"),
+        ({**WHATSAPP, "whatsapp": {"policy": "deterministic"}}, "locale"),
+        ({**WHATSAPP, "template": {"parameters": ["x"]}}, "name"),
+        ({**SMS, "channel": "carrier_pigeon"}, "channel"),
+    ],
+)
+def test_the_fake_refuses_what_the_description_refuses(
+    provider: FakeProvider, body: dict[str, Any], field: str
+) -> None:
+    answer = send(provider, body)
+    assert answer.status_code == 422, answer.text
+    assert field in json.dumps(answer.json()["invalid_parameters"]), answer.json()
+    assert problems(response_validator(422), answer.json()) == []
+    assert provider.stats()["accepted"] == 0
+
+
+@pytest.mark.parametrize("status", [401, 402, 429, 500])
+def test_the_fake_answers_each_described_status_as_described(provider: FakeProvider, status: int) -> None:
+    provider.configure(fail_statuses={str(status): 1.0})
+    answer = send(provider, SMS)
+    assert answer.status_code == status
+    assert problems(response_validator(status), answer.json()) == []
+
+
+def test_an_accepted_send_and_a_missing_credential_are_answered_as_described(provider: FakeProvider) -> None:
+    accepted = send(provider, SMS)
+    assert accepted.status_code == 202 and problems(response_validator(202), accepted.json()) == []
+    refused = send(provider, SMS, auth=None)
+    assert refused.status_code == 401 and problems(response_validator(401), refused.json()) == []
+
+
+def test_status_callbacks_are_the_described_message_status(provider: FakeProvider) -> None:
+    received: list[Any] = []
+    arrived = threading.Event()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        provider.configure(status_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/status")
+        assert send(provider, SMS).status_code == 202
+        assert arrived.wait(5), "no status callback"
+    finally:
+        server.shutdown()
+    (callback,) = received
+    assert problems(status_webhook_validator(), callback) == [], callback
