@@ -85,6 +85,8 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
     variants = definition.get("variants") or []
     senders = {"sender": definition["sender"]}
     senders.update({f"variants.{i}.sender": v["sender"] for i, v in enumerate(variants) if v.get("sender")})
+    segments = definition.get("segments") or []
+    senders.update({f"segments.{i}.sender": g["sender"] for i, g in enumerate(segments) if g.get("sender")})
     for field, sender in senders.items():
         if problem := sender_problem(channel, sender):
             raise InvalidInput.on(field, problem)
@@ -129,9 +131,12 @@ def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
     for field in ("template", "template_id"):
         if definition.get(field):
             raise InvalidInput.on(field, "a WhatsApp campaign sends its `whatsapp` template, not text")
-    for index, variant in enumerate(definition.get("variants") or []):
-        if variant.get("template"):
-            raise InvalidInput.on(f"variants.{index}.template", "a WhatsApp campaign's variants change the sender only")
+    for kind in ("variants", "segments"):
+        for index, part in enumerate(definition.get(kind) or []):
+            if part.get("template"):
+                raise InvalidInput.on(
+                    f"{kind}.{index}.template", f"a WhatsApp campaign's {kind} change the sender only"
+                )
     return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
 
 
@@ -341,7 +346,17 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         _check_chain(account, campaign_id, changes["next_campaign_id"])
     if "expires_at" in changes:
         changes["expires_at"] = _expiry(body.expires_at, _start_reference(campaign, body, changes))
-    channel_fields = {"sender", "email", "whatsapp", "variants", "category", "template", "template_id", "action_id"}
+    channel_fields = {
+        "sender",
+        "email",
+        "whatsapp",
+        "variants",
+        "segments",
+        "category",
+        "template",
+        "template_id",
+        "action_id",
+    }
     if channel_fields & set(changes) and status in NOT_STARTED:
         changes.update(_channel_fields(account, {**campaign, **changes}))
     if {"template", "template_id", "template_version"} & set(changes) and campaign["channel"] != "whatsapp":

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.campaign import EndHandle
-from chalicelib.domain.delivery import FINISHED_COUNTERS, SKIP_PREFIX, VARIANT_PREFIX, DeliveryState, last_change
+from chalicelib.domain.delivery import (
+    FINISHED_COUNTERS,
+    SEGMENT_PREFIX,
+    SKIP_PREFIX,
+    VARIANT_PREFIX,
+    DeliveryState,
+    last_change,
+)
 from chalicelib.domain.models import Attempt, Campaign, Counters, Delivery, Export, ListRecipient, RecipientList, Run
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.store import exports, lists
@@ -60,15 +67,18 @@ def counters_view(item: dict[str, Any]) -> Counters:
     )
 
 
-def variant_counters_view(item: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """The counters kept per A/B variant (`v.<variant>.<counter>`), every variant listed."""
+def variant_counters_view(
+    item: dict[str, Any], kind: str = "variants", prefix: str = VARIANT_PREFIX
+) -> dict[str, dict[str, int]]:
+    """The counters kept per A/B variant (`v.<variant>.<counter>`) or per segment (`g.<segment>.<counter>`),
+    every one listed."""
     counters: dict[str, dict[str, int]] = {
-        v["name"]: dict.fromkeys(("in_flight", *FINISHED_COUNTERS, "waiting"), 0) for v in item.get("variants") or []
+        v["name"]: dict.fromkeys(("in_flight", *FINISHED_COUNTERS, "waiting"), 0) for v in item.get(kind) or []
     }
     for name, value in item.items():
-        if name.startswith(VARIANT_PREFIX):
-            variant, _, counter = name.removeprefix(VARIANT_PREFIX).rpartition(".")
-            counters.setdefault(variant, {})[counter] = int(value)
+        if name.startswith(prefix):
+            group, _, counter = name.removeprefix(prefix).rpartition(".")
+            counters.setdefault(group, {})[counter] = int(value)
     return counters
 
 
@@ -97,6 +107,9 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         variants=item.get("variants") or [],
         holdout_percent=float(item.get("holdout_percent", 0)),
         variant_counters=variant_counters_view(item),
+        segments=item.get("segments") or [],
+        no_segment=item.get("no_segment", "send"),
+        segment_counters=variant_counters_view(item, "segments", SEGMENT_PREFIX),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),
         end_handle=item.get("end_handle", EndHandle.STOP),

@@ -25,6 +25,7 @@ class SkipReason(StrEnum):
     EXCLUDED = "excluded"  # in one of the campaign's exclusion lists
     CAPPED = "capped"  # its destination had its frequency cap's worth of messages in the period
     HELD_OUT = "held_out"  # in the campaign's holdout group (A/B): not sent on purpose, for comparison
+    NO_SEGMENT = "no_segment"  # matched none of the campaign's segments, which skips such recipients
 
 
 TERMINAL_STATES = frozenset(
@@ -47,6 +48,7 @@ FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
 VARIANT_PREFIX = "v."
+SEGMENT_PREFIX = "g."  # a segment's counters: g.<segment>.<counter>
 # `skipped` broken down by why: one campaign attribute per reason, from the stream like the others.
 SKIP_PREFIX = "skipped."
 
@@ -63,6 +65,11 @@ def counter_names(item: dict[str, Any]) -> list[str]:
 def variant_counter(variant: str, counter: str) -> str:
     """The campaign attribute that counts `counter` for one A/B variant."""
     return f"{VARIANT_PREFIX}{variant}.{counter}"
+
+
+def segment_counter(segment: str, counter: str) -> str:
+    """The campaign attribute that counts `counter` for one segment."""
+    return f"{SEGMENT_PREFIX}{segment}.{counter}"
 
 
 def last_change(item: dict[str, Any]) -> float:

@@ -30,6 +30,7 @@ from chalicelib.domain.recipients import (
 )
 from chalicelib.domain.recurrence import parse as parse_expression
 from chalicelib.domain.retry import RetryPolicy
+from chalicelib.domain.segments import value_problem
 from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
 from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadState
@@ -265,6 +266,80 @@ class Variant(Strict):
         return None if value is None else checked_template(value)
 
 
+SegmentValue = Param | list[Param]
+MAX_SEGMENTS = 20
+
+
+class Condition(Strict):
+    """One condition of a segment (chalicelib/domain/segments.py says how each operator compares)."""
+
+    field: str = Field(
+        pattern=r"^(id|locale|timezone|attributes\.[A-Za-z0-9_-]{1,64}|destinations\.(phone|email|whatsapp|voice))$",
+        description="`id`, `locale`, `timezone`, `attributes.<name>`, or `destinations.<type>` (the recipient's "
+        "first address of that type).",
+    )
+    op: Literal[
+        "eq",
+        "ne",
+        "in",
+        "not_in",
+        "contains",
+        "starts_with",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "exists",
+        "not_exists",
+        "before",
+        "after",
+        "older_than_days",
+    ] = Field(description="How the field is compared with `value`.")
+    value: SegmentValue | None = Field(
+        None,
+        description="A string, number or boolean; a list for `in`/`not_in` (100 at most); an ISO 8601 date for "
+        "`before`/`after`; days for `older_than_days`; none for `exists`/`not_exists`.",
+    )
+
+    @field_validator("value")
+    @classmethod
+    def _suits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, list) and len(value) > 100:
+            raise ValueError("at most 100 values")
+        problem = value_problem(str(info.data.get("op", "")), value)
+        if problem and "op" in info.data:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _value_given(self) -> Condition:
+        problem = value_problem(self.op, self.value)
+        if problem:  # the field validator does not run for an omitted value
+            raise ValueError(problem)
+        return self
+
+
+class Segment(Strict):
+    """Recipients matching its conditions get what it names instead of the campaign's own (first match wins)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$", description="Letters, digits, - and _; unique.")
+    match: Literal["all", "any"] = Field("all", description="All conditions must hold, or any one.")
+    conditions: list[Condition] = Field(min_length=1, max_length=10)
+    template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
+    sender: str | None = Field(None, min_length=1, max_length=MAX_SENDER, description="Omit: the campaign's.")
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+
+def check_segments(segments: list[Segment] | None) -> None:
+    names = [s.name for s in segments or []]
+    if len(set(names)) != len(names):
+        raise ValueError("segment names must be unique")
+
+
 def check_variants(variants: list[Variant] | None) -> None:
     """Weights adding up to 100 and unique names (ValueError otherwise)."""
     if not variants:
@@ -435,6 +510,24 @@ class CampaignCreate(Strict):
         check_variants(value)
         return value
 
+    segments: list[Segment] = Field(
+        default_factory=list,
+        max_length=MAX_SEGMENTS,
+        description="Ordered segments (Vonage Bulk's conditions): each recipient gets the template and sender of "
+        "the first segment it matches; counters per segment are on the campaign. A/B variants apply on top.",
+    )
+    no_segment: Literal["send", "skip"] = Field(
+        "send",
+        description="A recipient matching no segment: `send` it the campaign's own template, or `skip` it "
+        "(skip_reason `no_segment`).",
+    )
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, value: list[Segment]) -> list[Segment]:
+        check_segments(value)
+        return value
+
     recurrence: Recurrence | None = Field(
         None,
         description="Run the campaign on a schedule: it stays `scheduled` and each occurrence starts a run "
@@ -559,6 +652,14 @@ class CampaignUpdate(Strict):
     )
     variants: list[Variant] = Field(None, max_length=8)  # type: ignore[arg-type]
     holdout_percent: float = Field(None, strict=False, ge=0, le=50)  # type: ignore[assignment]
+    segments: list[Segment] = Field(None, max_length=MAX_SEGMENTS)  # type: ignore[arg-type]
+    no_segment: Literal["send", "skip"] = Field(None)  # type: ignore[arg-type]
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, value: list[Segment]) -> list[Segment]:
+        check_segments(value)
+        return value
 
     @field_validator("variants")
     @classmethod
@@ -639,6 +740,12 @@ class Campaign(BaseModel):
     variant_counters: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="Per variant: in_flight, succeeded, failed, unknown, skipped, expired, waiting.",
+    )
+    segments: list[Segment] = Field(default_factory=list)
+    no_segment: Literal["send", "skip"] = "send"
+    segment_counters: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per segment: in_flight, succeeded, failed, unknown, skipped, expired, waiting.",
     )
     exclusion_list_ids: list[str] = Field(default_factory=list)
     next_campaign_id: str | None = None

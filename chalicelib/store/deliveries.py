@@ -116,7 +116,14 @@ def _expires_at() -> int:
 
 
 def claim_first(
-    pk: str, rid: str, token: str, destination: tuple[int, str], tries: int = 1, *, variant: str | None = None
+    pk: str,
+    rid: str,
+    token: str,
+    destination: tuple[int, str],
+    tries: int = 1,
+    *,
+    variant: str | None = None,
+    segment: str | None = None,
 ) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
@@ -139,6 +146,8 @@ def claim_first(
     }
     if variant:  # its A/B variant, for the counters per variant (from the stream)
         item["variant"] = variant
+    if segment:  # and its segment, for the counters per segment
+        item["segment"] = segment
     return _create(item)
 
 
@@ -151,13 +160,16 @@ def claim_queued(
     tries: int = 1,
     *,
     variant: str | None = None,
+    segment: str | None = None,
 ) -> Written:
     """Move a queued delivery (a due retry, or one parked by a pause or its window) in flight as the next
-    attempt; a parked one gets its A/B `variant` here."""
+    attempt; a parked one gets its A/B `variant` and its `segment` here."""
     values: dict[str, Any] = {}
     variant_set = ""
     if variant:
         variant_set, values[":variant"] = ", variant = :variant", variant
+    if segment:
+        variant_set, values[":segment"] = variant_set + ", segment = :segment", segment
     return _update(
         pk,
         rid,

@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, EmailParts, OutgoingMessage, WhatsAppTemplate, channel_for
 from chalicelib.channels.http_action import http_request
-from chalicelib.domain import pacing, variants
+from chalicelib.domain import pacing, segments, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
 from chalicelib.domain.errors import Conflict
@@ -382,7 +382,7 @@ def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[s
     route = _route(campaign["channel"], target)
     if route is None:
         return []
-    sender = str(_variant(campaign, target.rid).get("sender") or campaign["sender"])
+    sender = str(_content(campaign, target, _variant(campaign, target.rid), "sender") or campaign["sender"])
     return sending_limits.limit_keys(sender, route.address)
 
 
@@ -504,6 +504,11 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         if target.fresh:
             return _skip(watch.campaign, recipient, SkipReason.HELD_OUT)
         variant = {}
+    segment = _segment(watch.campaign, target.recipient)
+    if segment is NO_SEGMENT:  # so is one that matches no segment of a campaign skipping those
+        if target.fresh:
+            return _skip(watch.campaign, recipient, SkipReason.NO_SEGMENT)
+        segment = {}
     if status != CampaignStatus.RUNNING:
         return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
     if watch.campaign.get("expires_at") and time.time() >= float(watch.campaign["expires_at"]):
@@ -519,7 +524,13 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         return _skip(watch.campaign, recipient, SkipReason.CAPPED)
     if target.fresh:
         claim = deliveries.claim_first(
-            target.pk, target.rid, token, route.destination, route.tries, variant=variant.get("name")
+            target.pk,
+            target.rid,
+            token,
+            route.destination,
+            route.tries,
+            variant=variant.get("name"),
+            segment=segment.get("name"),
         )
     else:
         claim = deliveries.claim_queued(
@@ -530,6 +541,7 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
             route.destination,
             route.tries,
             variant=variant.get("name"),
+            segment=segment.get("name"),
         )
     if claim.ok:
         SEND_CLOCK.wait_turn(watch.campaign["pk"], float(watch.campaign["rate_per_second"]))
@@ -544,6 +556,27 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
 
 
 HELD_OUT: dict[str, Any] = {"name": variants.HELD_OUT}
+NO_SEGMENT: dict[str, Any] = {"name": SkipReason.NO_SEGMENT.value}
+
+
+def _segment(campaign: dict[str, Any], recipient: Recipient) -> dict[str, Any]:
+    """The first segment the recipient matches ({} without segments, or matching none of a campaign that
+    sends those its own content), or NO_SEGMENT (matching none of a campaign that skips those)."""
+    defined = campaign.get("segments")
+    if not defined:
+        return {}
+    found = segments.segment_for(defined, recipient, datetime.now(UTC))
+    if found is not None:
+        return dict(found)
+    return NO_SEGMENT if campaign.get("no_segment") == "skip" else {}
+
+
+def _content(campaign: dict[str, Any], target: Target, variant: dict[str, Any], field: str) -> Any:
+    """A field the recipient's A/B variant, else its segment, may set instead of the campaign."""
+    if variant.get(field):
+        return variant[field]
+    segment = _segment(campaign, target.recipient)
+    return segment.get(field) if segment is not NO_SEGMENT else None
 
 
 def _variant(campaign: dict[str, Any], rid: str) -> dict[str, Any]:
@@ -687,7 +720,7 @@ def _send(
     }
     channel = channel_for(campaign["channel"])
     source = (
-        variant.get("template")
+        _content(campaign, target, variant, "template")
         or localised(campaign["template"], campaign.get("template_locales") or {}, target.recipient.locale)[0]
     )
     try:
@@ -710,7 +743,7 @@ def _send(
     message = OutgoingMessage(
         channel=campaign["channel"],
         to=address,
-        sender=variant.get("sender") or campaign["sender"],
+        sender=_content(campaign, target, variant, "sender") or campaign["sender"],
         text=text,
         idempotency_key=f"{campaign_id}:{target.rid}:{attempt}",
         email=email,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.delivery import DeliveryState, skip_counter, state_deltas, variant_counter
+from chalicelib.domain.delivery import DeliveryState, segment_counter, skip_counter, state_deltas, variant_counter
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
 
@@ -28,13 +28,15 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
-        old_variant = change.get("OldImage", {}).get("variant", {}).get("S")
-        new_variant = change.get("NewImage", {}).get("variant", {}).get("S")
-        for variant, side in ((old_variant, state_deltas(old, None)), (new_variant, state_deltas(None, new))):
-            if variant:
-                for name, delta in side.items():
-                    key = variant_counter(variant, name)
-                    summed[key] = summed.get(key, 0) + delta
+        # A segment's the same way.
+        for attribute, counter in (("variant", variant_counter), ("segment", segment_counter)):
+            old_group = change.get("OldImage", {}).get(attribute, {}).get("S")
+            new_group = change.get("NewImage", {}).get(attribute, {}).get("S")
+            for group, side in ((old_group, state_deltas(old, None)), (new_group, state_deltas(None, new))):
+                if group:
+                    for name, delta in side.items():
+                        key = counter(group, name)
+                        summed[key] = summed.get(key, 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
     for (pk, bucket), summed in deltas.items():

@@ -81,7 +81,7 @@ from infra.local.fake_provider_faults import (
     parse_config,
 )
 from infra.local.fake_provider_faults import problem as _problem
-from infra.local.vonage_contract import request_problems
+from infra.local.vonage_contract import request_problems, warm_up
 
 __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
 
@@ -346,6 +346,7 @@ class FakeProvider:
         )
         if problems:
             raise ValueError(f"invalid fake provider config: {problems}")
+        warm_up()  # the published description's validators, built before the first request
         self._host = host
         self._port = port
         self._seed = seed

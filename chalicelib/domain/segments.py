@@ -1,0 +1,155 @@
+"""Segments (Vonage Bulk's conditions): ordered rules over a recipient's attributes and destinations that
+choose what it gets. The first segment whose conditions hold is the recipient's; one that matches none gets
+the campaign's own content, or is skipped with `no_segment`.
+
+A condition names a `field`: `id`, `locale`, `timezone`, `attributes.<name>` or `destinations.<type>` (the
+recipient's first address of that type). Operators:
+- `exists`, `not_exists`: the field has a value (no `value`);
+- `eq`, `ne`: equal values (numbers compare as numbers: 5 equals 5.0; text exactly);
+- `in`, `not_in`: the value is one of a list;
+- `contains`, `starts_with`: text (case-insensitive); `contains` also finds an item of a list attribute;
+- `gt`, `gte`, `lt`, `lte`: numbers only (a text attribute never compares);
+- `before`, `after`: dates or date-times (ISO 8601; a date is midnight UTC);
+- `older_than_days`: a date at least that many days before now.
+A field without a value matches only `not_exists`, `ne` and `not_in`. A value of another type than the
+operator takes makes the condition false, never an error: one recipient's odd attribute does not stop a send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.recipients import Recipient
+
+MISSING = object()
+NUMBER_OPS = frozenset({"gt", "gte", "lt", "lte"})
+DATE_OPS = frozenset({"before", "after"})
+TEXT_OPS = frozenset({"contains", "starts_with"})
+LIST_OPS = frozenset({"in", "not_in"})
+PRESENCE_OPS = frozenset({"exists", "not_exists"})
+OPERATORS = (
+    "eq",
+    "ne",
+    *sorted(LIST_OPS),
+    *sorted(TEXT_OPS),
+    *sorted(NUMBER_OPS),
+    *sorted(PRESENCE_OPS),
+    *sorted(DATE_OPS),
+    "older_than_days",
+)
+
+
+def field_value(recipient: Recipient, field: str) -> Any:
+    """The recipient's value of a condition's field, or MISSING."""
+    if field == "id":
+        return recipient.id
+    if field in ("locale", "timezone"):
+        value = getattr(recipient, field)
+        return MISSING if value is None else value
+    kind, _, name = field.partition(".")
+    if kind == "attributes":
+        return recipient.attributes.get(name, MISSING)
+    if kind == "destinations":
+        for destination in recipient.destinations:
+            if destination.type.value == name:
+                return destination.address
+    return MISSING
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    a, b = _number(left), _number(right)
+    if a is not None and b is not None:
+        return a == b
+    if isinstance(left, bool) or isinstance(right, bool):
+        return left is right
+    return bool(left == right)
+
+
+def holds(condition: Mapping[str, Any], recipient: Recipient, now: datetime) -> bool:
+    """Whether one condition holds for the recipient."""
+    op = condition["op"]
+    wanted = condition.get("value")
+    value = field_value(recipient, condition["field"])
+    if op in PRESENCE_OPS:
+        return (value is not MISSING) == (op == "exists")
+    if value is MISSING:
+        return op in ("ne", "not_in")
+    if op in ("eq", "ne"):
+        return _equal(value, wanted) == (op == "eq")
+    if op in LIST_OPS:
+        return any(_equal(value, item) for item in wanted or ()) == (op == "in")
+    if op in TEXT_OPS:
+        if op == "contains" and isinstance(value, list):
+            return any(_equal(item, wanted) for item in value)
+        if not isinstance(value, str) or not isinstance(wanted, str):
+            return False
+        text, part = value.casefold(), wanted.casefold()
+        return part in text if op == "contains" else text.startswith(part)
+    if op in NUMBER_OPS:
+        a, b = _number(value), _number(wanted)
+        if a is None or b is None:
+            return False
+        return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]
+    if op in DATE_OPS:
+        when, edge = _date(value), _date(wanted)
+        if when is None or edge is None:
+            return False
+        return when < edge if op == "before" else when > edge
+    if op == "older_than_days":
+        when, days = _date(value), _number(wanted)
+        return when is not None and days is not None and when <= now - timedelta(days=days)
+    return False
+
+
+def matches(segment: Mapping[str, Any], recipient: Recipient, now: datetime) -> bool:
+    results = (holds(c, recipient, now) for c in segment["conditions"])
+    return all(results) if segment.get("match", "all") == "all" else any(results)
+
+
+def segment_for(segments: Iterable[Mapping[str, Any]], recipient: Recipient, now: datetime) -> Mapping[str, Any] | None:
+    """The first segment the recipient matches, or None."""
+    for segment in segments:
+        if matches(segment, recipient, now):
+            return segment
+    return None
+
+
+def value_problem(op: str, value: Any) -> str | None:
+    """Why `value` does not suit `op` (checked when the campaign is created), or None."""
+    if op in PRESENCE_OPS:
+        return None if value is None else f"{op} takes no value"
+    if value is None:
+        return f"{op} needs a value"
+    if op in LIST_OPS:
+        if not isinstance(value, list) or not value:
+            return f"{op} takes a non-empty list"
+        return None
+    if isinstance(value, list):
+        return f"{op} takes one value, not a list"
+    if op in TEXT_OPS and not isinstance(value, str):
+        return f"{op} compares text: give a string"
+    if op in NUMBER_OPS and _number(value) is None:
+        return f"{op} compares numbers: give a number"
+    if op in DATE_OPS and _date(value) is None:
+        return f"{op} compares dates: give an ISO 8601 date or date-time"
+    if op == "older_than_days" and (_number(value) is None or float(value) < 0):
+        return "older_than_days takes a number of days, 0 or more"
+    return None
