@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-window bench-costs bench-ingest package docs clean
+.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-window bench-costs bench-ingest bench-actions package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ install: $(STAMP)
 demo: $(STAMP) ## run a 2,000-recipient SMS campaign on the local stack, with live progress
 	$(PY) -m infra.local.demo
 
-dev: $(STAMP) ## start the local stack and keep it up for trying the API by hand
-	$(PY) -m infra.local.stack
+dev: $(STAMP) ## start the local stack and keep it up for trying the API by hand (PROVIDER_URL=... for a provider run elsewhere)
+	$(PY) -m infra.local.stack $(if $(PROVIDER_URL),--provider-url $(PROVIDER_URL))
 
 test: $(STAMP) ## unit, integration and end-to-end tests
 	$(PY) -m pytest tests
@@ -67,6 +67,9 @@ bench-window: $(STAMP) ## what the release reads for 1,000,000 recipients over f
 
 bench-pacing: $(STAMP) ## sends in any second and the rate achieved at 1,000/s (simulated pacer), 1/s and 50/s (local stack); updates docs/benchmarks.md
 	$(PY) -m bench.pacing_bench
+
+bench-actions: $(STAMP) ## HTTP actions through the local stack against a local sink, as a ratio to plain httpx; updates docs/benchmarks.md
+	$(PY) -m bench.actions_bench
 
 docs: $(STAMP) ## regenerate docs/api.md from the models
 	$(PY) -m infra.api_reference

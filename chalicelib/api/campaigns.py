@@ -38,6 +38,7 @@ from chalicelib.domain.models import (
     Recount,
     Recurrence,
     Run,
+    VariableCheck,
     copied_definition,
     sender_problem,
 )
@@ -480,6 +481,12 @@ def clone_campaign(account: str, campaign_id: str) -> Campaign:
 @route(bp, "/campaigns/{campaign_id}", methods=["GET"])
 def get_campaign(account: str, campaign_id: str) -> Campaign:
     return campaign_view(campaigns.get_campaign(account, campaign_id))
+
+
+@route(bp, "/campaigns/{campaign_id}/variables", methods=["GET"])
+def check_variables(account: str, campaign_id: str) -> VariableCheck:
+    recipients, counted, needed, lacking = start.variable_check(account, campaigns.get_campaign(account, campaign_id))
+    return VariableCheck(recipients=recipients, counted=counted, variables=sorted(needed), missing=lacking)
 
 
 @route(bp, "/campaigns/{campaign_id}/start", methods=["POST"])

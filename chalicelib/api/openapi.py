@@ -155,6 +155,15 @@ OPERATIONS: list[Operation] = [
         "post", "/v1/campaigns/{campaign_id}/cancel", "Cancel a campaign", None, 200, m.Campaign, "cancelCampaign"
     ),
     Operation(
+        "get",
+        "/v1/campaigns/{campaign_id}/variables",
+        "The variables the campaign's texts read, and how many of its list's recipients lack each",
+        None,
+        200,
+        m.VariableCheck,
+        "checkCampaignVariables",
+    ),
+    Operation(
         "post",
         "/v1/campaigns/{campaign_id}/recount",
         "Rebuild a campaign's counters from its deliveries",
@@ -525,6 +534,7 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links.update({action[0].upper() + action[1:]: (action, ids, None) for action in _CAMPAIGN_ACTIONS})
     links["ListCampaignRecipients"] = ("listCampaignRecipients", ids, None)
     links["RecountCampaign"] = ("recountCampaign", ids, None)
+    links["CheckCampaignVariables"] = ("checkCampaignVariables", ids, None)
     links["ExportCampaign"] = ("exportCampaign", ids, None)
     links["UpdateCampaign"] = ("updateCampaign", ids, None)
     links["CloneCampaign"] = ("cloneCampaign", ids, None)

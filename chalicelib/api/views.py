@@ -109,6 +109,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         variant_counters=variant_counters_view(item),
         segments=item.get("segments") or [],
         no_segment=item.get("no_segment", "send"),
+        allow_missing_variables=bool(item.get("allow_missing_variables")),
         segment_counters=variant_counters_view(item, "segments", SEGMENT_PREFIX),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
         next_campaign_id=item.get("next_campaign_id"),

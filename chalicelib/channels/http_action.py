@@ -141,6 +141,10 @@ class HttpAction:
             return SendOutcome.permanent(f"the action's URL is refused: {exc}"), None
         except SecretGone as exc:
             return SendOutcome.account(str(exc)), None
+        except (ValueError, httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            # Nothing left this process: a rendered header that is not ASCII or holds a line break, a URL
+            # that cannot be a request. That recipient's request cannot be made, whatever is tried again.
+            return SendOutcome.permanent(f"the request cannot be made: {type(exc).__name__}: {exc}"[:500]), None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             error = f"endpoint unreachable: {type(exc).__name__}"
             return SendOutcome.transient(error, reason=OutcomeReason.UNREACHABLE), None

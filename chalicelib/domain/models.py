@@ -30,7 +30,7 @@ from chalicelib.domain.recipients import (
 )
 from chalicelib.domain.recurrence import parse as parse_expression
 from chalicelib.domain.retry import RetryPolicy
-from chalicelib.domain.segments import value_problem
+from chalicelib.domain.segments import MAX_DAYS, value_problem
 from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
 from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadState
@@ -270,8 +270,38 @@ SegmentValue = Param | list[Param]
 MAX_SEGMENTS = 20
 
 
+def _value_of(ops: list[str], value: dict[str, Any] | None) -> dict[str, Any]:
+    """One op group's shape: these operators, with this value (None: no value)."""
+    shape: dict[str, Any] = {"properties": {"op": {"enum": ops}}}
+    if value is None:
+        shape["properties"]["value"] = {"type": "null"}
+    else:
+        shape["required"] = ["value"]
+        shape["properties"]["value"] = value
+    return shape
+
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+
+
 class Condition(Strict):
     """One condition of a segment (chalicelib/domain/segments.py says how each operator compares)."""
+
+    # Which value each operator takes, in the schema too (a fuzzer or a client generator then builds
+    # conditions that hold together).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                _value_of(["exists", "not_exists"], None),
+                _value_of(["eq", "ne"], _SCALAR),
+                _value_of(["in", "not_in"], {"type": "array", "minItems": 1, "maxItems": 100, "items": _SCALAR}),
+                _value_of(["contains", "starts_with"], {"type": "string"}),
+                _value_of(["gt", "gte", "lt", "lte"], {"type": "number"}),
+                _value_of(["older_than_days"], {"type": "number", "minimum": 0, "maximum": MAX_DAYS}),
+                _value_of(["before", "after"], {"type": "string"}),  # an ISO 8601 date or date-time
+            ]
+        }
+    )
 
     field: str = Field(
         pattern=r"^(id|locale|timezone|attributes\.[A-Za-z0-9_-]{1,64}|destinations\.(phone|email|whatsapp|voice))$",
@@ -434,6 +464,7 @@ class CampaignCreate(Strict):
     )
     action_id: str | None = Field(
         None,
+        min_length=1,
         max_length=64,
         description="The HTTP action (POST /v1/actions) an `http` campaign calls for each recipient, copied in "
         "at creation; the campaign's rendered `template` is its `message` variable.",
@@ -446,6 +477,7 @@ class CampaignCreate(Strict):
     )
     template_id: str = Field(  # type: ignore[assignment]
         None,
+        min_length=1,
         max_length=64,
         description="A template of the account (POST /v1/templates) instead of `template`: its text and its "
         "locales, each recipient getting the one for its `locale` (pt-BR, then pt, then the default).",
@@ -515,6 +547,12 @@ class CampaignCreate(Strict):
         max_length=MAX_SEGMENTS,
         description="Ordered segments (Vonage Bulk's conditions): each recipient gets the template and sender of "
         "the first segment it matches; counters per segment are on the campaign. A/B variants apply on top.",
+    )
+    allow_missing_variables: bool = Field(
+        False,
+        description="Start even if some recipients of the list lack a variable the texts read (GET "
+        ".../variables says which and how many; each such recipient fails unsent). Without it, the start is "
+        "refused (422) naming them.",
     )
     no_segment: Literal["send", "skip"] = Field(
         "send",
@@ -607,10 +645,11 @@ class CampaignUpdate(Strict):
     sender: str = Field(None, min_length=1, max_length=MAX_SENDER)  # type: ignore[assignment]
     email: EmailContent = Field(None, description="An email campaign's new subject, HTML part and headers.")  # type: ignore[assignment]
     whatsapp: WhatsAppContent = Field(None, description="A WhatsApp campaign's new template.")  # type: ignore[assignment]
-    action_id: str = Field(None, max_length=64, description="Another HTTP action (copied in).")  # type: ignore[assignment]
+    action_id: str = Field(None, min_length=1, max_length=64, description="Another HTTP action (copied in).")  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     template_id: str = Field(  # type: ignore[assignment]
         None,
+        min_length=1,
         max_length=64,
         description="Send this template of the account instead (its latest version, or "
         "`template_version`): replaces `template`.",
@@ -654,6 +693,7 @@ class CampaignUpdate(Strict):
     holdout_percent: float = Field(None, strict=False, ge=0, le=50)  # type: ignore[assignment]
     segments: list[Segment] = Field(None, max_length=MAX_SEGMENTS)  # type: ignore[arg-type]
     no_segment: Literal["send", "skip"] = Field(None)  # type: ignore[arg-type]
+    allow_missing_variables: bool = Field(None)  # type: ignore[assignment]
 
     @field_validator("segments")
     @classmethod
@@ -679,6 +719,18 @@ class CampaignUpdate(Strict):
     @classmethod
     def _template_compiles(cls, value: str) -> str:
         return checked_template(value)
+
+
+class VariableCheck(BaseModel):
+    """The campaign's texts against its list, as the list stands now."""
+
+    recipients: int = Field(description="The list's recipients.")
+    counted: bool = Field(
+        description="Whether the list counts its recipients' attributes (lists created before the counts were "
+        "kept do not, until cleared): when false, `missing` is empty because it is unknown."
+    )
+    variables: list[str] = Field(description="The variables the texts read that each recipient must have.")
+    missing: dict[str, int] = Field(description="For each variable some recipients lack: how many lack it.")
 
 
 class CampaignClone(Strict):
@@ -743,6 +795,7 @@ class Campaign(BaseModel):
     )
     segments: list[Segment] = Field(default_factory=list)
     no_segment: Literal["send", "skip"] = "send"
+    allow_missing_variables: bool = False
     segment_counters: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="Per segment: in_flight, succeeded, failed, unknown, skipped, expired, waiting.",
@@ -1082,7 +1135,13 @@ class UploadCreated(BaseModel):
 
 class UploadPart(Strict):
     part_number: int = Field(strict=False, ge=1, le=10_000)  # 3.0 is an integer to JSON Schema
-    etag: str = Field(min_length=1, max_length=256, description="The ETag header S3 answered the part's PUT with.")
+    etag: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r'^"?[A-Za-z0-9_.:+/=-]{1,254}"?$',
+        description="The ETag header S3 answered the part's PUT with (quoted or not). Only the characters S3's "
+        "ETags have: anything else would not even reach S3 as well-formed XML.",
+    )
 
 
 class UploadComplete(Strict):

@@ -70,6 +70,14 @@ CHANNEL_DESTINATIONS: dict[str, tuple[DestinationType, ...]] = {
 }
 
 
+def recipient_fields(recipient: Recipient) -> set[str]:
+    """What a list counts of a recipient (the list's `field_counts`): `attributes.<name>` for each attribute
+    it has and `destinations.<type>` for each type of destination it has."""
+    return {f"attributes.{name}" for name, value in recipient.attributes.items() if value is not None} | {
+        f"destinations.{d.type.value}" for d in recipient.destinations
+    }
+
+
 def number_problem(value: int | float) -> str | None:
     """Why DynamoDB could not store this number (the store writes floats as Decimal(str(value))), or None."""
     if isinstance(value, float):

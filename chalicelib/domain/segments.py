@@ -24,6 +24,7 @@ from typing import Any
 from chalicelib.domain.recipients import Recipient
 
 MISSING = object()
+MAX_DAYS = 36_500
 NUMBER_OPS = frozenset({"gt", "gte", "lt", "lte"})
 DATE_OPS = frozenset({"before", "after"})
 TEXT_OPS = frozenset({"contains", "starts_with"})
@@ -150,6 +151,6 @@ def value_problem(op: str, value: Any) -> str | None:
         return f"{op} compares numbers: give a number"
     if op in DATE_OPS and _date(value) is None:
         return f"{op} compares dates: give an ISO 8601 date or date-time"
-    if op == "older_than_days" and (_number(value) is None or float(value) < 0):
-        return "older_than_days takes a number of days, 0 or more"
+    if op == "older_than_days" and (_number(value) is None or not 0 <= float(value) <= MAX_DAYS):
+        return f"older_than_days takes a number of days, 0 to {MAX_DAYS:,}"
     return None

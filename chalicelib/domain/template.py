@@ -85,3 +85,9 @@ def localised(default: str, texts: dict[str, str], locale: str | None) -> tuple[
     """The template a recipient with `locale` gets, and the tag it came from (None: the default)."""
     tag = pick_locale(texts, locale)
     return (default, None) if tag is None else (texts[tag], tag)
+
+
+def global_names(source: str) -> set[str]:
+    """The root names a template reads from its variables (not those it assigns or loops over): each must
+    be defined for every recipient, since an undefined one fails the render (StrictUndefined)."""
+    return set(compile_template(source).global_variables())

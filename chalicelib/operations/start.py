@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib.domain import variables
 from chalicelib.domain.campaign import LATE_START_SECONDS, CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.observability import logger
-from chalicelib.store import campaigns, keys, list_catalog, queue, schedules
+from chalicelib.store import campaigns, keys, list_catalog, lists, queue, schedules
 
 EMPTY_LIST = "the campaign's list has no recipients; add some before starting"
 
@@ -29,6 +30,7 @@ def start(campaign: dict[str, Any], *, scheduled_for: float | None = None) -> di
             "send it once)"
         )
     new = next_status(CampaignAction.START, current)
+    _check_variables(account, campaign)
     # Marked before the status changes: a list's delete or clear then sees this campaign (list_catalog).
     for used in campaign.get("exclusion_list_ids") or []:
         list_catalog.mark_used_by(account, used, campaign_id)
@@ -50,6 +52,32 @@ def start(campaign: dict[str, Any], *, scheduled_for: float | None = None) -> di
     return started
 
 
+def variable_check(account: str, campaign: dict[str, Any]) -> tuple[int, bool, set[str], dict[str, int]]:
+    """The list's recipients, whether it counts their attributes, the variables the campaign's texts need,
+    and how many recipients lack each (those lacking one)."""
+    meta = lists.get_list(account, campaign["list_id"])
+    recipients = int(meta["recipient_count"])
+    needed = variables.needed(campaign)
+    if "field_counts" not in meta:
+        return recipients, False, needed, {}
+    return recipients, True, needed, variables.missing(campaign, recipients, meta["field_counts"])
+
+
+def _check_variables(account: str, campaign: dict[str, Any]) -> None:
+    """Refuse to start a campaign some of whose recipients would fail for a variable they lack, unless it
+    allows that (422 naming the variables and how many lack each)."""
+    if campaign.get("allow_missing_variables"):
+        return
+    recipients, _, _, lacking = variable_check(account, campaign)
+    if lacking:
+        named = ", ".join(f"{count:,} of {recipients:,} lack {name}" for name, count in lacking.items())
+        raise InvalidInput.on(
+            "allow_missing_variables",
+            f"{named}: they would fail unsent. Fix the list, give the variable in `data`, or PATCH "
+            "allow_missing_variables to true",
+        )
+
+
 def start_scheduled(pk: str, start_at: float) -> None:
     """What a fired schedule asks: start the campaign if it is still scheduled for that time (a schedule
     moved or cancelled since, or a repeated message, changes nothing). A list found empty then moves the
@@ -60,8 +88,10 @@ def start_scheduled(pk: str, start_at: float) -> None:
         return
     try:
         start(campaign, scheduled_for=start_at)
-    except InvalidInput:
-        campaigns.change_status(pk, CampaignStatus.SCHEDULED, CampaignStatus.DRAFT, sets={"start_problem": EMPTY_LIST})
+    except InvalidInput as problem:  # an empty list, recipients lacking a variable: back to draft, with why
+        campaigns.change_status(
+            pk, CampaignStatus.SCHEDULED, CampaignStatus.DRAFT, sets={"start_problem": problem.detail}
+        )
     except Conflict:
         logger.info("the campaign moved on before its schedule fired", extra={"campaign": pk})
 

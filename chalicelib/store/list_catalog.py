@@ -152,12 +152,12 @@ def clear_list(account_id: str, list_id: str) -> dict[str, Any]:
     meta = get_list(account_id, list_id)
     _refuse_if_in_use(account_id, meta, "clear")
     condition, values = _guard(meta)
-    values.update({":next": generation_of(meta) + 1, ":zero": 0, ":now": time.time()})
+    values.update({":next": generation_of(meta) + 1, ":zero": 0, ":now": time.time(), ":none": {}})
     answer = aws.write_if(
         aws.dynamodb().update_item,
         TableName=_table(),
         Key=aws.to_item({"pk": keys.list_pk(account_id, list_id), "sk": keys.META}),
-        UpdateExpression="SET generation = :next, recipient_count = :zero, cleared_at = :now",
+        UpdateExpression="SET generation = :next, recipient_count = :zero, cleared_at = :now, field_counts = :none",
         ConditionExpression=condition,
         ExpressionAttributeValues=aws.to_values(values),
         ReturnValues="ALL_NEW",

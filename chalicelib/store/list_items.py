@@ -11,11 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
-from chalicelib.domain.recipients import Recipient
+from chalicelib.domain.recipients import Recipient, recipient_fields
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys, queue
-from chalicelib.store.lists import in_generation, item_fields
+from chalicelib.store.lists import in_generation, item_fields, recipient_of
 
 # Deletes in flight at once while a list is purged.
 PURGERS = 16
@@ -69,6 +71,10 @@ def replace_item(account_id: str, list_id: str, current: dict[str, Any], recipie
             detail=f"recipient {recipient.id!r} changed while this request ran; read it and try again",
             errors=[FieldError("recipient_id", "changed meanwhile")],
         )
+    before, after = recipient_fields(recipient_of(current)), recipient_fields(recipient)
+    changes = {name: -1 for name in before - after} | {name: 1 for name in after - before}
+    _count_fields(account_id, list_id, changes, condition=in_generation(item["gen"], "generation"),
+                  values={":gen": item["gen"]})  # fmt: skip
     return item
 
 
@@ -85,16 +91,56 @@ def delete_item(account_id: str, list_id: str, recipient_id: str, generation: in
     )
     if answer is None or not answer.get("Attributes"):
         raise _missing(list_id, recipient_id)
+    old = recipient_of(aws.from_item(answer["Attributes"]))
     # Not below what a clear since then set: the count is of the generation the item was in.
-    aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=_table(),
-        Key=aws.to_item({"pk": keys.list_pk(account_id, list_id), "sk": keys.META}),
-        UpdateExpression="ADD recipient_count :minus",
-        ConditionExpression="attribute_exists(pk) AND recipient_count > :zero AND "
-        + in_generation(generation, "generation"),
-        ExpressionAttributeValues=aws.to_values({":minus": -1, ":zero": 0, ":gen": generation}),
+    _count_fields(
+        account_id,
+        list_id,
+        {name: -1 for name in recipient_fields(old)},
+        extra="recipient_count :minus",
+        condition="recipient_count > :zero AND " + in_generation(generation, "generation"),
+        values={":minus": -1, ":zero": 0, ":gen": generation},
     )
+
+
+def _count_fields(
+    account_id: str,
+    list_id: str,
+    changes: dict[str, int],
+    *,
+    extra: str = "",
+    condition: str = "",
+    values: dict[str, Any] | None = None,
+) -> None:
+    """ADD to the list's field counts (and `extra`, e.g. its recipient count), under `condition`; a list
+    from before field counts were kept gets `extra` alone."""
+    adds = [extra] if extra else []
+    names: dict[str, str] = {}
+    all_values = dict(values or {})
+    for index, (name, delta) in enumerate(sorted(changes.items())):
+        if delta:
+            adds.append(f"field_counts.#f{index} :f{index}")
+            names[f"#f{index}"], all_values[f":f{index}"] = name, delta
+    if not adds:
+        return
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": aws.to_item({"pk": keys.list_pk(account_id, list_id), "sk": keys.META}),
+        "UpdateExpression": "ADD " + ", ".join(adds),
+        "ConditionExpression": "attribute_exists(pk)" + (f" AND {condition}" if condition else ""),
+        **({"ExpressionAttributeValues": aws.to_values(all_values)} if all_values else {}),
+        **({"ExpressionAttributeNames": names} if names else {}),
+    }
+    try:
+        aws.write_if(aws.dynamodb().update_item, **request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ValidationException" or not names:
+            raise
+        if extra:  # no field_counts map: the count alone
+            only = {k: v for k, v in all_values.items() if not k.startswith(":f")}
+            request.update(UpdateExpression=f"ADD {extra}", ExpressionAttributeValues=aws.to_values(only))
+            request.pop("ExpressionAttributeNames")
+            aws.write_if(aws.dynamodb().update_item, **request)
 
 
 def purge_items(

@@ -4,6 +4,8 @@ keys.LIST_BUCKETS partition keys."""
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.recipients import Recipient
+from chalicelib.domain.recipients import Recipient, recipient_fields
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -31,6 +33,9 @@ def create_list(account_id: str, name: str) -> dict[str, Any]:
         "name": name,
         "recipient_count": 0,
         "counted_runs": {},  # ingest runs' last counted batch (put_recipients_in_batches)
+        # How many recipients have each attribute and destination type (`attributes.<name>`,
+        # `destinations.<type>`): a campaign's template is checked against them before it starts.
+        "field_counts": {},
         "created_at": created_at,
         "index_sk": index_sk,
     }
@@ -107,25 +112,27 @@ def put_recipients(
         generation = generation_of(get_list(account_id, list_id))
     written = 0
     raced: set[str] = set()
+    new_rows: list[Recipient] = []
 
     def put(row: Recipient) -> bool | None:
         return _put_if_new(table, account_id, list_id, row, added_at=added_at, origin=origin, generation=generation)
 
     try:
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            futures = {pool.submit(put, row): row.id for row in rows}
+            futures = {pool.submit(put, row): row for row in rows}
             errors = []
-            for future, rid in futures.items():
+            for future, row in futures.items():
                 if future.exception() is not None:
                     errors.append(future.exception())
                 elif future.result():
                     written += 1
+                    new_rows.append(row)
                 elif future.result() is False:
-                    raced.add(rid)
+                    raced.add(row.id)
             if errors:
                 raise errors[0]  # type: ignore[misc]
     finally:
-        meta = _add_to_count(keys.list_pk(account_id, list_id), written, generation)
+        meta = _add_to_count(keys.list_pk(account_id, list_id), written, generation, fields=_fields(new_rows))
     return _added(meta, raced, written, added_at)
 
 
@@ -174,41 +181,84 @@ def recipient_of(item: dict[str, Any]) -> Recipient:
     return Recipient.from_dict({**item, "id": item["sk"].removeprefix(keys.RECIPIENT_PREFIX)})
 
 
-def _add_to_count(pk: str, added: int, generation: int = 0, counted: tuple[str, int] | None = None) -> dict[str, Any]:
+def _add_to_count(
+    pk: str,
+    added: int,
+    generation: int = 0,
+    counted: tuple[str, int] | None = None,
+    fields: Counter[str] | None = None,
+) -> dict[str, Any]:
     """Add to the count of the list's generation: rows written while the list was cleared or deleted
     are not counted (they are of an old generation, invisible, and purged). With `counted` = (run,
-    start), only once per batch of an ingest run: the list keeps each run's last counted start. Returns
-    the list's META after the write, with `counted: False` when the rows were not counted here."""
+    start), only once per batch of an ingest run: the list keeps each run's last counted start. `fields`
+    (what the written rows have: recipient_fields) go to the list's `field_counts` in the same write.
+    Returns the list's META after the write, with `counted: False` when the rows were not counted here."""
     table = get_settings().main_table
     key = aws.to_item({"pk": pk, "sk": keys.META})
-    condition = "attribute_exists(pk) AND " + in_generation(generation, "generation")
-    update, names, values = "ADD recipient_count :n", {}, {":n": added, ":gen": generation}
-    if counted is not None:
-        condition += " AND (attribute_not_exists(counted_runs.#run) OR counted_runs.#run < :start)"
-        update = "SET counted_runs.#run = :start ADD recipient_count :n"
-        names, values[":start"] = {"#run": counted[0]}, counted[1]
-    request = {
-        "TableName": table,
-        "Key": key,
-        "UpdateExpression": update,
-        "ConditionExpression": condition,
-        "ExpressionAttributeValues": aws.to_values(values),
-        "ReturnValues": "ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
-        **({"ExpressionAttributeNames": names} if names else {}),
-    }
-    try:
-        updated = aws.write_if(aws.dynamodb().update_item, **request)
-    except ClientError as exc:
-        if counted is None or exc.response["Error"]["Code"] != "ValidationException":
-            raise
-        _ensure_counted_runs(key)  # a list created before the map existed (or cleared of it)
-        updated = aws.write_if(aws.dynamodb().update_item, **request)
+
+    def request(with_fields: bool) -> dict[str, Any]:
+        condition = "attribute_exists(pk) AND " + in_generation(generation, "generation")
+        adds, names, values = ["recipient_count :n"], dict[str, str](), {":n": added, ":gen": generation}
+        if with_fields:
+            for index, (name, count) in enumerate(sorted((fields or Counter()).items())):
+                adds.append(f"field_counts.#f{index} :f{index}")
+                names[f"#f{index}"], values[f":f{index}"] = name, count
+        update = "ADD " + ", ".join(adds)
+        if counted is not None:
+            condition += " AND (attribute_not_exists(counted_runs.#run) OR counted_runs.#run < :start)"
+            update = "SET counted_runs.#run = :start " + update
+            names["#run"], values[":start"] = counted[0], counted[1]
+        return {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": aws.to_values(values),
+            "ReturnValues": "ALL_NEW",  # UPDATED_NEW leaves the count out when 0 was added
+            **({"ExpressionAttributeNames": names} if names else {}),
+        }
+
+    updated = _write_count(request, key, ensure_runs=counted is not None, with_fields=bool(fields))
     if updated is None:
         found = aws.dynamodb().get_item(TableName=table, Key=key, ConsistentRead=True)
         if "Item" not in found:
             raise NotFound(detail="the list was deleted")
         return {**aws.from_item(found["Item"]), "counted": False}
     return aws.from_item(updated["Attributes"])
+
+
+def _write_count(
+    request: Callable[[bool], dict[str, Any]], key: dict[str, Any], *, ensure_runs: bool, with_fields: bool
+) -> dict[str, Any] | None:
+    """The count update. A ValidationException means a map the update writes into is missing: the ingest
+    runs' (made, then tried again), or `field_counts` on a list from before field counts were kept (then
+    the count alone is written, and that list's field counts stay unknown)."""
+    last: ClientError | None = None
+    for fields_now in (True, False) if with_fields else (False,):
+        for _ in range(2):
+            try:
+                return aws.write_if(aws.dynamodb().update_item, **request(fields_now))
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ValidationException":
+                    raise
+                last = exc
+                if not ensure_runs or _has(key, "counted_runs"):
+                    break
+                _ensure_counted_runs(key)  # a list created before the map existed (or cleared of it)
+    assert last is not None
+    raise last
+
+
+def _has(key: dict[str, Any], attribute: str) -> bool:
+    found = aws.dynamodb().get_item(
+        TableName=get_settings().main_table, Key=key, ProjectionExpression=attribute, ConsistentRead=True
+    )
+    return attribute in found.get("Item", {})
+
+
+def _fields(rows: list[Recipient]) -> Counter[str]:
+    """How many of `rows` have each attribute and destination type."""
+    return Counter(name for row in rows for name in recipient_fields(row))
 
 
 def _ensure_counted_runs(key: dict[str, Any]) -> None:
@@ -341,7 +391,8 @@ def put_recipients_in_batches(
                 )
             )
         taken = {row.id for row, fresh in zip(rows, new, strict=True) if fresh is False}
-        meta = _add_to_count(keys.list_pk(account_id, list_id), len(rows) - len(taken), generation, (run, start))
+        kept = [row for row in rows if row.id not in taken]
+        meta = _add_to_count(keys.list_pk(account_id, list_id), len(kept), generation, (run, start), _fields(kept))
         return _added(meta, taken, len(rows) - len(taken), added_at)
 
     with ThreadPoolExecutor(max_workers=BATCH_CALLS) as pool:
@@ -359,7 +410,9 @@ def put_recipients_in_batches(
             else:  # absent, or written by this very batch before a crash (then counted only if it was not)
                 to_write.append(row)
         list(pool.map(write, _parts(to_write, aws.BATCH_WRITE_ITEMS)))
-    meta = _add_to_count(keys.list_pk(account_id, list_id), len(to_write), generation, counted=(run, start))
+    meta = _add_to_count(
+        keys.list_pk(account_id, list_id), len(to_write), generation, counted=(run, start), fields=_fields(to_write)
+    )
     return _added(meta, listed, len(to_write), added_at)
 
 

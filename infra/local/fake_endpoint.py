@@ -23,6 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # the default backlog of 5 resets connections a real endpoint would take
+
+
 @dataclass
 class Script:
     status: int = 200
@@ -62,8 +67,7 @@ class FakeEndpoint:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-endpoint")
 
     @property
@@ -83,7 +87,13 @@ class FakeEndpoint:
             duplicate = bool(key) and self._keys[key] > 1
             self.duplicates += duplicate
             self.requests.append(
-                {"method": method, "path": path, "headers": headers, "body": body.decode(errors="replace")}
+                {
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                    "body": body.decode(errors="replace"),
+                    "at": time.time(),
+                }
             )
             script = self._script
             turns = script.by_path.get(path.split("?", 1)[0])

@@ -313,6 +313,7 @@ class LocalStack:
         provider_timeout_after_accept_ms: int = 30_000,
         provider_fail_statuses: Mapping[str, float] | None = None,
         provider_extra_args: Sequence[str] = (),
+        provider_base_url: str | None = None,
         log_dir: Path | None = None,
         keep_logs: bool = False,
         api_in_process: bool = False,
@@ -334,6 +335,9 @@ class LocalStack:
         self.provider_timeout_after_accept_ms = provider_timeout_after_accept_ms
         self.provider_fail_statuses = dict(provider_fail_statuses or {})
         self.provider_extra_args = list(provider_extra_args)
+        # A provider run elsewhere (a real one, or a mock): no fake provider is started, and the adapters
+        # talk to this base URL with VONAGE_API_KEY / VONAGE_API_SECRET from the environment.
+        self.provider_base_url = provider_base_url.rstrip("/") if provider_base_url else None
         self.repo_root = Path(repo_root)
         self.template_path = Path(template_path)
         self.config_path = Path(config_path)
@@ -394,10 +398,13 @@ class LocalStack:
             self.template_path, self.prefix, endpoint_url=self.aws_endpoint_url, region=REGION
         )
 
-        provider_args = self._provider_args(ports["provider"])
-        provider = spawn("fake_provider", provider_args, self.log_dir, cwd=self.repo_root)
-        self._processes.append(provider)
-        wait_http(f"{self.provider_url}/health", provider, ready=lambda r: r.status_code == 200)
+        if self.provider_base_url:
+            self.provider_url = self.provider_base_url
+        else:
+            provider_args = self._provider_args(ports["provider"])
+            provider = spawn("fake_provider", provider_args, self.log_dir, cwd=self.repo_root)
+            self._processes.append(provider)
+            wait_http(f"{self.provider_url}/health", provider, ready=lambda r: r.status_code == 200)
 
         overrides = self._stack_variables()
         self.env = {**os.environ, **overrides}
@@ -602,8 +609,8 @@ class LocalStack:
             "ADMIN_TOKEN": self.admin_token,
             "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
             "VONAGE_BASE_URL": self.provider_url,
-            "VONAGE_API_KEY": "local",
-            "VONAGE_API_SECRET": "local",
+            "VONAGE_API_KEY": os.environ.get("VONAGE_API_KEY", "local") if self.provider_base_url else "local",
+            "VONAGE_API_SECRET": os.environ.get("VONAGE_API_SECRET", "local") if self.provider_base_url else "local",
             # HTTP actions may call the fake endpoints on this machine (decision 29's exceptions).
             "OUTBOUND_ALLOW_HTTP": "true",
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -676,6 +683,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--provider-port", type=int, default=8081)
     parser.add_argument("--moto-port", type=int, default=None, help="default: any free port")
     parser.add_argument("--rate-limit", type=float, default=500, help="fake provider sends per second")
+    parser.add_argument(
+        "--provider-url",
+        default=None,
+        help="a provider run elsewhere (e.g. https://api.nexmo.com, or a mock) instead of the fake provider; "
+        "credentials from VONAGE_API_KEY and VONAGE_API_SECRET",
+    )
     parser.add_argument("--transient-failure-rate", type=float, default=0.02)
     add_fault_arguments(parser)  # the fake provider's --latency-ms, --fail-statuses, ... passed through
     parser.add_argument("--seed", type=int, default=1)
@@ -712,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         provider_port=args.provider_port,
         moto_port=args.moto_port,
         admin_token=args.admin_token,
+        provider_base_url=args.provider_url,
         keep_logs=True,
     )
     try:
@@ -728,7 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             key = "<api key>"
             print("Account:        not created (POST /v1/accounts failed); create one with the admin token")
         print(f"Admin token:    {stack.admin_token}")
-        print(f"Fake provider:  {stack.provider_url}")
+        print(f"{'Provider:' if stack.provider_base_url else 'Fake provider:':<16}{stack.provider_url}")
         print(f"AWS (moto):     {stack.aws_endpoint_url}")
         print(f"Logs:           {stack.log_dir}")
         print(

@@ -171,3 +171,15 @@ def test_the_guard_refuses_private_addresses_and_actions_are_checked(harness: Ha
     assert answer.status_code == 422 and answer.json_body["errors"][0]["field"] == "action_id"
     assert tenant.call("DELETE", f"/v1/actions/{metadata['id']}").status_code == 204
     assert tenant.call("GET", f"/v1/actions/{metadata['id']}").status_code == 404
+
+
+def test_a_request_that_cannot_be_made_fails_that_recipient_without_a_send(
+    harness: Harness, endpoint: FakeEndpoint
+) -> None:
+    body = action_body(endpoint, headers={"X-Name": "{{ first_name }}"}, auth={})
+    action = harness.tenant.ok("POST", "/v1/actions", body, status=201)
+    result = harness.tenant.ok(
+        "POST", f"/v1/actions/{action['id']}/test", {"data": {"id": "x", "phone": "+1", "first_name": "Zoë\n"}}
+    )
+    assert result["outcome"] == "failed" and "cannot be made" in result["error"], result
+    assert endpoint.requests == []
