@@ -128,8 +128,10 @@ def _iso_utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{millis:03d}Z"
 
 
-def _has_credentials(header: str | None) -> bool:
-    """True for ``Bearer <token>`` or ``Basic <base64 of non-empty text>``; any credentials will do."""
+def _has_credentials(header: str | None, known: tuple[str, str] | None = None) -> bool:
+    """Without `known` credentials: True for ``Bearer <token>`` or ``Basic <base64 of non-empty text>``.
+    With them (the local stack's, a test's), only Basic with that key and secret, as Vonage refuses a key
+    it does not know or a wrong secret: a JWT cannot be checked here without the application's key."""
     if not header:
         return False
     scheme, _, credentials = header.strip().partition(" ")
@@ -137,12 +139,15 @@ def _has_credentials(header: str | None) -> bool:
     if not credentials:
         return False
     if scheme.lower() == "bearer":
-        return True
+        return known is None
     if scheme.lower() == "basic":
         try:
-            return bool(base64.b64decode(credentials, validate=True).strip())
+            decoded = base64.b64decode(credentials, validate=True)
         except (binascii.Error, ValueError):
             return False
+        if known is None:
+            return bool(decoded.strip())
+        return decoded == f"{known[0]}:{known[1]}".encode()
     return False
 
 
@@ -283,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_send(self, raw: bytes) -> None:
         provider = self.server.provider
-        if not _has_credentials(self.headers.get("Authorization")):
+        if not _has_credentials(self.headers.get("Authorization"), provider.credentials):
             detail = "You did not provide correct credentials."
             self._send_json(401, _problem("unauthorized", "Unauthorized", detail))
             return
@@ -330,6 +335,7 @@ class FakeProvider:
         timeout_after_accept_rate: float = 0.0,
         timeout_after_accept_ms: int = 30_000,
         fail_statuses: Mapping[str | int, float] | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         changes, problems = parse_config(
             {
@@ -347,6 +353,7 @@ class FakeProvider:
         if problems:
             raise ValueError(f"invalid fake provider config: {problems}")
         warm_up()  # the published description's validators, built before the first request
+        self.credentials = credentials  # (api key, secret) it takes; None: any
         self._host = host
         self._port = port
         self._seed = seed
@@ -647,6 +654,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="fraction 0..1 of valid sends answered 503 (default: 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
+    parser.add_argument("--api-key", default=None, help="the only API key taken (with --api-secret); default: any")
+    parser.add_argument("--api-secret", default=None, help="that key's secret")
     parser.add_argument(
         "--status-webhook-url",
         default=None,
@@ -666,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             transient_failure_rate=args.transient_failure_rate,
             seed=args.seed,
             status_webhook_url=args.status_webhook_url,
+            credentials=(args.api_key, args.api_secret or "") if args.api_key else None,
             **fault_options(args),
         )
         url = provider.bind()

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+LOCAL_CREDENTIAL = "local"  # the fake provider's API key and secret on the local stack
 STAGE = "local"
 STOP_GRACE_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 60.0
@@ -505,6 +506,7 @@ class LocalStack:
             "--timeout-after-accept-rate", str(self.provider_timeout_after_accept_rate),
             "--timeout-after-accept-ms", str(self.provider_timeout_after_accept_ms),
             "--fail-statuses", json.dumps(self.provider_fail_statuses),
+            "--api-key", LOCAL_CREDENTIAL, "--api-secret", LOCAL_CREDENTIAL,  # the only ones it takes
         ]  # fmt: skip
         if self.provider_dedup_client_ref:
             provider_args.append("--dedup-client-ref")
@@ -609,8 +611,10 @@ class LocalStack:
             "ADMIN_TOKEN": self.admin_token,
             "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
             "VONAGE_BASE_URL": self.provider_url,
-            "VONAGE_API_KEY": os.environ.get("VONAGE_API_KEY", "local") if self.provider_base_url else "local",
-            "VONAGE_API_SECRET": os.environ.get("VONAGE_API_SECRET", "local") if self.provider_base_url else "local",
+            "VONAGE_API_KEY": os.environ.get("VONAGE_API_KEY", "") if self.provider_base_url else LOCAL_CREDENTIAL,
+            "VONAGE_API_SECRET": os.environ.get("VONAGE_API_SECRET", "")
+            if self.provider_base_url
+            else LOCAL_CREDENTIAL,
             # HTTP actions may call the fake endpoints on this machine (decision 29's exceptions).
             "OUTBOUND_ALLOW_HTTP": "true",
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -62,3 +62,16 @@ def test_throttling_never_fails_a_recipient_even_without_retries(harness: Harnes
     assert harness.settle(final, 3)["succeeded"] == 3
     got = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/{valid_phone(0)}")
     assert [(a["outcome"], a["try_number"]) for a in got["history"]] == [("throttled", 1)] * 4 + [("succeeded", 1)]
+
+
+def test_credentials_the_provider_does_not_know_pause_the_campaign_without_failing_anyone(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("VONAGE_API_SECRET", "not-the-secret")
+    get_settings.cache_clear()
+    campaign = harness.campaign(10, retry_policy=None)
+    paused = paused_after(harness, campaign)
+    assert "credentials" in paused["pause_reason"]
+    assert paused["counters"]["failed"] == 0 and harness.provider.messages() == []

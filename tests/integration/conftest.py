@@ -17,7 +17,7 @@ from tests.utils import ADMIN_TOKEN, Api
 
 @pytest.fixture
 def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as fake:
+    with FakeProvider(credentials=("key", "secret")) as fake:  # as aws_env configures the adapter
         yield fake
 
 

@@ -24,7 +24,7 @@ from infra.local.fake_provider import FakeProvider
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CREDENTIALS = ("api-key", "api-secret")
+CREDENTIALS = ("key", "secret")  # the provider fixture's (tests/integration/conftest.py)
 
 
 def a_send(**overrides: Any) -> dict[str, Any]:
@@ -73,12 +73,22 @@ def test_valid_send_is_accepted_and_recorded(client: httpx.Client, provider: Fak
     assert provider.messages() == recorded["messages"]
 
 
-def test_bearer_token_is_accepted(provider: FakeProvider) -> None:
-    response = httpx.post(
-        f"{provider.base_url}/v1/messages", json=a_send(), headers={"Authorization": "Bearer a.jwt.token"}
-    )
+def test_bearer_token_is_accepted_by_a_provider_that_knows_no_credentials() -> None:
+    with FakeProvider() as provider:
+        response = httpx.post(
+            f"{provider.base_url}/v1/messages", json=a_send(), headers={"Authorization": "Bearer a.jwt.token"}
+        )
 
     assert response.status_code == 202
+
+
+@pytest.mark.parametrize("auth", [("key", "wrong"), ("other", "secret")], ids=["wrong-secret", "unknown-key"])
+def test_a_provider_with_credentials_refuses_any_other(provider: FakeProvider, auth: tuple[str, str]) -> None:
+    refused = httpx.post(f"{provider.base_url}/v1/messages", json=a_send(), auth=auth)
+    bearer = httpx.post(f"{provider.base_url}/v1/messages", json=a_send(), headers={"Authorization": "Bearer x.y.z"})
+
+    assert refused.status_code == bearer.status_code == 401
+    assert provider.messages() == []
 
 
 @pytest.mark.parametrize(
