@@ -20,6 +20,7 @@ from pydantic import (
 from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
 from chalicelib.domain.recipients import (
+    LARGEST_FLOAT,
     LOCALE_PATTERN,
     MAX_BATCH,
     MAX_DESTINATIONS,
@@ -281,7 +282,8 @@ def _value_of(ops: list[str], value: dict[str, Any] | None) -> dict[str, Any]:
     return shape
 
 
-_SCALAR = {"type": ["string", "number", "boolean"]}
+_NUMBER = {"type": "number", "minimum": -LARGEST_FLOAT, "maximum": LARGEST_FLOAT}  # what DynamoDB stores
+_SCALAR = {"anyOf": [{"type": "string"}, _NUMBER, {"type": "boolean"}]}
 
 
 class Condition(Strict):
@@ -296,7 +298,7 @@ class Condition(Strict):
                 _value_of(["eq", "ne"], _SCALAR),
                 _value_of(["in", "not_in"], {"type": "array", "minItems": 1, "maxItems": 100, "items": _SCALAR}),
                 _value_of(["contains", "starts_with"], {"type": "string"}),
-                _value_of(["gt", "gte", "lt", "lte"], {"type": "number"}),
+                _value_of(["gt", "gte", "lt", "lte"], _NUMBER),
                 _value_of(["older_than_days"], {"type": "number", "minimum": 0, "maximum": MAX_DAYS}),
                 _value_of(["before", "after"], {"type": "string"}),  # an ISO 8601 date or date-time
             ]
