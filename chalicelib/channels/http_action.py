@@ -95,7 +95,8 @@ def judge(request: HttpRequest, answer: Answer) -> SendOutcome:
         if request.success_json_field is None:
             return SendOutcome.accepted(_answer_id(answer))
         found = _field(answer, request.success_json_field)
-        if found == request.success_json_value:
+        wanted = request.success_json_value
+        if found == wanted and isinstance(found, bool) == isinstance(wanted, bool):  # true is not 1
             return SendOutcome.accepted(_answer_id(answer))
         return SendOutcome.permanent(
             f"the endpoint answered {status} but {request.success_json_field} is {json.dumps(found)}, "
@@ -136,6 +137,9 @@ class HttpAction:
                 prepared.url,
                 headers=prepared.headers,
                 content=prepared.content,
+                # A redirect is the endpoint's answer, judged by the action's rules: following it would take
+                # the action's credentials to wherever the endpoint points.
+                follow_redirects=False,
             )
         except RefusedUrl as exc:
             return SendOutcome.permanent(f"the action's URL is refused: {exc}"), None

@@ -704,7 +704,8 @@ def _fail_unsent(target: Target, reason: str) -> int:
 def _send(
     campaign: dict[str, Any], policy: RetryPolicy, target: Target, attempt: int, route: Route, variant: dict[str, Any]
 ) -> int:
-    """Send one attempt with its A/B `variant`'s template and sender (the campaign's where it names none)."""
+    """Send one attempt with its A/B `variant`'s template and sender, else its segment's, else the campaign's;
+    an email's parts, a WhatsApp template's parameters or an HTTP action's request rendered beside."""
     started = time.time()
     address = route.address
     recipient = target.recipient

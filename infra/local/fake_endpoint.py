@@ -2,9 +2,9 @@
 and answers as scripted. It is no kinder than a real endpoint: it does not deduplicate, so a resend is
 recorded again (and counted in `duplicates` when its `Idempotency-Key` was seen before).
 
-Script: `status` (every answer), `body` (JSON answered), `latency_ms`, `by_path` (a path's own list of
-statuses, answered in turn, then `status`), and `timeout_after_receive_ms` (hold the answer: a client with a
-shorter timeout gives up although the request arrived).
+Script: `status` (every answer), `body` (JSON answered), `headers` (sent with it), `latency_ms`, `by_path`
+(a path's own list of statuses, answered in turn, then `status`), and `timeout_after_receive_ms` (hold the
+answer: a client with a shorter timeout gives up although the request arrived).
 
     with FakeEndpoint() as endpoint:
         endpoint.script(status=503)
@@ -35,6 +35,7 @@ class Script:
     latency_ms: int = 0
     by_path: dict[str, list[int]] = field(default_factory=dict)
     timeout_after_receive_ms: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. Location)
 
 
 class FakeEndpoint:
@@ -54,13 +55,15 @@ class FakeEndpoint:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, answer, hold = endpoint._record(self.command, self.path, dict(self.headers), body)
+                status, answer, hold, extra = endpoint._record(self.command, self.path, dict(self.headers), body)
                 time.sleep(hold)
                 data = json.dumps(answer).encode()
                 with contextlib.suppress(OSError):  # the client may have given up
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in extra.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
 
@@ -82,7 +85,9 @@ class FakeEndpoint:
             for name, value in changes.items():
                 setattr(self._script, name, value)
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, float]:
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, float, dict[str, str]]:
         with self._lock:
             key = headers.get("Idempotency-Key") or ""
             self._keys[key] += 1
@@ -101,7 +106,7 @@ class FakeEndpoint:
             turns = script.by_path.get(path.split("?", 1)[0])
             status = turns.pop(0) if turns else script.status
             hold = (script.latency_ms + script.timeout_after_receive_ms) / 1000
-            return status, script.body, hold
+            return status, script.body, hold, dict(script.headers)
 
     def paths(self) -> list[str]:
         with self._lock:

@@ -183,3 +183,13 @@ def test_a_request_that_cannot_be_made_fails_that_recipient_without_a_send(
     )
     assert result["outcome"] == "failed" and "cannot be made" in result["error"], result
     assert endpoint.requests == []
+
+
+def test_a_redirect_is_the_endpoints_answer_and_the_secret_goes_nowhere_else(
+    harness: Harness, endpoint: FakeEndpoint
+) -> None:
+    action = harness.tenant.ok("POST", "/v1/actions", action_body(endpoint), status=201)
+    endpoint.script(status=307, headers={"Location": endpoint.base_url + "/elsewhere"})
+    result = harness.tenant.ok("POST", f"/v1/actions/{action['id']}/test", {"data": {"id": "c1", "phone": "+1"}})
+    assert result["status"] == 307 and result["outcome"] == "failed", result
+    assert endpoint.paths() == ["/crm/c1"], "not followed, so the bearer secret went to no other URL"
