@@ -69,7 +69,7 @@ def create_campaign(account: str) -> Campaign:
     definition = body.model_dump(mode="json", exclude={"start_at"})
     definition.update(_channel_fields(account, definition))
     if body.channel != "whatsapp":
-        definition.update(_template_fields(account, body.template, body.template_id, body.template_version))
+        definition.update(_template_fields(account, body.template, body.template_id, body.template_version, definition))
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
     if body.recurrence is not None:
@@ -104,10 +104,9 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         return {"action": _action(account, definition.get("action_id"))}
     if channel != "email":
         return {}
-    if not content:
-        raise InvalidInput.on("email", "an email campaign needs its subject: give `email`")
-    if definition.get("template_id"):
-        raise InvalidInput.on("template_id", "templates are SMS texts so far: give an email campaign its `template`")
+    content = content or {}
+    if not content.get("subject") and not definition.get("template_id"):
+        raise InvalidInput.on("email.subject", "an email campaign has a subject: give it, or an email `template_id`")
     if definition.get("category") == "marketing" and not content.get("unsubscribe_url"):
         raise InvalidInput.on(
             "email.unsubscribe_url", "a marketing email needs a one-click unsubscribe link (RFC 8058; Gmail, Yahoo)"
@@ -153,10 +152,16 @@ def _action(account: str, action_id: str | None) -> dict[str, Any]:
 
 
 def _template_fields(
-    account: str, template: str | None, template_id: str | None, version: int | None
+    account: str,
+    template: str | None,
+    template_id: str | None,
+    version: int | None,
+    campaign: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The campaign's template: its own text, or a template of the account's copied in at a pinned version
-    (versions never change, so the copy is the template), with its locales."""
+    (versions never change, so the copy is the template), with its locales; an email template's subject and
+    HTML part go into the campaign's `email` (over what it gave), per locale in `email_locales`."""
+    channel = str((campaign or {}).get("channel") or "sms")
     if (template is None) == (template_id is None):
         raise InvalidInput.on("template", "give `template` or `template_id`, one of them")
     if template_id is None:
@@ -164,19 +169,31 @@ def _template_fields(
             raise InvalidInput.on("template_version", "only with template_id")
         return {"template_id": None, "template_version": None, "template_locales": None}
     try:
-        templates.get_template(account, template_id)
+        found = templates.get_template(account, template_id)
     except NotFound:
         raise InvalidInput.on("template_id", "no template of this account has this id") from None
+    if found["channel"] != channel:
+        raise InvalidInput.on("template_id", f"is an {found['channel']} template; this campaign sends {channel}")
     try:
         pinned = templates.get_version(account, template_id, version)
     except NotFound:
         raise InvalidInput.on("template_version", f"template {template_id} has no version {version}") from None
     locales = {tag: content["text"] for tag, content in (pinned.get("locales") or {}).items()}
-    return {
+    fields = {
         "template": pinned["content"]["text"],
         "template_version": int(pinned["version"]),
         "template_locales": locales or None,
     }
+    if channel == "email":
+        parts = ("subject", "html")
+        given = dict((campaign or {}).get("email") or {})
+        fields["email"] = {**given, **{part: pinned["content"].get(part) for part in parts}}
+        fields["email_locales"] = {
+            tag: {part: content[part] for part in parts if content.get(part)}
+            for tag, content in (pinned.get("locales") or {}).items()
+            if any(content.get(part) for part in parts)
+        } or None
+    return fields
 
 
 def _check_recurrence(recurrence: Recurrence) -> None:
@@ -362,7 +379,11 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         changes.update(_channel_fields(account, {**campaign, **changes}))
     if {"template", "template_id", "template_version"} & set(changes) and campaign["channel"] != "whatsapp":
         template_id = changes.get("template_id") or (None if "template" in changes else campaign.get("template_id"))
-        changes.update(_template_fields(account, changes.get("template"), template_id, changes.get("template_version")))
+        changes.update(
+            _template_fields(
+                account, changes.get("template"), template_id, changes.get("template_version"), {**campaign, **changes}
+            )
+        )
     if status in NOT_STARTED:
         allowed = NOT_STARTED
         audience = _check_lists(account, changes.get("list_id"), changes.get("exclusion_list_ids"))

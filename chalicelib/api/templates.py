@@ -51,19 +51,28 @@ def template_view(item: dict[str, Any], latest: dict[str, Any]) -> Template:
     )
 
 
-def _contents(body: TemplateVersionCreate) -> tuple[dict[str, Any], dict[str, Any]]:
-    content = body.content.model_dump(mode="json")
-    locales = {tag: c.model_dump(mode="json") for tag, c in body.locales.items()}
+def _contents(body: TemplateVersionCreate, channel: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The version's content and locales, as stored (None fields left out); 422 on what the channel has not
+    (an SMS template's subject) or lacks (an email template's subject)."""
+    content = body.content.model_dump(mode="json", exclude_none=True)
+    locales = {tag: c.model_dump(mode="json", exclude_none=True) for tag, c in body.locales.items()}
     lowered = [tag.lower() for tag in locales]
     if len(set(lowered)) != len(lowered):
         raise InvalidInput.on("locales", "the same tag twice (tags match whatever their case)")
+    if channel == "email" and "subject" not in content:
+        raise InvalidInput.on("content.subject", "an email template has a subject")
+    if channel != "email":
+        for where, part in [("content", content), *((f"locales.{tag}", c) for tag, c in locales.items())]:
+            for field in ("subject", "html"):
+                if field in part:
+                    raise InvalidInput.on(f"{where}.{field}", f"only for an email template; this one is {channel}")
     return content, locales
 
 
 @route(bp, "/templates", methods=["POST"], status=201)
 def create_template(account: str) -> Template:
     body = parse_body(bp.current_request, TemplateCreate)
-    content, locales = _contents(body)
+    content, locales = _contents(body, body.channel)
     return template_view(*templates.create_template(account, body.name, body.channel, content, locales))
 
 
@@ -91,9 +100,9 @@ def delete_template(account: str, template_id: str) -> None:
 
 @route(bp, "/templates/{template_id}/versions", methods=["POST"], status=201)
 def add_version(account: str, template_id: str) -> TemplateVersion:
-    templates.get_template(account, template_id)  # first: another account's id is a 404, whatever the body
+    item = templates.get_template(account, template_id)  # first: another account's id is a 404, whatever the body
     body = parse_body(bp.current_request, TemplateVersionCreate)
-    content, locales = _contents(body)
+    content, locales = _contents(body, item["channel"])
     return version_view(templates.add_version(account, template_id, content, locales))
 
 
@@ -111,10 +120,17 @@ def preview(account: str, template_id: str) -> TemplatePreview:
     body = parse_body(bp.current_request, TemplatePreviewRequest)
     version = templates.get_version(account, template_id, body.version)
     source, used = localised(version["content"]["text"], _texts(version), body.locale)
+    content = (version.get("locales") or {}).get(used) or version["content"] if used else version["content"]
     try:
         text = render(source, body.data)
+        subject = _render_part(version, content, "subject", body.data)
+        html = _render_part(version, content, "html", body.data)
     except TemplateError as exc:
         raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
+    if item["channel"] == "email":
+        return TemplatePreview(
+            version=int(version["version"]), locale=used, text=text, subject=subject, html=html, characters=len(text)
+        )
     parts = sms_parts(text)
     warnings = []
     limit = channel_for(item["channel"]).max_text_chars
@@ -131,6 +147,12 @@ def preview(account: str, template_id: str) -> TemplatePreview:
         segments=parts.segments,
         warnings=warnings,
     )
+
+
+def _render_part(version: dict[str, Any], content: dict[str, Any], field: str, data: dict[str, Any]) -> str | None:
+    """An email part of the locale used, else of the default content (a locale may give only its text)."""
+    source = content.get(field) or version["content"].get(field)
+    return render(str(source), data) if source else None
 
 
 def _texts(version: dict[str, Any]) -> dict[str, str]:

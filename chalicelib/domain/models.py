@@ -178,7 +178,13 @@ class EmailContent(Strict):
     """What an email campaign sends beside its `template` (the plain-text part): every text here is a Liquid
     template over the same variables."""
 
-    subject: str = Field(min_length=1, max_length=998, description="The Subject line (RFC 5322: 998 at most).")
+    subject: str | None = Field(
+        None,
+        min_length=1,
+        max_length=998,
+        description="The Subject line (RFC 5322: 998 at most); required unless `template_id` names an email template "
+        "(then its subject and HTML part are used, per locale).",
+    )
     html: str | None = Field(
         None,
         min_length=1,
@@ -631,6 +637,7 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     definition = CampaignCreate.model_validate(fields).model_dump(mode="json", exclude={"start_at", *left_out})
     definition["template_locales"] = campaign.get("template_locales")
     definition["template"] = definition.get("template") or campaign.get("template") or ""
+    definition["email_locales"] = campaign.get("email_locales")
     definition["email_configuration_set"] = campaign.get("email_configuration_set")
     definition["action"] = campaign.get("action")
     return definition
@@ -896,12 +903,20 @@ MAX_LOCALES = 50
 
 
 class TemplateContent(Strict):
-    text: str = Field(min_length=1, max_length=1600, description="The SMS text: Liquid, the recipient's variables.")
+    text: str = Field(
+        min_length=1,
+        max_length=1600,
+        description="The SMS text, or an email's text part: Liquid, the recipient's variables.",
+    )
+    subject: str | None = Field(
+        None, min_length=1, max_length=998, description="Email templates: the Subject line (required in `content`)."
+    )
+    html: str | None = Field(None, min_length=1, max_length=100_000, description="Email templates: the HTML part.")
 
-    @field_validator("text")
+    @field_validator("text", "subject", "html")
     @classmethod
-    def _template_compiles(cls, value: str) -> str:
-        return checked_template(value)
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
 
 
 class TemplateVersionCreate(Strict):
@@ -916,7 +931,9 @@ class TemplateVersionCreate(Strict):
 
 class TemplateCreate(TemplateVersionCreate):
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["sms"] = "sms"
+    channel: Literal["sms", "email"] = Field(
+        "sms", description="`email` templates have a `subject` (and may have `html`); `sms` ones have neither."
+    )
 
 
 class TemplateVersion(BaseModel):
@@ -947,9 +964,15 @@ class TemplatePreview(BaseModel):
     version: int
     locale: str | None = Field(description="The localised content used (null: the default).")
     text: str
+    subject: str | None = Field(None, description="Email templates: the rendered Subject line.")
+    html: str | None = Field(None, description="Email templates: the rendered HTML part.")
     characters: int
-    encoding: Literal["GSM-7", "UCS-2"] = Field(description="GSM-7 when every character is in the GSM alphabet.")
-    segments: int = Field(description="SMS parts a handset receives (each billed as one message).")
+    encoding: Literal["GSM-7", "UCS-2"] | None = Field(
+        None, description="SMS: GSM-7 when every character is in the GSM alphabet (null for email)."
+    )
+    segments: int | None = Field(
+        None, description="SMS: parts a handset receives, each billed as one message (null for email)."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 

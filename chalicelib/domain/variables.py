@@ -24,6 +24,8 @@ def texts(campaign: dict[str, Any]) -> list[str]:
         found += [part["template"] for part in campaign.get(kind) or [] if part.get("template")]
     email = campaign.get("email") or {}
     found += [email[name] for name in ("subject", "html", "unsubscribe_url") if email.get(name)]
+    for localised in (campaign.get("email_locales") or {}).values():
+        found += [text for text in localised.values() if text]
     found += list((campaign.get("whatsapp") or {}).get("parameters") or [])
     action = campaign.get("action") or {}
     found += [action[name] for name in ("url", "body") if action.get(name)]

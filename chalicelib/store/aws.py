@@ -82,6 +82,8 @@ def reset_clients() -> None:
         forget()
 
 
+# Integers up to 38 digits are kept as int (a DynamoDB number's precision).
+_INT_LIMIT = Decimal(10) ** 38
 # The smallest magnitude a DynamoDB number can have.
 SMALLEST_NUMBER = 1e-130
 
@@ -112,9 +114,13 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Decimals back to int/float so the rest of the code deals in plain numbers."""
+    """Decimals back to int/float so the rest of the code deals in plain numbers. An integral value past 38
+    digits came from a float (5e40 is stored as 5E+40): an int of it would be a number of 41 digits, which
+    no request can carry, so a clone re-checking its definition refused it (a fuzzed 500)."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value() and abs(value) < _INT_LIMIT:
+            return int(value)
+        return float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -40,7 +40,7 @@ from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
-from chalicelib.domain.template import TemplateError, localised, render
+from chalicelib.domain.template import TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
 from chalicelib.operations import concurrency, sending_limits
@@ -726,7 +726,7 @@ def _send(
     )
     try:
         text = render(source, variables)
-        email = _email_parts(campaign, variables)
+        email = _email_parts(campaign, variables, target.recipient.locale)
         whatsapp = _whatsapp_template(campaign, variables)
         request = http_request(campaign["action"], {**variables, "message": text}) if campaign.get("action") else None
     except TemplateError as exc:
@@ -770,12 +770,16 @@ def _whatsapp_template(campaign: dict[str, Any], variables: dict[str, Any]) -> W
     return WhatsAppTemplate(name=content["template_name"], locale=content["locale"], parameters=parameters)
 
 
-def _email_parts(campaign: dict[str, Any], variables: dict[str, Any]) -> EmailParts | None:
-    """An email campaign's subject, HTML part and unsubscribe link rendered for one recipient (TemplateError
-    if one of them cannot be)."""
+def _email_parts(campaign: dict[str, Any], variables: dict[str, Any], locale: str | None) -> EmailParts | None:
+    """An email campaign's subject, HTML part and unsubscribe link rendered for one recipient, in its locale
+    where an email template gives one (TemplateError if one of them cannot be)."""
     content = campaign.get("email")
     if campaign["channel"] != "email" or not content:
         return None
+    localised_parts = campaign.get("email_locales") or {}
+    tag = pick_locale(localised_parts, locale)
+    if tag is not None:
+        content = {**content, **localised_parts[tag]}
     html = content.get("html")
     link = content.get("unsubscribe_url")
     return EmailParts(

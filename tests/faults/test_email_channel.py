@@ -128,7 +128,7 @@ def test_email_campaigns_are_checked_against_ses_and_the_channel(harness: Harnes
     email = {"channel": "email", "email": EMAIL}
     assert "not an identity verified in SES" in refused("sender", **email, sender="news@elsewhere.example")
     assert "From address" in refused("sender", **email, sender="not an address")
-    assert "subject" in refused("email", channel="email", sender=SENDER)
+    assert "subject" in refused("email.subject", channel="email", sender=SENDER)
     assert "unsubscribe" in refused(
         "email.unsubscribe_url", channel="email", sender=SENDER, category="marketing", email={"subject": "Hi"}
     )
@@ -138,3 +138,42 @@ def test_email_campaigns_are_checked_against_ses_and_the_channel(harness: Harnes
     assert "20 characters" in refused("sender", sender="a-very-long-sender-name-indeed")
     variants = [{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "sender": "other@elsewhere.example"}]
     assert "not an identity verified" in refused("variants.1.sender", **email, sender=SENDER, variants=variants)
+
+
+def test_an_email_template_gives_each_recipient_its_locales_subject_and_html(harness: Harness, ses: Any) -> None:
+    tenant = harness.tenant
+    template = tenant.ok(
+        "POST",
+        "/v1/templates",
+        {
+            "name": "statement",
+            "channel": "email",
+            "content": {"text": "Hello {{ first_name }}", "subject": "Your statement", "html": "<p>Hi</p>"},
+            "locales": {"pt-BR": {"text": "Olá {{ first_name }}", "subject": "Seu extrato, {{ first_name }}"}},
+        },
+        status=201,
+    )
+    preview = tenant.ok(
+        "POST", f"/v1/templates/{template['id']}/preview", {"data": {"first_name": "Ana"}, "locale": "pt-BR"}
+    )
+    assert (preview["subject"], preview["html"], preview["segments"]) == ("Seu extrato, Ana", "<p>Hi</p>", None)
+
+    rows = email_rows(2)
+    rows[1]["locale"] = "pt-BR"
+    listed = tenant.ok("POST", "/v1/lists", {"name": "tpl"}, status=201)
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    body = campaign_body(listed["id"], channel="email", sender=SENDER, template_id=template["id"], rate_per_second=200)
+    body.pop("template")
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    assert created["email"]["subject"] == "Your statement"
+    tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+    assert harness.run(created["id"])["counters"]["succeeded"] == 2
+
+    mail = {m["To"]: m for m in sent_mail()}
+    assert mail["Person.0@example.org"]["Subject"] == "Your statement"
+    assert mail["Person.1@example.org"]["Subject"] == "Seu extrato, Ann1"  # pt-BR subject, default HTML part
+    sms = tenant.ok("POST", "/v1/templates", {"name": "t", "content": {"text": "Hi"}}, status=201)
+    answer = tenant.call("POST", "/v1/campaigns", {**body, "template_id": sms["id"]})
+    assert answer.status_code == 422 and answer.json_body["errors"][0]["field"] == "template_id"
+    bad = tenant.call("POST", "/v1/templates", {"name": "x", "content": {"text": "Hi", "subject": "S"}})
+    assert bad.status_code == 422 and bad.json_body["errors"][0]["field"] == "content.subject"
