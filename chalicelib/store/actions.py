@@ -7,6 +7,7 @@ through Powertools parameters, cached for `SECRET_MAX_AGE` seconds per container
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -105,13 +106,17 @@ def read_secret(name: str) -> str:
     return value if isinstance(value, str) else bytes(value or b"").decode()
 
 
-_provider: list[SecretsProvider] = []
+_providers: list[SecretsProvider] = []
+_making = threading.Lock()
 
 
 def _secrets() -> SecretsProvider:
-    if not _provider:
-        _provider.append(SecretsProvider(boto3_client=aws.client("secretsmanager")))
-    return _provider[0]
+    """One provider (and its cache) per process, made once however many sends ask for it at the same moment."""
+    if not _providers:
+        with _making:
+            if not _providers:
+                _providers.append(SecretsProvider(boto3_client=aws.client("secretsmanager")))
+    return _providers[0]
 
 
-aws.on_reset(_provider.clear)
+aws.on_reset(_providers.clear)

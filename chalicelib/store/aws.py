@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -40,28 +41,47 @@ def sqs() -> Any:
     return _client("sqs")
 
 
-@lru_cache(maxsize=8)
+# Clients made on first use by the threads of a dispatch invocation: one is made, once, under the lock.
+# (An lru_cache lets every thread that misses at once build its own: 200 sends of an HTTP action built
+# their Secrets Manager clients at once, and the first request left 45 s after the start.)
+_made: dict[tuple[str, float | None], Any] = {}
+_making = threading.Lock()
+
+
+def _once(key: tuple[str, float | None], make: Callable[[], Any]) -> Any:
+    found = _made.get(key)
+    if found is None:
+        with _making:
+            found = _made.get(key)
+            if found is None:
+                found = _made[key] = make()
+    return found
+
+
 def client(service: str) -> Any:
-    """Any other service's client (SES's identities and configuration sets, ...)."""
-    return _client(service)
+    """Any other service's client (SES's identities and configuration sets, Secrets Manager, ...)."""
+    return _once((service, None), lambda: _client(service))
 
 
-@lru_cache(maxsize=4)
 def single_attempt_client(service: str, timeout_seconds: float) -> Any:
     """A client that makes each call once: botocore's standard mode would retry a read timeout or a dropped
     connection, and a call that sends something (an email) must not be repeated blindly. `total_max_attempts`,
     not `max_attempts`, which botocore reads as retries (`max_attempts: 1` is two attempts)."""
-    settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=min(timeout_seconds, 5.0),
-        read_timeout=timeout_seconds,
-        max_pool_connections=256,
-    )
-    session: Any = boto3.session.Session()
-    return session.client(
-        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
-    )
+
+    def make() -> Any:
+        settings = get_settings()
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            connect_timeout=min(timeout_seconds, 5.0),
+            read_timeout=timeout_seconds,
+            max_pool_connections=256,
+        )
+        session: Any = boto3.session.Session()
+        return session.client(
+            service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
+        )
+
+    return _once((service, timeout_seconds), make)
 
 
 _on_reset: list[Callable[[], None]] = []
@@ -75,8 +95,7 @@ def reset_clients() -> None:
     """Forget cached clients and settings (tests point them at a fresh moto)."""
     dynamodb.cache_clear()
     sqs.cache_clear()
-    client.cache_clear()
-    single_attempt_client.cache_clear()
+    _made.clear()
     get_settings.cache_clear()
     for forget in _on_reset:
         forget()
