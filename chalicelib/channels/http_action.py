@@ -207,15 +207,13 @@ def _retry_after(answer: Answer) -> float | None:
         return None
 
 
-_adapter: list[HttpAction] = []
-
-
 def http_action() -> HttpAction:
-    if not _adapter:
+    """The adapter for the current settings, made once per process."""
+
+    def make() -> HttpAction:
         s = get_settings()
         hosts = frozenset(h.strip().lower() for h in s.outbound_allowed_hosts.split(",") if h.strip())
-        _adapter.append(HttpAction(Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts)))
-    return _adapter[0]
+        return HttpAction(Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts))
 
-
-aws.on_reset(_adapter.clear)
+    adapter: HttpAction = aws.once(("http-action", None), make)
+    return adapter
