@@ -207,13 +207,15 @@ def _retry_after(answer: Answer) -> float | None:
         return None
 
 
-def http_action() -> HttpAction:
-    """The adapter for the current settings, made once per process."""
+_adapter: list[HttpAction] = []
 
-    def make() -> HttpAction:
+
+def http_action() -> HttpAction:
+    if not _adapter:
         s = get_settings()
         hosts = frozenset(h.strip().lower() for h in s.outbound_allowed_hosts.split(",") if h.strip())
-        return HttpAction(Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts))
+        _adapter.append(HttpAction(Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts)))
+    return _adapter[0]
 
-    adapter: HttpAction = aws.once(("http-action", None), make)
-    return adapter
+
+aws.on_reset(_adapter.clear)

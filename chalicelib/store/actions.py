@@ -7,6 +7,7 @@ through Powertools parameters, cached for `SECRET_MAX_AGE` seconds per container
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -57,7 +58,18 @@ def get_action(account_id: str, action_id: str) -> dict[str, Any]:
 
 
 def actions_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    return aws.partition_page(_table(), keys.actions_pk(account_id), after=after, limit=limit)
+    params: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": aws.to_values({":pk": keys.actions_pk(account_id)}),
+        "Limit": limit,
+        "ConsistentRead": True,
+    }
+    if after:
+        params["ExclusiveStartKey"] = aws.to_item({"pk": keys.actions_pk(account_id), "sk": after})
+    answer = aws.dynamodb().query(**params)
+    last = answer.get("LastEvaluatedKey")
+    return [aws.from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
 
 
 def delete_action(account_id: str, action_id: str) -> None:
@@ -94,9 +106,17 @@ def read_secret(name: str) -> str:
     return value if isinstance(value, str) else bytes(value or b"").decode()
 
 
+_providers: list[SecretsProvider] = []
+_making = threading.Lock()
+
+
 def _secrets() -> SecretsProvider:
     """One provider (and its cache) per process, made once however many sends ask for it at the same moment."""
-    provider: SecretsProvider = aws.once(
-        ("secrets-provider", None), lambda: SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    )
-    return provider
+    if not _providers:
+        with _making:
+            if not _providers:
+                _providers.append(SecretsProvider(boto3_client=aws.client("secretsmanager")))
+    return _providers[0]
+
+
+aws.on_reset(_providers.clear)

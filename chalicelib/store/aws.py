@@ -48,8 +48,7 @@ _made: dict[tuple[str, float | None], Any] = {}
 _making = threading.Lock()
 
 
-def once(key: tuple[str, float | None], make: Callable[[], Any]) -> Any:
-    """`make()` once per process (until reset_clients), however many threads ask at the same moment."""
+def _once(key: tuple[str, float | None], make: Callable[[], Any]) -> Any:
     found = _made.get(key)
     if found is None:
         with _making:
@@ -61,7 +60,7 @@ def once(key: tuple[str, float | None], make: Callable[[], Any]) -> Any:
 
 def client(service: str) -> Any:
     """Any other service's client (SES's identities and configuration sets, Secrets Manager, ...)."""
-    return once((service, None), lambda: _client(service))
+    return _once((service, None), lambda: _client(service))
 
 
 def single_attempt_client(service: str, timeout_seconds: float) -> Any:
@@ -82,7 +81,7 @@ def single_attempt_client(service: str, timeout_seconds: float) -> Any:
             service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
         )
 
-    return once((service, timeout_seconds), make)
+    return _once((service, timeout_seconds), make)
 
 
 _on_reset: list[Callable[[], None]] = []
@@ -146,23 +145,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def partition_page(table: str, pk: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of the items under one partition key, from the sort key `after`; the last sort key read, if
-    more may follow."""
-    params: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": to_values({":pk": pk}),
-        "Limit": limit,
-        "ConsistentRead": True,
-    }
-    if after:
-        params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": after})
-    answer = dynamodb().query(**params)
-    last = answer.get("LastEvaluatedKey")
-    return [from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
 
 
 def write_if(call: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:

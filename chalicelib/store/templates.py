@@ -91,7 +91,18 @@ def delete_template(account_id: str, template_id: str) -> None:
 
 
 def templates_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    return aws.partition_page(_table(), keys.templates_pk(account_id), after=after, limit=limit)
+    params: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": aws.to_values({":pk": keys.templates_pk(account_id)}),
+        "Limit": limit,
+        "ConsistentRead": True,
+    }
+    if after:
+        params["ExclusiveStartKey"] = aws.to_item({"pk": keys.templates_pk(account_id), "sk": after})
+    answer = aws.dynamodb().query(**params)
+    last = answer.get("LastEvaluatedKey")
+    return [aws.from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
 
 
 def get_version(account_id: str, template_id: str, version: int | None = None) -> dict[str, Any]:
