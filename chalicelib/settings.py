@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     vonage_api_key: str = ""
     vonage_api_secret: str = ""
     provider_timeout_seconds: float = 15.0
+    # Voice (decision 38): calls are made as a Vonage application, with a JWT signed by its private key (a PEM
+    # kept in Secrets Manager under this name); its events are signed with the signature secret (likewise).
+    vonage_application_id: str = ""
+    vonage_private_key_secret: str = ""
+    vonage_signature_secret: str = ""
+    # Where the provider reaches this API (API Gateway's URL, or the local server's): the calls' event URL.
+    webhook_base_url: str = ""
     # Names of what the service creates per account: SES configuration sets <prefix>-<stage>-<account id>,
     # action secrets <prefix>/<stage>/<account id>/actions/<action id>.
     resource_prefix: str = "bulk"

@@ -7,6 +7,7 @@ from chalice import Chalice
 from chalicelib.api import (
     accounts,
     actions,
+    calls,
     campaigns,
     exports,
     limits,
@@ -20,6 +21,18 @@ from chalicelib.api.http import register_problem_responses
 
 
 def register_api(app: Chalice) -> None:
-    for resource in (accounts, lists, list_management, uploads, templates, actions, campaigns, exports, limits, meta):
+    for resource in (
+        accounts,
+        lists,
+        list_management,
+        uploads,
+        templates,
+        actions,
+        calls,
+        campaigns,
+        exports,
+        limits,
+        meta,
+    ):
         app.register_blueprint(resource.bp, url_prefix="/v1")
     register_problem_responses(app)

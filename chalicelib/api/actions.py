@@ -17,7 +17,7 @@ from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import Action, ActionAuthView, ActionCreate, ActionTestRequest, ActionTestResult, Page
 from chalicelib.domain.template import TemplateError
 from chalicelib.store import actions
-from chalicelib.store.actions import SecretGone
+from chalicelib.store.secrets import SecretGone
 
 bp = Blueprint(__name__)
 

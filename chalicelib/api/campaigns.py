@@ -45,6 +45,7 @@ from chalicelib.domain.models import (
 from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
 from chalicelib.operations.completion import complete_if_done
+from chalicelib.settings import get_settings
 from chalicelib.store import actions, campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules, templates
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
@@ -68,7 +69,7 @@ def create_campaign(account: str) -> Campaign:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
     definition.update(_channel_fields(account, definition))
-    if body.channel != "whatsapp":
+    if _sends_text(definition):
         definition.update(_template_fields(account, body.template, body.template_id, body.template_version, definition))
     definition["expires_at"] = _expiry(body.expires_at, start_at)
     created = campaigns.create_campaign(account, definition, audience=audience or 0)
@@ -98,8 +99,12 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput.on("email", f"only for an email campaign; this one sends {channel}")
     if channel != "whatsapp" and definition.get("whatsapp"):
         raise InvalidInput.on("whatsapp", f"only for a WhatsApp campaign; this one sends {channel}")
+    if channel != "voice" and definition.get("voice"):
+        raise InvalidInput.on("voice", f"only for a voice campaign; this one sends {channel}")
     if channel == "whatsapp":
         return _whatsapp_fields(definition)
+    if channel == "voice":
+        return _voice_fields(definition)
     if channel == "http":
         return {"action": _action(account, definition.get("action_id"))}
     if channel != "email":
@@ -117,6 +122,11 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
                 field, f"{sender} is not an identity verified in SES (the address or its domain): verify it first"
             )
     return {"email_configuration_set": ses.ensure_configuration_set(account)}
+
+
+def _sends_text(definition: dict[str, Any]) -> bool:
+    """Whether the campaign sends its `template` (WhatsApp sends its template; a call with an NCCO its NCCO)."""
+    return definition["channel"] != "whatsapp" and not (definition.get("voice") or {}).get("ncco")
 
 
 def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +148,31 @@ def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
                     f"{kind}.{index}.template", f"a WhatsApp campaign's {kind} change the sender only"
                 )
     return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
+
+
+def _voice_fields(definition: dict[str, Any]) -> dict[str, Any]:
+    """A voice campaign calls through the Vonage application configured for the service, its events coming
+    back to this API; it speaks its `template`, unless its `voice.ncco` says what the call does."""
+    settings = get_settings()
+    for name, value in (
+        ("VONAGE_APPLICATION_ID", settings.vonage_application_id),
+        ("VONAGE_PRIVATE_KEY_SECRET", settings.vonage_private_key_secret),
+        ("VONAGE_SIGNATURE_SECRET", settings.vonage_signature_secret),
+        ("WEBHOOK_BASE_URL", settings.webhook_base_url),
+    ):
+        if not value:
+            raise InvalidInput.on("channel", f"voice calls are not set up on this service: {name} is not configured")
+    voice = definition.get("voice")
+    if not voice:
+        raise InvalidInput.on("voice", "a voice campaign says how it calls: give `voice` (at least {})")
+    if voice.get("ncco"):
+        for field in ("template", "template_id"):
+            if definition.get(field):
+                raise InvalidInput.on(field, "a voice campaign with `voice.ncco` says everything in its NCCO")
+        return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
+    if not definition.get("template") and not definition.get("template_id"):
+        raise InvalidInput.on("template", "the text the call speaks: give it, or `voice.ncco`")
+    return {}
 
 
 def _action(account: str, action_id: str | None) -> dict[str, Any]:
@@ -368,6 +403,7 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         "sender",
         "email",
         "whatsapp",
+        "voice",
         "variants",
         "segments",
         "category",
@@ -377,7 +413,7 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
     }
     if channel_fields & set(changes) and status in NOT_STARTED:
         changes.update(_channel_fields(account, {**campaign, **changes}))
-    if {"template", "template_id", "template_version"} & set(changes) and campaign["channel"] != "whatsapp":
+    if {"template", "template_id", "template_version"} & set(changes) and _sends_text({**campaign, **changes}):
         template_id = changes.get("template_id") or (None if "template" in changes else campaign.get("template_id"))
         changes.update(
             _template_fields(

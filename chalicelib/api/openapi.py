@@ -34,6 +34,7 @@ class Operation(NamedTuple):
     admin: bool = False  # needs the operator's admin token, not an account's key
     query: tuple[dict[str, Any], ...] = ()  # other query parameters it reads
     body_optional: bool = False  # its request body may be left out
+    signed: bool = False  # a provider's signed callback, not a customer's call
 
 
 OPERATIONS: list[Operation] = [
@@ -435,6 +436,45 @@ OPERATIONS: list[Operation] = [
         m.ActionTestResult,
         "testAction",
     ),
+    Operation(
+        "get",
+        "/v1/calls",
+        "Page through a voice campaign's calls: status, outcome, duration, recording",
+        None,
+        200,
+        m.Page[m.Call],
+        "listCalls",
+        paged=True,
+        query=(
+            {
+                "name": "campaign_id",
+                "in": "query",
+                "required": True,
+                "description": "The voice campaign whose calls to list.",
+                "schema": {"type": "string", "maxLength": 64},
+            },
+        ),
+    ),
+    Operation(
+        "post",
+        "/v1/webhooks/vonage/voice",
+        "A call's event, posted by Vonage to the call's event URL (signed; the URL names the attempt)",
+        m.CallEvent,
+        200,
+        m.CallEventResult,
+        "voiceEvent",
+        signed=True,
+        query=tuple(
+            {
+                "name": name,
+                "in": "query",
+                "required": True,
+                "description": f"The call's {name}, as dispatch wrote it into the event URL.",
+                "schema": {"type": "string", "maxLength": 200},
+            }
+            for name in ("account", "campaign", "recipient", "attempt")
+        ),
+    ),
     Operation("get", "/v1/limits", "The account's sender and country limits", None, 200, m.Limits, "listLimits"),
     *(
         operation
@@ -810,6 +850,8 @@ def openapi_document() -> dict[str, Any]:
             responses["413"] = _problem(f"Payload too large: {BODY_LIMIT}")
         if op.admin:
             operation["security"] = [{"admin": []}]
+        if op.signed:
+            operation["security"] = [{"vonageSignature": []}]
         responses["default"] = _problem("Problem")
         paths.setdefault(op.path, {})[op.method] = operation
     return {
@@ -820,6 +862,13 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An account's API key."},
                 "admin": {"type": "http", "scheme": "bearer", "description": "The operator's admin token."},
+                "vonageSignature": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Vonage's signed callback: HS256 with the signature secret, the body's SHA-256 "
+                    "as `payload_hash`, issued within 5 minutes, each token once.",
+                },
             },
         },
         "security": [{"bearer": []}],

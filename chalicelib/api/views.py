@@ -92,6 +92,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         template=item["template"],
         email=item.get("email"),
         whatsapp=item.get("whatsapp"),
+        voice=item.get("voice"),
         action_id=item.get("action_id"),
         template_id=item.get("template_id"),
         template_version=int(item["template_version"]) if item.get("template_version") else None,

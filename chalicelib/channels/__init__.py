@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage, WhatsAppTemplate
+from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate
 from chalicelib.channels.http_action import HttpAction, http_action
 from chalicelib.channels.ses import SesEmail, ses_email
 from chalicelib.channels.vonage import VonageMessages, vonage_messages
+from chalicelib.channels.vonage_voice import VonageVoice, vonage_voice
 
-__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VonageMessages", "WhatsAppTemplate", "channel_for"]
+__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VoiceCall", "VonageMessages", "WhatsAppTemplate", "channel_for"]
 
 
 def channel_for(channel: str) -> Channel:
     if channel in VonageMessages.CHANNELS:
         return vonage_messages()
+    if channel in VonageVoice.CHANNELS:
+        return vonage_voice()
     if channel in SesEmail.CHANNELS:
         return ses_email()
     if channel in HttpAction.CHANNELS:

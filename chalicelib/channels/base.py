@@ -48,6 +48,17 @@ class WhatsAppTemplate:
 
 
 @dataclass(frozen=True)
+class VoiceCall:
+    """A call's NCCO, rendered for one recipient, and where its events go."""
+
+    ncco: list[dict[str, Any]]
+    event_url: str
+    machine_detection: str | None = None
+    ringing_timer: int = 60
+    length_timer: int = 900
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     channel: str
     to: str  # E.164, or an email address
@@ -57,6 +68,7 @@ class OutgoingMessage:
     email: EmailParts | None = None
     whatsapp: WhatsAppTemplate | None = None
     http: HttpRequest | None = None  # an HTTP action's request, rendered for this recipient
+    voice: VoiceCall | None = None
     # Kept by the provider with the message, where it can (SES email tags): campaign and recipient ids.
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +77,9 @@ class Channel(Protocol):
     # True only when the provider deduplicates on the idempotency key: then a send that may already have
     # happened (a crash, a timeout after sending) is repeated with the same key; else it is `unknown`.
     honours_idempotency_key: bool
+    # True when an accepted send is not yet the outcome (a call): it stays in flight until the provider's
+    # event says how it ended, or is swept to `unknown` when none came (operations/calls.py).
+    asynchronous_outcome: bool
     # The longest text the provider takes (None: no limit): a longer rendered text fails before sending.
     max_text_chars: int | None
 

@@ -25,7 +25,7 @@ from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.domain.template import render
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.actions import SecretGone, read_secret
+from chalicelib.store.secrets import SecretGone, read_secret
 
 MASK = "********"
 RESPONSE_TEXT_BYTES = 4096
@@ -113,6 +113,7 @@ def judge(request: HttpRequest, answer: Answer) -> SendOutcome:
 class HttpAction:
     CHANNELS = frozenset({"http"})
     honours_idempotency_key = False
+    asynchronous_outcome = False
     max_text_chars: int | None = None
 
     def __init__(self, guard: Guard) -> None:

@@ -48,6 +48,7 @@ def configuration_set_name(account_id: str) -> str:
 class SesEmail:
     CHANNELS = frozenset({"email"})
     honours_idempotency_key = False
+    asynchronous_outcome = False
     max_text_chars: int | None = None  # SES's limit is on the whole message (40 MB), far above the templates'
 
     def __init__(self, client: Any) -> None:

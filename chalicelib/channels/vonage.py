@@ -23,6 +23,7 @@ ACCOUNT_STATUSES = frozenset({401, 402})
 class VonageMessages:
     CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
     honours_idempotency_key = False
+    asynchronous_outcome = False
     max_text_chars: int | None = 1000  # the Messages API's limit on `text` (SMS)
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
@@ -46,12 +47,12 @@ class VonageMessages:
             return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
         if answer.status_code in (200, 202):
             return SendOutcome.accepted(_message_uuid(answer))
-        detail = _error_detail(answer)
+        detail = error_detail(answer)
         if answer.status_code in ACCOUNT_STATUSES:
             return SendOutcome.account(detail)
         if answer.status_code in TRANSIENT_STATUSES:
             reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
-            return SendOutcome.transient(detail, retry_after_seconds=_retry_after(answer), reason=reason)
+            return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
         return SendOutcome.permanent(detail)
 
 
@@ -83,7 +84,7 @@ def _message_uuid(answer: httpx.Response) -> str | None:
     return str(value) if value else None
 
 
-def _error_detail(answer: httpx.Response) -> str:
+def error_detail(answer: httpx.Response) -> str:
     try:
         body = answer.json()
         text = body.get("detail") or body.get("title") or ""
@@ -92,7 +93,7 @@ def _error_detail(answer: httpx.Response) -> str:
     return f"provider answered {answer.status_code}: {text}".strip()
 
 
-def _retry_after(answer: httpx.Response) -> float | None:
+def retry_after(answer: httpx.Response) -> float | None:
     try:
         return float(answer.headers["Retry-After"])
     except (KeyError, ValueError):

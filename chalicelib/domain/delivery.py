@@ -97,6 +97,7 @@ class OutcomeReason(StrEnum):
     UNREACHABLE = "unreachable"  # no connection was made: nothing was sent
     BUSY = "busy"  # a call: the line was busy
     NO_ANSWER = "no_answer"  # a call: nobody answered
+    MACHINE = "machine"  # a call: an answering machine answered (machine detection set to hang up)
     REJECTED = "rejected"  # the provider refused this message or destination for good (4xx)
     TIMEOUT = "timeout"  # no answer came back: it may have been sent (never retried blindly)
     ACCOUNT = "account"  # the provider refused the account (credentials, balance): the campaign pauses

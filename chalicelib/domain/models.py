@@ -19,6 +19,7 @@ from pydantic import (
 
 from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SkipReason
+from chalicelib.domain.ncco import LANGUAGE_PATTERN, MAX_ACTIONS, Endpoint, NccoAction, strings_of
 from chalicelib.domain.recipients import (
     LARGEST_FLOAT,
     LOCALE_PATTERN,
@@ -149,7 +150,7 @@ class ListRecipient(BaseModel):
 
 # What a campaign can send: its channel picks the adapter (chalicelib.channels) and the recipients'
 # destinations it sends to (a phone number for SMS, an email address for email).
-ChannelName = Literal["sms", "whatsapp", "email", "http"]
+ChannelName = Literal["sms", "whatsapp", "voice", "email", "http"]
 MAX_SENDER = 254  # an email From address; an SMS sender id is 20 at most (sender_problem)
 MAX_SMS_SENDER = 20
 
@@ -162,6 +163,11 @@ def sender_problem(channel: str, sender: str) -> str | None:
         digits = sender.removeprefix("+")
         if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
             return "a WhatsApp campaign's sender is its WhatsApp Business number, 7 to 15 digits (E.164)"
+        return None
+    if channel == "voice":
+        digits = sender.removeprefix("+")
+        if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
+            return "a voice campaign's sender is the number it calls from, 7 to 15 digits (E.164)"
         return None
     if channel == "email":
         try:
@@ -228,6 +234,54 @@ class EmailContent(Strict):
             return validate_email(value, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise ValueError(f"not a valid email address: {exc}") from None
+
+
+class VoiceContent(Strict):
+    """A voice campaign's call (Vonage Voice API): the rendered `template` spoken in the recipient's language
+    (then, given `connect`, the answered call connected to an agent), or an NCCO of its own. The outcome
+    arrives on the call's event webhook: `completed` succeeds; `busy`, `timeout`/`unanswered` (no answer),
+    `rejected`, `failed` and (with machine detection set to hang up) `machine` go to the retry policy; a
+    call never reported is `unknown` after `ringing_timer` + `length_timer` + 5 minutes."""
+
+    language: str = Field(
+        "en-US",
+        pattern=LANGUAGE_PATTERN,
+        description="Text-to-speech language when the recipient's `locale` names none with a region (pt-BR).",
+    )
+    style: int | None = Field(None, ge=0, le=20, description="Vonage's vocal style for that language.")
+    premium: bool = Field(False, description="Vonage's premium voices.")
+    ncco: list[NccoAction] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ACTIONS,
+        description="An NCCO of its own instead of the spoken `template` (every string a Liquid template).",
+    )
+    connect: Endpoint | None = Field(
+        None,
+        description="After the speech, connect the answered call here: a number, a SIP URI or a websocket (an "
+        "agent, or an AI agent on the socket). The campaign's `max_concurrent` then stands for the agents: a "
+        "slot is held from the call's start until its last event.",
+    )
+    machine_detection: Literal["continue", "hangup"] | None = Field(
+        None, description="`hangup`: an answering machine ends the call (`machine`, retried per the policy)."
+    )
+    ringing_timer: int = Field(60, ge=1, le=120, description="Seconds the call rings before `timeout`.")
+    length_timer: int = Field(900, ge=1, le=7200, description="Seconds an answered call may last.")
+
+    @field_validator("ncco", mode="after")
+    @classmethod
+    def _strings_compile(cls, value: list[Any] | None) -> list[Any] | None:
+        for action in value or []:
+            for source in strings_of(action.model_dump(by_alias=True, exclude_none=True)):
+                checked_template(source)
+        return value
+
+    @field_validator("connect", mode="after")
+    @classmethod
+    def _endpoint_compiles(cls, value: Any) -> Any:
+        for source in strings_of(value.model_dump(by_alias=True, exclude_none=True) if value else {}):
+            checked_template(source)
+        return value
 
 
 class WhatsAppContent(Strict):
@@ -442,7 +496,12 @@ class CampaignCreate(Strict):
     # only with `template_id`.
     model_config = ConfigDict(
         json_schema_extra={
-            "anyOf": [{"required": ["template"]}, {"required": ["template_id"]}, {"required": ["whatsapp"]}],
+            "anyOf": [
+                {"required": ["template"]},
+                {"required": ["template_id"]},
+                {"required": ["whatsapp"]},
+                {"required": ["voice"]},
+            ],
             "dependentRequired": {"template_version": ["template_id"]},
         }
     )
@@ -452,9 +511,9 @@ class CampaignCreate(Strict):
     channel: ChannelName = Field(
         "sms",
         description="`sms` and `whatsapp` (Vonage Messages API; WhatsApp sends the approved template given as "
-        "`whatsapp`), `email` (Amazon SES: give `email` too) or `http` (an HTTP "
-        "action of the account: give `action_id`). The recipients' destinations of that channel's type are sent "
-        "to (`http`: each recipient's first destination, whatever its type).",
+        "`whatsapp`), `voice` (Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) "
+        "or `http` (an HTTP action of the account: give `action_id`). The recipients' destinations of that "
+        "channel's type are sent to (`http`: each recipient's first destination, whatever its type).",
     )
     sender: str = Field(
         min_length=1,
@@ -469,6 +528,11 @@ class CampaignCreate(Strict):
         None,
         description="A WhatsApp campaign's approved template; required with channel `whatsapp` (instead of "
         "`template`).",
+    )
+    voice: VoiceContent | None = Field(
+        None,
+        description="A voice campaign's call: its `template` is spoken, unless `voice.ncco` is given; required "
+        "with channel `voice`.",
     )
     action_id: str | None = Field(
         None,
@@ -654,6 +718,7 @@ class CampaignUpdate(Strict):
     sender: str = Field(None, min_length=1, max_length=MAX_SENDER)  # type: ignore[assignment]
     email: EmailContent = Field(None, description="An email campaign's new subject, HTML part and headers.")  # type: ignore[assignment]
     whatsapp: WhatsAppContent = Field(None, description="A WhatsApp campaign's new template.")  # type: ignore[assignment]
+    voice: VoiceContent = Field(None, description="A voice campaign's new call.")  # type: ignore[assignment]
     action_id: str = Field(None, min_length=1, max_length=64, description="Another HTTP action (copied in).")  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     template_id: str = Field(  # type: ignore[assignment]
@@ -782,6 +847,7 @@ class Campaign(BaseModel):
     template: str
     email: EmailContent | None = Field(None, description="An email campaign's subject, HTML part and headers.")
     whatsapp: WhatsAppContent | None = Field(None, description="A WhatsApp campaign's template.")
+    voice: VoiceContent | None = Field(None, description="A voice campaign's call.")
     action_id: str | None = Field(None, description="The HTTP action an `http` campaign calls.")
     template_id: str | None = Field(None, description="The account's template it sends, if it names one.")
     template_version: int | None = Field(None, description="That template's version, pinned at creation.")
@@ -875,6 +941,55 @@ class Delivery(BaseModel):
     skip_reason: SkipReason | None = Field(None, description="Why a skipped recipient was not sent to.")
     next_attempt_at: str | None = None
     updated_at: str
+
+
+class Call(BaseModel):
+    """A voice campaign's call to one recipient: its last attempt's call, as its events left it."""
+
+    id: str = Field(description="The provider's call uuid.")
+    campaign_id: str
+    recipient_id: str
+    to: str = Field(description="The number called.")
+    attempt: int
+    status: str = Field(
+        description="The call's last event: started, ringing, answered, human, machine, completed, busy, timeout, "
+        "unanswered, cancelled, rejected, failed; `unreported` when none ended it by its deadline."
+    )
+    outcome: DeliveryState = Field(
+        description="The recipient's state: in_flight while the call is under way; succeeded (completed), queued "
+        "(tried again per the retry policy), failed or unknown (never reported)."
+    )
+    reason: str | None = Field(None, description="Why the call did not succeed, as the retry policy sees it.")
+    answered_by: Literal["human", "machine"] | None = Field(None, description="What machine detection said.")
+    duration_seconds: int | None = Field(None, description="How long the answered call lasted.")
+    price: str | None = Field(None, description="What the provider charged, as it says it.")
+    recording_url: str | None = None
+    transcript_url: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+class CallEvent(BaseModel):
+    """A Vonage Voice API call event, as posted to the call's `event_url` (signed: `Authorization: Bearer`,
+    HS256 with the signature secret, the body's SHA-256 as `payload_hash`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uuid: str = Field(max_length=100)
+    status: str = Field(max_length=40)
+    conversation_uuid: str | None = Field(None, max_length=100)
+    timestamp: str | None = Field(None, max_length=40)
+    duration: str | int | None = None
+    price: str | float | None = None
+    detail: str | None = Field(None, max_length=200)
+    recording_url: str | None = Field(None, max_length=2000)
+
+
+class CallEventResult(BaseModel):
+    result: Literal["noted", "ended", "ignored"] = Field(
+        description="noted: a call under way changed; ended: the attempt's outcome was recorded; ignored: "
+        "nothing to change (a repeat, or an earlier attempt's event)."
+    )
 
 
 class Recount(BaseModel):

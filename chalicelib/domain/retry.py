@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from chalicelib.domain.delivery import OutcomeReason
 
 # Outcomes that may be tried again on the same destination: the provider may take the next try.
-RetryableReason = Literal["throttled", "provider_error", "unreachable", "busy", "no_answer"]
+RetryableReason = Literal["throttled", "provider_error", "unreachable", "busy", "no_answer", "machine"]
 # Outcomes after which the recipient's next destination may be tried. A `timeout` (the send may have
 # happened) is never among them: it is recorded `unknown`, not sent again anywhere.
-FailoverReason = Literal["throttled", "provider_error", "unreachable", "busy", "no_answer", "rejected"]
+FailoverReason = Literal["throttled", "provider_error", "unreachable", "busy", "no_answer", "machine", "rejected"]
 RETRYABLE: tuple[RetryableReason, ...] = get_args(RetryableReason)
 FAILOVER: tuple[FailoverReason, ...] = get_args(FailoverReason)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.domain.ncco import strings_of
 from chalicelib.domain.recipients import CHANNEL_DESTINATIONS, DestinationType
 from chalicelib.domain.template import global_names
 
@@ -27,6 +28,8 @@ def texts(campaign: dict[str, Any]) -> list[str]:
     for localised in (campaign.get("email_locales") or {}).values():
         found += [text for text in localised.values() if text]
     found += list((campaign.get("whatsapp") or {}).get("parameters") or [])
+    voice = campaign.get("voice") or {}
+    found += strings_of([voice.get("ncco") or [], voice.get("connect") or {}])
     action = campaign.get("action") or {}
     found += [action[name] for name in ("url", "body") if action.get(name)]
     found += list((action.get("headers") or {}).values())

@@ -39,6 +39,7 @@ class SlotPool:
         self._condition = threading.Condition()
         self._idle: list[int] = []  # held, not sending
         self._held: set[int] = set()
+        self._handed: set[int] = set()  # passed on to a call awaiting its events (`hand_over`)
         self._next_probe = 0.0
         self._size = 0  # the limit as last given (a PATCH can lower it while the invocation sends)
 
@@ -78,8 +79,22 @@ class SlotPool:
                     self._held.add(got)
                 return got
 
+    def hand_over(self, index: int, holder: str, until: float) -> bool:
+        """The attempt goes on without this invocation (a call awaiting its events): the slot is leased to
+        `holder` until `until` (its events give it back, or the lease runs out), and leaves this pool: its
+        `release` then does nothing. False (and the slot kept here) if this pool no longer held it."""
+        if not slots.hand_over(self.campaign_pk, index, self.holder, holder, until):
+            return False
+        with self._condition:
+            self._held.discard(index)
+            self._handed.add(index)
+        return True
+
     def release(self, index: int) -> None:
         with self._condition:
+            if index in self._handed:
+                self._handed.discard(index)
+                return
             if index < self._size:
                 self._idle.append(index)
                 self._condition.notify()

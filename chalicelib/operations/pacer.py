@@ -23,6 +23,7 @@ from chalicelib.domain.delivery import FINISHED_COUNTERS
 from chalicelib.domain.pacing import ReleasePlan, paced_rate, plan_release
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.windows import Openings
+from chalicelib.operations import calls
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries, keys, lists, queue, window_waits
@@ -77,6 +78,8 @@ def release_campaign(
     if campaign.get("expires_at") and now >= float(campaign["expires_at"]):
         expire_campaign(campaign, now, lease_seconds or RELEASE_LEASE_SECONDS)
         return 0
+    if campaign.get("channel") == "voice" and int(campaign.get("in_flight", 0)):
+        calls.sweep(campaign, now)  # calls whose events never came, past their deadline: unknown
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
     idle = not int(campaign.get("waiting", 0)) and not _pass_due(campaign, now) and not _groups_due(campaign, now)

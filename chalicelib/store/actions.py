@@ -2,23 +2,19 @@
 
 An action's secret (a password, a token, an HMAC key) is kept in AWS Secrets Manager under
 `<prefix>/<stage>/<account>/actions/<action_id>`; the item keeps that name only. Dispatch reads the secret
-through Powertools parameters, cached for `SECRET_MAX_AGE` seconds per container.
+through Powertools parameters (`store.secrets`), cached per container.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.errors import NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
-
-SECRET_MAX_AGE = 300
 
 
 def _table() -> str:
@@ -91,32 +87,3 @@ def delete_action(account_id: str, action_id: str) -> None:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-
-
-class SecretGone(LookupError):
-    """The action's secret is no longer in Secrets Manager (the action was deleted)."""
-
-
-def read_secret(name: str) -> str:
-    """The secret's value, cached per container (Powertools parameters)."""
-    try:
-        value = _secrets().get(name, max_age=SECRET_MAX_AGE)
-    except Exception as exc:  # Powertools wraps the SDK's errors in GetParameterError
-        raise SecretGone(f"the action's secret cannot be read: {exc}") from exc
-    return value if isinstance(value, str) else bytes(value or b"").decode()
-
-
-_providers: list[SecretsProvider] = []
-_making = threading.Lock()
-
-
-def _secrets() -> SecretsProvider:
-    """One provider (and its cache) per process, made once however many sends ask for it at the same moment."""
-    if not _providers:
-        with _making:
-            if not _providers:
-                _providers.append(SecretsProvider(boto3_client=aws.client("secretsmanager")))
-    return _providers[0]
-
-
-aws.on_reset(_providers.clear)

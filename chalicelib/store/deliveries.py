@@ -288,6 +288,49 @@ def schedule_retry(
     return _persistently(lambda: _close_attempt(pk, rid, attempt, retry, values, over_unknown=retry)).ok
 
 
+def await_call(
+    pk: str, rid: str, attempt: int, call_uuid: str, due_at: float, recipient: dict[str, Any], slot: int | None
+) -> bool:
+    """Keep a placed call's attempt in flight until its events end it: its uuid, the deadline past which the
+    sweep calls it `unknown` (`due_at`, on the due index), the recipient's data a retry will need, and the
+    concurrency slot it holds (None: none). False when the attempt is no longer in flight."""
+    values: dict[str, Any] = {
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":attempt": attempt,
+        ":uuid": call_uuid,
+        ":due": due_at,
+        ":recipient": recipient,
+        ":started": "started",
+        ":now": time.time(),
+    }
+    sets = "SET call_uuid = :uuid, call_attempt = :attempt, call_status = :started, call_started_at = :now, "
+    sets += "due_at = :due, recipient = :recipient"
+    if slot is not None:
+        sets, values[":slot"] = sets + ", call_slot = :slot", slot
+    removes = " REMOVE call_slot, call_duration, call_price, call_answered_by, call_recording_url, call_ended_at"
+    if slot is not None:
+        removes = removes.replace(" call_slot,", "")
+    condition = "#st = :in_flight AND attempt = :attempt"
+    return _persistently(lambda: _update(pk, rid, sets + removes, condition, values)).ok
+
+
+def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str, Any], *, ended: bool) -> Written:
+    """Record what an event says of a call still in flight (its status, duration, price, ...); an event that
+    ends it also takes it off the due index. Not written (the item as it is) once the attempt has ended."""
+    values: dict[str, Any] = {
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":attempt": attempt,
+        ":uuid": call_uuid,
+    }
+    sets = []
+    for number, (name, value) in enumerate(sorted(fields.items())):
+        sets.append(f"{name} = :f{number}")
+        values[f":f{number}"] = value
+    expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE due_at" if ended else "")
+    condition = "#st = :in_flight AND attempt = :attempt AND call_uuid = :uuid"
+    return _persistently(lambda: _update(pk, rid, expression.strip(), condition, values))
+
+
 def skip_unsent(pk: str, rid: str, reason: str) -> Written:
     """A released recipient that is not to be sent to (e.g. excluded), recorded as skipped for good."""
     return _final_unsent(pk, rid, DeliveryState.SKIPPED, skip_reason=reason)
@@ -384,10 +427,13 @@ def deliveries_of(campaign_pk: str, buckets: int, rids: list[str]) -> list[dict[
 
 
 def deliveries_page(
-    campaign_pk: str, buckets: int, *, after: str | None, limit: int
+    campaign_pk: str, buckets: int, *, after: str | None, limit: int, calls_only: bool = False
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Deliveries bucket by bucket, in key order within each, after position `after`."""
+    """Deliveries bucket by bucket, in key order within each, after position `after` (`calls_only`: those
+    a call was placed for)."""
     query = {"TableName": _table(), "KeyConditionExpression": "pk = :pk"}
+    if calls_only:
+        query["FilterExpression"] = "attribute_exists(call_uuid)"
     partitions = [keys.delivery_pk(campaign_pk, b) for b in range(buckets)]
     found, position = aws.page_over_buckets(partitions, query, after=after, limit=limit)
     return [item for _, item in found], position

@@ -81,3 +81,24 @@ def give_back(campaign_pk: str, index: int, holder: str) -> bool:
         ExpressionAttributeValues=aws.to_values({":holder": holder}),
     )
     return deleted is not None
+
+
+def hand_over(campaign_pk: str, index: int, holder: str, new_holder: str, lease_until: float) -> bool:
+    """Pass a slot `holder` holds to `new_holder` (a call awaiting its last event) until `lease_until`; False
+    when `holder` no longer holds it."""
+    written = aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": campaign_pk, "sk": sk_for(index)}),
+        UpdateExpression="SET holder = :new, lease_until = :until, purge_at = :purge",
+        ConditionExpression="holder = :holder",
+        ExpressionAttributeValues=aws.to_values(
+            {
+                ":new": new_holder,
+                ":holder": holder,
+                ":until": lease_until,
+                ":purge": int(lease_until + PURGE_AFTER_SECONDS),
+            }
+        ),
+    )
+    return written is not None

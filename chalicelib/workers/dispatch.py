@@ -24,27 +24,29 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.channels import Channel, EmailParts, OutgoingMessage, WhatsAppTemplate, channel_for
+from chalicelib.channels import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate, channel_for
 from chalicelib.channels.http_action import http_request
-from chalicelib.domain import pacing, segments, variants
+from chalicelib.domain import ncco, pacing, segments, variants
 from chalicelib.domain.campaign import CampaignStatus
-from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome, SkipReason
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
-from chalicelib.operations import concurrency, sending_limits
+from chalicelib.operations import calls, concurrency, outcomes, sending_limits
 from chalicelib.operations.concurrency import NoSlot, SlotPool
+from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue
 from chalicelib.store.deliveries import Written
@@ -61,8 +63,10 @@ MAX_PACING_WAIT_SECONDS = 5.0
 PACED_AT = "paced_at"
 # Each recipient's send time under the account's sender and country limits, once taken (likewise kept).
 SENDS_AT = "sends_at"
-# A throttled send is tried again after the provider's Retry-After, or this long when it gives none.
-THROTTLED_WAIT_SECONDS = 1.0
+# A call campaign's recipient waits this long for a slot that calls under way hold, then comes back this
+# much later (a new message, delayed): the calls' events give slots back as they end.
+CALL_SLOT_WAIT_SECONDS = 1.0
+CALL_SLOT_RETRY_SECONDS = 5.0
 # What a dispatch run without a Lambda context (a direct call) takes as its time left.
 NO_CONTEXT_SECONDS = 60.0
 
@@ -76,7 +80,7 @@ class SendClock:
     at most (a burst would reach the provider spread out by the process's own jitter). Never more than
     `MAX_SLIP_SECONDS` late: the status was read before the claim, and a pause must stop sends soon."""
 
-    MAX_SLIP_SECONDS = 0.5
+    MAX_SLIP_SECONDS = outcomes.SEND_SLIP_SECONDS
     KEPT = 1000  # campaigns remembered before the idle ones are forgotten
 
     def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -119,9 +123,10 @@ class OutOfTime(RuntimeError):
     """Too little time is left in this invocation to start another send; `left` holds the chunk's
     recipients that were not finished (None: the whole chunk)."""
 
-    def __init__(self, message: str, left: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, left: list[dict[str, Any]] | None = None, later: float = 0.0) -> None:
         super().__init__(message)
         self.left = left
+        self.later = later  # seconds before what is left is worth trying again (calls holding every slot)
 
 
 @dataclass
@@ -240,6 +245,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _process(event: dict[str, Any], invocation: Invocation, processor: BatchProcessor) -> dict[str, Any]:
     """The batch's chunks; what is left of them for lack of time (or of a concurrency slot) is queued again."""
     left_over: dict[str, dict[str, Any]] = {}  # message id -> the chunk of what it did not finish
+    delays: dict[str, int] = {}  # message id -> the delay its left-over chunk is queued with
 
     def record_handler(record: SQSRecord) -> None:
         chunk = json.loads(record.body)
@@ -251,18 +257,19 @@ def _process(event: dict[str, Any], invocation: Invocation, processor: BatchProc
             # What is left takes a new span on the campaign's ledger when it comes back.
             kept = {k: v for k, v in chunk.items() if k not in (PACED_AT, SENDS_AT)}
             left_over[record.message_id] = kept if out.left is None else {**kept, "recipients": out.left}
+            delays[record.message_id] = math.ceil(out.later)
             raise
 
     answer: dict[str, Any] = dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor)
     )
-    requeued = _queue_again(left_over)
+    requeued = _queue_again(left_over, delays)
     answer["batchItemFailures"] = [f for f in answer["batchItemFailures"] if f["itemIdentifier"] not in requeued]
     _make_visible_again(event, set(left_over) - requeued)
     return answer
 
 
-def _queue_again(left_over: dict[str, dict[str, Any]]) -> set[str]:
+def _queue_again(left_over: dict[str, dict[str, Any]], delays: dict[str, int]) -> set[str]:
     """Queue what was left for lack of time as new messages, with the same claim token (so a copy of a
     chunk that also comes back sends nothing twice); returns the ids of the records queued again, which
     then count as done. A batch item failure would cost a receive each time, and after maxReceiveCount
@@ -271,7 +278,7 @@ def _queue_again(left_over: dict[str, dict[str, Any]]) -> set[str]:
     if not ids:
         return set()
     try:
-        queue.send_chunks_encoded([(queue.encode(left_over[i]), 0) for i in ids])
+        queue.send_chunks_encoded([(queue.encode(left_over[i]), delays.get(i, 0)) for i in ids])
     except queue.QueueSendError as error:
         logger.warning("some left-over chunks could not be queued again; handed back", extra={"sent": error.sent})
         return set(ids[: error.sent])
@@ -318,20 +325,21 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
         else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, at)
         for recipient, at in zip(chunk["recipients"], times, strict=True)
     ]
-    sent, left, errors = 0, [], 0
+    sent, left, errors, later = 0, [], 0, 0.0
     for recipient, future in zip(chunk["recipients"], futures, strict=True):
         error = future.exception()
         if error is None:
             sent += future.result()
         elif isinstance(error, OutOfTime):
             left.append(recipient)
+            later = max(later, error.later)
         else:
             errors += 1
             logger.error("dispatch failed", extra={"campaign": campaign["pk"]}, exc_info=error)
     if errors:
         raise ChunkIncomplete(f"{errors} of {len(chunk['recipients'])} recipients failed; SQS redelivers")
     if left:
-        raise OutOfTime(f"{len(left)} of {len(chunk['recipients'])} recipients left for lack of time", left)
+        raise OutOfTime(f"{len(left)} of {len(chunk['recipients'])} recipients left for lack of time", left, later)
     return sent
 
 
@@ -378,7 +386,7 @@ def _send_times(watch: CampaignWatch, chunk: dict[str, Any], paced: list[float],
 def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[str, str]]:
     """The limits a recipient's send may come under: its sender's (the variant's, else the campaign's) and
     its destination's country."""
-    target = _target(campaign, entry)
+    target = outcomes.target_of(campaign, entry)
     route = _route(campaign["channel"], target)
     if route is None:
         return []
@@ -405,63 +413,6 @@ def _skip(campaign: dict[str, Any], entry: dict[str, Any], reason: SkipReason) -
     return 0
 
 
-@dataclass(frozen=True)
-class Target:
-    pk: str  # the delivery's partition key (its bucket)
-    recipient: Recipient
-    previous_attempt: int
-    fresh: bool
-    # Where a retry or a failover goes: the destination's index and its try number (None: the first).
-    destination_index: int | None = None
-    destination_try: int = 1
-
-    @property
-    def rid(self) -> str:
-        return self.recipient.id
-
-    @property
-    def attempt(self) -> int:
-        return self.previous_attempt + 1
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """What a parked or retried delivery keeps of the recipient (its id is the delivery's key)."""
-        kept = self.recipient.to_dict()
-        del kept["id"]
-        return kept
-
-
-def _target(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
-    recipient = Recipient.from_dict(entry)
-    return Target(
-        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient.id),
-        recipient=recipient,
-        previous_attempt=int(entry["previous_attempt"]),
-        fresh=bool(entry["fresh"]),
-        destination_index=entry.get("destination_index"),
-        destination_try=int(entry.get("destination_try", 1)),
-    )
-
-
-@dataclass(frozen=True)
-class Route:
-    """One try: the destination (its index among the recipient's destinations, its address) and the try
-    number on it."""
-
-    index: int
-    address: str
-    tries: int
-
-    @property
-    def destination(self) -> tuple[int, str]:
-        return self.index, self.address
-
-    @classmethod
-    def of(cls, delivery: dict[str, Any]) -> Route:
-        """The route of a delivery's claimed attempt."""
-        return cls(int(delivery["destination_index"]), delivery["destination"], int(delivery.get("destination_try", 1)))
-
-
 def _route(channel: str, target: Target) -> Route | None:
     """Where this try goes: the destination a retry or failover named, else the channel's first one."""
     if target.destination_index is not None:
@@ -485,20 +436,26 @@ def _one(
     if not limit:
         return _attempt(watch, policy, recipient, token)
     pool = watch.slot_pool(deadline)
+    calling = channel_for(watch.campaign["channel"]).asynchronous_outcome
+    # A call holds its slot for minutes, until its last event: rather than wait, its recipient comes back.
+    until = min(deadline.last_start(), time.monotonic() + CALL_SLOT_WAIT_SECONDS) if calling else deadline.last_start()
     try:
-        slot = pool.acquire(int(limit), deadline.last_start())
+        slot = pool.acquire(int(limit), until)
     except NoSlot as none:
-        raise OutOfTime(f"no time left for this recipient: {none}") from none
+        later = CALL_SLOT_RETRY_SECONDS if calling else 0.0
+        raise OutOfTime(f"no time left for this recipient: {none}", later=later) from none
+    held = HELD_SLOT.set((pool, slot))
     try:
         return _attempt(watch, policy, recipient, token)
     finally:
-        pool.release(slot)
+        HELD_SLOT.reset(held)
+        pool.release(slot)  # nothing when a call took it over (calls.placed)
 
 
 def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str) -> int:
     """One recipient's attempt, as of now: sent, or held, parked, skipped or expired."""
     status = watch.status
-    target = _target(watch.campaign, recipient)
+    target = outcomes.target_of(watch.campaign, recipient)
     variant = _variant(watch.campaign, target.rid)
     if variant is HELD_OUT:  # first thing: a held-out recipient is never parked, so never queued
         if target.fresh:
@@ -545,9 +502,9 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         )
     if claim.ok:
         SEND_CLOCK.wait_turn(watch.campaign["pk"], float(watch.campaign["rate_per_second"]))
-        if ACCOUNT_REFUSED.refused(watch.campaign["pk"]):  # seen by a send of this process just now
+        if outcomes.ACCOUNT_REFUSED.refused(watch.campaign["pk"]):  # seen by a send of this process just now
             not_sent = SendOutcome.account("not sent: the provider had just refused the account")
-            _record_outcome(watch.campaign, target, target.attempt, route, policy, not_sent, time.time())
+            outcomes.record_outcome(watch.campaign, target, target.attempt, route, policy, not_sent, time.time())
             return 0
         return _send(watch.campaign, policy, target, target.attempt, route, variant)
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
@@ -555,6 +512,8 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
     return _finish_own_claim(watch.campaign, policy, target, token, claim)
 
 
+# The concurrency slot the sending thread holds for this attempt (its invocation's pool, the slot's index).
+HELD_SLOT: ContextVar[tuple[SlotPool, int] | None] = ContextVar("held_slot", default=None)
 HELD_OUT: dict[str, Any] = {"name": variants.HELD_OUT}
 NO_SEGMENT: dict[str, Any] = {"name": SkipReason.NO_SEGMENT.value}
 
@@ -729,6 +688,7 @@ def _send(
         email = _email_parts(campaign, variables, target.recipient.locale)
         whatsapp = _whatsapp_template(campaign, variables)
         request = http_request(campaign["action"], {**variables, "message": text}) if campaign.get("action") else None
+        call = _voice_call(campaign, text, variables, target, attempt)
     except TemplateError as exc:
         return _not_sendable(target, attempt, f"template: {exc}")
     too_long = [i for i, value in enumerate(whatsapp.parameters if whatsapp else ()) if len(value) > WHATSAPP_PARAMETER]
@@ -750,6 +710,7 @@ def _send(
         email=email,
         whatsapp=whatsapp,
         http=request,
+        voice=call,
         tags={"campaign": campaign_id, "recipient": target.rid},
     )
     outcome = _send_once(channel, message)
@@ -757,8 +718,42 @@ def _send(
     while outcome.kind == OutcomeKind.AMBIGUOUS and resends:
         resends -= 1
         outcome = _send_once(channel, message)
-    _record_outcome(campaign, target, attempt, route, policy, outcome, started)
+    if channel.asynchronous_outcome and outcome.kind == OutcomeKind.ACCEPTED:  # a call: its events end it
+        if outcome.provider_message_id:
+            calls.placed(campaign, target, attempt, outcome.provider_message_id, HELD_SLOT.get())
+            return 1
+        outcome = SendOutcome.ambiguous("the provider took the call but named no uuid: its events cannot be followed")
+    outcomes.record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
+
+
+def _voice_call(
+    campaign: dict[str, Any], text: str, variables: dict[str, Any], target: Target, attempt: int
+) -> VoiceCall | None:
+    """A voice campaign's call for one recipient: its NCCO rendered (or the text spoken in the recipient's
+    language, then connected), with the event URL naming this attempt (TemplateError if it cannot be)."""
+    content = campaign.get("voice")
+    if campaign["channel"] != "voice" or not content:
+        return None
+    base = get_settings().webhook_base_url.rstrip("/")
+    if not base:
+        raise TemplateError("voice: WEBHOOK_BASE_URL is not configured, so the call's events could not come back")
+    if content.get("ncco"):
+        actions = ncco.render_ncco(content["ncco"], lambda source: render(source, variables))
+    else:
+        connect = ncco.render_ncco([content["connect"]], lambda source: render(source, variables))[0] if content.get(
+            "connect") else None  # fmt: skip
+        language = ncco.call_language(content.get("language") or "en-US", target.recipient.locale)
+        actions = ncco.spoken_ncco(text, language, content.get("style"), bool(content.get("premium")), connect)
+    account, campaign_id = keys.split_campaign_pk(campaign["pk"])
+    query = urlencode({"account": account, "campaign": campaign_id, "recipient": target.rid, "attempt": attempt})
+    return VoiceCall(
+        ncco=actions,
+        event_url=f"{base}/v1/webhooks/vonage/voice?{query}",
+        machine_detection=content.get("machine_detection"),
+        ringing_timer=int(content.get("ringing_timer", 60)),
+        length_timer=int(content.get("length_timer", 900)),
+    )
 
 
 def _whatsapp_template(campaign: dict[str, Any], variables: dict[str, Any]) -> WhatsAppTemplate | None:
@@ -807,139 +802,3 @@ def _send_once(channel: Channel, message: OutgoingMessage) -> SendOutcome:
     except Exception as exc:  # an adapter's bug must not turn a send that happened into a resend
         logger.exception("channel raised", extra={"to": message.to})
         return SendOutcome.ambiguous(f"the channel failed while sending: {type(exc).__name__}")
-
-
-def attempt_record(
-    campaign: dict[str, Any],
-    attempt: int,
-    route: Route,
-    outcome: DeliveryState | str,
-    reason: OutcomeReason | None,
-    provider_message_id: str | None,
-    error: str | None,
-    started: float | None = None,
-) -> dict[str, Any]:
-    """What the delivery's history keeps of one attempt (what it does not know is left out, not null)."""
-    now = time.time()
-    record = {
-        "attempt": attempt,
-        "destination_index": route.index,
-        "destination": route.address,
-        "try": route.tries,
-        "channel": campaign["channel"],
-        "provider_message_id": provider_message_id,
-        "outcome": str(outcome),
-        "reason": reason.value if reason else None,
-        "error": error,
-        "started_at": started if started is not None else now,
-        "ended_at": now,
-    }
-    return {name: value for name, value in record.items() if value is not None}
-
-
-class AccountRefusals:
-    """Campaigns whose account the provider refused, as this process saw it: the sends it had already
-    started (past their status check, waiting their turn) do not go to the provider, until the status it
-    reads again says paused (or running: resumed)."""
-
-    def __init__(self) -> None:
-        self._at: dict[str, float] = {}
-
-    def note(self, campaign_pk: str) -> None:
-        self._at[campaign_pk] = time.monotonic()
-
-    def refused(self, campaign_pk: str) -> bool:
-        at = self._at.get(campaign_pk)
-        if at is None:
-            return False
-        if time.monotonic() - at < get_settings().status_recheck_seconds + SendClock.MAX_SLIP_SECONDS:
-            return True
-        self._at.pop(campaign_pk, None)
-        return False
-
-
-ACCOUNT_REFUSED = AccountRefusals()
-
-
-def _pause_for_account(campaign: dict[str, Any], error: str) -> None:
-    """The provider refused the account: pause the campaign with the reason (once, whichever send saw it
-    first), instead of failing every recipient left one call each. Resuming is the customer's call."""
-    ACCOUNT_REFUSED.note(campaign["pk"])
-    try:
-        campaigns.change_status(
-            campaign["pk"], CampaignStatus.RUNNING, CampaignStatus.PAUSED, sets={"pause_reason": error[:500]}
-        )
-    except Conflict:  # paused already (by another send, or by the customer), or finished
-        return
-    logger.warning("campaign paused: the provider refused the account", extra={"campaign": campaign["pk"]})
-
-
-def _record_outcome(
-    campaign: dict[str, Any],
-    target: Target,
-    attempt: int,
-    route: Route,
-    policy: RetryPolicy,
-    outcome: SendOutcome,
-    started: float,
-) -> None:
-    """Close the attempt: succeeded, unknown, tried again on the same destination (a retry), on the next
-    destination (a failover), or failed with this last reason."""
-    pk, rid = target.pk, target.rid
-
-    def record(result: DeliveryState | str) -> dict[str, Any]:
-        return attempt_record(
-            campaign, attempt, route, result, outcome.reason, outcome.provider_message_id, outcome.error, started
-        )
-
-    if outcome.kind == OutcomeKind.ACCOUNT or outcome.reason == OutcomeReason.THROTTLED:
-        # Not the recipient's failure, whatever the retry policy: the same try again (not counted), at once
-        # for the account's (the campaign pauses now, and sends it on resume), after the provider's wait
-        # (or a second) when throttled: the pace slows.
-        wait = 0.0 if outcome.kind == OutcomeKind.ACCOUNT else (outcome.retry_after_seconds or THROTTLED_WAIT_SECONDS)
-        result = "account" if outcome.kind == OutcomeKind.ACCOUNT else "throttled"
-        deliveries.schedule_retry(
-            pk,
-            rid,
-            attempt,
-            time.time() + wait,
-            outcome.error or result,
-            target.data,
-            next_destination=(route.index, route.tries),
-            record=record(result),
-        )
-        if outcome.kind == OutcomeKind.ACCOUNT:
-            _pause_for_account(campaign, outcome.error or "the provider refused the account")
-        return
-    if outcome.kind == OutcomeKind.ACCEPTED:
-        state = DeliveryState.SUCCEEDED
-    elif outcome.kind == OutcomeKind.AMBIGUOUS:
-        state = DeliveryState.UNKNOWN
-    else:
-        state = DeliveryState.FAILED
-        error = outcome.error or (outcome.reason or "failure")
-        if outcome.kind == OutcomeKind.TRANSIENT and policy.retries(outcome.reason, route.tries):
-            due = time.time() + policy.delay_after(route.tries, outcome.retry_after_seconds)
-            next_try = (route.index, route.tries + 1)
-            deliveries.schedule_retry(
-                pk, rid, attempt, due, error, target.data, next_destination=next_try, record=record("retry")
-            )
-            return
-        after = target.recipient.destination_after(campaign["channel"], route.index)
-        if after is not None and policy.fails_over(outcome.reason):
-            due = time.time() + (outcome.retry_after_seconds or 0)
-            deliveries.schedule_retry(
-                pk, rid, attempt, due, error, target.data, next_destination=(after[0], 1), record=record("failover")
-            )
-            return
-        if outcome.kind == OutcomeKind.TRANSIENT:
-            logger.info("tries exhausted", extra={"delivery": pk, "attempt": attempt})
-    deliveries.record_outcome(
-        pk,
-        rid,
-        attempt,
-        state,
-        provider_message_id=outcome.provider_message_id,
-        error=outcome.error,
-        reason=outcome.reason.value if outcome.reason else None,
-    )

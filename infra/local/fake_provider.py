@@ -25,6 +25,9 @@ repeated ``client_ref`` is answered 202 with the original uuid; otherwise the me
 if a duplicate) and answered 202, or 200 ``{}`` (missing uuid), or 202 after ``timeout_after_accept_ms``
 (timeout after accept).
 
+``POST /v1/calls`` is the Voice API (``infra.local.fake_voice``): the application's JWT, the published
+create-call description, scripted call outcomes and signed events posted back to each call's event URL.
+
 Control endpoints, for tests and the demo:
 
 * ``GET /health`` -> ``{"ok": true}``
@@ -39,6 +42,9 @@ Control endpoints, for tests and the demo:
   ``scripted_by_number`` (replaces every script and starts them over), ``balance_messages`` (what the account
   can still pay for: each accepted message takes one, and at 0 every send is a 402); answers the current config, or 422
   naming the invalid fields (nothing changes then)
+* ``GET /_fake/calls`` -> every call placed, with its scripted outcome, and the voice counters
+* ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
+  ``event_delay_ms``, ``call_seconds``, ``retries``, ``retry_base_ms``)
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
 Run in the foreground with ``python -m infra.local.fake_provider --port 8081`` (``--help`` lists the
@@ -65,6 +71,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
@@ -81,6 +88,7 @@ from infra.local.fake_provider_faults import (
     parse_config,
 )
 from infra.local.fake_provider_faults import problem as _problem
+from infra.local.fake_voice import FakeVoice, config_dict
 from infra.local.vonage_contract import request_problems, warm_up
 
 __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
@@ -254,6 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, provider.stats())
         elif path == "/_fake/config":
             self._send_json(200, provider.config())
+        elif path == "/_fake/calls":
+            self._send_json(200, {"calls": provider.voice.calls(), **provider.voice.stats()})
         else:
             self._not_found()
 
@@ -264,6 +274,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/v1/messages":
             self._send_message(raw)
+        elif path == "/v1/calls":
+            status, payload = self.server.provider.voice.create_call(self.headers.get("Authorization"), self._json(raw))
+            self._send_json(status, payload)
+        elif path == "/_fake/voice":
+            problems = self.server.provider.voice.configure(self._json(raw))
+            if problems:
+                detail = "The voice config request contained invalid parameters."
+                self._send_json(422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems))
+            else:
+                self._send_json(200, config_dict(self.server.provider.voice))
         elif path == "/_fake/config":
             config, problems = self.server.provider._apply_config(self._json(raw))
             if problems:
@@ -336,6 +356,9 @@ class FakeProvider:
         timeout_after_accept_ms: int = 30_000,
         fail_statuses: Mapping[str | int, float] | None = None,
         credentials: tuple[str, str] | None = None,
+        voice_public_key: str | None = None,
+        voice_application_id: str | None = None,
+        signature_secret: str = "local-signature-secret",
     ) -> None:
         changes, problems = parse_config(
             {
@@ -354,6 +377,8 @@ class FakeProvider:
             raise ValueError(f"invalid fake provider config: {problems}")
         warm_up()  # the published description's validators, built before the first request
         self.credentials = credentials  # (api key, secret) it takes; None: any
+        # The Voice API: calls made with the application's JWT, their events signed with `signature_secret`.
+        self.voice = FakeVoice(voice_public_key, voice_application_id, signature_secret, seed)
         self._host = host
         self._port = port
         self._seed = seed
@@ -423,6 +448,7 @@ class FakeProvider:
             self._server = self._thread = self._webhook_thread = None
             self._serving = False
         self._closing.set()
+        self.voice.stop()
         if webhook_thread is not None:
             self._webhooks.put(None)
         if server is not None:
@@ -488,6 +514,7 @@ class FakeProvider:
             self._script_used.clear()
             self._bucket = TokenBucket(self._config.rate_limit_per_second)
             self._random = random.Random(self._seed)
+        self.voice.reset()
 
     # --- request-side state changes (used by the handler) ---------------------------------------------
 
@@ -656,6 +683,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
     parser.add_argument("--api-key", default=None, help="the only API key taken (with --api-secret); default: any")
     parser.add_argument("--api-secret", default=None, help="that key's secret")
+    parser.add_argument("--voice-public-key-file", default=None, help="the Vonage application's public key (PEM)")
+    parser.add_argument("--voice-application-id", default=None, help="the application id its JWTs must name")
+    parser.add_argument("--signature-secret", default="local-signature-secret", help="signs the calls' events")
     parser.add_argument(
         "--status-webhook-url",
         default=None,
@@ -676,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             status_webhook_url=args.status_webhook_url,
             credentials=(args.api_key, args.api_secret or "") if args.api_key else None,
+            voice_public_key=Path(args.voice_public_key_file).read_text() if args.voice_public_key_file else None,
+            voice_application_id=args.voice_application_id,
+            signature_secret=args.signature_secret,
             **fault_options(args),
         )
         url = provider.bind()

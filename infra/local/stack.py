@@ -38,6 +38,7 @@ from pathlib import Path
 from types import FrameType, ModuleType, TracebackType
 from typing import IO, Any, Self
 
+import boto3
 import httpx
 from chalice.config import Config as ChaliceConfig
 
@@ -56,6 +57,10 @@ logger = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 LOCAL_CREDENTIAL = "local"  # the fake provider's API key and secret on the local stack
+# The Vonage application voice calls are made as on the local stack, and its secrets' names.
+VOICE_APPLICATION = "local-voice-application"
+VOICE_KEY_SECRET = "local/vonage/application-private-key"
+VOICE_SIGNATURE_SECRET = "local/vonage/signature-secret"
 STAGE = "local"
 STOP_GRACE_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 60.0
@@ -402,6 +407,7 @@ class LocalStack:
         if self.provider_base_url:
             self.provider_url = self.provider_base_url
         else:
+            self._voice_application()
             provider_args = self._provider_args(ports["provider"])
             provider = spawn("fake_provider", provider_args, self.log_dir, cwd=self.repo_root)
             self._processes.append(provider)
@@ -508,11 +514,33 @@ class LocalStack:
             "--fail-statuses", json.dumps(self.provider_fail_statuses),
             "--api-key", LOCAL_CREDENTIAL, "--api-secret", LOCAL_CREDENTIAL,  # the only ones it takes
         ]  # fmt: skip
+        provider_args += [
+            "--voice-public-key-file", str(self._public_key_file),
+            "--voice-application-id", VOICE_APPLICATION,
+            "--signature-secret", self._signature_secret,
+        ]  # fmt: skip
         if self.provider_dedup_client_ref:
             provider_args.append("--dedup-client-ref")
         if self.provider_status_webhook_path:
             provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
         return provider_args + self.provider_extra_args
+
+    def _voice_application(self) -> None:
+        """The Vonage application voice calls are made as (decision 38): a key pair made for this run, its private
+        key and the signature secret in the local Secrets Manager, its public key given to the fake provider."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = serialization.Encoding.PEM
+        private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        public = key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self._public_key_file = self.log_dir / "vonage-application.pub"
+        self._public_key_file.write_bytes(public)
+        self._signature_secret = secrets.token_urlsafe(32)
+        manager = boto3.client("secretsmanager", endpoint_url=self.aws_endpoint_url, region_name=REGION)
+        for name, value in ((VOICE_KEY_SECRET, private), (VOICE_SIGNATURE_SECRET, self._signature_secret)):
+            manager.create_secret(Name=name, SecretString=value)
 
     def _spawn_chalice_local(self, port: int) -> None:
         api = spawn(
@@ -615,6 +643,17 @@ class LocalStack:
             "VONAGE_API_SECRET": os.environ.get("VONAGE_API_SECRET", "")
             if self.provider_base_url
             else LOCAL_CREDENTIAL,
+            # Voice: the application made for this run (none with a provider run elsewhere: its own, from the env).
+            **(
+                {
+                    "VONAGE_APPLICATION_ID": VOICE_APPLICATION,
+                    "VONAGE_PRIVATE_KEY_SECRET": VOICE_KEY_SECRET,
+                    "VONAGE_SIGNATURE_SECRET": VOICE_SIGNATURE_SECRET,
+                }
+                if not self.provider_base_url
+                else {}
+            ),
+            "WEBHOOK_BASE_URL": self.api_url,
             # HTTP actions may call the fake endpoints on this machine (decision 29's exceptions).
             "OUTBOUND_ALLOW_HTTP": "true",
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",

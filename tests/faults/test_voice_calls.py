@@ -1,0 +1,232 @@
+"""Voice campaigns through the Vonage Voice API (the fake provider's Voice half): each call stays in flight
+until its signed events say how it ended, busy and unanswered calls go to the retry policy, a call never
+reported is swept to `unknown`, the concurrency limit holds for calls under way, and a callback that is
+unsigned, tampered or replayed changes nothing.
+
+The fake posts each event over HTTP to the call's event URL; here that URL is a small bridge that hands
+the request, as received, to the real route (the Chalice test client) and answers what the route answered,
+so the fake retries what the route refused, as Vonage does."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from infra.local.fake_provider import FakeProvider
+from infra.local.fake_voice import sign
+from tests.faults.harness import Harness
+from tests.utils import Api, campaign_body, valid_phone
+
+APPLICATION = "app-0001"
+SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
+
+
+class EventBridge:
+    """An HTTP server in front of the in-process API: the fake provider posts events to it; `deliver()`
+    (called between the harness's rounds) passes each to the route and answers the fake with its status."""
+
+    def __init__(self) -> None:
+        self.waiting: queue.Queue[tuple[str, dict[str, str], bytes, queue.Queue[int]]] = queue.Queue()
+        bridge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer: queue.Queue[int] = queue.Queue()
+                bridge.waiting.put((self.path, dict(self.headers), body, answer))
+                try:
+                    status = answer.get(timeout=4)
+                except queue.Empty:
+                    status = 504
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.answered: Counter[int] = Counter()
+        self.results: Counter[tuple[str, str]] = Counter()
+
+    def deliver(self, api: Api, idle_seconds: float = 0.1) -> None:
+        """Pass on the events waiting, and those that follow them, until none came for `idle_seconds`."""
+        while True:
+            try:
+                path, headers, body, answer = self.waiting.get(timeout=idle_seconds)
+            except queue.Empty:
+                return
+            sent = {"Content-Type": "application/json", "Authorization": headers.get("Authorization", "")}
+            response = api.client.http.request("POST", path, headers=sent, body=body)
+            self.answered[response.status_code] += 1
+            self.results[(json.loads(body)["status"], json.loads(response.body).get("result"))] += 1
+            answer.put(response.status_code)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def voice(monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str], provider: FakeProvider) -> Iterator[EventBridge]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = serialization.Encoding.PEM
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.create_secret(Name="vonage/application-key", SecretString=private.decode())
+    secrets.create_secret(Name="vonage/signature-secret", SecretString=SIGNATURE_SECRET)
+    provider.voice.public_key = public.decode()
+    provider.voice.application_id = APPLICATION
+    provider.voice.signature_secret = SIGNATURE_SECRET
+    bridge = EventBridge()
+    for name, value in {
+        "VONAGE_APPLICATION_ID": APPLICATION,
+        "VONAGE_PRIVATE_KEY_SECRET": "vonage/application-key",
+        "VONAGE_SIGNATURE_SECRET": "vonage/signature-secret",
+        "WEBHOOK_BASE_URL": bridge.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    yield bridge
+    bridge.close()
+
+
+def number(i: int) -> str:
+    return valid_phone(i).removeprefix("+")
+
+
+def voice_campaign(harness: Harness, count: int, **overrides: Any) -> dict[str, Any]:
+    rows = [{"phone": valid_phone(i), "params": {"first_name": f"Ann{i}"}} for i in range(count)]
+    listed = harness.tenant.ok("POST", "/v1/lists", {"name": "calls"}, status=201)
+    harness.tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    body = campaign_body(
+        listed["id"],
+        channel="voice",
+        sender="14155550100",
+        template="Hello {{ first_name }}, this is a reminder of your appointment tomorrow.",
+        voice={"language": "en-GB", "ringing_timer": 1, "length_timer": 1, "machine_detection": "hangup"},
+        rate_per_second=50,
+        **overrides,
+    )
+    created = harness.tenant.ok("POST", "/v1/campaigns", body, status=201)
+    return dict(harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/start"))
+
+
+def test_a_scripted_mix_of_calls_ends_with_exact_counts_retries_and_a_sweep(
+    harness: Harness, voice: EventBridge, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.operations import calls
+
+    monkeypatch.setattr(calls, "SWEEP_GRACE_SECONDS", 4)  # a silent call is unknown 6 s after it was placed
+    script = {
+        **{number(i): ["completed"] for i in range(0, 10)},
+        **{number(i): ["busy", "completed"] for i in range(10, 14)},  # busy, then answered on the retry
+        **{number(i): ["timeout", "unanswered", "timeout"] for i in range(14, 17)},  # never answered: 3 tries
+        **{number(i): ["machine", "completed"] for i in range(17, 19)},  # a machine hangs up; the retry answers
+        **{number(i): ["rejected"] for i in range(19, 21)},  # refused for good: not tried again
+        **{number(i): ["silent"] for i in range(21, 23)},  # never reported: unknown, never called again
+    }
+    provider.voice.configure({"scripted_by_number": script})
+    campaign = voice_campaign(harness, 23)
+
+    final = harness.run(campaign["id"], rounds=400, on_round=lambda _: voice.deliver(harness.tenant))
+
+    assert final["status"] == "completed", final
+    outcomes = {o["destination"].removeprefix("+"): o for o in harness.outcomes(campaign["id"])}
+    states = Counter(o["state"] for o in outcomes.values())
+    assert states == {"succeeded": 16, "failed": 5, "unknown": 2}
+    placed = Counter(call["to"] for call in provider.voice.calls())
+    assert {n: placed[n] for n in script} == {n: len(outcomes_of) for n, outcomes_of in script.items()}
+    assert [o["last_error"] for n, o in outcomes.items() if n in {number(14), number(19)}] == [
+        "call timeout",
+        "call rejected",
+    ]
+    assert outcomes[number(14)]["attempts"] == 3 and outcomes[number(19)]["attempts"] == 1
+    assert [h.get("reason") for h in outcomes[number(17)]["history"]] == ["machine", None]  # then answered
+
+    listed = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}&limit=100")["items"]
+    by_number = {call["to"].removeprefix("+"): call for call in listed}
+    assert len(listed) == 23
+    answered = by_number[number(0)]
+    assert (answered["status"], answered["outcome"], answered["duration_seconds"]) == ("completed", "succeeded", 12)
+    assert answered["id"] == next(c["uuid"] for c in provider.voice.calls() if c["to"] == number(0))
+    assert (by_number[number(21)]["status"], by_number[number(21)]["outcome"]) == ("unreported", "unknown")
+    assert (by_number[number(15)]["status"], by_number[number(15)]["reason"]) == ("timeout", "no_answer")
+    spoken = next(c for c in provider.voice.calls() if c["to"] == number(3))["ncco"]
+    assert spoken == [
+        {"action": "talk", "text": "Hello Ann3, this is a reminder of your appointment tomorrow.", "language": "en-GB"}
+    ]
+    counters = final["counters"]
+    assert {k: counters[k] for k in states} == dict(states) and counters["in_flight"] == counters["queued"] == 0
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {}, recount
+
+
+def test_the_concurrency_limit_holds_for_calls_under_way_until_their_last_event(
+    harness: Harness, voice: EventBridge, provider: FakeProvider
+) -> None:
+    provider.voice.configure({"outcomes": {"completed": 1.0}, "event_delay_ms": 150})
+    campaign = voice_campaign(harness, 12, max_concurrent=3)
+
+    final = harness.run(campaign["id"], rounds=400, on_round=lambda _: voice.deliver(harness.tenant))
+
+    assert final["status"] == "completed" and final["counters"]["succeeded"] == 12, final
+    spans = sorted((c["placed_at"], c["ended_at"]) for c in provider.voice.calls())
+    assert len(spans) == 12
+    overlapping = max(sum(1 for start, end in spans if start <= at < end) for at, _ in spans)
+    assert overlapping <= 3, spans
+
+
+def test_unsigned_tampered_and_replayed_events_are_refused_and_change_nothing(
+    harness: Harness, voice: EventBridge, provider: FakeProvider
+) -> None:
+    provider.voice.configure({"outcomes": {"silent": 1.0}})
+    campaign = voice_campaign(harness, 1)
+    for _ in range(40):
+        harness.release()
+        harness.dispatch()
+        if provider.voice.calls():
+            break
+    (call,) = provider.voice.calls()
+    path = call["event_url"].removeprefix(voice.url)  # where the provider posts the call's events
+    event = json.dumps({"uuid": call["uuid"], "status": "completed", "duration": "30"}).encode()
+
+    def post(body: bytes, token: str | None) -> Any:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        return harness.tenant.client.http.request("POST", path, headers=headers, body=body)
+
+    assert post(event, None).status_code == 401
+    assert post(event, sign(event, "another-secret-of-another-account-0000")).status_code == 401
+    tampered = event.replace(b'"completed"', b'"busy"')
+    assert post(tampered, sign(event, SIGNATURE_SECRET)).status_code == 401
+    stale = post(event, sign(event, SIGNATURE_SECRET, now=time.time() - 3600))
+    assert stale.status_code == 401 and "issued over" in json.loads(stale.body)["detail"]
+    (still,) = harness.outcomes(campaign["id"])
+    assert still["state"] == "in_flight"
+
+    token = sign(event, SIGNATURE_SECRET)
+    accepted = post(event, token)
+    assert accepted.status_code == 200 and json.loads(accepted.body) == {"result": "ended"}
+    replayed = post(event, token)
+    assert replayed.status_code == 401 and "replay" in json.loads(replayed.body)["detail"]
+    again = post(event, sign(event, SIGNATURE_SECRET))  # the same event, newly signed (a provider retry)
+    assert again.status_code == 200 and json.loads(again.body) == {"result": "ignored"}
+    (ended,) = harness.outcomes(campaign["id"])
+    assert ended["state"] == "succeeded"
