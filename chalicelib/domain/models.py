@@ -979,8 +979,8 @@ class CallEvent(BaseModel):
     status: str = Field(max_length=40)
     conversation_uuid: str | None = Field(None, max_length=100)
     timestamp: str | None = Field(None, max_length=40)
-    duration: str | int | None = None
-    price: str | float | None = None
+    duration: Annotated[str, StringConstraints(max_length=10)] | Annotated[int, Field(ge=0, le=86_400)] | None = None
+    price: Annotated[str, StringConstraints(max_length=20)] | Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     detail: str | None = Field(None, max_length=200)
     recording_url: str | None = Field(None, max_length=2000)
 

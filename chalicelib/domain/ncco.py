@@ -106,10 +106,16 @@ class Record(_Action):
     eventUrl: list[Url] | None = Field(None, max_length=1)
 
 
+class Dtmf(_Action):
+    timeOut: int | None = Field(None, ge=0, le=10)
+    maxDigits: int | None = Field(None, ge=1, le=20)
+    submitOnHash: bool | None = None
+
+
 class Input(_Action):
     action: Literal["input"]
     type: list[Literal["dtmf", "speech"]] = Field(min_length=1, max_length=2)
-    dtmf: dict[str, int | bool] | None = None
+    dtmf: Dtmf | None = None
     speech: dict[str, Any] | None = None
     eventUrl: list[Url] | None = Field(None, max_length=1)
 

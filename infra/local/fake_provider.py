@@ -358,7 +358,7 @@ class FakeProvider:
         credentials: tuple[str, str] | None = None,
         voice_public_key: str | None = None,
         voice_application_id: str | None = None,
-        signature_secret: str = "local-signature-secret",
+        signature_secret: str = "local-signature-secret-0123456789abcdef",
     ) -> None:
         changes, problems = parse_config(
             {
@@ -685,7 +685,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-secret", default=None, help="that key's secret")
     parser.add_argument("--voice-public-key-file", default=None, help="the Vonage application's public key (PEM)")
     parser.add_argument("--voice-application-id", default=None, help="the application id its JWTs must name")
-    parser.add_argument("--signature-secret", default="local-signature-secret", help="signs the calls' events")
+    parser.add_argument("--signature-secret", default="local-signature-secret-0123456789abcdef", help="signs the calls' events")
     parser.add_argument(
         "--status-webhook-url",
         default=None,

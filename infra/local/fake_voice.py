@@ -117,7 +117,7 @@ class FakeVoice:
             by_outcome: dict[str, int] = {}
             for call in self._calls:
                 by_outcome[call["outcome"]] = by_outcome.get(call["outcome"], 0) + 1
-            return {"calls": len(self._calls), "by_outcome": by_outcome, **self._counters}
+            return {"placed": len(self._calls), "by_outcome": by_outcome, **self._counters}
 
     def reset(self) -> None:
         with self._lock:

@@ -210,3 +210,47 @@ def test_a_recurring_campaign_s_schedule_starts_a_run_on_the_local_stack(api: Ca
     assert api.campaign(campaign["id"])["status"] == "scheduled"
     outcomes = api.call("GET", f"/v1/campaigns/{run['id']}/recipients?limit=100")["items"]
     assert len(outcomes) == 20 and {o["state"] for o in outcomes} <= {"succeeded", "failed"}
+
+
+def test_a_voice_campaign_s_calls_end_by_their_signed_events_over_http(stack: LocalStack, api: CampaignApi) -> None:
+    """The fake provider posts each call's events, signed, to chalice local; busy and unanswered calls are
+    tried again per the retry policy, and every recipient ends with exactly the calls its attempts made."""
+    httpx.post(
+        f"{stack.provider_url}/_fake/voice",
+        json={"outcomes": {"completed": 0.7, "busy": 0.1, "timeout": 0.2}, "event_delay_ms": 20},
+        timeout=10,
+    ).raise_for_status()
+    listed = api.create_list("callees")
+    api.add_recipients(listed["id"], generated_recipients(20))
+    body = {
+        "name": "reminder calls",
+        "list_id": listed["id"],
+        "channel": "voice",
+        "sender": "14155550100",
+        "template": "Hello {{ first_name }}, your appointment is tomorrow at nine.",
+        "voice": {"language": "en-US", "ringing_timer": 20},
+        "rate_per_second": 20,
+        "max_concurrent": 5,
+        "retry_policy": {
+            "max_attempts": 2,
+            "initial_delay_seconds": 1,
+            "backoff_multiplier": 1,
+            "max_delay_seconds": 1,
+        },
+    }
+    campaign = api.call("POST", "/v1/campaigns", body)
+    api.call("POST", f"/v1/campaigns/{campaign['id']}/start")
+    deadline = time.monotonic() + 120
+    while (current := api.campaign(campaign["id"]))["status"] != "completed":
+        assert time.monotonic() < deadline, current
+        time.sleep(0.5)
+    counters = current["counters"]
+    assert counters["succeeded"] + counters["failed"] == 20 and counters["unknown"] == 0, counters
+    placed = Counter(c["to"] for c in httpx.get(f"{stack.provider_url}/_fake/calls", timeout=30).json()["calls"])
+    outcomes = api.call("GET", f"/v1/campaigns/{campaign['id']}/recipients?limit=100")["items"]
+    assert {o["destination"].removeprefix("+"): o["attempts"] for o in outcomes} == dict(placed)
+    calls = api.call("GET", f"/v1/calls?campaign_id={campaign['id']}&limit=100")["items"]
+    assert Counter(c["outcome"] for c in calls) == Counter(
+        {"succeeded": counters["succeeded"], "failed": counters["failed"]}
+    )
+    assert all(c["duration_seconds"] == 12 for c in calls if c["status"] == "completed")
