@@ -88,7 +88,14 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
     senders = {"sender": definition["sender"]}
     senders.update({f"variants.{i}.sender": v["sender"] for i, v in enumerate(variants) if v.get("sender")})
     segments = definition.get("segments") or []
-    senders.update({f"segments.{i}.sender": g["sender"] for i, g in enumerate(segments) if g.get("sender")})
+    own = [(i, g) for i, g in enumerate(segments) if g.get("channel")]  # segments sending another channel
+    senders.update(
+        {
+            f"segments.{i}.sender": g["sender"]
+            for i, g in enumerate(segments)
+            if g.get("sender") and not g.get("channel")
+        }
+    )
     for field, sender in senders.items():
         if problem := sender_problem(channel, sender):
             raise InvalidInput.on(field, problem)
@@ -101,14 +108,15 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput.on("whatsapp", f"only for a WhatsApp campaign; this one sends {channel}")
     if channel != "voice" and definition.get("voice"):
         raise InvalidInput.on("voice", f"only for a voice campaign; this one sends {channel}")
+    extras = {"segment_extras": _segment_fields(account, definition, own)} if own else {}
     if channel == "whatsapp":
-        return _whatsapp_fields(definition)
+        return {**_whatsapp_fields(definition), **extras}
     if channel == "voice":
-        return _voice_fields(definition)
+        return {**_voice_fields(definition), **extras}
     if channel == "http":
-        return {"action": _action(account, definition.get("action_id"))}
+        return {"action": _action(account, definition.get("action_id")), **extras}
     if channel != "email":
-        return {}
+        return extras
     content = content or {}
     if not content.get("subject") and not definition.get("template_id"):
         raise InvalidInput.on("email.subject", "an email campaign has a subject: give it, or an email `template_id`")
@@ -121,7 +129,33 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput.on(
                 field, f"{sender} is not an identity verified in SES (the address or its domain): verify it first"
             )
-    return {"email_configuration_set": ses.ensure_configuration_set(account)}
+    return {"email_configuration_set": ses.ensure_configuration_set(account), **extras}
+
+
+def _segment_fields(
+    account: str, definition: dict[str, Any], own: list[tuple[int, dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    """Each segment with a channel of its own checked as a campaign of that channel would be (422 on the
+    segment's field), and what that adds (an action's copy, the SES configuration set), by segment name."""
+    extras: dict[str, dict[str, Any]] = {}
+    for index, segment in own:
+        alone = {
+            "channel": segment["channel"],
+            "sender": segment.get("sender") or definition["sender"],
+            "template": segment.get("template") or definition.get("template") or None,
+            "template_id": None,
+            "category": definition.get("category"),
+            **{field: segment.get(field) for field in ("email", "whatsapp", "voice", "action_id")},
+        }
+        if segment["channel"] == "whatsapp" and not segment.get("template"):
+            alone["template"] = None  # it sends its `whatsapp` template, not the campaign's text
+        try:
+            added = _channel_fields(account, alone)
+        except InvalidInput as exc:
+            name = f"segments.{index}.{exc.errors[0].field}" if exc.errors else f"segments.{index}"
+            raise InvalidInput.on(name, exc.errors[0].reason if exc.errors else exc.detail) from None
+        extras[segment["name"]] = {k: v for k, v in added.items() if k in ("action", "email_configuration_set")}
+    return extras
 
 
 def _sends_text(definition: dict[str, Any]) -> bool:
@@ -143,7 +177,7 @@ def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput.on(field, "a WhatsApp campaign sends its `whatsapp` template, not text")
     for kind in ("variants", "segments"):
         for index, part in enumerate(definition.get(kind) or []):
-            if part.get("template"):
+            if part.get("template") and not part.get("channel"):
                 raise InvalidInput.on(
                     f"{kind}.{index}.template", f"a WhatsApp campaign's {kind} change the sender only"
                 )

@@ -418,12 +418,32 @@ class Segment(Strict):
     match: Literal["all", "any"] = Field("all", description="All conditions must hold, or any one.")
     conditions: list[Condition] = Field(min_length=1, max_length=10)
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
-    sender: str | None = Field(None, min_length=1, max_length=MAX_SENDER, description="Omit: the campaign's.")
+    sender: str | None = Field(
+        None, min_length=1, max_length=MAX_SENDER, description="Omit: the campaign's (required with `channel`)."
+    )
+    channel: ChannelName | None = Field(
+        None,
+        description="Another channel for these recipients, with its `sender` and its content as a campaign of that "
+        "channel gives it (`email`, `whatsapp`, `voice` or `action_id`; `template` omitted: the campaign's).",
+    )
+    email: EmailContent | None = Field(None, description="With channel `email`.")
+    whatsapp: WhatsAppContent | None = Field(None, description="With channel `whatsapp`.")
+    voice: VoiceContent | None = Field(None, description="With channel `voice`.")
+    action_id: str | None = Field(None, min_length=1, max_length=64, description="With channel `http`.")
 
     @field_validator("template")
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
         return None if value is None else checked_template(value)
+
+    @model_validator(mode="after")
+    def _content_with_its_channel(self) -> Segment:
+        for field in ("email", "whatsapp", "voice", "action_id"):
+            if getattr(self, field) is not None and self.channel is None:
+                raise ValueError(f"`{field}` goes with a `channel` of the segment's own")
+        if self.channel is not None and self.channel != "http" and self.sender is None:
+            raise ValueError(f"a segment sending {self.channel} gives the `sender` it sends from")
+        return self
 
 
 def check_segments(segments: list[Segment] | None) -> None:
@@ -617,8 +637,9 @@ class CampaignCreate(Strict):
     segments: list[Segment] = Field(
         default_factory=list,
         max_length=MAX_SEGMENTS,
-        description="Ordered segments (Vonage Bulk's conditions): each recipient gets the template and sender of "
-        "the first segment it matches; counters per segment are on the campaign. A/B variants apply on top.",
+        description="Ordered segments (Vonage Bulk's conditions): each recipient gets the template and sender, or "
+        "the channel and its content, of the first segment it matches; counters per segment are on the campaign. "
+        "A/B variants apply on top.",
     )
     allow_missing_variables: bool = Field(
         False,

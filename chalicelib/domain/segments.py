@@ -154,3 +154,29 @@ def value_problem(op: str, value: Any) -> str | None:
     if op == "older_than_days" and (_number(value) is None or not 0 <= float(value) <= MAX_DAYS):
         return f"older_than_days takes a number of days, 0 to {MAX_DAYS:,}"
     return None
+
+
+# What a segment with a channel of its own replaces in the campaign for its recipients.
+CHANNEL_FIELDS = ("channel", "sender", "email", "whatsapp", "voice", "action")
+
+
+def effective(campaign: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """The campaign as the recipients of segment `name` get it: a segment with a channel of its own sends
+    that channel, from its sender, with its content (and what its creation added: `segment_extras`);
+    otherwise the campaign itself (its template and sender are picked per send)."""
+    found = next((g for g in campaign.get("segments") or [] if g.get("name") == name), None) if name else None
+    if not found or not found.get("channel"):
+        return dict(campaign)
+    extras = (campaign.get("segment_extras") or {}).get(name) or {}
+    own = {
+        "channel": found["channel"],
+        "sender": found.get("sender") or campaign["sender"],
+        "email": found.get("email"),
+        "whatsapp": found.get("whatsapp"),
+        "voice": found.get("voice"),
+        "email_locales": None,
+        "action": None,
+        "email_configuration_set": None,
+        **extras,
+    }
+    return {**campaign, **own}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SendOutcome
 from chalicelib.domain.errors import Conflict, NotFound, Unauthorized
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
@@ -92,6 +93,7 @@ def apply_event(account_id: str, campaign_id: str, rid: str, attempt: int, event
         if delivery["state"] == DeliveryState.IN_FLIGHT:
             raise EventTooEarly(detail="the call is not recorded yet; try the event again")
         return "ignored"
+    campaign = segments.effective(campaign, delivery.get("segment"))  # a segment's call has its own `voice`
     if str(event.get("uuid")) != delivery["call_uuid"]:
         raise Unauthorized(detail="the event is of another call than this URL's")
     status = str(event.get("status", ""))
@@ -130,9 +132,10 @@ def sweep(campaign: dict[str, Any], now: float) -> int:
             if delivery is None or delivery.get("state") != DeliveryState.IN_FLIGHT or "call_uuid" not in delivery:
                 continue
             waited = int(now - float(delivery.get("call_started_at", now)))
+            own = segments.effective(campaign, delivery.get("segment"))
             outcome = SendOutcome.ambiguous(f"no event ended the call within {waited} s: it may have been answered")
             fields = {"call_status": "unreported"}
-            swept += _end(campaign, pk, delivery, int(delivery["attempt"]), fields, outcome)
+            swept += _end(own, pk, delivery, int(delivery["attempt"]), fields, outcome)
     if swept:
         logger.warning("calls without events swept to unknown", extra={"campaign": campaign["pk"], "swept": swept})
     return swept

@@ -15,7 +15,7 @@ from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import RetryPolicy
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, deliveries
+from chalicelib.store import campaigns, deliveries, pace
 
 # A throttled send is tried again after the provider's Retry-After, or this long when it gives none.
 THROTTLED_WAIT_SECONDS = 1.0
@@ -133,6 +133,33 @@ class AccountRefusals:
 ACCOUNT_REFUSED = AccountRefusals()
 
 
+class Throttles:
+    """Campaigns the provider throttled, as this process saw it: until when their sends hold off."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def note(self, campaign_pk: str, until: float) -> None:
+        self._until[campaign_pk] = max(until, self._until.get(campaign_pk, 0.0))
+
+    def until(self, campaign_pk: str) -> float:
+        return self._until.get(campaign_pk, 0.0)
+
+
+THROTTLED = Throttles()
+
+
+def slow_down(campaign: dict[str, Any], wait: float) -> None:
+    """A send was throttled (429): the campaign's sends hold off for `wait`, this process's at once and every
+    worker's next chunk (its pacing ledger starts no span before then): the pace slows."""
+    until = time.time() + wait
+    THROTTLED.note(campaign["pk"], until)
+    try:
+        pace.hold_off(campaign["pk"], until)
+    except Exception:  # the retry is recorded all the same; the next 429 tries again
+        logger.exception("could not hold the campaign's pace off", extra={"campaign": campaign["pk"]})
+
+
 def pause_for_account(campaign: dict[str, Any], error: str) -> None:
     """The provider refused the account: pause the campaign with the reason (once, whichever send saw it
     first), instead of failing every recipient left one call each. Resuming is the customer's call."""
@@ -182,6 +209,8 @@ def record_outcome(
         )
         if outcome.kind == OutcomeKind.ACCOUNT:
             pause_for_account(campaign, outcome.error or "the provider refused the account")
+        else:
+            slow_down(campaign, wait)
         return
     if outcome.kind == OutcomeKind.ACCEPTED:
         state = DeliveryState.SUCCEEDED

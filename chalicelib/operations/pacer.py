@@ -78,7 +78,10 @@ def release_campaign(
     if campaign.get("expires_at") and now >= float(campaign["expires_at"]):
         expire_campaign(campaign, now, lease_seconds or RELEASE_LEASE_SECONDS)
         return 0
-    if campaign.get("channel") == "voice" and int(campaign.get("in_flight", 0)):
+    calling = campaign.get("channel") == "voice" or any(
+        g.get("channel") == "voice" for g in campaign.get("segments") or []
+    )
+    if calling and int(campaign.get("in_flight", 0)):
         calls.sweep(campaign, now)  # calls whose events never came, past their deadline: unknown
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do

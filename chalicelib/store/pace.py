@@ -73,3 +73,16 @@ def _exists(table: str, key: dict[str, Any]) -> bool:
 def campaign_span(campaign_pk: str, count: int, rate: float, earliest: float | None = None) -> float:
     """The start of a chunk's span on its campaign's ledger."""
     return take(campaign_pk, PACE, count=count, rate=rate, earliest=time.time() if earliest is None else earliest)
+
+
+def hold_off(pk: str, until: float, sk: str = PACE) -> None:
+    """Nothing more starts on the ledger before `until` (the provider throttled a send): its next span starts
+    then at the earliest. Never moves a ledger back; one conditional UpdateItem."""
+    aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=aws.to_item({"pk": pk, "sk": sk}),
+        UpdateExpression="SET next_at = :until, purge_at = :purge",
+        ConditionExpression="attribute_not_exists(next_at) OR next_at < :until",
+        ExpressionAttributeValues=aws.to_values({":until": until, ":purge": int(until + IDLE_KEPT_SECONDS)}),
+    )

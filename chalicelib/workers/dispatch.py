@@ -387,6 +387,8 @@ def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[s
     """The limits a recipient's send may come under: its sender's (the variant's, else the campaign's) and
     its destination's country."""
     target = outcomes.target_of(campaign, entry)
+    segment = _segment(campaign, target.recipient)
+    campaign = segments.effective(campaign, segment.get("name")) if segment else campaign
     route = _route(campaign["channel"], target)
     if route is None:
         return []
@@ -427,7 +429,8 @@ def _one(
     watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline, at: float
 ) -> int:
     """One recipient of a chunk, sent no earlier than `at` (its place in the chunk's paced span)."""
-    wait = at - time.time()
+    # Its place in the paced span, or later while the provider's throttling holds the campaign's sends off.
+    wait = max(at, outcomes.THROTTLED.until(watch.campaign["pk"])) - time.time()
     if not deadline.allows_another_send(max(0.0, wait)):
         raise OutOfTime("no time left for this recipient")
     if wait > 0:
@@ -466,19 +469,21 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         if target.fresh:
             return _skip(watch.campaign, recipient, SkipReason.NO_SEGMENT)
         segment = {}
+    # A segment with a channel of its own: its recipients get that channel, sender and content.
+    campaign = segments.effective(watch.campaign, segment.get("name")) if segment else watch.campaign
     if status != CampaignStatus.RUNNING:
-        return _hold(watch.campaign, policy, target, token, park=status in HOLDING)
-    if watch.campaign.get("expires_at") and time.time() >= float(watch.campaign["expires_at"]):
-        return _expire(watch.campaign, policy, target, token)
-    route = _route(watch.campaign["channel"], target)
+        return _hold(campaign, policy, target, token, park=status in HOLDING)
+    if campaign.get("expires_at") and time.time() >= float(campaign["expires_at"]):
+        return _expire(campaign, policy, target, token)
+    route = _route(campaign["channel"], target)
     if route is None:
-        return _no_destination(watch.campaign, target)
+        return _no_destination(campaign, target)
     opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
     if opening is not None:
-        return _wait_for_window(watch.campaign, policy, target, token, opening)
-    capped = _Cap.of(watch.campaign, route.address) if target.fresh else None
+        return _wait_for_window(campaign, policy, target, token, opening)
+    capped = _Cap.of(campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
-        return _skip(watch.campaign, recipient, SkipReason.CAPPED)
+        return _skip(campaign, recipient, SkipReason.CAPPED)
     if target.fresh:
         claim = deliveries.claim_first(
             target.pk,
@@ -501,15 +506,15 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
             segment=segment.get("name"),
         )
     if claim.ok:
-        SEND_CLOCK.wait_turn(watch.campaign["pk"], float(watch.campaign["rate_per_second"]))
-        if outcomes.ACCOUNT_REFUSED.refused(watch.campaign["pk"]):  # seen by a send of this process just now
+        SEND_CLOCK.wait_turn(campaign["pk"], float(campaign["rate_per_second"]))
+        if outcomes.ACCOUNT_REFUSED.refused(campaign["pk"]):  # seen by a send of this process just now
             not_sent = SendOutcome.account("not sent: the provider had just refused the account")
-            outcomes.record_outcome(watch.campaign, target, target.attempt, route, policy, not_sent, time.time())
+            outcomes.record_outcome(campaign, target, target.attempt, route, policy, not_sent, time.time())
             return 0
-        return _send(watch.campaign, policy, target, target.attempt, route, variant)
+        return _send(campaign, policy, target, target.attempt, route, variant)
     if capped is not None:  # a duplicate of the chunk: the send, if any, was counted by the claim that won
         capped.give_back()
-    return _finish_own_claim(watch.campaign, policy, target, token, claim)
+    return _finish_own_claim(campaign, policy, target, token, claim)
 
 
 # The concurrency slot the sending thread holds for this attempt (its invocation's pool, the slot's index).

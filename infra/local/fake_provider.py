@@ -685,7 +685,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-secret", default=None, help="that key's secret")
     parser.add_argument("--voice-public-key-file", default=None, help="the Vonage application's public key (PEM)")
     parser.add_argument("--voice-application-id", default=None, help="the application id its JWTs must name")
-    parser.add_argument("--signature-secret", default="local-signature-secret-0123456789abcdef", help="signs the calls' events")
+    parser.add_argument(
+        "--signature-secret", default="local-signature-secret-0123456789abcdef", help="signs the calls' events"
+    )
     parser.add_argument(
         "--status-webhook-url",
         default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.local.client import ApiError, CampaignApi, generated_recipients
+from infra.local.client import ApiError, CampaignApi, generated_recipients, valid_phone
 from infra.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -254,3 +255,67 @@ def test_a_voice_campaign_s_calls_end_by_their_signed_events_over_http(stack: Lo
         {"succeeded": counters["succeeded"], "failed": counters["failed"]}
     )
     assert all(c["duration_seconds"] == 12 for c in calls if c["status"] == "completed")
+
+
+def test_three_segments_send_three_channels_each_to_its_own_recipients(stack: LocalStack, api: CampaignApi) -> None:
+    """Gold members get a call, silver members an HTTP action (a CRM task), everyone else the campaign's SMS:
+    each recipient reached once, on its segment's channel only."""
+    from infra.local.fake_endpoint import FakeEndpoint
+
+    rows = [
+        {"phone": valid_phone(900 + n), "params": {"first_name": f"M{n}", "tier": ["gold", "silver", "bronze"][n % 3]}}
+        for n in range(30)
+    ]
+    with FakeEndpoint() as endpoint:
+        action = api.call(
+            "POST",
+            "/v1/actions",
+            {"name": "crm task", "url": endpoint.base_url + "/tasks", "body": '{"text": {{ message | json }}}'},
+        )
+        listed = api.create_list("tiers")
+        api.add_recipients(listed["id"], rows)
+        body = {
+            "name": "tiered",
+            "list_id": listed["id"],
+            "sender": "Acme",
+            "template": "Hi {{ first_name }}, your points expire soon.",
+            "rate_per_second": 50,
+            "segments": [
+                {
+                    "name": "gold",
+                    "conditions": [{"field": "attributes.tier", "op": "eq", "value": "gold"}],
+                    "channel": "voice",
+                    "sender": "14155550100",
+                    "voice": {"language": "en-US"},
+                },
+                {
+                    "name": "silver",
+                    "conditions": [{"field": "attributes.tier", "op": "eq", "value": "silver"}],
+                    "channel": "http",
+                    "action_id": action["id"],
+                    "template": "Call {{ first_name }} about their points",
+                },
+            ],
+        }
+        httpx.post(f"{stack.provider_url}/_fake/voice", json={"outcomes": {"completed": 1.0}}, timeout=10)
+        calls_before = len(httpx.get(f"{stack.provider_url}/_fake/calls", timeout=30).json()["calls"])
+        sms_before = {m["message_uuid"] for m in provider_messages(stack)["messages"]}
+        campaign = api.call("POST", "/v1/campaigns", body)
+        api.call("POST", f"/v1/campaigns/{campaign['id']}/start")
+        deadline = time.monotonic() + 120
+        while (current := api.campaign(campaign["id"]))["status"] != "completed":
+            assert time.monotonic() < deadline, current
+            time.sleep(0.5)
+        tasks = [json.loads(r["body"])["text"] for r in endpoint.requests]
+    assert current["counters"]["succeeded"] == 30, current["counters"]
+    by_tier = {tier: {valid_phone(900 + n).removeprefix("+") for n in range(30) if n % 3 == i} for i, tier in
+               enumerate(["gold", "silver", "bronze"])}  # fmt: skip
+    called = [
+        c["to"] for c in httpx.get(f"{stack.provider_url}/_fake/calls", timeout=30).json()["calls"][calls_before:]
+    ]
+    texted = [m["to"] for m in provider_messages(stack)["messages"] if m["message_uuid"] not in sms_before]
+    assert sorted(called) == sorted(by_tier["gold"])
+    assert sorted(texted) == sorted(by_tier["bronze"])
+    assert sorted(tasks) == sorted(f"Call M{n} about their points" for n in range(30) if n % 3 == 1)
+    segments = current["segment_counters"]
+    assert (segments["gold"]["succeeded"], segments["silver"]["succeeded"]) == (10, 10)
