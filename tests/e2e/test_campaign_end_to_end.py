@@ -280,6 +280,13 @@ def test_three_segments_send_three_channels_each_to_its_own_recipients(stack: Lo
             "sender": "Acme",
             "template": "Hi {{ first_name }}, your points expire soon.",
             "rate_per_second": 50,
+            # This stack's provider fails 5% of SMS sends with a 503: tried again.
+            "retry_policy": {
+                "max_attempts": 5,
+                "initial_delay_seconds": 1,
+                "backoff_multiplier": 1,
+                "max_delay_seconds": 1,
+            },
             "segments": [
                 {
                     "name": "gold",
