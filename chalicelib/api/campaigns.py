@@ -15,6 +15,7 @@ from chalice import Blueprint
 from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import campaign_view, counters_view, delivery_view, pending_view, run_view
 from chalicelib.channels import ses
+from chalicelib.domain import segments
 from chalicelib.domain.campaign import (
     CHANGEABLE_WHEN_STARTED,
     DELETABLE,
@@ -68,6 +69,7 @@ def create_campaign(account: str) -> Campaign:
     if body.recurrence is not None:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
+    _check_condition_kinds(account, body.list_id, definition.get("segments"))
     definition.update(_channel_fields(account, definition))
     if _sends_text(definition):
         definition.update(_template_fields(account, body.template, body.template_id, body.template_version, definition))
@@ -87,14 +89,10 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
     variants = definition.get("variants") or []
     senders = {"sender": definition["sender"]}
     senders.update({f"variants.{i}.sender": v["sender"] for i, v in enumerate(variants) if v.get("sender")})
-    segments = definition.get("segments") or []
-    own = [(i, g) for i, g in enumerate(segments) if g.get("channel")]  # segments sending another channel
+    parts = definition.get("segments") or []
+    own = [(i, g) for i, g in enumerate(parts) if g.get("channel")]  # segments sending another channel
     senders.update(
-        {
-            f"segments.{i}.sender": g["sender"]
-            for i, g in enumerate(segments)
-            if g.get("sender") and not g.get("channel")
-        }
+        {f"segments.{i}.sender": g["sender"] for i, g in enumerate(parts) if g.get("sender") and not g.get("channel")}
     )
     for field, sender in senders.items():
         if problem := sender_problem(channel, sender):
@@ -357,6 +355,16 @@ def _check_chain(account: str, campaign_id: str | None, next_id: str) -> None:
         current = found.get("next_campaign_id")
 
 
+def _check_condition_kinds(account: str, list_id: str, defined: list[dict[str, Any]] | None) -> None:
+    """A segment condition that can never hold for the list (an operator on an attribute whose every value is
+    of another kind) is a 422 on the condition."""
+    if not defined:
+        return
+    field_counts = lists.get_list(account, list_id).get("field_counts") or {}
+    for field, reason in segments.kind_problems(defined, field_counts):
+        raise InvalidInput.on(field, reason)
+
+
 def _check_lists(account: str, list_id: str | None, exclusion_list_ids: list[str] | None) -> int | None:
     """The lists a definition names exist in the account (422 naming the field otherwise); returns the
     audience: the recipients of `list_id` now (None when it names none)."""
@@ -445,6 +453,9 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         "template_id",
         "action_id",
     }
+    if {"segments", "list_id"} & set(changes) and status in NOT_STARTED:
+        merged = {**campaign, **changes}
+        _check_condition_kinds(account, merged["list_id"], merged.get("segments"))
     if channel_fields & set(changes) and status in NOT_STARTED:
         changes.update(_channel_fields(account, {**campaign, **changes}))
     if {"template", "template_id", "template_version"} & set(changes) and _sends_text({**campaign, **changes}):

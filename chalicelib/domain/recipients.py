@@ -72,10 +72,25 @@ CHANNEL_DESTINATIONS: dict[str, tuple[DestinationType, ...]] = {
 
 def recipient_fields(recipient: Recipient) -> set[str]:
     """What a list counts of a recipient (the list's `field_counts`): `attributes.<name>` for each attribute
-    it has and `destinations.<type>` for each type of destination it has."""
-    return {f"attributes.{name}" for name, value in recipient.attributes.items() if value is not None} | {
-        f"destinations.{d.type.value}" for d in recipient.destinations
-    }
+    it has, and `attributes.<name>:<kind>` for its kind (number, text, boolean, list, object), and
+    `destinations.<type>` for each type of destination it has."""
+    present = {name: value for name, value in recipient.attributes.items() if value is not None}
+    return (
+        {f"attributes.{name}" for name in present}
+        | {f"attributes.{name}:{attribute_kind(value)}" for name, value in present.items()}
+        | {f"destinations.{d.type.value}" for d in recipient.destinations}
+    )
+
+
+def attribute_kind(value: Any) -> str:
+    """The kind of an attribute's value, as conditions and the list's counts name it."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "object"
 
 
 def number_problem(value: int | float) -> str | None:

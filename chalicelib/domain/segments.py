@@ -180,3 +180,36 @@ def effective(campaign: Mapping[str, Any], name: str | None) -> dict[str, Any]:
         **extras,
     }
     return {**campaign, **own}
+
+
+# The kinds of value each operator compares (a condition whose attribute has none of them never holds).
+KINDS_OF = {
+    **dict.fromkeys(NUMBER_OPS, ("number",)),
+    **dict.fromkeys(DATE_OPS | {"older_than_days"}, ("text",)),
+    "starts_with": ("text",),
+    "contains": ("text", "list"),
+}
+
+
+def kind_problems(defined: Iterable[Mapping[str, Any]], field_counts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Conditions that can never hold for the list as it stands: an operator comparing numbers (or text,
+    dates, lists) on an attribute whose every value in the list is of another kind. (field, reason) pairs,
+    the field as `segments.<i>.conditions.<j>.op`. A list that keeps no kinds (made before they were
+    counted), or an attribute it does not have yet, is not judged."""
+    problems: list[tuple[str, str]] = []
+    for i, segment in enumerate(defined):
+        for j, condition in enumerate(segment.get("conditions") or []):
+            field, op = str(condition.get("field", "")), str(condition.get("op", ""))
+            wanted = KINDS_OF.get(op)
+            if not wanted or not field.startswith("attributes."):
+                continue
+            kinds = {
+                name.rsplit(":", 1)[1]
+                for name, count in field_counts.items()
+                if name.startswith(f"{field}:") and int(count) > 0
+            }
+            if kinds and not kinds & set(wanted):
+                have = ", ".join(sorted(kinds))
+                reason = f"{op} compares {' or '.join(wanted)}; {field} is {have} in every recipient of the list"
+                problems.append((f"segments.{i}.conditions.{j}.op", reason))
+    return problems
