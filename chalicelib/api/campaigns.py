@@ -106,7 +106,11 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput.on("whatsapp", f"only for a WhatsApp campaign; this one sends {channel}")
     if channel != "voice" and definition.get("voice"):
         raise InvalidInput.on("voice", f"only for a voice campaign; this one sends {channel}")
-    extras = {"segment_extras": _segment_fields(account, definition, own)} if own else {}
+    extras: dict[str, Any] = {"segment_extras": _segment_fields(account, definition, own)} if own else {}
+    if definition.get("fallback"):
+        if definition["fallback"]["channel"] == channel:
+            raise InvalidInput.on("fallback.channel", f"is the campaign's own channel ({channel}): give another")
+        extras["fallback_extras"] = _part_fields(account, definition, "fallback", definition["fallback"])
     if channel == "whatsapp":
         return {**_whatsapp_fields(definition), **extras}
     if channel == "voice":
@@ -135,25 +139,28 @@ def _segment_fields(
 ) -> dict[str, dict[str, Any]]:
     """Each segment with a channel of its own checked as a campaign of that channel would be (422 on the
     segment's field), and what that adds (an action's copy, the SES configuration set), by segment name."""
-    extras: dict[str, dict[str, Any]] = {}
-    for index, segment in own:
-        alone = {
-            "channel": segment["channel"],
-            "sender": segment.get("sender") or definition["sender"],
-            "template": segment.get("template") or definition.get("template") or None,
-            "template_id": None,
-            "category": definition.get("category"),
-            **{field: segment.get(field) for field in ("email", "whatsapp", "voice", "action_id")},
-        }
-        if segment["channel"] == "whatsapp" and not segment.get("template"):
-            alone["template"] = None  # it sends its `whatsapp` template, not the campaign's text
-        try:
-            added = _channel_fields(account, alone)
-        except InvalidInput as exc:
-            name = f"segments.{index}.{exc.errors[0].field}" if exc.errors else f"segments.{index}"
-            raise InvalidInput.on(name, exc.errors[0].reason if exc.errors else exc.detail) from None
-        extras[segment["name"]] = {k: v for k, v in added.items() if k in ("action", "email_configuration_set")}
-    return extras
+    return {segment["name"]: _part_fields(account, definition, f"segments.{i}", segment) for i, segment in own}
+
+
+def _part_fields(account: str, definition: dict[str, Any], prefix: str, part: dict[str, Any]) -> dict[str, Any]:
+    """A segment's or the fallback's channel checked as a campaign of that channel would be (422 on the part's
+    own field, under `prefix`); what its creation adds (an action's copy, the SES configuration set)."""
+    alone = {
+        "channel": part["channel"],
+        "sender": part.get("sender") or definition["sender"],
+        "template": part.get("template") or definition.get("template") or None,
+        "template_id": None,
+        "category": definition.get("category"),
+        **{field: part.get(field) for field in ("email", "whatsapp", "voice", "action_id")},
+    }
+    if part["channel"] == "whatsapp" and not part.get("template"):
+        alone["template"] = None  # it sends its `whatsapp` template, not the campaign's text
+    try:
+        added = _channel_fields(account, alone)
+    except InvalidInput as exc:
+        name = f"{prefix}.{exc.errors[0].field}" if exc.errors else prefix
+        raise InvalidInput.on(name, exc.errors[0].reason if exc.errors else exc.detail) from None
+    return {k: v for k, v in added.items() if k in ("action", "email_configuration_set")}
 
 
 def _sends_text(definition: dict[str, Any]) -> bool:
@@ -448,6 +455,7 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         "voice",
         "variants",
         "segments",
+        "fallback",
         "category",
         "template",
         "template_id",
@@ -684,7 +692,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
             f"{account}/campaigns/{campaign_id}",
             lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
         )
-        return Page[Delivery](items=[delivery_view(i, campaign["channel"]) for i in items], next_page_token=token)
+        return Page[Delivery](items=[delivery_view(i, _channel_of(campaign, i)) for i in items], next_page_token=token)
     started_ms = campaign.get("started_at_ms")
     evergreen = campaign.get("end_handle") == EndHandle.CONTINUE
     audience, token = paged(
@@ -702,7 +710,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
     ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in audience]
     found = {d["sk"]: d for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), ids)}
     views = [
-        delivery_view(found[rid], campaign["channel"]) if rid in found else pending_view(item)
+        delivery_view(found[rid], _channel_of(campaign, found[rid])) if rid in found else pending_view(item)
         for rid, (_, item) in zip(ids, audience, strict=True)
     ]
     return Page[Delivery](items=views, next_page_token=token)
@@ -723,4 +731,10 @@ def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
     item = deliveries.get_delivery(pk, recipient_id)
     if item is None:
         raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
-    return delivery_view(item, campaign["channel"])
+    return delivery_view(item, _channel_of(campaign, item))
+
+
+def _channel_of(campaign: dict[str, Any], delivery: dict[str, Any]) -> str:
+    """The channel a delivery's last attempt went on: its segment's, or the fallback's (decision 39)."""
+    step = int(delivery.get("channel_step", 0))
+    return str(segments.effective(campaign, delivery.get("segment"), step)["channel"])

@@ -109,6 +109,7 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         holdout_percent=float(item.get("holdout_percent", 0)),
         variant_counters=variant_counters_view(item),
         segments=item.get("segments") or [],
+        fallback=item.get("fallback"),
         no_segment=item.get("no_segment", "send"),
         allow_missing_variables=bool(item.get("allow_missing_variables")),
         segment_counters=variant_counters_view(item, "segments", SEGMENT_PREFIX),

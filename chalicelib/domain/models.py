@@ -446,6 +446,50 @@ class Segment(Strict):
         return self
 
 
+FallbackReason = Literal["rejected", "no_destination", "busy", "no_answer", "machine", "provider_error", "unreachable"]
+
+
+def _default_fallback_reasons() -> list[FallbackReason]:
+    return ["rejected", "no_destination"]
+
+
+class Fallback(Strict):
+    """Another channel for a recipient the campaign's channel did not reach (decision 39): WhatsApp, then SMS
+    when the number is refused or has no WhatsApp; SMS, then email for someone without a phone. One more
+    attempt, on the fallback's channel, with its own sender and content."""
+
+    channel: ChannelName
+    sender: str | None = Field(
+        None, min_length=1, max_length=MAX_SENDER, description="Required unless the channel is `http`."
+    )
+    on: list[FallbackReason] = Field(
+        default_factory=_default_fallback_reasons,
+        min_length=1,
+        max_length=7,
+        description="What sends the recipient to the fallback: the primary channel's last outcome, once its "
+        "retries and failover are spent (`rejected`: the provider refused the message or number for good), or "
+        "`no_destination`: the recipient has no address the primary channel sends to.",
+    )
+    template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
+    email: EmailContent | None = Field(None, description="With channel `email`.")
+    whatsapp: WhatsAppContent | None = Field(None, description="With channel `whatsapp`.")
+    voice: VoiceContent | None = Field(None, description="With channel `voice`.")
+    action_id: str | None = Field(None, min_length=1, max_length=64, description="With channel `http`.")
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+    @model_validator(mode="after")
+    def _sender_for_its_channel(self) -> Fallback:
+        if self.channel != "http" and self.sender is None:
+            raise ValueError(f"a fallback sending {self.channel} gives the `sender` it sends from")
+        if len(set(self.on)) != len(self.on):
+            raise ValueError("`on` lists an outcome more than once")
+        return self
+
+
 def check_segments(segments: list[Segment] | None) -> None:
     names = [s.name for s in segments or []]
     if len(set(names)) != len(names):
@@ -641,6 +685,11 @@ class CampaignCreate(Strict):
         "the channel and its content, of the first segment it matches; counters per segment are on the campaign. "
         "A/B variants apply on top.",
     )
+    fallback: Fallback | None = Field(
+        None,
+        description="Another channel for recipients the campaign's channel did not reach (a refused message, no "
+        "address for the channel): one more attempt there, after the retries and failover are spent.",
+    )
     allow_missing_variables: bool = Field(
         False,
         description="Start even if some recipients of the list lack a variable the texts read (GET "
@@ -725,6 +774,8 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     definition["email_locales"] = campaign.get("email_locales")
     definition["email_configuration_set"] = campaign.get("email_configuration_set")
     definition["action"] = campaign.get("action")
+    definition["segment_extras"] = campaign.get("segment_extras")
+    definition["fallback_extras"] = campaign.get("fallback_extras")
     return definition
 
 
@@ -788,6 +839,7 @@ class CampaignUpdate(Strict):
     holdout_percent: float = Field(None, strict=False, ge=0, le=50)  # type: ignore[assignment]
     segments: list[Segment] = Field(None, max_length=MAX_SEGMENTS)  # type: ignore[arg-type]
     no_segment: Literal["send", "skip"] = Field(None)  # type: ignore[arg-type]
+    fallback: Fallback | None = Field(None, description="Another channel; null removes it.")
     allow_missing_variables: bool = Field(None)  # type: ignore[assignment]
 
     @field_validator("segments")
@@ -891,6 +943,7 @@ class Campaign(BaseModel):
     )
     segments: list[Segment] = Field(default_factory=list)
     no_segment: Literal["send", "skip"] = "send"
+    fallback: Fallback | None = None
     allow_missing_variables: bool = False
     segment_counters: dict[str, dict[str, int]] = Field(
         default_factory=dict,
@@ -931,9 +984,9 @@ class Attempt(BaseModel):
     try_number: int = Field(description="The try on this destination, 1 for the first.")
     channel: str
     provider_message_id: str | None = None
-    outcome: Literal["succeeded", "failed", "unknown", "retry", "failover", "throttled", "account"] = Field(
+    outcome: Literal["succeeded", "failed", "unknown", "retry", "failover", "fallback", "throttled", "account"] = Field(
         description="`retry`: tried again on the same destination; `failover`: the next destination was tried; "
-        "`throttled`: the provider asked to slow down, the same try again later (not counted); `account`: the "
+        "`fallback`: the campaign's fallback channel was tried next; `throttled`: the provider asked to slow down, the same try again later (not counted); `account`: the "
         "provider refused the account (credentials, balance), the campaign paused and the try waits for resume."
     )
     reason: OutcomeReason | None = Field(None, description="Why it did not succeed, as the retry policy sees it.")

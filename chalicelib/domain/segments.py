@@ -160,25 +160,35 @@ def value_problem(op: str, value: Any) -> str | None:
 CHANNEL_FIELDS = ("channel", "sender", "email", "whatsapp", "voice", "action")
 
 
-def effective(campaign: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+def effective(campaign: Mapping[str, Any], name: str | None, channel_step: int = 0) -> dict[str, Any]:
     """The campaign as the recipients of segment `name` get it: a segment with a channel of its own sends
     that channel, from its sender, with its content (and what its creation added: `segment_extras`);
-    otherwise the campaign itself (its template and sender are picked per send)."""
+    otherwise the campaign itself (its template and sender are picked per send). On `channel_step` 1, the
+    campaign's `fallback` instead (decision 39)."""
+    if channel_step and campaign.get("fallback"):
+        # The fallback's own content: no segment's template or sender stands in for it.
+        return {**_replaced(campaign, campaign["fallback"], campaign.get("fallback_extras") or {}), "segments": []}
     found = next((g for g in campaign.get("segments") or [] if g.get("name") == name), None) if name else None
     if not found or not found.get("channel"):
         return dict(campaign)
-    extras = (campaign.get("segment_extras") or {}).get(name) or {}
-    own = {
-        "channel": found["channel"],
-        "sender": found.get("sender") or campaign["sender"],
-        "email": found.get("email"),
-        "whatsapp": found.get("whatsapp"),
-        "voice": found.get("voice"),
+    return _replaced(campaign, found, (campaign.get("segment_extras") or {}).get(name) or {})
+
+
+def _replaced(campaign: Mapping[str, Any], part: Mapping[str, Any], extras: Mapping[str, Any]) -> dict[str, Any]:
+    """The campaign with a segment's or a fallback's channel, sender and content in place of its own."""
+    own: dict[str, Any] = {
+        "channel": part["channel"],
+        "sender": part.get("sender") or campaign["sender"],
+        "email": part.get("email"),
+        "whatsapp": part.get("whatsapp"),
+        "voice": part.get("voice"),
         "email_locales": None,
         "action": None,
         "email_configuration_set": None,
         **extras,
     }
+    if part.get("template"):
+        own.update(template=part["template"], template_locales=None)
     return {**campaign, **own}
 
 

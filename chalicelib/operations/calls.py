@@ -93,7 +93,8 @@ def apply_event(account_id: str, campaign_id: str, rid: str, attempt: int, event
         if delivery["state"] == DeliveryState.IN_FLIGHT:
             raise EventTooEarly(detail="the call is not recorded yet; try the event again")
         return "ignored"
-    campaign = segments.effective(campaign, delivery.get("segment"))  # a segment's call has its own `voice`
+    # A segment's or the fallback's call has its own `voice`.
+    campaign = segments.effective(campaign, delivery.get("segment"), int(delivery.get("channel_step", 0)))
     if str(event.get("uuid")) != delivery["call_uuid"]:
         raise Unauthorized(detail="the event is of another call than this URL's")
     status = str(event.get("status", ""))
@@ -132,7 +133,7 @@ def sweep(campaign: dict[str, Any], now: float) -> int:
             if delivery is None or delivery.get("state") != DeliveryState.IN_FLIGHT or "call_uuid" not in delivery:
                 continue
             waited = int(now - float(delivery.get("call_started_at", now)))
-            own = segments.effective(campaign, delivery.get("segment"))
+            own = segments.effective(campaign, delivery.get("segment"), int(delivery.get("channel_step", 0)))
             outcome = SendOutcome.ambiguous(f"no event ended the call within {waited} s: it may have been answered")
             fields = {"call_status": "unreported"}
             swept += _end(own, pk, delivery, int(delivery["attempt"]), fields, outcome)
@@ -155,8 +156,8 @@ def _end(
     noted = deliveries.note_call(pk, rid, attempt, delivery["call_uuid"], fields, ended=True)
     if noted.ok:
         policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
-        target = outcomes.target_of(campaign, {**delivery["recipient"], "id": rid, "previous_attempt": attempt - 1,
-                                              "fresh": False})  # fmt: skip
+        entry = {**delivery["recipient"], "id": rid, "previous_attempt": attempt - 1, "fresh": False}
+        target = outcomes.target_of(campaign, {**entry, "channel_step": int(delivery.get("channel_step", 0))})
         started = float(delivery.get("call_started_at") or delivery.get("updated_at") or time.time())
         outcomes.record_outcome(campaign, target, attempt, Route.of(delivery), policy, outcome, started)
     if delivery.get("call_slot") is not None:

@@ -33,6 +33,8 @@ class Target:
     # Where a retry or a failover goes: the destination's index and its try number (None: the first).
     destination_index: int | None = None
     destination_try: int = 1
+    # 1: this attempt goes on the campaign's fallback channel (decision 39); 0: its own (or its segment's).
+    channel_step: int = 0
 
     @property
     def rid(self) -> str:
@@ -59,6 +61,7 @@ def target_of(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
         fresh=bool(entry["fresh"]),
         destination_index=entry.get("destination_index"),
         destination_try=int(entry.get("destination_try", 1)),
+        channel_step=int(entry.get("channel_step", 0)),
     )
 
 
@@ -206,6 +209,7 @@ def record_outcome(
             target.data,
             next_destination=(route.index, route.tries),
             record=record(result),
+            channel_step=target.channel_step,
         )
         if outcome.kind == OutcomeKind.ACCOUNT:
             pause_for_account(campaign, outcome.error or "the provider refused the account")
@@ -222,16 +226,19 @@ def record_outcome(
         if outcome.kind == OutcomeKind.TRANSIENT and policy.retries(outcome.reason, route.tries):
             due = time.time() + policy.delay_after(route.tries, outcome.retry_after_seconds)
             next_try = (route.index, route.tries + 1)
-            deliveries.schedule_retry(
-                pk, rid, attempt, due, error, target.data, next_destination=next_try, record=record("retry")
-            )
+            deliveries.schedule_retry(pk, rid, attempt, due, error, target.data, next_destination=next_try,
+                                      record=record("retry"), channel_step=target.channel_step)  # fmt: skip
             return
         after = target.recipient.destination_after(campaign["channel"], route.index)
         if after is not None and policy.fails_over(outcome.reason):
             due = time.time() + (outcome.retry_after_seconds or 0)
-            deliveries.schedule_retry(
-                pk, rid, attempt, due, error, target.data, next_destination=(after[0], 1), record=record("failover")
-            )
+            deliveries.schedule_retry(pk, rid, attempt, due, error, target.data, next_destination=(after[0], 1),
+                                      record=record("failover"), channel_step=target.channel_step)  # fmt: skip
+            return
+        first = fallback_destination(campaign, target, outcome.reason.value if outcome.reason else None)
+        if first is not None:  # the campaign's fallback channel: one more attempt there, at once
+            deliveries.schedule_retry(pk, rid, attempt, time.time(), error, target.data, next_destination=(first, 1),
+                                      record=record("fallback"), channel_step=1)  # fmt: skip
             return
         if outcome.kind == OutcomeKind.TRANSIENT:
             logger.info("tries exhausted", extra={"delivery": pk, "attempt": attempt})
@@ -244,3 +251,14 @@ def record_outcome(
         error=outcome.error,
         reason=outcome.reason.value if outcome.reason else None,
     )
+
+
+def fallback_destination(campaign: dict[str, Any], target: Target, reason: str | None) -> int | None:
+    """Where the campaign's fallback sends a recipient its own channel did not reach for `reason` (the index
+    of the recipient's first destination for the fallback's channel), or None: no fallback, not for this
+    reason, already on it, or no address it sends to (decision 39)."""
+    fallback = campaign.get("fallback")
+    if not fallback or target.channel_step or reason not in (fallback.get("on") or []):
+        return None
+    first = target.recipient.destination_for(fallback["channel"])
+    return first[0] if first else None

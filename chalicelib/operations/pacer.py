@@ -307,6 +307,8 @@ def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry
                 if "next_destination_index" in due:  # a retry or a failover: where the next try goes
                     body["destination_index"] = int(due["next_destination_index"])
                     body["destination_try"] = int(due["next_try"])
+                if "next_channel_step" in due:  # on the campaign's fallback channel (decision 39)
+                    body["channel_step"] = int(due["next_channel_step"])
                 entries.append(Entry(body, None))
     return entries
 

@@ -124,6 +124,7 @@ def claim_first(
     *,
     variant: str | None = None,
     segment: str | None = None,
+    channel_step: int = 0,
 ) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
@@ -148,6 +149,8 @@ def claim_first(
         item["variant"] = variant
     if segment:  # and its segment, for the counters per segment
         item["segment"] = segment
+    if channel_step:  # on the campaign's fallback channel
+        item["channel_step"] = channel_step
     return _create(item)
 
 
@@ -161,6 +164,7 @@ def claim_queued(
     *,
     variant: str | None = None,
     segment: str | None = None,
+    channel_step: int = 0,
 ) -> Written:
     """Move a queued delivery (a due retry, or one parked by a pause or its window) in flight as the next
     attempt; a parked one gets its A/B `variant` and its `segment` here."""
@@ -170,12 +174,14 @@ def claim_queued(
         variant_set, values[":variant"] = ", variant = :variant", variant
     if segment:
         variant_set, values[":segment"] = variant_set + ", segment = :segment", segment
+    if channel_step:
+        variant_set, values[":step"] = variant_set + ", channel_step = :step", channel_step
     return _update(
         pk,
         rid,
         "SET #st = :in_flight, attempt = :next, claimed_by = :by, updated_at = :now, expires_at = :ttl, "
         "destination_index = :di, destination = :da, destination_try = :try" + variant_set + " "
-        "REMOVE due_at, next_destination_index, next_try",
+        "REMOVE due_at, next_destination_index, next_try, next_channel_step",
         "#st = :queued AND attempt = :prev",
         {
             ":in_flight": DeliveryState.IN_FLIGHT.value,
@@ -266,10 +272,12 @@ def schedule_retry(
     *,
     next_destination: tuple[int, int],
     record: dict[str, Any],
+    channel_step: int = 0,
 ) -> bool:
     """Close an in-flight attempt as a failure that will be tried again at `due_at` on `next_destination`
     (the index of the destination and its try number: the same destination again, or the next one after a
-    failover), keeping the recipient's data (destinations, attributes) the retry will need."""
+    failover), keeping the recipient's data (destinations, attributes) the retry will need; `channel_step`
+    1: on the campaign's fallback channel (decision 39)."""
     values = {
         ":recipient": recipient,
         ":ndi": next_destination[0],
@@ -285,6 +293,9 @@ def schedule_retry(
         "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
         "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT + " REMOVE ended_at, last_reason"
     )
+    if channel_step:
+        retry = retry.replace(", next_try = :nt", ", next_try = :nt, next_channel_step = :step")
+        values[":step"] = channel_step
     return _persistently(lambda: _close_attempt(pk, rid, attempt, retry, values, over_unknown=retry)).ok
 
 

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -388,7 +388,7 @@ def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[s
     its destination's country."""
     target = outcomes.target_of(campaign, entry)
     segment = _segment(campaign, target.recipient)
-    campaign = segments.effective(campaign, segment.get("name")) if segment else campaign
+    campaign = segments.effective(campaign, segment.get("name"), target.channel_step)
     route = _route(campaign["channel"], target)
     if route is None:
         return []
@@ -470,14 +470,22 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
             return _skip(watch.campaign, recipient, SkipReason.NO_SEGMENT)
         segment = {}
     # A segment with a channel of its own: its recipients get that channel, sender and content.
-    campaign = segments.effective(watch.campaign, segment.get("name")) if segment else watch.campaign
+    # On the fallback's step (a retry after the campaign's channel did not reach it), the fallback's channel.
+    campaign = segments.effective(watch.campaign, segment.get("name"), target.channel_step)
     if status != CampaignStatus.RUNNING:
         return _hold(campaign, policy, target, token, park=status in HOLDING)
     if campaign.get("expires_at") and time.time() >= float(campaign["expires_at"]):
         return _expire(campaign, policy, target, token)
     route = _route(campaign["channel"], target)
+    if route is None and outcomes.fallback_destination(campaign, target, "no_destination") is not None:
+        # No address for the channel: the fallback's channel from the first attempt (decision 39).
+        target = replace(target, channel_step=1, destination_index=None)
+        campaign = segments.effective(watch.campaign, segment.get("name"), 1)
+        route = _route(campaign["channel"], target)
     if route is None:
         return _no_destination(campaign, target)
+    if target.channel_step:  # the fallback's content, not the A/B variant's (its name still counts)
+        variant = {"name": variant["name"]} if variant.get("name") else {}
     opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
     if opening is not None:
         return _wait_for_window(campaign, policy, target, token, opening)
@@ -493,6 +501,7 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
             route.tries,
             variant=variant.get("name"),
             segment=segment.get("name"),
+            channel_step=target.channel_step,
         )
     else:
         claim = deliveries.claim_queued(
@@ -504,6 +513,7 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
             route.tries,
             variant=variant.get("name"),
             segment=segment.get("name"),
+            channel_step=target.channel_step,
         )
     if claim.ok:
         SEND_CLOCK.wait_turn(campaign["pk"], float(campaign["rate_per_second"]))
