@@ -986,7 +986,8 @@ class Attempt(BaseModel):
     provider_message_id: str | None = None
     outcome: Literal["succeeded", "failed", "unknown", "retry", "failover", "fallback", "throttled", "account"] = Field(
         description="`retry`: tried again on the same destination; `failover`: the next destination was tried; "
-        "`fallback`: the campaign's fallback channel was tried next; `throttled`: the provider asked to slow down, the same try again later (not counted); `account`: the "
+        "`fallback`: the campaign's fallback channel was tried next; `throttled`: the provider asked to slow down, "
+        "the same try again later (not counted); `account`: the "
         "provider refused the account (credentials, balance), the campaign paused and the try waits for resume."
     )
     reason: OutcomeReason | None = Field(None, description="Why it did not succeed, as the retry policy sees it.")
