@@ -7,6 +7,7 @@ from chalice import Chalice
 from chalicelib.api import (
     accounts,
     actions,
+    brands,
     calls,
     campaigns,
     exports,
@@ -28,6 +29,7 @@ def register_api(app: Chalice) -> None:
         uploads,
         templates,
         actions,
+        brands,
         calls,
         campaigns,
         exports,

@@ -40,6 +40,7 @@ from chalicelib.domain.models import (
     Recurrence,
     Run,
     VariableCheck,
+    VoiceContent,
     copied_definition,
     sender_problem,
 )
@@ -47,7 +48,18 @@ from chalicelib.domain.recurrence import next_occurrence
 from chalicelib.operations import recount, runs, start
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
-from chalicelib.store import actions, campaign_catalog, campaigns, deliveries, keys, lists, pages, schedules, templates
+from chalicelib.store import (
+    actions,
+    brands,
+    campaign_catalog,
+    campaigns,
+    deliveries,
+    keys,
+    lists,
+    pages,
+    schedules,
+    templates,
+)
 
 MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
 CONTINUE_RECURS = "a recurring campaign's runs each send to the list as it stood at their start: use stop"
@@ -112,7 +124,7 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput.on("fallback.channel", f"is the campaign's own channel ({channel}): give another")
         extras["fallback_extras"] = _part_fields(account, definition, "fallback", definition["fallback"])
     if channel == "whatsapp":
-        return {**_whatsapp_fields(definition), **extras}
+        return {**_whatsapp_fields(account, definition), **extras}
     if channel == "voice":
         return {**_voice_fields(definition), **extras}
     if channel == "http":
@@ -131,7 +143,18 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput.on(
                 field, f"{sender} is not an identity verified in SES (the address or its domain): verify it first"
             )
-    return {"email_configuration_set": ses.ensure_configuration_set(account), **extras}
+    brand = _brand(account, content.get("brand_id"))
+    return {"email_configuration_set": ses.ensure_configuration_set(account), "email_brand": brand, **extras}
+
+
+def _brand(account: str, brand_id: str | None) -> dict[str, Any] | None:
+    """The account's email brand an email campaign names, copied in (422 on `email.brand_id` otherwise)."""
+    if not brand_id:
+        return None
+    try:
+        return brands.get_brand(account, brand_id)
+    except NotFound:
+        raise InvalidInput.on("email.brand_id", "no brand of this account has this id") from None
 
 
 def _segment_fields(
@@ -160,7 +183,7 @@ def _part_fields(account: str, definition: dict[str, Any], prefix: str, part: di
     except InvalidInput as exc:
         name = f"{prefix}.{exc.errors[0].field}" if exc.errors else prefix
         raise InvalidInput.on(name, exc.errors[0].reason if exc.errors else exc.detail) from None
-    return {k: v for k, v in added.items() if k in ("action", "email_configuration_set")}
+    return {k: v for k, v in added.items() if k in ("action", "email_configuration_set", "email_brand")}
 
 
 def _sends_text(definition: dict[str, Any]) -> bool:
@@ -168,25 +191,48 @@ def _sends_text(definition: dict[str, Any]) -> bool:
     return definition["channel"] != "whatsapp" and not (definition.get("voice") or {}).get("ncco")
 
 
-def _whatsapp_fields(definition: dict[str, Any]) -> dict[str, Any]:
-    """A WhatsApp campaign sends its approved template, never text: free text reaches only someone who wrote
-    within 24 hours, and replies are not tracked yet."""
-    if not definition.get("whatsapp"):
+def _whatsapp_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """A WhatsApp campaign sends an approved template, never text (free text reaches only someone who wrote
+    within 24 hours, and replies are not tracked yet): its `whatsapp`, or a WhatsApp template resource of the
+    account (`template_id`: each recipient gets the language of its locale). A template name the account's
+    template resources know must be in one of their languages."""
+    given, template_id = definition.get("whatsapp"), definition.get("template_id")
+    if not given and not template_id:
         raise InvalidInput.on(
             "whatsapp",
-            "a WhatsApp campaign sends an approved template: give `whatsapp` (free text reaches only someone who "
-            "wrote in the last 24 hours, which is not tracked yet)",
+            "a WhatsApp campaign sends an approved template: give `whatsapp` or a WhatsApp `template_id` (free "
+            "text reaches only someone who wrote in the last 24 hours, which is not tracked yet)",
         )
-    for field in ("template", "template_id"):
-        if definition.get(field):
-            raise InvalidInput.on(field, "a WhatsApp campaign sends its `whatsapp` template, not text")
+    if given and template_id:
+        raise InvalidInput.on("template_id", "give `whatsapp` or `template_id`, one of them")
+    if definition.get("template"):
+        raise InvalidInput.on("template", "a WhatsApp campaign sends its `whatsapp` template, not text")
     for kind in ("variants", "segments"):
         for index, part in enumerate(definition.get(kind) or []):
             if part.get("template") and not part.get("channel"):
                 raise InvalidInput.on(
                     f"{kind}.{index}.template", f"a WhatsApp campaign's {kind} change the sender only"
                 )
-    return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
+    fields: dict[str, Any] = {"template": "", "template_locales": None}
+    if template_id:
+        pinned = _pinned(account, template_id, definition.get("template_version"), "whatsapp")
+        fields["whatsapp"] = pinned["content"]["whatsapp"]
+        fields["whatsapp_locales"] = {
+            tag: content["whatsapp"]
+            for tag, content in (pinned.get("locales") or {}).items()
+            if content.get("whatsapp")
+        } or None
+        fields["template_version"] = int(pinned["version"])
+        return fields
+    given = dict(given or {})
+    known = templates.whatsapp_languages(account).get(given["template_name"])
+    if known and given["locale"] not in known:
+        raise InvalidInput.on(
+            "whatsapp.locale",
+            f"the account's WhatsApp template {given['template_name']} is approved in {', '.join(sorted(known))}; "
+            f"not {given['locale']}",
+        )
+    return {**fields, "template_id": None, "template_version": None, "whatsapp_locales": None}
 
 
 def _voice_fields(definition: dict[str, Any]) -> dict[str, Any]:
@@ -201,9 +247,11 @@ def _voice_fields(definition: dict[str, Any]) -> dict[str, Any]:
     ):
         if not value:
             raise InvalidInput.on("channel", f"voice calls are not set up on this service: {name} is not configured")
-    voice = definition.get("voice")
-    if not voice:
-        raise InvalidInput.on("voice", "a voice campaign says how it calls: give `voice` (at least {})")
+    voice = definition.get("voice") or {}
+    if not voice and not definition.get("template_id"):
+        raise InvalidInput.on(
+            "voice", "a voice campaign says how it calls: give `voice` (at least {}), or a voice template"
+        )
     if voice.get("ncco"):
         for field in ("template", "template_id"):
             if definition.get(field):
@@ -242,16 +290,7 @@ def _template_fields(
         if version is not None:
             raise InvalidInput.on("template_version", "only with template_id")
         return {"template_id": None, "template_version": None, "template_locales": None}
-    try:
-        found = templates.get_template(account, template_id)
-    except NotFound:
-        raise InvalidInput.on("template_id", "no template of this account has this id") from None
-    if found["channel"] != channel:
-        raise InvalidInput.on("template_id", f"is an {found['channel']} template; this campaign sends {channel}")
-    try:
-        pinned = templates.get_version(account, template_id, version)
-    except NotFound:
-        raise InvalidInput.on("template_version", f"template {template_id} has no version {version}") from None
+    pinned = _pinned(account, template_id, version, channel)
     locales = {tag: content["text"] for tag, content in (pinned.get("locales") or {}).items()}
     fields = {
         "template": pinned["content"]["text"],
@@ -267,7 +306,23 @@ def _template_fields(
             for tag, content in (pinned.get("locales") or {}).items()
             if any(content.get(part) for part in parts)
         } or None
+    if channel == "voice" and not (campaign or {}).get("voice"):  # the template's voice, for a campaign giving none
+        fields["voice"] = VoiceContent.model_validate(pinned["content"].get("voice") or {}).model_dump(mode="json")
     return fields
+
+
+def _pinned(account: str, template_id: str, version: int | None, channel: str) -> dict[str, Any]:
+    """The version of the account's template a campaign of `channel` pins (422 on the field otherwise)."""
+    try:
+        found = templates.get_template(account, template_id)
+    except NotFound:
+        raise InvalidInput.on("template_id", "no template of this account has this id") from None
+    if found["channel"] != channel:
+        raise InvalidInput.on("template_id", f"is an {found['channel']} template; this campaign sends {channel}")
+    try:
+        return templates.get_version(account, template_id, version)
+    except NotFound:
+        raise InvalidInput.on("template_version", f"template {template_id} has no version {version}") from None
 
 
 def _check_recurrence(recurrence: Recurrence) -> None:

@@ -475,6 +475,35 @@ OPERATIONS: list[Operation] = [
             for name in ("account", "campaign", "recipient", "attempt")
         ),
     ),
+    Operation(
+        "post",
+        "/v1/brands",
+        "Create an email brand: logo, colours, postal address and unsubscribe link around an email's content",
+        m.BrandCreate,
+        201,
+        m.Brand,
+        "createBrand",
+    ),
+    Operation(
+        "get",
+        "/v1/brands",
+        "Page through the account's email brands",
+        None,
+        200,
+        m.Page[m.Brand],
+        "listBrands",
+        paged=True,
+    ),
+    Operation("get", "/v1/brands/{brand_id}", "An email brand", None, 200, m.Brand, "getBrand"),
+    Operation(
+        "delete",
+        "/v1/brands/{brand_id}",
+        "Delete an email brand (campaigns keep the copy they took)",
+        None,
+        204,
+        None,
+        "deleteBrand",
+    ),
     Operation("get", "/v1/limits", "The account's sender and country limits", None, 200, m.Limits, "listLimits"),
     *(
         operation

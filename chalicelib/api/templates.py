@@ -23,9 +23,10 @@ from chalicelib.domain.models import (
     TemplatePreviewRequest,
     TemplateVersion,
     TemplateVersionCreate,
+    WhatsAppContent,
 )
 from chalicelib.domain.sms_text import sms_parts
-from chalicelib.domain.template import TemplateError, localised, render
+from chalicelib.domain.template import TemplateError, localised, pick_locale, render
 from chalicelib.store import templates
 
 bp = Blueprint(__name__)
@@ -61,11 +62,17 @@ def _contents(body: TemplateVersionCreate, channel: str) -> tuple[dict[str, Any]
         raise InvalidInput.on("locales", "the same tag twice (tags match whatever their case)")
     if channel == "email" and "subject" not in content:
         raise InvalidInput.on("content.subject", "an email template has a subject")
-    if channel != "email":
-        for where, part in [("content", content), *((f"locales.{tag}", c) for tag, c in locales.items())]:
-            for field in ("subject", "html"):
-                if field in part:
-                    raise InvalidInput.on(f"{where}.{field}", f"only for an email template; this one is {channel}")
+    if channel == "whatsapp" and "whatsapp" not in content:
+        raise InvalidInput.on("content.whatsapp", "a WhatsApp template names the approved template it sends")
+    parts = [("content", content), *((f"locales.{tag}", c) for tag, c in locales.items())]
+    for where, part in parts:
+        for field, only in (("subject", "email"), ("html", "email"), ("whatsapp", "whatsapp"), ("voice", "voice")):
+            if field in part and channel != only:
+                raise InvalidInput.on(f"{where}.{field}", f"only for an {only} template; this one is {channel}")
+        if channel != "whatsapp" and "text" not in part:
+            raise InvalidInput.on(f"{where}.text", f"a {channel} template has a text")
+        if channel == "whatsapp" and "text" in part:
+            raise InvalidInput.on(f"{where}.text", "a WhatsApp template sends its approved template, not text")
     return content, locales
 
 
@@ -119,6 +126,8 @@ def preview(account: str, template_id: str) -> TemplatePreview:
     item = templates.get_template(account, template_id)
     body = parse_body(bp.current_request, TemplatePreviewRequest)
     version = templates.get_version(account, template_id, body.version)
+    if item["channel"] == "whatsapp":
+        return _whatsapp_preview(version, body)
     source, used = localised(version["content"]["text"], _texts(version), body.locale)
     content = (version.get("locales") or {}).get(used) or version["content"] if used else version["content"]
     try:
@@ -127,7 +136,7 @@ def preview(account: str, template_id: str) -> TemplatePreview:
         html = _render_part(version, content, "html", body.data)
     except TemplateError as exc:
         raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
-    if item["channel"] == "email":
+    if item["channel"] in ("email", "voice"):
         return TemplatePreview(
             version=int(version["version"]), locale=used, text=text, subject=subject, html=html, characters=len(text)
         )
@@ -149,6 +158,29 @@ def preview(account: str, template_id: str) -> TemplatePreview:
     )
 
 
+def _whatsapp_preview(version: dict[str, Any], body: TemplatePreviewRequest) -> TemplatePreview:
+    """A WhatsApp template as a recipient of that locale gets it: the approved template in its language, its
+    parameters rendered (each at most 1,024 characters, Meta's limit)."""
+    localised_parts = {tag: c["whatsapp"] for tag, c in (version.get("locales") or {}).items() if c.get("whatsapp")}
+    used = pick_locale(localised_parts, body.locale)
+    chosen = localised_parts[used] if used else version["content"]["whatsapp"]
+    try:
+        parameters = [render(source, body.data) for source in chosen.get("parameters") or []]
+    except TemplateError as exc:
+        raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
+    warnings = [f"parameter {n + 1}: over 1,024 characters: sends would fail" for n, p in enumerate(parameters)
+                if len(p) > 1024]  # fmt: skip
+    rendered = WhatsAppContent.model_construct(**{**chosen, "parameters": parameters})
+    return TemplatePreview(
+        version=int(version["version"]),
+        locale=used,
+        text="",
+        whatsapp=rendered,
+        characters=sum(len(p) for p in parameters),
+        warnings=warnings,
+    )
+
+
 def _render_part(version: dict[str, Any], content: dict[str, Any], field: str, data: dict[str, Any]) -> str | None:
     """An email part of the locale used, else of the default content (a locale may give only its text)."""
     source = content.get(field) or version["content"].get(field)
@@ -156,4 +188,4 @@ def _render_part(version: dict[str, Any], content: dict[str, Any], field: str, d
 
 
 def _texts(version: dict[str, Any]) -> dict[str, str]:
-    return {tag: str(content["text"]) for tag, content in (version.get("locales") or {}).items()}
+    return {tag: str(content["text"]) for tag, content in (version.get("locales") or {}).items() if content.get("text")}

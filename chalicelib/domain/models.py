@@ -184,6 +184,13 @@ class EmailContent(Strict):
     """What an email campaign sends beside its `template` (the plain-text part): every text here is a Liquid
     template over the same variables."""
 
+    brand_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="An email brand of the account (POST /v1/brands): its layout wraps the HTML and text parts, "
+        "with its logo, colours, postal address and the unsubscribe link. Copied in at creation.",
+    )
     subject: str | None = Field(
         None,
         min_length=1,
@@ -773,7 +780,9 @@ def copied_definition(campaign: dict[str, Any], name: str, left_out: frozenset[s
     definition["template"] = definition.get("template") or campaign.get("template") or ""
     definition["email_locales"] = campaign.get("email_locales")
     definition["email_configuration_set"] = campaign.get("email_configuration_set")
+    definition["email_brand"] = campaign.get("email_brand")
     definition["action"] = campaign.get("action")
+    definition["whatsapp_locales"] = campaign.get("whatsapp_locales")
     definition["segment_extras"] = campaign.get("segment_extras")
     definition["fallback_extras"] = campaign.get("fallback_extras")
     return definition
@@ -1093,15 +1102,23 @@ MAX_LOCALES = 50
 
 
 class TemplateContent(Strict):
-    text: str = Field(
+    text: str | None = Field(
+        None,
         min_length=1,
         max_length=1600,
-        description="The SMS text, or an email's text part: Liquid, the recipient's variables.",
+        description="The SMS text, an email's text part or what a call speaks: Liquid, the recipient's variables. "
+        "Required, but for WhatsApp templates.",
     )
     subject: str | None = Field(
         None, min_length=1, max_length=998, description="Email templates: the Subject line (required in `content`)."
     )
     html: str | None = Field(None, min_length=1, max_length=100_000, description="Email templates: the HTML part.")
+    whatsapp: WhatsAppContent | None = Field(
+        None, description="WhatsApp templates: the approved template's name, language and parameter mapping."
+    )
+    voice: VoiceContent | None = Field(
+        None, description="Voice templates: the call's language and voice (or an NCCO), for a campaign giving none."
+    )
 
     @field_validator("text", "subject", "html")
     @classmethod
@@ -1121,8 +1138,10 @@ class TemplateVersionCreate(Strict):
 
 class TemplateCreate(TemplateVersionCreate):
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["sms", "email"] = Field(
-        "sms", description="`email` templates have a `subject` (and may have `html`); `sms` ones have neither."
+    channel: Literal["sms", "email", "whatsapp", "voice"] = Field(
+        "sms",
+        description="`email` templates have a `subject` (and may have `html`); `whatsapp` ones an approved "
+        "`whatsapp` template (per locale: its language); `voice` ones the `text` spoken and may have `voice`.",
     )
 
 
@@ -1156,14 +1175,53 @@ class TemplatePreview(BaseModel):
     text: str
     subject: str | None = Field(None, description="Email templates: the rendered Subject line.")
     html: str | None = Field(None, description="Email templates: the rendered HTML part.")
+    whatsapp: WhatsAppContent | None = Field(
+        None, description="WhatsApp templates: the template and language used, its parameters rendered."
+    )
     characters: int
     encoding: Literal["GSM-7", "UCS-2"] | None = Field(
-        None, description="SMS: GSM-7 when every character is in the GSM alphabet (null for email)."
+        None, description="SMS: GSM-7 when every character is in the GSM alphabet (null for other channels)."
     )
     segments: int | None = Field(
         None, description="SMS: parts a handset receives, each billed as one message (null for email)."
     )
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- email brands ---------------------------------------------------------------------------
+
+HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class BrandColours(Strict):
+    primary: str = Field("#1A73E8", pattern=HEX_COLOUR, description="The header rule and the links.")
+    background: str = Field("#FFFFFF", pattern=HEX_COLOUR)
+    text: str = Field("#202124", pattern=HEX_COLOUR)
+
+
+class BrandCreate(Strict):
+    """An email brand (Courier's `brand`): a layout that wraps an email campaign's content, with a logo, the
+    brand's colours and a footer holding the sender's postal address and the unsubscribe link (CAN-SPAM)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    logo_url: str | None = Field(None, max_length=2000, pattern=r"^https://\S+$", description="An https image.")
+    colours: BrandColours = Field(default_factory=BrandColours)
+    postal_address: str = Field(
+        min_length=5, max_length=300, description="The sender's postal address, in every email's footer."
+    )
+    footer_text: str | None = Field(None, min_length=1, max_length=500, description="A line above the address.")
+    unsubscribe_text: str = Field("Unsubscribe", min_length=1, max_length=100)
+
+
+class Brand(BaseModel):
+    id: str
+    name: str
+    logo_url: str | None = None
+    colours: BrandColours
+    postal_address: str
+    footer_text: str | None = None
+    unsubscribe_text: str
+    created_at: str
 
 
 # --- HTTP actions ---------------------------------------------------------------------------

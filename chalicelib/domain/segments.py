@@ -183,8 +183,10 @@ def _replaced(campaign: Mapping[str, Any], part: Mapping[str, Any], extras: Mapp
         "whatsapp": part.get("whatsapp"),
         "voice": part.get("voice"),
         "email_locales": None,
+        "whatsapp_locales": None,
         "action": None,
         "email_configuration_set": None,
+        "email_brand": None,
         **extras,
     }
     if part.get("template"):

@@ -54,18 +54,7 @@ def get_action(account_id: str, action_id: str) -> dict[str, Any]:
 
 
 def actions_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    params: dict[str, Any] = {
-        "TableName": _table(),
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": aws.to_values({":pk": keys.actions_pk(account_id)}),
-        "Limit": limit,
-        "ConsistentRead": True,
-    }
-    if after:
-        params["ExclusiveStartKey"] = aws.to_item({"pk": keys.actions_pk(account_id), "sk": after})
-    answer = aws.dynamodb().query(**params)
-    last = answer.get("LastEvaluatedKey")
-    return [aws.from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
+    return aws.partition_page(_table(), keys.actions_pk(account_id), after=after, limit=limit)
 
 
 def delete_action(account_id: str, action_id: str) -> None:

@@ -247,3 +247,20 @@ def page_over_buckets(
     if current >= len(partition_keys):
         return found, None
     return found, f"{current}|{after_sk}"
+
+
+def partition_page(table: str, pk: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a partition's items in key order after sort key `after`; the items and the last sort key
+    read (None at the end)."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": to_values({":pk": pk}),
+        "Limit": limit,
+        "ConsistentRead": True,
+    }
+    if after:
+        params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": after})
+    answer = dynamodb().query(**params)
+    last = answer.get("LastEvaluatedKey")
+    return [from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)

@@ -123,6 +123,11 @@ def actions_pk(account_id: str) -> str:
     return f"{account_id}#ACTIONS"
 
 
+def brands_pk(account_id: str) -> str:
+    """The account's email brands: one item per brand (GET /v1/brands)."""
+    return f"{account_id}#BRANDS"
+
+
 def templates_pk(account_id: str) -> str:
     """The account's templates: one item per template (GET /v1/templates)."""
     return f"{account_id}#TEMPLATES"

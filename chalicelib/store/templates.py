@@ -48,6 +48,8 @@ def create_template(
         "latest_version": 1,
         "created_at": now,
     }
+    if languages := whatsapp_languages_of(content, locales):
+        template["whatsapp_languages"] = sorted(languages)
     aws.dynamodb().put_item(
         TableName=_table(),
         Item=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id, **template}),
@@ -91,18 +93,7 @@ def delete_template(account_id: str, template_id: str) -> None:
 
 
 def templates_page(account_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    params: dict[str, Any] = {
-        "TableName": _table(),
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": aws.to_values({":pk": keys.templates_pk(account_id)}),
-        "Limit": limit,
-        "ConsistentRead": True,
-    }
-    if after:
-        params["ExclusiveStartKey"] = aws.to_item({"pk": keys.templates_pk(account_id), "sk": after})
-    answer = aws.dynamodb().query(**params)
-    last = answer.get("LastEvaluatedKey")
-    return [aws.from_item(item) for item in answer.get("Items", [])], (last["sk"]["S"] if last else None)
+    return aws.partition_page(_table(), keys.templates_pk(account_id), after=after, limit=limit)
 
 
 def get_version(account_id: str, template_id: str, version: int | None = None) -> dict[str, Any]:
@@ -135,7 +126,7 @@ def add_version(account_id: str, template_id: str, content: dict[str, Any], loca
         number = int(get_version(account_id, template_id)["version"]) + 1
         version = _put_version(account_id, template_id, number, content, locales, time.time())
         if version is not None:
-            _raise_latest(account_id, template_id, number)
+            _raise_latest(account_id, template_id, number, whatsapp_languages_of(content, locales))
             return version
     raise Conflict(detail="other versions of this template are being written at the same time; try again")
 
@@ -156,12 +147,51 @@ def _put_version(
     return version if written is not None else None
 
 
-def _raise_latest(account_id: str, template_id: str, version: int) -> None:
+def _raise_latest(account_id: str, template_id: str, version: int, languages: set[str] | None = None) -> None:
+    """The template's latest version moves on; a WhatsApp template's approved languages gain the version's."""
+    key = aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id})
     aws.write_if(
         aws.dynamodb().update_item,
         TableName=_table(),
-        Key=aws.to_item({"pk": keys.templates_pk(account_id), "sk": template_id}),
+        Key=key,
         UpdateExpression="SET latest_version = :v",
         ConditionExpression="attribute_exists(pk) AND latest_version < :v",
         ExpressionAttributeValues=aws.to_values({":v": version}),
     )
+    if languages:
+        found = aws.dynamodb().get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+        known = set(aws.from_item(found).get("whatsapp_languages") or []) if found else set()
+        if found and not languages <= known:
+            aws.dynamodb().update_item(
+                TableName=_table(),
+                Key=key,
+                UpdateExpression="SET whatsapp_languages = :l",
+                ExpressionAttributeValues=aws.to_values({":l": sorted(known | languages)}),
+            )
+
+
+def whatsapp_languages_of(content: dict[str, Any], locales: dict[str, Any]) -> set[str]:
+    """`<template name>|<language>` of each approved WhatsApp template a version names."""
+    return {
+        f"{part['whatsapp']['template_name']}|{part['whatsapp']['locale']}"
+        for part in (content, *locales.values())
+        if part.get("whatsapp")
+    }
+
+
+def whatsapp_languages(account_id: str) -> dict[str, set[str]]:
+    """The account's WhatsApp templates (by approved name) and the languages its template resources give each."""
+    items = aws.query_all(
+        {
+            "TableName": _table(),
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": aws.to_values({":pk": keys.templates_pk(account_id)}),
+            "ProjectionExpression": "whatsapp_languages",
+        }
+    )
+    known: dict[str, set[str]] = {}
+    for item in (aws.from_item(raw) for raw in items):
+        for entry in item.get("whatsapp_languages") or []:
+            name, _, language = str(entry).rpartition("|")
+            known.setdefault(name, set()).add(language)
+    return known

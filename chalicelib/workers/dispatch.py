@@ -36,7 +36,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate, channel_for
 from chalicelib.channels.http_action import http_request
-from chalicelib.domain import ncco, pacing, segments, variants
+from chalicelib.domain import brand, ncco, pacing, segments, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
@@ -701,7 +701,10 @@ def _send(
     try:
         text = render(source, variables)
         email = _email_parts(campaign, variables, target.recipient.locale)
-        whatsapp = _whatsapp_template(campaign, variables)
+        if email is not None and campaign.get("email_brand"):  # the brand's layout around both parts
+            text, html = brand.wrap(campaign["email_brand"], text, email.html, email.unsubscribe_url)
+            email = replace(email, html=html)
+        whatsapp = _whatsapp_template(campaign, variables, target.recipient.locale)
         request = http_request(campaign["action"], {**variables, "message": text}) if campaign.get("action") else None
         call = _voice_call(campaign, text, variables, target, attempt)
     except TemplateError as exc:
@@ -771,11 +774,18 @@ def _voice_call(
     )
 
 
-def _whatsapp_template(campaign: dict[str, Any], variables: dict[str, Any]) -> WhatsAppTemplate | None:
-    """A WhatsApp campaign's template with its parameters rendered for one recipient."""
+def _whatsapp_template(
+    campaign: dict[str, Any], variables: dict[str, Any], locale: str | None
+) -> WhatsAppTemplate | None:
+    """A WhatsApp campaign's template with its parameters rendered for one recipient: in its locale's language
+    where a WhatsApp template resource gives one (pt-BR, then pt, then the default)."""
     content = campaign.get("whatsapp")
     if campaign["channel"] != "whatsapp" or not content:
         return None
+    localised_parts = campaign.get("whatsapp_locales") or {}
+    tag = pick_locale(localised_parts, locale)
+    if tag is not None:
+        content = localised_parts[tag]
     parameters = tuple(render(source, variables) for source in content.get("parameters") or ())
     return WhatsAppTemplate(name=content["template_name"], locale=content["locale"], parameters=parameters)
 

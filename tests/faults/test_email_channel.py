@@ -4,6 +4,7 @@ each recipient gets, what a misconfigured campaign is told, and what a refused a
 from __future__ import annotations
 
 import email
+import json
 from email.message import Message
 from typing import Any
 
@@ -39,6 +40,12 @@ EMAIL = {
 }
 
 
+def email_campaign_answer(tenant: Api, content: dict[str, Any]) -> Any:
+    listed = tenant.ok("POST", "/v1/lists", {"name": "mail"}, status=201)
+    body = campaign_body(listed["id"], channel="email", sender=SENDER, template="Hi", email=content)
+    return tenant.call("POST", "/v1/campaigns", body)
+
+
 def email_campaign(tenant: Api, rows: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
     listed = tenant.ok("POST", "/v1/lists", {"name": "mail"}, status=201)
     tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
@@ -47,9 +54,8 @@ def email_campaign(tenant: Api, rows: list[dict[str, Any]], **overrides: Any) ->
         channel="email",
         sender=SENDER,
         template="Hello {{ first_name }}, your statement is ready ({{ email }}).",
-        email=EMAIL,
         rate_per_second=200,
-        **overrides,
+        **{"email": EMAIL, **overrides},
     )
     return dict(tenant.ok("POST", "/v1/campaigns", body, status=201))
 
@@ -177,3 +183,38 @@ def test_an_email_template_gives_each_recipient_its_locales_subject_and_html(har
     assert answer.status_code == 422 and answer.json_body["errors"][0]["field"] == "template_id"
     bad = tenant.call("POST", "/v1/templates", {"name": "x", "content": {"text": "Hi", "subject": "S"}})
     assert bad.status_code == 422 and bad.json_body["errors"][0]["field"] == "content.subject"
+
+
+def test_a_brand_wraps_each_email_with_its_logo_address_and_unsubscribe_link(harness: Harness, ses: Any) -> None:
+    tenant = harness.tenant
+    brand = tenant.ok(
+        "POST",
+        "/v1/brands",
+        {
+            "name": "Acme & Co",
+            "logo_url": "https://acme.example/logo.png",
+            "colours": {"primary": "#FF5500"},
+            "postal_address": "1 Harbour St, Bristol BS1 4XX, UK",
+            "footer_text": "You get this as an Acme member.",
+        },
+        status=201,
+    )
+    assert tenant.ok("GET", f"/v1/brands/{brand['id']}")["colours"]["primary"] == "#FF5500"
+    missing = email_campaign_answer(tenant, {**EMAIL, "brand_id": "brd_00000000000000000000"})
+    assert missing.status_code == 422 and json.loads(missing.body)["errors"][0]["field"] == "email.brand_id"
+    created = email_campaign(tenant, email_rows(2), email={**EMAIL, "brand_id": brand["id"]})
+    tenant.ok("DELETE", f"/v1/brands/{brand['id']}", status=204)  # the campaign keeps its copy
+    tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+
+    campaign = harness.run(created["id"])
+
+    assert campaign["counters"]["succeeded"] == 2
+    one = {m["To"]: m for m in sent_mail()}["Person.1@example.org"]
+    text, html = (part.get_payload(decode=True).decode() for part in one.get_payload())  # type: ignore[union-attr]
+    assert '<img src="https://acme.example/logo.png" alt="Acme &amp; Co"' in html
+    assert "<p>Hello <b>Ann1</b></p>" in html and "border-bottom:3px solid #FF5500" in html
+    assert "1 Harbour St, Bristol BS1 4XX, UK" in html
+    assert '<a href="https://acme.example/u/r1" style="color:#FF5500">Unsubscribe</a>' in html
+    assert text.rstrip().endswith(
+        "--\nYou get this as an Acme member.\n1 Harbour St, Bristol BS1 4XX, UK\nUnsubscribe: https://acme.example/u/r1"
+    )

@@ -230,3 +230,47 @@ def test_unsigned_tampered_and_replayed_events_are_refused_and_change_nothing(
     assert again.status_code == 200 and json.loads(again.body) == {"result": "ignored"}
     (ended,) = harness.outcomes(campaign["id"])
     assert ended["state"] == "succeeded"
+
+
+def test_a_voice_template_gives_the_call_its_text_and_voice(
+    harness: Harness, voice: EventBridge, provider: FakeProvider
+) -> None:
+    tenant = harness.tenant
+    template = tenant.ok(
+        "POST",
+        "/v1/templates",
+        {
+            "name": "reminder",
+            "channel": "voice",
+            "content": {"text": "Hello {{ first_name }}", "voice": {"language": "en-GB", "style": 3}},
+            "locales": {"es": {"text": "Hola {{ first_name }}"}},
+        },
+        status=201,
+    )
+    listed = tenant.ok("POST", "/v1/lists", {"name": "calls"}, status=201)
+    rows = [
+        {
+            "id": "ann",
+            "destinations": [{"type": "phone", "address": valid_phone(1)}],
+            "attributes": {"first_name": "Ann"},
+        },
+        {
+            "id": "eva",
+            "destinations": [{"type": "phone", "address": valid_phone(2)}],
+            "attributes": {"first_name": "Eva"},
+            "locale": "es-MX",
+        },
+    ]
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    body = campaign_body(listed["id"], channel="voice", sender="14155550100", template_id=template["id"])
+    body.pop("template")
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    assert created["voice"]["language"] == "en-GB"
+    tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+
+    final = harness.run(created["id"], rounds=400, on_round=lambda _: voice.deliver(harness.tenant))
+
+    assert final["counters"]["succeeded"] == 2
+    spoken = {c["to"]: c["ncco"][0] for c in provider.voice.calls()}
+    assert spoken[number(1)] == {"action": "talk", "text": "Hello Ann", "language": "en-GB", "style": 3}
+    assert spoken[number(2)] == {"action": "talk", "text": "Hola Eva", "language": "es-MX", "style": 3}

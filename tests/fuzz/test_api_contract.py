@@ -304,6 +304,8 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/actions/{action_id}", None),
     ("POST", "/v1/actions/{action_id}/test", {"data": {}}),
     ("DELETE", "/v1/actions/{action_id}", None),
+    ("GET", "/v1/brands/{brand_id}", None),
+    ("DELETE", "/v1/brands/{brand_id}", None),
 ]
 
 
@@ -343,6 +345,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         export = http.post(f"/v1/lists/{listed['id']}/exports", headers=alice).json()
         template = http.post("/v1/templates", json={"name": "t", "content": {"text": "Hi"}}, headers=alice).json()
         action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
+        brand = http.post("/v1/brands", json={"name": "b", "postal_address": "1 Main St"}, headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -352,6 +355,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "run_id": campaign["id"],
             "template_id": template["id"],
             "action_id": action["id"],
+            "brand_id": brand["id"],
             "version": 1,
         }
         made_up = {
@@ -363,6 +367,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "run_id": "cmp_00000000000000000000",
             "template_id": "tpl_00000000000000000000",
             "action_id": "act_00000000000000000000",
+            "brand_id": "brd_00000000000000000000",
             "version": 1,
         }
         alices_newest = newest(http, alice)
@@ -379,6 +384,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert newest(http, alice) == alices_newest  # no clone of hers appeared in her account
         assert http.get(f"/v1/templates/{template['id']}", headers=alice).json()["latest_version"] == 1
         assert http.get(f"/v1/actions/{action['id']}", headers=alice).status_code == 200
+        assert http.get(f"/v1/brands/{brand['id']}", headers=alice).status_code == 200
 
 
 # --- what the served stack answers itself ---------------------------------------------------------
