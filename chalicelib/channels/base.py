@@ -69,6 +69,7 @@ class OutgoingMessage:
     whatsapp: WhatsAppTemplate | None = None
     http: HttpRequest | None = None  # an HTTP action's request, rendered for this recipient
     voice: VoiceCall | None = None
+    category: str | None = None  # the campaign's: `marketing` is a Viber `promotion`, else a `transaction`
     # Kept by the provider with the message, where it can (SES email tags): campaign and recipient ids.
     tags: dict[str, str] = field(default_factory=dict)
 

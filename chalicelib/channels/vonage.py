@@ -64,6 +64,9 @@ def request_body(message: OutgoingMessage) -> dict[str, Any]:
         "channel": message.channel,
         "client_ref": message.idempotency_key[:100],
     }
+    if message.channel == "viber_service":  # the category Viber asks of a business message
+        category = "promotion" if message.category == "marketing" else "transaction"
+        return {**body, "message_type": "text", "text": message.text, "viber_service": {"category": category}}
     if message.whatsapp is None:
         return {**body, "message_type": "text", "text": message.text}
     return {

@@ -150,7 +150,7 @@ class ListRecipient(BaseModel):
 
 # What a campaign can send: its channel picks the adapter (chalicelib.channels) and the recipients'
 # destinations it sends to (a phone number for SMS, an email address for email).
-ChannelName = Literal["sms", "whatsapp", "voice", "email", "http"]
+ChannelName = Literal["sms", "whatsapp", "viber_service", "voice", "email", "http"]
 MAX_SENDER = 254  # an email From address; an SMS sender id is 20 at most (sender_problem)
 MAX_SMS_SENDER = 20
 
@@ -164,6 +164,8 @@ def sender_problem(channel: str, sender: str) -> str | None:
         if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
             return "a WhatsApp campaign's sender is its WhatsApp Business number, 7 to 15 digits (E.164)"
         return None
+    if channel == "viber_service":
+        return None if len(sender) <= 50 else "a Viber sender is the business's Viber service id, 50 characters at most"
     if channel == "voice":
         digits = sender.removeprefix("+")
         if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
@@ -581,8 +583,8 @@ class CampaignCreate(Strict):
     list_id: str = Field(min_length=1, max_length=64)
     channel: ChannelName = Field(
         "sms",
-        description="`sms` and `whatsapp` (Vonage Messages API; WhatsApp sends the approved template given as "
-        "`whatsapp`), `voice` (Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) "
+        description="`sms`, `whatsapp` and `viber_service` (Vonage Messages API; WhatsApp sends the approved "
+        "template given as `whatsapp`; Viber a text, tagged `promotion` for a marketing campaign), `voice` (Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) "
         "or `http` (an HTTP action of the account: give `action_id`). The recipients' destinations of that "
         "channel's type are sent to (`http`: each recipient's first destination, whatever its type).",
     )

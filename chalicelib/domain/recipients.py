@@ -63,6 +63,7 @@ class DestinationType(StrEnum):
 CHANNEL_DESTINATIONS: dict[str, tuple[DestinationType, ...]] = {
     "sms": (DestinationType.PHONE,),
     "whatsapp": (DestinationType.WHATSAPP, DestinationType.PHONE),
+    "viber_service": (DestinationType.PHONE,),
     "voice": (DestinationType.VOICE, DestinationType.PHONE),
     "email": (DestinationType.EMAIL,),
     # An HTTP action reaches the recipient however the endpoint does: any destination, in the recipient's order.

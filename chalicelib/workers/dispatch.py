@@ -729,6 +729,7 @@ def _send(
         whatsapp=whatsapp,
         http=request,
         voice=call,
+        category=campaign.get("category"),
         tags={"campaign": campaign_id, "recipient": target.rid},
     )
     outcome = _send_once(channel, message)

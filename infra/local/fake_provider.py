@@ -598,6 +598,7 @@ class FakeProvider:
                 "channel": body["channel"],
                 "text": _content(body),
                 "message_type": body["message_type"],
+                "category": (body.get("viber_service") or {}).get("category"),  # Viber's tag, as sent
                 "client_ref": client_ref,
                 "accepted_at": time.time(),
                 "duplicate": duplicate,

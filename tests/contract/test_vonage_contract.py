@@ -45,6 +45,14 @@ MESSAGES = [
         idempotency_key="c:r:3",
         whatsapp=WhatsAppTemplate("welcome", "en"),
     ),
+    OutgoingMessage(
+        channel="viber_service",
+        to="+14155550001",
+        sender="AcmeViber",
+        text="Hi",
+        idempotency_key="c:r:4",
+        category="marketing",
+    ),
 ]
 
 
