@@ -585,8 +585,9 @@ class CampaignCreate(Strict):
         "sms",
         description="`sms`, `whatsapp` and `viber_service` (Vonage Messages API; WhatsApp sends the approved "
         "template given as `whatsapp`; Viber a text, tagged `promotion` for a marketing campaign), `voice` "
-        "(Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) or `http` (an HTTP action of the account: give `action_id`). The recipients' destinations of that "
-        "channel's type are sent to (`http`: each recipient's first destination, whatever its type).",
+        "(Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) or `http` (an HTTP "
+        "action of the account: give `action_id`). The recipients' destinations of that channel's type are sent "
+        "to (`http`: each recipient's first destination, whatever its type).",
     )
     sender: str = Field(
         min_length=1,
