@@ -364,6 +364,9 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
         self.api_url = ""
+        # The Vonage application made for this run (`_voice_application`), given to the fake provider.
+        self._public_key_file: Path | None = None
+        self._signature_secret = ""
         self.provider_url = ""
         self.aws_endpoint_url = ""
         self.env: dict[str, str] = {}
@@ -514,11 +517,12 @@ class LocalStack:
             "--fail-statuses", json.dumps(self.provider_fail_statuses),
             "--api-key", LOCAL_CREDENTIAL, "--api-secret", LOCAL_CREDENTIAL,  # the only ones it takes
         ]  # fmt: skip
-        provider_args += [
-            "--voice-public-key-file", str(self._public_key_file),
-            "--voice-application-id", VOICE_APPLICATION,
-            "--signature-secret", self._signature_secret,
-        ]  # fmt: skip
+        if self._public_key_file is not None:
+            provider_args += [
+                "--voice-public-key-file", str(self._public_key_file),
+                "--voice-application-id", VOICE_APPLICATION,
+                "--signature-secret", self._signature_secret,
+            ]  # fmt: skip
         if self.provider_dedup_client_ref:
             provider_args.append("--dedup-client-ref")
         if self.provider_status_webhook_path:
