@@ -716,7 +716,22 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         }
         for operation in ("createAction", "getAction")
     },
+    **{
+        operation: {
+            name: (target, {"brand_id": "$response.body#/id"}, None)
+            for name, target in (("GetBrand", "getBrand"), ("DeleteBrand", "deleteBrand"))
+        }
+        for operation in ("createBrand", "getBrand")
+    },
     "listActions": {"NextPage": ("listActions", {"page_token": "$response.body#/next_page_token"}, None)},
+    "listBrands": {"NextPage": ("listBrands", {"page_token": "$response.body#/next_page_token"}, None)},
+    "listCalls": {
+        "NextPage": (
+            "listCalls",
+            {"page_token": "$response.body#/next_page_token", "campaign_id": "$request.query.campaign_id"},
+            None,
+        )
+    },
     "listTemplates": {"NextPage": ("listTemplates", {"page_token": "$response.body#/next_page_token"}, None)},
     "listLists": {"NextPage": ("listLists", {"page_token": "$response.body#/next_page_token"}, None)},
     "listCampaigns": {"NextPage": ("listCampaigns", {"page_token": "$response.body#/next_page_token"}, None)},

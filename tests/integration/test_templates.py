@@ -28,7 +28,13 @@ def problem(answer: Any) -> dict[str, Any]:
 def test_a_template_is_created_changed_by_new_versions_and_read_back(tenant: Api) -> None:
     created = tenant.ok("POST", "/v1/templates", GREETING, status=201)
     assert created["latest_version"] == 1 and created["channel"] == "sms"
-    assert created["latest"]["locales"]["pt-BR"] == {"text": "Oi {{ first_name }}!", "subject": None, "html": None}
+    assert created["latest"]["locales"]["pt-BR"] == {
+        "text": "Oi {{ first_name }}!",
+        "subject": None,
+        "html": None,
+        "whatsapp": None,
+        "voice": None,
+    }
     path = f"/v1/templates/{created['id']}"
     second = tenant.ok("POST", f"{path}/versions", {"content": {"text": "Hello {{ first_name }}"}}, status=201)
     assert second["version"] == 2 and second["locales"] == {}
@@ -80,6 +86,7 @@ def test_preview_renders_for_a_sample_recipient_with_encoding_and_segments(tenan
         "text": "Hi Ada, 20% off",
         "subject": None,
         "html": None,
+        "whatsapp": None,
         "characters": 15,
         "encoding": "GSM-7",
         "segments": 1,
