@@ -14,8 +14,10 @@ It also plays the faults a bulk sender has to cope with, all drawn from one seed
 params, 401, 402, 403, 429, 500, 503; ``transient_failure_rate`` adds to the 503 share), an
 accepted send answered 200 without ``message_uuid`` (``missing_uuid_rate``) and an accepted send whose
 answer is held ``timeout_after_accept_ms`` before the 202 (``timeout_after_accept_rate``), so a client
-with a shorter timeout gives up although the message went out. Optionally it posts a ``delivered``
-status callback to a webhook for every recorded message.
+with a shorter timeout gives up although the message went out. Optionally it posts the status callbacks
+of every recorded message to a webhook (submitted, then delivered, or ``receipts_by_number``'s rejected or
+undeliverable; a delivered WhatsApp message also read), each signed as Vonage signs them and retried while
+the receiver refuses it.
 
 Order of checks for ``POST /v1/messages``: auth (401), rate limit (429), payload validation (422),
 latency (the answer waits, other requests do not), the number's script (``scripted_by_number``, e.g.
@@ -40,7 +42,8 @@ Control endpoints, for tests and the demo:
   ``latency_ms``, ``status_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
   ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix),
   ``scripted_by_number`` (replaces every script and starts them over), ``balance_messages`` (what the account
-  can still pay for: each accepted message takes one, and at 0 every send is a 402); answers the current config, or 422
+  can still pay for: each accepted message takes one, and at 0 every send is a 402), ``receipts_by_number``
+  (a number -> delivered, rejected or undeliverable: how its callbacks end); answers the current config, or 422
   naming the invalid fields (nothing changes then)
 * ``GET /_fake/calls`` -> every call placed, with its scripted outcome, and the voice counters
 * ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
@@ -88,13 +91,14 @@ from infra.local.fake_provider_faults import (
     parse_config,
 )
 from infra.local.fake_provider_faults import problem as _problem
-from infra.local.fake_voice import FakeVoice, config_dict
+from infra.local.fake_voice import FakeVoice, config_dict, sign
 from infra.local.vonage_contract import request_problems, warm_up
 
 __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
 
 MAX_BODY_BYTES = 1_000_000
 WEBHOOK_TIMEOUT_SECONDS = 5.0
+WEBHOOK_RETRIES = 4
 POLL_INTERVAL_SECONDS = 0.05  # how long stop() may wait for serve_forever() to notice
 
 Json = dict[str, Any]
@@ -379,6 +383,7 @@ class FakeProvider:
         self.credentials = credentials  # (api key, secret) it takes; None: any
         # The Voice API: calls made with the application's JWT, their events signed with `signature_secret`.
         self.voice = FakeVoice(voice_public_key, voice_application_id, signature_secret, seed)
+        self.signature_secret = signature_secret  # signs the message-status callbacks too
         self._host = host
         self._port = port
         self._seed = seed
@@ -618,7 +623,9 @@ class FakeProvider:
             elif fault == TIMEOUT_AFTER_ACCEPT:
                 self._counters["timed_out_after_accept"] += 1
         if webhook_url:
-            self._webhooks.put((webhook_url, self._status_callback(message)))
+            ending = config.receipts_by_number.get(body["to"], "delivered")
+            for callback in self._status_callbacks(message, ending):
+                self._webhooks.put((webhook_url, callback))
         if fault == MISSING_UUID:
             return _Answer(200, {})
         answer = _Answer(202, {"message_uuid": message["message_uuid"]})
@@ -627,36 +634,62 @@ class FakeProvider:
         return answer
 
     @staticmethod
-    def _status_callback(message: Json) -> Json:
-        callback = {
-            "message_uuid": message["message_uuid"],
-            "to": message["to"],
-            "from": message["from"],
-            "timestamp": _iso_utc(time.time()),
-            "status": "delivered",
-            "channel": message["channel"],
-        }
-        if message["client_ref"] is not None:
-            callback["client_ref"] = message["client_ref"]
-        return callback
+    def _status_callbacks(message: Json, ending: str) -> list[Json]:
+        """The message-status callbacks of an accepted message, in order: submitted, then how it ended
+        (delivered, rejected, undeliverable), then read for a delivered WhatsApp message."""
+        statuses = ["submitted", ending] + (
+            ["read"] if ending == "delivered" and message["channel"] == "whatsapp" else []
+        )
+        callbacks = []
+        for status in statuses:
+            callback = {
+                "message_uuid": message["message_uuid"],
+                "to": message["to"],
+                "from": message["from"],
+                "timestamp": _iso_utc(time.time()),
+                "status": status,
+                "channel": message["channel"],
+            }
+            if status in ("rejected", "undeliverable"):
+                callback["error"] = {
+                    "type": "https://developer.vonage.com/api-errors/messages-olympus#1320",
+                    "title": "1320",
+                    "detail": "Message failed because the destination was unreachable (scripted receipt).",
+                    "instance": str(uuid.uuid4()),
+                }
+            if message["client_ref"] is not None:
+                callback["client_ref"] = message["client_ref"]
+            callbacks.append(callback)
+        return callbacks
 
     def _deliver_webhooks(self) -> None:
-        """Best-effort delivery of status callbacks, one at a time, errors ignored."""
+        """Status callbacks, one at a time, each signed as Vonage signs them (HS256 with the signature
+        secret, `payload_hash`) and tried again, re-signed, while the receiver answers other than 2xx or
+        not at all, as Vonage retries (`WEBHOOK_RETRIES` times here, backing off from 0.2 s)."""
         while True:
             item = self._webhooks.get()
             if item is None:
                 return
             url, payload = item
-            # Best effort, like the real provider: a receiver that is down, slow or malformed is skipped.
-            with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
-                request = urllib.request.Request(
-                    url,
-                    data=json.dumps(payload).encode(),
-                    headers={"Content-Type": "application/json"},
-                    method="POST",
-                )
-                with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-                    response.read()
+            body = json.dumps(payload).encode()
+            for attempt in range(WEBHOOK_RETRIES + 1):
+                if self._closing.is_set():
+                    break
+                headers = {
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {sign(body, self.signature_secret)}",
+                }
+                request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+                        response.read()
+                        if 200 <= response.status < 300:
+                            break
+                except (OSError, ValueError, http.client.HTTPException):
+                    pass
+                with self._lock:
+                    self._counters["callbacks_retried"] += 1
+                self._closing.wait(0.2 * 2**attempt)
 
 
 # --- command line -------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ CONFIG_FIELDS = (
     "fail_statuses",
     "scripted_by_number",
     "balance_messages",
+    "receipts_by_number",
 )
+RECEIPT_ENDS = ("delivered", "rejected", "undeliverable")
 MISSING_UUID = "missing_uuid"
 TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
 _RATE_SLACK = 1e-9  # 0.1 + 0.2 + 0.7 may add up to a hair above 1
@@ -59,6 +61,9 @@ class ProviderConfig:
     fail_statuses: dict[str, float] = field(default_factory=dict)
     # A number (as sent in `to`) -> the statuses its sends are answered in turn (202: accept as usual).
     scripted_by_number: dict[str, list[int]] = field(default_factory=dict)
+    # A number (as sent in `to`) -> how its accepted messages end in the status callbacks: delivered (the
+    # default; WhatsApp also read), rejected or undeliverable.
+    receipts_by_number: dict[str, str] = field(default_factory=dict)
     # Messages the account can still pay for (None: no limit): each one accepted takes one; at 0, every
     # send is answered 402, as Vonage answers an account out of credit.
     balance_messages: int | None = None
@@ -183,6 +188,9 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             "scripted_by_number": True,
             "balance_messages": value is None
             or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
+            "receipts_by_number": isinstance(value, dict)
+            and all(v in RECEIPT_ENDS for v in value.values())
+            and all(isinstance(k, str) for k in value),
         }
         if name not in valid:
             expected = ", ".join(CONFIG_FIELDS)
@@ -203,6 +211,8 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             changes[name] = value
         elif name == "balance_messages":
             changes[name] = None if value is None else int(value)
+        elif name == "receipts_by_number":
+            changes[name] = dict(value)
         else:
             changes[name] = float(value)
     if not problems:
@@ -254,6 +264,7 @@ def initial_counters() -> Json:
         # Send requests being answered now, and the most at once since the last reset.
         "in_flight": 0,
         "peak_in_flight": 0,
+        "callbacks_retried": 0,  # status callbacks posted again after the receiver refused or did not answer
     }
 
 

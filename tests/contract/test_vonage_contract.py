@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from chalicelib.channels.base import OutgoingMessage, WhatsAppTemplate
 from chalicelib.channels.vonage import VonageMessages, request_body
+from chalicelib.channels.vonage_signature import verify
 from chalicelib.domain.delivery import OutcomeKind
 from infra.local.fake_provider import FakeProvider
 from infra.local.vonage_contract import (
@@ -117,17 +119,21 @@ def test_an_accepted_send_and_a_missing_credential_are_answered_as_described(pro
     assert refused.status_code == 401 and problems(response_validator(401), refused.json()) == []
 
 
-def test_status_callbacks_are_the_described_message_status(provider: FakeProvider) -> None:
-    received: list[Any] = []
-    arrived = threading.Event()
+def test_status_callbacks_are_the_described_statuses_signed_and_retried_as_vonage_does(provider: FakeProvider) -> None:
+    received: list[tuple[Any, str]] = []
+    refusals = {"left": 1}  # the receiver refuses the first callback once: it comes again, signed anew
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            refuse = refusals["left"] > 0
+            refusals["left"] -= 1
+            if not refuse:
+                claims = verify(self.headers.get("Authorization"), raw, provider.signature_secret)
+                received.append((json.loads(raw), str(claims["jti"])))
+            self.send_response(503 if refuse else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            arrived.set()
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -135,10 +141,29 @@ def test_status_callbacks_are_the_described_message_status(provider: FakeProvide
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        provider.configure(status_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/status")
+        provider.configure(
+            status_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/status",
+            receipts_by_number={"14155550099": "undeliverable"},
+        )
         assert send(provider, SMS).status_code == 202
-        assert arrived.wait(5), "no status callback"
+        assert send(provider, WHATSAPP).status_code == 202
+        assert send(provider, {**SMS, "to": "14155550099"}).status_code == 202
+        deadline = time.monotonic() + 10
+        while len(received) < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         server.shutdown()
-    (callback,) = received
-    assert problems(status_webhook_validator(), callback) == [], callback
+    statuses = [(callback["to"], callback["status"]) for callback, _ in received]
+    assert statuses == [
+        ("14155550001", "submitted"),
+        ("14155550001", "delivered"),
+        (WHATSAPP["to"], "submitted"),
+        (WHATSAPP["to"], "delivered"),
+        (WHATSAPP["to"], "read"),
+        ("14155550099", "submitted"),
+        ("14155550099", "undeliverable"),
+    ]
+    for callback, _ in received:
+        assert problems(status_webhook_validator(), callback) == [], callback
+    assert len({jti for _, jti in received}) == 7
+    assert provider.stats()["callbacks_retried"] == 1

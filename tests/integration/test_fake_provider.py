@@ -62,6 +62,7 @@ def test_valid_send_is_accepted_and_recorded(client: httpx.Client, provider: Fak
             "channel": "sms",
             "text": "Spring sale starts today",
             "message_type": "text",
+            "category": None,
             "client_ref": "campaign-1:recipient-1",
             "accepted_at": pytest.approx(time.time(), abs=10),
             "duplicate": False,
@@ -471,6 +472,7 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
         "fail_statuses": {},
         "scripted_by_number": {},
         "balance_messages": None,
+        "receipts_by_number": {},
     }
     assert client.post("/v1/messages", json=a_send()).status_code == 503
 
@@ -564,6 +566,7 @@ def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
         "failed_by_status": {"400": 0, "401": 0, "402": 0, "403": 0, "429": 0, "500": 0, "503": 0},
         "in_flight": 0,
         "peak_in_flight": 0,
+        "callbacks_retried": 0,
     }
     assert client.post("/v1/messages", json=a_send(client_ref="r1")).status_code == 202
     assert client.get("/_fake/stats").json()["duplicates"] == 0
@@ -598,7 +601,7 @@ class _CallbackReceiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def test_status_webhook_receives_a_delivered_callback(client: httpx.Client) -> None:
+def test_status_webhook_receives_submitted_delivered_and_read_callbacks(client: httpx.Client) -> None:
     receiver = _CallbackReceiver()
     threading.Thread(target=receiver.serve_forever, args=(0.05,), daemon=True).start()
     try:
@@ -607,8 +610,11 @@ def test_status_webhook_receives_a_delivered_callback(client: httpx.Client) -> N
 
         sent = client.post("/v1/messages", json=a_send(channel="whatsapp", client_ref="c1:r1"))
 
-        assert receiver.arrived.wait(timeout=10)
-        callback = receiver.received[0]
+        deadline = time.monotonic() + 10
+        while len(receiver.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [c["status"] for c in receiver.received] == ["submitted", "delivered", "read"]  # a WhatsApp message
+        callback = receiver.received[1]
         assert callback == {
             "message_uuid": sent.json()["message_uuid"],
             "to": "447700900001",
@@ -686,7 +692,7 @@ def test_cli_serves_until_signalled_and_exits_cleanly(stop_signal: signal.Signal
             config = httpx.get(f"{url}/_fake/config", timeout=5).json()
             expected = {"rate_limit_per_second": 200.0, "transient_failure_rate": 0.05, **FAULT_CONFIG}
             # scripts and the balance are set over HTTP only
-            assert config == {**expected, "scripted_by_number": {}, "balance_messages": None}
+            assert config == {**expected, "scripted_by_number": {}, "balance_messages": None, "receipts_by_number": {}}
 
             process.send_signal(stop_signal)
 
