@@ -118,18 +118,24 @@ class AccountRefusals:
     reads again says paused (or running: resumed)."""
 
     def __init__(self) -> None:
-        self._at: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, str]] = {}  # campaign -> when, and the provider's reason
 
-    def note(self, campaign_pk: str) -> None:
-        self._at[campaign_pk] = time.monotonic()
+    def note(self, campaign_pk: str, reason: str) -> None:
+        """A refusal seen now; the first reason is kept while it is fresh (a send held back after it says
+        only "not sent", and must not replace the provider's reason the campaign pauses with)."""
+        if not self.refused(campaign_pk):
+            self._seen[campaign_pk] = (time.monotonic(), reason)
+
+    def reason(self, campaign_pk: str) -> str | None:
+        return self._seen[campaign_pk][1] if self.refused(campaign_pk) else None
 
     def refused(self, campaign_pk: str) -> bool:
-        at = self._at.get(campaign_pk)
-        if at is None:
+        seen = self._seen.get(campaign_pk)
+        if seen is None:
             return False
-        if time.monotonic() - at < get_settings().status_recheck_seconds + SEND_SLIP_SECONDS:
+        if time.monotonic() - seen[0] < get_settings().status_recheck_seconds + SEND_SLIP_SECONDS:
             return True
-        self._at.pop(campaign_pk, None)
+        self._seen.pop(campaign_pk, None)
         return False
 
 
@@ -166,10 +172,11 @@ def slow_down(campaign: dict[str, Any], wait: float) -> None:
 def pause_for_account(campaign: dict[str, Any], error: str) -> None:
     """The provider refused the account: pause the campaign with the reason (once, whichever send saw it
     first), instead of failing every recipient left one call each. Resuming is the customer's call."""
-    ACCOUNT_REFUSED.note(campaign["pk"])
+    ACCOUNT_REFUSED.note(campaign["pk"], error)
+    reason = ACCOUNT_REFUSED.reason(campaign["pk"]) or error  # the provider's, not a held-back send's
     try:
         campaigns.change_status(
-            campaign["pk"], CampaignStatus.RUNNING, CampaignStatus.PAUSED, sets={"pause_reason": error[:500]}
+            campaign["pk"], CampaignStatus.RUNNING, CampaignStatus.PAUSED, sets={"pause_reason": reason[:500]}
         )
     except Conflict:  # paused already (by another send, or by the customer), or finished
         return
@@ -198,6 +205,8 @@ def record_outcome(
         # Not the recipient's failure, whatever the retry policy: the same try again (not counted), at once
         # for the account's (the campaign pauses now, and sends it on resume), after the provider's wait
         # (or a second) when throttled: the pace slows.
+        if outcome.kind == OutcomeKind.ACCOUNT:  # first, so sends that start meanwhile are held back
+            ACCOUNT_REFUSED.note(campaign["pk"], outcome.error or "the provider refused the account")
         wait = 0.0 if outcome.kind == OutcomeKind.ACCOUNT else (outcome.retry_after_seconds or THROTTLED_WAIT_SECONDS)
         result = "account" if outcome.kind == OutcomeKind.ACCOUNT else "throttled"
         deliveries.schedule_retry(
