@@ -6,6 +6,7 @@ dropped connection) is reported as ambiguous, never as a transient failure to re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -38,22 +39,29 @@ class VonageMessages:
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         body = request_body(message)
-        try:
-            answer = self._client.post("/v1/messages", json=body)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            error = f"provider unreachable: {type(exc).__name__}"  # nothing was sent
-            return SendOutcome.transient(error, reason=OutcomeReason.UNREACHABLE)
-        except httpx.TransportError as exc:  # sent, or partly sent, with no answer
-            return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
-        if answer.status_code in (200, 202):
-            return SendOutcome.accepted(_message_uuid(answer))
-        detail = error_detail(answer)
-        if answer.status_code in ACCOUNT_STATUSES:
-            return SendOutcome.account(detail)
-        if answer.status_code in TRANSIENT_STATUSES:
-            reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
-            return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
-        return SendOutcome.permanent(detail)
+        return sent(lambda: self._client.post("/v1/messages", json=body), "message_uuid", (200, 202))
+
+
+def sent(post: Callable[[], httpx.Response], id_field: str, accepted: tuple[int, ...]) -> SendOutcome:
+    """A Vonage API request's outcome: accepted (one of the `accepted` statuses, with the id its answer names
+    in `id_field`), refused for the account, transient (429, 5xx) or permanent; unreachable (nothing sent)
+    or ambiguous (it may have reached the provider) when no answer came."""
+    try:
+        answer = post()
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        error = f"provider unreachable: {type(exc).__name__}"  # nothing was sent
+        return SendOutcome.transient(error, reason=OutcomeReason.UNREACHABLE)
+    except httpx.TransportError as exc:  # sent, or partly sent, with no answer
+        return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
+    if answer.status_code in accepted:
+        return SendOutcome.accepted(_answer_id(answer, id_field))
+    detail = error_detail(answer)
+    if answer.status_code in ACCOUNT_STATUSES:
+        return SendOutcome.account(detail)
+    if answer.status_code in TRANSIENT_STATUSES:
+        reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
+        return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
+    return SendOutcome.permanent(detail)
 
 
 def request_body(message: OutgoingMessage) -> dict[str, Any]:
@@ -78,10 +86,10 @@ def request_body(message: OutgoingMessage) -> dict[str, Any]:
     }
 
 
-def _message_uuid(answer: httpx.Response) -> str | None:
-    """The provider took the message: its id if the answer names one (an unreadable body is no failure)."""
+def _answer_id(answer: httpx.Response, field: str) -> str | None:
+    """The id the provider's answer names (an unreadable body is no failure: the send was taken)."""
     try:
-        value = answer.json().get("message_uuid")
+        value = answer.json().get(field)
     except (ValueError, AttributeError):
         return None
     return str(value) if value else None

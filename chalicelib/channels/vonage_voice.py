@@ -17,8 +17,8 @@ import httpx
 import jwt
 
 from chalicelib.channels.base import OutgoingMessage
-from chalicelib.channels.vonage import ACCOUNT_STATUSES, TRANSIENT_STATUSES, error_detail, retry_after
-from chalicelib.domain.delivery import OutcomeReason, SendOutcome
+from chalicelib.channels.vonage import sent
+from chalicelib.domain.delivery import SendOutcome
 from chalicelib.domain.ncco import MAX_TALK_CHARS
 from chalicelib.settings import get_settings
 from chalicelib.store.secrets import SecretGone, read_secret
@@ -48,25 +48,10 @@ class VonageVoice:
             token = application_token(self._application_id, read_secret(self._key_secret))
         except (SecretGone, ValueError, jwt.InvalidKeyError) as exc:
             return SendOutcome.account(f"the Vonage application's private key cannot be used: {exc}")
-        try:
-            answer = self._client.post(
-                "/v1/calls", json=request_body(message), headers={"Authorization": f"Bearer {token}"}
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return SendOutcome.transient(
-                f"provider unreachable: {type(exc).__name__}", reason=OutcomeReason.UNREACHABLE
-            )
-        except httpx.TransportError as exc:  # the call may have been placed
-            return SendOutcome.ambiguous(f"no answer from the provider: {type(exc).__name__}")
-        if answer.status_code in (200, 201):
-            return SendOutcome.accepted(_call_uuid(answer))
-        detail = error_detail(answer)
-        if answer.status_code in ACCOUNT_STATUSES:
-            return SendOutcome.account(detail)
-        if answer.status_code in TRANSIENT_STATUSES:
-            reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
-            return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
-        return SendOutcome.permanent(detail)
+        headers = {"Authorization": f"Bearer {token}"}
+        return sent(
+            lambda: self._client.post("/v1/calls", json=request_body(message), headers=headers), "uuid", (200, 201)
+        )
 
 
 def application_token(application_id: str, private_key: str, now: float | None = None) -> str:
@@ -93,14 +78,6 @@ def request_body(message: OutgoingMessage) -> dict[str, Any]:
     if call.machine_detection:
         body["machine_detection"] = call.machine_detection
     return body
-
-
-def _call_uuid(answer: httpx.Response) -> str | None:
-    try:
-        value = answer.json().get("uuid")
-    except (ValueError, AttributeError):
-        return None
-    return str(value) if value else None
 
 
 def vonage_voice() -> VonageVoice:
