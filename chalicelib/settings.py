@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     dispatch_deadline_margin_seconds: float = 5.0
     # Dispatch re-reads the campaign's status this often while it sends (pause takes effect within it).
     status_recheck_seconds: float = 0.5
+    # A chunk's suppressions are read again when older than this as its sends go (a STOP holds within ~2 s).
+    suppression_recheck_seconds: float = 1.0
     # A chunk's span on a pacing ledger starts no sooner than this after it is taken: the chunk's first sends
     # are ready by then (their claims made), so a late start does not bunch them (decision 25).
     pacing_lead_seconds: float = 0.2

@@ -143,9 +143,11 @@ def record_send_times(monkeypatch: Any) -> dict[str, float]:
     planned: dict[str, float] = {}
     real = dispatch._one
 
-    def recording(watch: Any, policy: Any, recipient: dict[str, Any], token: str, deadline: Any, at: float) -> int:
+    def recording(
+        watch: Any, policy: Any, recipient: dict[str, Any], token: str, deadline: Any, at: float, *rest: Any
+    ) -> int:
         planned[recipient["id"]] = at
-        return int(real(watch, policy, recipient, token, deadline, at))
+        return int(real(watch, policy, recipient, token, deadline, at, *rest))
 
     monkeypatch.setattr(dispatch, "_one", recording)
     return planned

@@ -15,8 +15,10 @@ from chalicelib.api import (
     list_management,
     lists,
     meta,
+    suppressions,
     templates,
     uploads,
+    webhooks,
 )
 from chalicelib.api.http import register_problem_responses
 
@@ -34,6 +36,8 @@ def register_api(app: Chalice) -> None:
         campaigns,
         exports,
         limits,
+        suppressions,
+        webhooks,
         meta,
     ):
         app.register_blueprint(resource.bp, url_prefix="/v1")

@@ -10,13 +10,11 @@ from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import iso
-from chalicelib.channels.vonage_signature import MAX_AGE_SECONDS, SignatureRefused, verify
-from chalicelib.domain.errors import InvalidInput, Unauthorized
+from chalicelib.api.webhooks import signed_callback
+from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import Call, CallEvent, CallEventResult, Page
 from chalicelib.operations import calls
-from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, deliveries, replays
-from chalicelib.store.secrets import SecretGone, read_secret
+from chalicelib.store import campaigns, deliveries
 
 bp = Blueprint(__name__)
 
@@ -62,14 +60,7 @@ def call_view(campaign_id: str, item: dict[str, Any]) -> Call:
 @route(bp, "/webhooks/vonage/voice", methods=["POST"], auth="none")
 def voice_event() -> CallEventResult:
     request = bp.current_request
-    try:
-        secret = read_secret(get_settings().vonage_signature_secret)
-        raw = request.raw_body or b""
-        claims = verify(request.headers.get("authorization"), raw.encode() if isinstance(raw, str) else raw, secret)
-    except (SignatureRefused, SecretGone) as exc:
-        raise Unauthorized(detail=str(exc)) from None
-    if not replays.first_use(str(claims["jti"]), float(claims["iat"]) + 2 * MAX_AGE_SECONDS):
-        raise Unauthorized(detail="the callback was seen before (its token's jti): a replay")
+    signed_callback(request)
     event = parse_body(request, CallEvent)
     where = {name: query_str(request, name) for name in ("account", "campaign", "recipient", "attempt")}
     for name, value in where.items():

@@ -19,6 +19,7 @@ from chalicelib.api.http import (
 )
 from chalicelib.domain import models as m
 from chalicelib.domain.recipients import ListItemIn, RecipientRow
+from chalicelib.domain.responses import SUPPRESSION_CHANNELS
 from chalicelib.store.pages import MAX_TOKEN_LENGTH
 
 
@@ -477,6 +478,123 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "post",
+        "/v1/webhooks/vonage/inbound",
+        "A recipient's message to one of the account's numbers, posted by Vonage (signed): STOP, START, HELP",
+        m.InboundMessage,
+        200,
+        m.InboundResult,
+        "inboundMessage",
+        signed=True,
+    ),
+    Operation(
+        "post",
+        "/v1/webhooks/vonage/status",
+        "A message's delivery receipt, posted by Vonage (signed); its client_ref names the attempt",
+        m.MessageStatus,
+        200,
+        m.ReceiptResult,
+        "messageStatus",
+        signed=True,
+    ),
+    Operation(
+        "post",
+        "/v1/suppressions",
+        "Suppress a destination on a channel (or all): no campaign sends to it until it is lifted",
+        m.SuppressionCreate,
+        201,
+        m.SuppressionResult,
+        "addSuppression",
+    ),
+    Operation(
+        "get",
+        "/v1/suppressions",
+        "Page through the account's suppressions, by channel, or where one destination is suppressed",
+        None,
+        200,
+        m.Page[m.Suppression],
+        "listSuppressions",
+        paged=True,
+        query=(
+            {
+                "name": "channel",
+                "in": "query",
+                "required": False,
+                "description": "sms, whatsapp, viber_service, messenger, voice, email, or all (the default).",
+                "schema": {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
+            },
+            {
+                "name": "destination",
+                "in": "query",
+                "required": False,
+                "description": "One number (E.164) or email address: the scopes it is suppressed in.",
+                "schema": {"type": "string", "maxLength": 254},
+            },
+        ),
+    ),
+    Operation(
+        "delete",
+        "/v1/suppressions",
+        "Lift a destination's suppression on a channel (or all)",
+        None,
+        200,
+        m.SuppressionResult,
+        "liftSuppression",
+        query=(
+            {
+                "name": "destination",
+                "in": "query",
+                "required": True,
+                "description": "The number (E.164) or email address.",
+                "schema": {"type": "string", "maxLength": 254},
+            },
+            {
+                "name": "channel",
+                "in": "query",
+                "required": True,
+                "description": "The channel to lift it on, or all.",
+                "schema": {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
+            },
+        ),
+    ),
+    Operation(
+        "post",
+        "/v1/numbers",
+        "Register a number the account takes replies on, with its HELP answer",
+        m.NumberCreate,
+        201,
+        m.Number,
+        "registerNumber",
+    ),
+    Operation(
+        "get",
+        "/v1/numbers",
+        "Page through the account's numbers",
+        None,
+        200,
+        m.Page[m.Number],
+        "listNumbers",
+        paged=True,
+    ),
+    Operation(
+        "delete",
+        "/v1/numbers",
+        "Give a number up: replies to it are refused from then on",
+        None,
+        204,
+        None,
+        "releaseNumber",
+        query=(
+            {
+                "name": "number",
+                "in": "query",
+                "required": True,
+                "description": "The number, E.164.",
+                "schema": {"type": "string", "maxLength": 20},
+            },
+        ),
+    ),
+    Operation(
+        "post",
         "/v1/brands",
         "Create an email brand: logo, colours, postal address and unsubscribe link around an email's content",
         m.BrandCreate,
@@ -724,6 +842,14 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         for operation in ("createBrand", "getBrand")
     },
     "listActions": {"NextPage": ("listActions", {"page_token": "$response.body#/next_page_token"}, None)},
+    "listSuppressions": {
+        "NextPage": (
+            "listSuppressions",
+            {"page_token": "$response.body#/next_page_token", "channel": "$request.query.channel"},
+            None,
+        )
+    },
+    "listNumbers": {"NextPage": ("listNumbers", {"page_token": "$response.body#/next_page_token"}, None)},
     "listBrands": {"NextPage": ("listBrands", {"page_token": "$response.body#/next_page_token"}, None)},
     "listCalls": {
         "NextPage": (

@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.domain.campaign import EndHandle
 from chalicelib.domain.delivery import (
     FINISHED_COUNTERS,
+    RECEIPT_PREFIX,
     SEGMENT_PREFIX,
     SKIP_PREFIX,
     VARIANT_PREFIX,
@@ -63,6 +64,9 @@ def counters_view(item: dict[str, Any]) -> Counters:
             name.removeprefix(SKIP_PREFIX): int(value) for name, value in item.items() if name.startswith(SKIP_PREFIX)
         },
         expired=expired,
+        delivered=int(item.get(f"{RECEIPT_PREFIX}delivered", 0)),
+        read=int(item.get(f"{RECEIPT_PREFIX}read", 0)),
+        undelivered=int(item.get(f"{RECEIPT_PREFIX}undelivered", 0)),
         not_included=int(item.get("not_included", 0)),
     )
 
@@ -187,6 +191,10 @@ def delivery_view(item: dict[str, Any], channel: str) -> Delivery:
         last_error=item.get("last_error"),
         skip_reason=item.get("skip_reason"),
         next_attempt_at=iso(item.get("due_at")) if item["state"] == "queued" else None,
+        receipt=item.get("receipt"),
+        receipt_error=item.get("receipt_error"),
+        delivered_at=iso(item.get("delivered_at")),
+        read_at=iso(item.get("read_at")),
         updated_at=iso(last_change(item)) or "",
     )
 

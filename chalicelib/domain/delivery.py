@@ -26,6 +26,7 @@ class SkipReason(StrEnum):
     CAPPED = "capped"  # its destination had its frequency cap's worth of messages in the period
     HELD_OUT = "held_out"  # in the campaign's holdout group (A/B): not sent on purpose, for comparison
     NO_SEGMENT = "no_segment"  # matched none of the campaign's segments, which skips such recipients
+    OPTED_OUT = "opted_out"  # its destination is suppressed for the channel (a STOP, or the API)
 
 
 TERMINAL_STATES = frozenset(
@@ -47,6 +48,7 @@ COUNTERS = tuple(COUNTER_OF_STATE.values())
 FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
+RECEIPT_PREFIX = "receipts."  # the receipt counters (domain/responses.py): beside the states, not in total
 VARIANT_PREFIX = "v."
 SEGMENT_PREFIX = "g."  # a segment's counters: g.<segment>.<counter>
 # `skipped` broken down by why: one campaign attribute per reason, from the stream like the others.
@@ -59,7 +61,8 @@ def skip_counter(reason: str) -> str:
 
 def counter_names(item: dict[str, Any]) -> list[str]:
     """The state counters and the skip reasons' counters an item (campaign or recount) carries."""
-    return [*COUNTERS, *sorted(name for name in item if name.startswith(SKIP_PREFIX))]
+    counted = (SKIP_PREFIX, RECEIPT_PREFIX)
+    return [*COUNTERS, *sorted(name for name in item if name.startswith(counted))]
 
 
 def variant_counter(variant: str, counter: str) -> str:

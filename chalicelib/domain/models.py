@@ -916,6 +916,13 @@ class Counters(BaseModel):
         default_factory=dict, description="`skipped` by why: excluded, capped, held_out (those seen so far)."
     )
     expired: int = Field(0, description="Not sent because the campaign expired first.")
+    delivered: int = Field(
+        0,
+        description="Beside the outcomes, from the provider's receipts: messages the recipient's phone (or "
+        "WhatsApp) reported delivered, read ones included.",
+    )
+    read: int = Field(0, description="Messages reported read (WhatsApp).")
+    undelivered: int = Field(0, description="Accepted messages the receipts reported rejected or undeliverable.")
     not_included: int = Field(
         0,
         description="Outside `total`: recipients added to the list after the start of an `end_handle: stop` "
@@ -1027,6 +1034,12 @@ class Delivery(BaseModel):
     last_error: str | None = None
     skip_reason: SkipReason | None = Field(None, description="Why a skipped recipient was not sent to.")
     next_attempt_at: str | None = None
+    receipt: Literal["submitted", "delivered", "rejected", "undeliverable", "read"] | None = Field(
+        None, description="The furthest the provider's receipts for the last attempt say it got."
+    )
+    receipt_error: str | None = Field(None, description="Why the receipt says it was not delivered.")
+    delivered_at: str | None = None
+    read_at: str | None = None
     updated_at: str
 
 
@@ -1077,6 +1090,97 @@ class CallEventResult(BaseModel):
         description="noted: a call under way changed; ended: the attempt's outcome was recorded; ignored: "
         "nothing to change (a repeat, or an earlier attempt's event)."
     )
+
+
+class InboundMessage(BaseModel):
+    """A Vonage Messages API inbound message, as posted to the application's inbound URL (signed like the
+    call events)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channel: Literal["sms", "mms", "whatsapp", "viber_service", "messenger"]
+    message_uuid: str = Field(min_length=1, max_length=100)
+    to: str = Field(min_length=1, max_length=50, pattern=r"^\+?[0-9]{6,15}$")
+    from_: str = Field(alias="from", min_length=1, max_length=50, pattern=r"^\+?[0-9]{6,15}$")
+    timestamp: str | None = Field(None, max_length=40)
+    text: str | None = Field(None, max_length=5000)
+
+
+class InboundResult(BaseModel):
+    result: Literal["opted_out", "opted_in", "helped", "noted"] = Field(
+        description="opted_out: a STOP word, the sender is suppressed for the channel; opted_in: START lifted "
+        "that; helped: HELP, the number's help text was sent back; noted: any other reply."
+    )
+
+
+class MessageStatus(BaseModel):
+    """A Vonage Messages API message-status callback (a delivery receipt), signed like the call events."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message_uuid: str = Field(min_length=1, max_length=100)
+    status: Literal["submitted", "delivered", "rejected", "undeliverable", "read"]
+    timestamp: str | None = Field(None, max_length=40)
+    channel: str | None = Field(None, max_length=20)
+    client_ref: str | None = Field(None, max_length=100)
+    to: str | None = Field(None, max_length=50)
+    error: dict[str, Any] | None = None
+
+
+class ReceiptResult(BaseModel):
+    result: Literal["applied", "ignored", "kept"] = Field(
+        description="applied: the delivery moved forward; ignored: a repeat, a late receipt or another "
+        "attempt's; kept: no delivery matches it (yet): it is kept, not dropped."
+    )
+
+
+class SuppressionCreate(Strict):
+    """Suppress a destination: no campaign of the account sends to it on that channel until it is lifted."""
+
+    destination: str = Field(
+        min_length=3, max_length=254, description="A phone number in E.164 (+ and country code) or an email address."
+    )
+    channel: Literal["sms", "whatsapp", "viber_service", "messenger", "voice", "email", "all"] = Field(
+        description="The channel it applies to, or `all`. On WhatsApp it applies to marketing and utility "
+        "messages alike (an inbound STOP suppresses marketing ones only)."
+    )
+    reason: str | None = Field(None, max_length=200, description="Kept with it, e.g. where the request came from.")
+
+
+class Suppression(BaseModel):
+    destination: str
+    scope: str = Field(
+        description="sms, whatsapp.marketing, whatsapp.utility, viber, messenger, voice or email: a send is "
+        "skipped (`opted_out`) when its destination is suppressed in the scope of its channel."
+    )
+    source: Literal["inbound", "api", "erasure"] = Field(
+        description="inbound: the recipient sent a STOP word; api: added through this API."
+    )
+    reason: str | None = None
+    created_at: str
+
+
+class SuppressionResult(BaseModel):
+    destination: str
+    scopes: list[str] = Field(description="The scopes changed: where it was not yet suppressed, or was.")
+
+
+class NumberCreate(Strict):
+    """A number the account sends from and takes replies on: inbound messages to it are the account's."""
+
+    number: str = Field(min_length=3, max_length=20, description="E.164, with + and the country code.")
+    help_text: str = Field(
+        min_length=1,
+        max_length=320,
+        description="Sent back to a recipient who texts HELP (or INFO, AIDE, AYUDA) to the number: who you are "
+        "and how to stop messages (carriers require it).",
+    )
+
+
+class Number(BaseModel):
+    number: str
+    help_text: str
+    created_at: str
 
 
 class Recount(BaseModel):

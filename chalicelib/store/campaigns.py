@@ -36,6 +36,9 @@ def create_campaign(
     # The index item first: one without its META (a crash in between) is skipped when listing.
     index = {"pk": keys.campaigns_index_pk(account_id), "sk": index_sk, "id": campaign_id}
     aws.dynamodb().put_item(TableName=table, Item=aws.to_item({**index, "list_id": definition["list_id"]}))
+    # Whose campaign it is, for the delivery receipts (they name the campaign only, in `client_ref`).
+    owner = {"pk": keys.campaign_owner_pk(campaign_id), "sk": "-", "account": account_id}
+    aws.dynamodb().put_item(TableName=table, Item=aws.to_item(owner))
     item = {
         **definition,
         "pk": keys.campaign_pk(account_id, campaign_id),
@@ -96,6 +99,14 @@ def get_campaign_by_pk(pk: str) -> dict[str, Any] | None:
         TableName=get_settings().main_table, Key=aws.to_item({"pk": pk, "sk": keys.META}), ConsistentRead=True
     )
     return aws.from_item(found["Item"]) if "Item" in found else None
+
+
+def owner_of(campaign_id: str) -> str | None:
+    """The account a campaign id belongs to (None: no such campaign, or one made before owners were kept)."""
+    found = aws.dynamodb().get_item(
+        TableName=get_settings().main_table, Key=aws.to_item({"pk": keys.campaign_owner_pk(campaign_id), "sk": "-"})
+    )
+    return str(found["Item"]["account"]["S"]) if "Item" in found else None
 
 
 def get_campaign(account_id: str, campaign_id: str) -> dict[str, Any]:

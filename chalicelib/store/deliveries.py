@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.delivery import COUNTER_OF_STATE, DeliveryState, skip_counter
+from chalicelib.domain.responses import RECEIPT_PREFIX, RECEIPT_RANK, receipt_counters
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -381,7 +382,14 @@ def expire_queued(pk: str, rid: str, attempt: int) -> Written:
     return _final_queued(pk, rid, attempt, DeliveryState.EXPIRED, EXPIRED)
 
 
-def _final_queued(pk: str, rid: str, attempt: int, state: DeliveryState, reason: str) -> Written:
+def skip_queued(pk: str, rid: str, attempt: int, reason: str) -> Written:
+    """A waiting retry or parked recipient not to be sent to after all (it opted out meanwhile)."""
+    return _final_queued(pk, rid, attempt, DeliveryState.SKIPPED, reason, field="skip_reason")
+
+
+def _final_queued(
+    pk: str, rid: str, attempt: int, state: DeliveryState, reason: str, field: str = "last_error"
+) -> Written:
     values = {
         ":final": state.value,
         ":queued": DeliveryState.QUEUED.value,
@@ -394,9 +402,36 @@ def _final_queued(pk: str, rid: str, attempt: int, state: DeliveryState, reason:
         lambda: _update(
             pk,
             rid,
-            "SET #st = :final, last_error = :err, updated_at = :now, expires_at = :ttl REMOVE due_at",
+            f"SET #st = :final, {field} = :err, updated_at = :now, expires_at = :ttl REMOVE due_at",
             "#st = :queued AND attempt = :attempt",
             values,
+        )
+    )
+
+
+def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any]) -> Written:
+    """A provider's receipt for attempt `attempt` (decision 40): the delivery's `receipt` moves forward only
+    (RECEIPT_RANK), with when it was delivered, read or found undeliverable. It applies whether or not the
+    send's outcome is recorded yet: the claim made the delivery before the send, and the outcome write sets
+    no receipt field. A repeated, late or another attempt's receipt changes nothing."""
+    status = str(receipt["status"])
+    sets = ["receipt = :status", "receipt_rank = :rank", "receipt_at = :at"]
+    values: dict[str, Any] = {":status": status, ":rank": RECEIPT_RANK[status], ":at": receipt["at"]}
+    values[":attempt"] = attempt
+    if status in ("delivered", "read"):
+        sets.append("delivered_at = if_not_exists(delivered_at, :at)")
+    if status == "read":
+        sets.append("read_at = :at")
+    if receipt.get("error"):
+        sets.append("receipt_error = :error")
+        values[":error"] = receipt["error"]
+    return _persistently(
+        lambda: _conditional(
+            aws.dynamodb().update_item,
+            Key=aws.to_item({"pk": pk, "sk": rid}),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attempt = :attempt AND (attribute_not_exists(receipt_rank) OR receipt_rank < :rank)",
+            ExpressionAttributeValues=aws.to_values(values),
         )
     )
 
@@ -460,7 +495,7 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason",
+            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt",
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
@@ -469,6 +504,8 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             counts[COUNTER_OF_STATE.get(state, state)] += 1
             if state == DeliveryState.SKIPPED:
                 counts[skip_counter(item.get("skip_reason", {}).get("S", "other"))] += 1
+            for name in receipt_counters(item.get("receipt", {}).get("S")):
+                counts[f"{RECEIPT_PREFIX}{name}"] += 1
             for stamp in ("updated_at", "ended_at"):  # an outcome write sets ended_at only
                 last_change = max(last_change, float(item.get(stamp, {}).get("N", 0)))
     return {**counts, "last_change": int(last_change)}

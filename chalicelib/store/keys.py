@@ -136,3 +136,24 @@ def templates_pk(account_id: str) -> str:
 def template_versions_pk(account_id: str, template_id: str) -> str:
     """A template's versions: one item each, `V#<version>`."""
     return f"{account_id}#T#{template_id}"
+
+
+def suppression_pk(account_id: str, scope: str) -> str:
+    """An account's suppressions in one scope (sms, whatsapp.marketing, email, ...): one item per destination."""
+    return f"{account_id}#SUP#{scope}"
+
+
+def numbers_pk(account_id: str) -> str:
+    """The account's inbound numbers: one item per number (GET /v1/numbers)."""
+    return f"{account_id}#NUMBERS"
+
+
+def number_owner_pk(number: str) -> str:
+    """Which account a number belongs to: inbound messages and receipts name the number, not the account.
+    A look-up key like `KEY#`, so it cannot start with an account id."""
+    return f"NUMBER#{number}"
+
+
+def campaign_owner_pk(campaign_id: str) -> str:
+    """Which account a campaign belongs to: a delivery receipt names the campaign (in its `client_ref`)."""
+    return f"CAMPAIGN#{campaign_id}"

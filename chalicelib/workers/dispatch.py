@@ -36,7 +36,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.channels import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate, channel_for
 from chalicelib.channels.http_action import http_request
-from chalicelib.domain import brand, ncco, pacing, segments, variants
+from chalicelib.domain import brand, ncco, pacing, responses, segments, variants
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
@@ -48,7 +48,7 @@ from chalicelib.operations import calls, concurrency, outcomes, sending_limits
 from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue
+from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue, suppressions
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
@@ -319,10 +319,11 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     if times is None:
         return 0
     excluded = _excluded(campaign, chunk["recipients"])
+    suppressed = ChunkSuppressions(campaign, chunk["recipients"])
     futures = [
         invocation.pool.submit(_skip, campaign, recipient, SkipReason.EXCLUDED)
         if recipient["id"] in excluded
-        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, at)
+        else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, at, suppressed)
         for recipient, at in zip(chunk["recipients"], times, strict=True)
     ]
     sent, left, errors, later = 0, [], 0, 0.0
@@ -409,6 +410,57 @@ def _excluded(campaign: dict[str, Any], entries: list[dict[str, Any]]) -> set[st
     return {r.id for r in fresh if r.id in found or any(d.address in found for d in r.destinations)}
 
 
+class ChunkSuppressions:
+    """The suppressions of a chunk's recipients (decision 40): every (scope, destination) its recipients
+    could be sent on, read in one BatchGetItem when the first of them is checked, and read again when a
+    check finds the last read older than `suppression_recheck_seconds` (a chunk paced over a minute still
+    sees a STOP within that), so a recipient who opted out is skipped without a read of their own."""
+
+    def __init__(self, campaign: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        self._account, _ = keys.split_campaign_pk(campaign["pk"])
+        parts = [
+            campaign,
+            *(campaign.get("segments") or []),
+            *([campaign["fallback"]] if campaign.get("fallback") else []),
+        ]
+        channels = {str(part["channel"]) for part in parts if part.get("channel")}
+        scoped = [(c, responses.send_scope(c, campaign.get("category"))) for c in channels]
+        self._wanted = {
+            (scope, destination.address)
+            for entry in entries
+            for channel, scope in scoped
+            if scope is not None
+            for _, destination in Recipient.from_dict(entry).destinations_for(channel)
+        }
+        self._found: set[tuple[str, str]] = set()
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def holds(self, channel: str, category: str | None, address: str) -> bool:
+        scope = responses.send_scope(channel, category)
+        if scope is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if (scope, address) not in self._wanted:
+                self._wanted.add((scope, address))
+                self._read_at = None
+            if self._read_at is None or now - self._read_at > get_settings().suppression_recheck_seconds:
+                self._found = suppressions.suppressed(self._account, self._wanted)
+                self._read_at = now
+            return (scope, address) in self._found
+
+
+def _opted_out(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
+    """The destination is suppressed on the channel: skipped (`opted_out`), never sent (unless this chunk
+    had claimed it already)."""
+    if target.fresh:
+        skipped = deliveries.skip_unsent(target.pk, target.rid, SkipReason.OPTED_OUT)
+    else:
+        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, SkipReason.OPTED_OUT)
+    return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
+
+
 def _skip(campaign: dict[str, Any], entry: dict[str, Any], reason: SkipReason) -> int:
     rid = str(entry["id"])
     deliveries.skip_unsent(deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid), rid, reason)
@@ -426,7 +478,13 @@ def _route(channel: str, target: Target) -> Route | None:
 
 
 def _one(
-    watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, deadline: Deadline, at: float
+    watch: CampaignWatch,
+    policy: RetryPolicy,
+    recipient: dict[str, Any],
+    token: str,
+    deadline: Deadline,
+    at: float,
+    suppressed: ChunkSuppressions,
 ) -> int:
     """One recipient of a chunk, sent no earlier than `at` (its place in the chunk's paced span)."""
     # Its place in the paced span, or later while the provider's throttling holds the campaign's sends off.
@@ -437,7 +495,7 @@ def _one(
         time.sleep(wait)
     limit = watch.campaign.get("max_concurrent")
     if not limit:
-        return _attempt(watch, policy, recipient, token)
+        return _attempt(watch, policy, recipient, token, suppressed)
     pool = watch.slot_pool(deadline)
     calling = channel_for(watch.campaign["channel"]).asynchronous_outcome
     # A call holds its slot for minutes, until its last event: rather than wait, its recipient comes back.
@@ -449,13 +507,15 @@ def _one(
         raise OutOfTime(f"no time left for this recipient: {none}", later=later) from none
     held = HELD_SLOT.set((pool, slot))
     try:
-        return _attempt(watch, policy, recipient, token)
+        return _attempt(watch, policy, recipient, token, suppressed)
     finally:
         HELD_SLOT.reset(held)
         pool.release(slot)  # nothing when a call took it over (calls.placed)
 
 
-def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str) -> int:
+def _attempt(
+    watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any], token: str, suppressed: ChunkSuppressions
+) -> int:
     """One recipient's attempt, as of now: sent, or held, parked, skipped or expired."""
     status = watch.status
     target = outcomes.target_of(watch.campaign, recipient)
@@ -484,6 +544,8 @@ def _attempt(watch: CampaignWatch, policy: RetryPolicy, recipient: dict[str, Any
         route = _route(campaign["channel"], target)
     if route is None:
         return _no_destination(campaign, target)
+    if suppressed.holds(campaign["channel"], campaign.get("category"), route.address):
+        return _opted_out(campaign, policy, target, token)
     if target.channel_step:  # the fallback's content, not the A/B variant's (its name still counts)
         variant = {"name": variant["name"]} if variant.get("name") else {}
     opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.delivery import DeliveryState, segment_counter, skip_counter, state_deltas, variant_counter
+from chalicelib.domain.responses import receipt_deltas
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
 
@@ -26,6 +27,12 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         if new == DeliveryState.SKIPPED and old != new:  # skipped is final: counted once, by its reason
             reason = change.get("NewImage", {}).get("skip_reason", {}).get("S", "other")
             summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
+        # Receipts (delivered, read, undelivered) beside the states: a delivery's receipt only moves forward.
+        if record.get("eventName") != "REMOVE":
+            old_receipt = change.get("OldImage", {}).get("receipt", {}).get("S")
+            new_receipt = change.get("NewImage", {}).get("receipt", {}).get("S")
+            for name, delta in receipt_deltas(old_receipt, new_receipt).items():
+                summed[name] = summed.get(name, 0) + delta
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.

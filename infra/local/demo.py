@@ -1,4 +1,6 @@
-"""`make demo`: one real SMS campaign on the local stack, with live progress and a summary."""
+"""`make demo`: one real SMS campaign on the local stack, with live progress and a summary. Some recipients
+reply STOP while it runs (through the fake provider, signed, to the API's inbound webhook): they get nothing
+more and are counted opted out; the provider's delivery receipts come back and are counted as delivered."""
 
 from __future__ import annotations
 
@@ -28,12 +30,16 @@ def demo(
     rate: float = typer.Option(50, help="Campaign rate, messages per second."),
     transient_failure_rate: float = typer.Option(0.02, help="Share of sends the fake provider fails transiently."),
     timeout: float = typer.Option(600, help="Give up after this many seconds."),
+    stops: int = typer.Option(10, help="Recipients who reply STOP while the campaign runs."),
 ) -> None:
     """Start the local stack, run a campaign through the HTTP API, show progress, stop everything."""
     with console.status("starting the local stack (moto, chalice local, event runner, fake provider)"):
-        stack = LocalStack(provider_transient_failure_rate=transient_failure_rate).start()
+        stack = LocalStack(
+            provider_transient_failure_rate=transient_failure_rate,
+            provider_status_webhook_path="/v1/webhooks/vonage/status",  # receipts back to the API
+        ).start()
     try:
-        summary, status = run_campaign(stack, recipients, invalid, duplicates, rate, timeout)
+        summary, status = run_campaign(stack, recipients, invalid, duplicates, rate, timeout, stops)
     finally:
         with console.status("stopping the local stack"):
             stack.stop()
@@ -43,8 +49,11 @@ def demo(
     raise typer.Exit(0 if status == "completed" else 1)
 
 
+SENDER = "+14155550100"  # the demo account's number: it sends the campaign and takes the replies
+
+
 def run_campaign(
-    stack: LocalStack, rows_count: int, invalid: int, duplicates: int, rate: float, timeout: float
+    stack: LocalStack, rows_count: int, invalid: int, duplicates: int, rate: float, timeout: float, stops: int = 0
 ) -> tuple[Table, str]:
     console.print(f"API {stack.api_url}  ·  fake provider {stack.provider_url}  ·  local AWS {stack.aws_endpoint_url}")
     api = CampaignApi.for_new_account(stack.api_url, stack.admin_token, name="demo")
@@ -60,12 +69,14 @@ def run_campaign(
         rejected = httpx.get(upload["rejected_rows_url"], timeout=30).text.splitlines()
         for line in rejected[1:4]:
             console.print(f"  rejected: {line}", style="dim")
+    help_text = "Acme: spring offers by text. Reply STOP to end them."
+    api.call("POST", "/v1/numbers", {"number": SENDER, "help_text": help_text})
     campaign = api.create_campaign(
         {
             "name": "Spring sale",
             "list_id": listed["id"],
             "channel": "sms",
-            "sender": "Acme",
+            "sender": SENDER,
             "template": "Hi {{ first_name }}, spring sale! Code {{ code }} gives 20% off. Reply STOP to opt out.",
             "rate_per_second": rate,
             "retry_policy": {"max_attempts": 3, "initial_delay_seconds": 2, "backoff_multiplier": 2},
@@ -73,9 +84,54 @@ def run_campaign(
     )
     started_at = time.monotonic()
     api.act(campaign["id"], "start")
-    final = follow(api, campaign["id"], accepted, timeout)
+    replies = Replies(
+        stack.provider_url, [str(row["phone"]) for row in rows if str(row["phone"]).startswith("+")], stops
+    )
+    final = follow(api, campaign["id"], accepted, timeout, replies)
     elapsed = time.monotonic() - started_at
-    return summary_table(final, elapsed, provider_stats(stack.provider_url)), str(final["status"])
+    final = wait_for_receipts(api, final)
+    return summary_table(final, elapsed, provider_stats(stack.provider_url), replies), str(final["status"])
+
+
+class Replies:
+    """`count` recipients not sent to yet reply STOP once a quarter of the campaign is done (the fake
+    provider posts each to the API's inbound webhook, signed); afterwards, the sends each got after it."""
+
+    def __init__(self, provider_url: str, numbers: list[str], count: int) -> None:
+        self.provider_url, self.numbers, self.count = provider_url, numbers, count
+        self.stopped: list[str] = []
+        self.at = 0.0
+
+    def maybe_send(self, done: int, total: int) -> None:
+        if self.stopped or not self.count or done < total // 4:
+            return
+        sent = {"+" + m["to"] for m in httpx.get(f"{self.provider_url}/_fake/messages", timeout=30).json()["messages"]}
+        self.stopped = [n for n in dict.fromkeys(self.numbers) if n not in sent][-self.count :]
+        words = ["STOP", "stop", "Stop!", "ARRÊT", "unsubscribe"]
+        for i, number in enumerate(self.stopped):
+            body = {"from": number, "to": SENDER, "text": words[i % len(words)]}
+            httpx.post(f"{self.provider_url}/_fake/inbound", json=body, timeout=10).raise_for_status()
+        self.at = time.time()
+        console.print(f"{len(self.stopped)} recipients replied STOP ({', '.join(words)}...)", style="yellow")
+
+    def sent_after_stop(self) -> int:
+        """Messages the STOPped numbers were sent more than 2 s after they replied."""
+        messages = httpx.get(f"{self.provider_url}/_fake/messages", timeout=30).json()["messages"]
+        stopped = {n.removeprefix("+") for n in self.stopped}
+        return sum(1 for m in messages if m["to"] in stopped and float(m["accepted_at"]) > self.at + 2)
+
+
+def wait_for_receipts(api: CampaignApi, campaign: dict[str, Any], seconds: float = 15) -> dict[str, Any]:
+    """The campaign once the receipts of what it sent have come back (or `seconds` passed)."""
+    deadline = time.monotonic() + seconds
+    with console.status("waiting for the delivery receipts"):
+        while time.monotonic() < deadline:
+            c = campaign["counters"]
+            if c["delivered"] + c["undelivered"] >= c["succeeded"]:
+                break
+            time.sleep(0.5)
+            campaign = api.campaign(campaign["id"])
+    return campaign
 
 
 def upload_csv(api: CampaignApi, list_id: str, text: str) -> dict[str, Any]:
@@ -96,7 +152,7 @@ def upload_csv(api: CampaignApi, list_id: str, text: str) -> dict[str, Any]:
     return upload
 
 
-def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> dict[str, Any]:
+def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float, replies: Replies) -> dict[str, Any]:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -110,13 +166,16 @@ def follow(api: CampaignApi, campaign_id: str, total: int, timeout: float) -> di
         while True:
             campaign = api.campaign(campaign_id)
             c = campaign["counters"]
+            done = c["succeeded"] + c["failed"] + c["unknown"] + c["skipped"]
             progress.update(
                 task,
-                completed=c["succeeded"] + c["failed"] + c["unknown"] + c["skipped"],
+                completed=done,
                 description=campaign["status"],
                 counters=f"queued {c['queued']} · in flight {c['in_flight']} · "
-                f"succeeded {c['succeeded']} · failed {c['failed']} · unknown {c['unknown']}",
+                f"succeeded {c['succeeded']} · failed {c['failed']} · unknown {c['unknown']} · "
+                f"opted out {c['skipped_by_reason'].get('opted_out', 0)} · delivered {c['delivered']}",
             )
+            replies.maybe_send(done, total)
             if campaign["status"] in ("completed", "cancelled") or time.monotonic() > deadline:
                 return campaign
             time.sleep(0.5)
@@ -126,13 +185,20 @@ def provider_stats(provider_url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{provider_url}/_fake/stats", timeout=10).json())
 
 
-def summary_table(campaign: dict[str, Any], elapsed: float, provider: dict[str, Any]) -> Table:
+def summary_table(
+    campaign: dict[str, Any], elapsed: float, provider: dict[str, Any], replies: Replies | None = None
+) -> Table:
     c = campaign["counters"]
     table = Table(title=f"campaign {campaign['id']}: {campaign['status']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name in ("total", "queued", "in_flight", "succeeded", "failed", "unknown", "skipped"):
         table.add_row(name, str(c[name]))
+    table.add_row("opted out (replied STOP)", str(c["skipped_by_reason"].get("opted_out", 0)))
+    table.add_row("delivered (receipts)", str(c["delivered"]))
+    table.add_row("undelivered (receipts)", str(c["undelivered"]))
+    if replies is not None and replies.stopped:
+        table.add_row("sends to a number > 2 s after its STOP", str(replies.sent_after_stop()))
     table.add_row("elapsed", f"{elapsed:.1f} s")
     table.add_row("messages/s", f"{(c['succeeded'] + c['failed'] + c['unknown']) / elapsed:.1f}")
     table.add_row("provider accepted", str(provider["accepted"]))

@@ -39,7 +39,7 @@ Control endpoints, for tests and the demo:
   ``timed_out_after_accept`` and ``failed_by_status`` (scripted failures by status, 503s included)
 * ``GET /_fake/config`` -> the current config
 * ``POST /_fake/config`` -> change any of ``rate_limit_per_second``, ``transient_failure_rate``,
-  ``latency_ms``, ``status_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
+  ``latency_ms``, ``status_webhook_url``, ``inbound_webhook_url``, ``dedup_client_ref``, ``missing_uuid_rate``,
   ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix),
   ``scripted_by_number`` (replaces every script and starts them over), ``balance_messages`` (what the account
   can still pay for: each accepted message takes one, and at 0 every send is a 402), ``receipts_by_number``
@@ -48,6 +48,9 @@ Control endpoints, for tests and the demo:
 * ``GET /_fake/calls`` -> every call placed, with its scripted outcome, and the voice counters
 * ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
   ``event_delay_ms``, ``call_seconds``, ``retries``, ``retry_base_ms``)
+* ``POST /_fake/inbound`` -> a recipient's message to one of the account's numbers (``from``, ``to``,
+  ``text``, ``channel`` sms or whatsapp), posted signed to ``inbound_webhook_url`` as the Messages API posts
+  inbound messages (and retried the same way); answers its ``message_uuid``
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
 Run in the foreground with ``python -m infra.local.fake_provider --port 8081`` (``--help`` lists the
@@ -295,6 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=problems))
             else:
                 self._send_json(200, config)
+        elif path == "/_fake/inbound":
+            status, payload = self.server.provider.inbound_request(self._json(raw))
+            self._send_json(status, payload)
         elif path == "/_fake/reset":
             self.server.provider.reset()
             self._send_json(200, {"ok": True})
@@ -354,6 +360,7 @@ class FakeProvider:
         latency_ms: int = 0,
         status_webhook_url: str | None = None,
         *,
+        inbound_webhook_url: str | None = None,
         dedup_client_ref: bool = False,
         missing_uuid_rate: float = 0.0,
         timeout_after_accept_rate: float = 0.0,
@@ -370,6 +377,7 @@ class FakeProvider:
                 "transient_failure_rate": transient_failure_rate,
                 "latency_ms": latency_ms,
                 "status_webhook_url": status_webhook_url,
+                "inbound_webhook_url": inbound_webhook_url,
                 "dedup_client_ref": dedup_client_ref,
                 "missing_uuid_rate": missing_uuid_rate,
                 "timeout_after_accept_rate": timeout_after_accept_rate,
@@ -633,6 +641,47 @@ class FakeProvider:
             answer.hold_seconds = hold_seconds
         return answer
 
+    def inbound(self, sender: str, to: str, text: str, channel: str = "sms") -> str:
+        """A recipient's message to one of the account's numbers, as the Messages API posts it to the
+        application's inbound URL (numbers without '+'); its message_uuid."""
+        with self._lock:
+            url = self._config.inbound_webhook_url
+            self._counters["inbound"] += 1
+        if not url:
+            raise ValueError("no inbound_webhook_url is configured")
+        message: Json = {
+            "channel": channel,
+            "message_uuid": str(uuid.uuid4()),
+            "to": to.removeprefix("+"),
+            "from": sender.removeprefix("+"),
+            "timestamp": _iso_utc(time.time()),
+            "message_type": "text",
+            "text": text,
+        }
+        if channel == "sms":
+            message["sms"] = {"keyword": (text.split() or [""])[0].upper(), "num_messages": "1"}
+        self._webhooks.put((url, message))
+        return str(message["message_uuid"])
+
+    def inbound_request(self, body: Any) -> tuple[int, Json]:
+        """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp)."""
+        fields = body if isinstance(body, dict) else {}
+        wrong = [
+            {"name": name, "reason": "required, a string"}
+            for name in ("from", "to", "text")
+            if not isinstance(fields.get(name), str) or not fields.get(name)
+        ]
+        if fields.get("channel", "sms") not in ("sms", "whatsapp"):
+            wrong.append({"name": "channel", "reason": "sms or whatsapp"})
+        if wrong:
+            detail = "The inbound request contained invalid parameters."
+            return 422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=wrong)
+        try:
+            sent = self.inbound(fields["from"], fields["to"], fields["text"], fields.get("channel", "sms"))
+        except ValueError as exc:
+            return 409, _problem("no-inbound-url", "No inbound URL", str(exc))
+        return 202, {"message_uuid": sent}
+
     @staticmethod
     def _status_callbacks(message: Json, ending: str) -> list[Json]:
         """The message-status callbacks of an accepted message, in order: submitted, then how it ended
@@ -725,7 +774,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--status-webhook-url",
         default=None,
-        help="POST a 'delivered' status callback here for every accepted message",
+        help="POST each accepted message's status callbacks (submitted, delivered, ...) here",
+    )
+    parser.add_argument(
+        "--inbound-webhook-url", default=None, help="POST the recipients' messages (POST /_fake/inbound) here"
     )
     add_fault_arguments(parser)
     return parser.parse_args(argv)
@@ -741,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             transient_failure_rate=args.transient_failure_rate,
             seed=args.seed,
             status_webhook_url=args.status_webhook_url,
+            inbound_webhook_url=args.inbound_webhook_url,
             credentials=(args.api_key, args.api_secret or "") if args.api_key else None,
             voice_public_key=Path(args.voice_public_key_file).read_text() if args.voice_public_key_file else None,
             voice_application_id=args.voice_application_id,

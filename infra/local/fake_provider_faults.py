@@ -31,6 +31,7 @@ CONFIG_FIELDS = (
     "transient_failure_rate",
     "latency_ms",
     "status_webhook_url",
+    "inbound_webhook_url",
     "dedup_client_ref",
     "missing_uuid_rate",
     "timeout_after_accept_rate",
@@ -54,6 +55,8 @@ class ProviderConfig:
     transient_failure_rate: float = 0.0
     latency_ms: int = 0
     status_webhook_url: str | None = None
+    # Where recipients' messages to the account's numbers are posted (POST /_fake/inbound plays one).
+    inbound_webhook_url: str | None = None
     dedup_client_ref: bool = False
     missing_uuid_rate: float = 0.0
     timeout_after_accept_rate: float = 0.0
@@ -180,6 +183,7 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             "transient_failure_rate": number and 0 <= value <= 1,
             "latency_ms": number and value >= 0,
             "status_webhook_url": value is None or isinstance(value, str),
+            "inbound_webhook_url": value is None or isinstance(value, str),
             "dedup_client_ref": isinstance(value, bool),
             "missing_uuid_rate": number and 0 <= value <= 1,
             "timeout_after_accept_rate": number and 0 <= value <= 1,
@@ -205,7 +209,7 @@ def parse_config(body: Any, current: ProviderConfig | None = None) -> tuple[Json
             problems.append({"name": name, "reason": "invalid value"})
         elif name in ("latency_ms", "timeout_after_accept_ms"):
             changes[name] = int(value)
-        elif name == "status_webhook_url":
+        elif name in ("status_webhook_url", "inbound_webhook_url"):
             changes[name] = value or None
         elif name == "dedup_client_ref":
             changes[name] = value
@@ -265,6 +269,7 @@ def initial_counters() -> Json:
         "in_flight": 0,
         "peak_in_flight": 0,
         "callbacks_retried": 0,  # status callbacks posted again after the receiver refused or did not answer
+        "inbound": 0,  # recipients' messages played (POST /_fake/inbound)
     }
 
 

@@ -527,6 +527,8 @@ class LocalStack:
             provider_args.append("--dedup-client-ref")
         if self.provider_status_webhook_path:
             provider_args += ["--status-webhook-url", f"{self.api_url}{self.provider_status_webhook_path}"]
+        # Recipients' replies (STOP, HELP) go to the API's inbound webhook, signed like the call events.
+        provider_args += ["--inbound-webhook-url", f"{self.api_url}/v1/webhooks/vonage/inbound"]
         return provider_args + self.provider_extra_args
 
     def _voice_application(self) -> None:

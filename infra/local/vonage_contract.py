@@ -146,6 +146,13 @@ def status_webhook_validator() -> Draft4Validator:
 
 
 @lru_cache(maxsize=1)
+def inbound_webhook_validator() -> Draft4Validator:
+    """The inbound message the Messages API posts to the application's inbound URL."""
+    (operation,) = document(MESSAGES)["x-webhooks"]["inbound-message"].values()
+    return _validator(MESSAGES, operation["post"]["requestBody"]["content"]["application/json"]["schema"])
+
+
+@lru_cache(maxsize=1)
 def _call_request_validator() -> Draft4Validator:
     """A create-call request with an NCCO (the description's `CreateCallRequestNcco`: the form dispatch sends)."""
     return _validator(VOICE, {"$ref": "#/components/schemas/CreateCallRequestNcco"})

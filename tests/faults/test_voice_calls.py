@@ -10,12 +10,9 @@ so the fake retries what the route refused, as Vonage does."""
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -26,59 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from infra.local.fake_provider import FakeProvider
 from infra.local.fake_voice import sign
 from tests.faults.harness import Harness
-from tests.utils import Api, campaign_body, valid_phone
+from tests.faults.webhooks import EventBridge
+from tests.utils import campaign_body, valid_phone
 
 APPLICATION = "app-0001"
 SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
-
-
-class EventBridge:
-    """An HTTP server in front of the in-process API: the fake provider posts events to it; `deliver()`
-    (called between the harness's rounds) passes each to the route and answers the fake with its status."""
-
-    def __init__(self) -> None:
-        self.waiting: queue.Queue[tuple[str, dict[str, str], bytes, queue.Queue[int]]] = queue.Queue()
-        bridge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer: queue.Queue[int] = queue.Queue()
-                bridge.waiting.put((self.path, dict(self.headers), body, answer))
-                try:
-                    status = answer.get(timeout=4)
-                except queue.Empty:
-                    status = 504
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.answered: Counter[int] = Counter()
-        self.results: Counter[tuple[str, str]] = Counter()
-
-    def deliver(self, api: Api, idle_seconds: float = 0.1) -> None:
-        """Pass on the events waiting, and those that follow them, until none came for `idle_seconds`."""
-        while True:
-            try:
-                path, headers, body, answer = self.waiting.get(timeout=idle_seconds)
-            except queue.Empty:
-                return
-            sent = {"Content-Type": "application/json", "Authorization": headers.get("Authorization", "")}
-            response = api.client.http.request("POST", path, headers=sent, body=body)
-            self.answered[response.status_code] += 1
-            self.results[(json.loads(body)["status"], json.loads(response.body).get("result"))] += 1
-            answer.put(response.status_code)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from infra.local.stack import LocalStack, create_local_account
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # 60 no longer reached campaigns once the API grew
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "160"))  # 60, then 120, no longer reached campaigns as the API grew
 STEPS = int(os.environ.get("FUZZ_STEPS", "10"))
 SEED = int(os.environ.get("FUZZ_SEED", "20250607"))
 PROBLEM_JSON = "application/problem+json"

@@ -465,6 +465,7 @@ def test_config_endpoint_changes_behaviour(client: httpx.Client) -> None:
         "transient_failure_rate": 1.0,
         "latency_ms": 0,
         "status_webhook_url": None,
+        "inbound_webhook_url": None,
         "dedup_client_ref": False,
         "missing_uuid_rate": 0.0,
         "timeout_after_accept_rate": 0.0,
@@ -567,6 +568,7 @@ def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
         "in_flight": 0,
         "peak_in_flight": 0,
         "callbacks_retried": 0,
+        "inbound": 0,
     }
     assert client.post("/v1/messages", json=a_send(client_ref="r1")).status_code == 202
     assert client.get("/_fake/stats").json()["duplicates"] == 0
@@ -657,6 +659,7 @@ FAULT_FLAGS = [
 FAULT_CONFIG = {
     "latency_ms": 5,
     "status_webhook_url": None,
+    "inbound_webhook_url": None,
     "dedup_client_ref": True,
     "missing_uuid_rate": 0.1,
     "timeout_after_accept_rate": 0.2,
@@ -748,7 +751,7 @@ def test_local_stack_passes_its_provider_settings_to_the_provider_cli(tmp_path: 
     assert command[1:3] == ["-m", "infra.local.fake_provider"]
     args = fake_provider._parse_args(command[3:])
     assert fake_provider.fault_options(args) == {
-        name: value for name, value in FAULT_CONFIG.items() if name != "status_webhook_url"
+        name: value for name, value in FAULT_CONFIG.items() if not name.endswith("_webhook_url")
     }
     assert (args.port, args.rate_limit, args.transient_failure_rate) == (8099, 200, 0.05)
 

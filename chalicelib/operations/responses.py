@@ -1,0 +1,126 @@
+"""What comes back from recipients and their phones (decision 40).
+
+- `inbound`: a recipient's message to one of the account's numbers. A STOP word suppresses the sender for
+  the channel (on WhatsApp marketing only; STOPALL every category); START lifts it; HELP sends the number's
+  help text back on the same channel (once per inbound message, however often the provider repeats it).
+- `receipt`: a message-status callback. Its `client_ref` names the campaign, recipient and attempt; the
+  receipt moves that delivery forward (submitted < delivered | rejected | undeliverable < read), whether or
+  not the send's outcome is recorded yet. One that matches no delivery is kept (`RECEIPT#<uuid>`), not
+  dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.channels import OutgoingMessage, channel_for
+from chalicelib.domain.delivery import OutcomeKind
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, suppressions
+
+# A kept receipt, or the mark that a HELP was answered, lives this long.
+KEEP_SECONDS = 7 * 86_400
+
+
+def inbound(message: dict[str, Any]) -> str:
+    """Act on an inbound message; what it was taken as (opted_out, opted_in, helped, noted)."""
+    to, sender = normal_address(message["to"]), normal_address(message["from"])
+    registration = numbers.owner(to)
+    if registration is None:
+        raise NotFound(detail=f"the number {to} is not registered by any account (POST /v1/numbers)")
+    account, channel = str(registration["account"]), str(message["channel"])
+    asked = intent(str(message.get("text") or ""))
+    if asked in ("stop", "stop_all"):
+        scopes = stop_scopes(channel, every_category=asked == "stop_all")
+        suppressions.add(account, scopes, sender, "inbound", f"{str(message.get('text') or '')[:100]} to {to}")
+        logger.info("opted out", extra={"account": account, "channel": channel, "scopes": scopes})
+        return "opted_out"
+    if asked == "start":
+        suppressions.remove(account, SCOPES_OF_CHANNEL.get(channel, ("sms",)), sender)
+        return "opted_in"
+    if asked == "help":
+        if replays.first_use(f"HELP#{message['message_uuid']}", time.time() + KEEP_SECONDS):
+            _answer_help(channel, to, sender, str(registration["help_text"]), str(message["message_uuid"]))
+        return "helped"
+    return "noted"
+
+
+def _answer_help(channel: str, number: str, sender: str, text: str, message_uuid: str) -> None:
+    """The number's help text, back to who asked, on the channel they asked on (a WhatsApp text is taken
+    inside the 24 hours their message opened)."""
+    reply = OutgoingMessage(
+        channel=channel, to=sender, sender=number, text=text, idempotency_key=f"help:{message_uuid}"
+    )
+    outcome = channel_for(channel).send(reply)
+    if outcome.kind != OutcomeKind.ACCEPTED:
+        logger.warning("help reply not sent", extra={"channel": channel, "error": outcome.error})
+
+
+def receipt(status: dict[str, Any]) -> str:
+    """Apply a delivery receipt; applied, ignored (a repeat, late, or another attempt's) or kept."""
+    where = _delivery_of(str(status.get("client_ref") or ""))
+    if where is None:
+        return _keep(status)
+    pk, rid, attempt = where
+    at = _epoch(status.get("timestamp"))
+    error = status.get("error") or {}
+    reason = str(error.get("detail") or error.get("title") or "")[:300] if error else None
+    written = deliveries.apply_receipt(pk, rid, attempt, {"status": status["status"], "at": at, "error": reason})
+    if written.ok:
+        return "applied"
+    if written.current is None:  # no delivery under that key: not one of ours after all
+        return _keep(status)
+    return "ignored"
+
+
+def _delivery_of(client_ref: str) -> tuple[str, str, int] | None:
+    """(delivery pk, recipient id, attempt) named by `<campaign>:<recipient>:<attempt>` (the send's
+    idempotency key), or None when it names no campaign we know."""
+    campaign_id, _, rest = client_ref.partition(":")
+    rid, _, attempt = rest.rpartition(":")
+    if not (campaign_id and rid and attempt.isdigit()):
+        return None
+    found = _campaign_of(campaign_id)
+    if found is None:
+        return None
+    campaign_pk, buckets = found
+    return deliveries.pk_for(campaign_pk, buckets, rid), rid, int(attempt)
+
+
+@lru_cache(maxsize=1024)
+def _campaign_of(campaign_id: str) -> tuple[str, int] | None:
+    """A campaign's key and bucket count (both fixed at creation), read once per process."""
+    account = campaigns.owner_of(campaign_id)
+    if account is None:
+        return None
+    campaign = campaigns.get_campaign_by_pk(keys.campaign_pk(account, campaign_id))
+    if campaign is None:
+        return None
+    return str(campaign["pk"]), int(campaign.get("buckets", 1))
+
+
+def _keep(status: dict[str, Any]) -> str:
+    """A receipt that matches no delivery, kept as it came (for a week) rather than dropped."""
+    item = {
+        "pk": f"RECEIPT#{status['message_uuid']}",
+        "sk": str(status["status"]),
+        "receipt": status,
+        "purge_at": int(time.time() + KEEP_SECONDS),
+    }
+    aws.dynamodb().put_item(TableName=get_settings().main_table, Item=aws.to_item(item))
+    logger.info("receipt kept: no delivery matches it", extra={"client_ref": status.get("client_ref")})
+    return "kept"
+
+
+def _epoch(timestamp: Any) -> float:
+    """The receipt's time (ISO 8601, as Vonage sends it), else now."""
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
