@@ -102,6 +102,8 @@ __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
 MAX_BODY_BYTES = 1_000_000
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 WEBHOOK_RETRIES = 4
+# Lanes posting status callbacks at once (each message's in one lane, in order), besides the inbound lane.
+STATUS_LANES = 4
 POLL_INTERVAL_SECONDS = 0.05  # how long stop() may wait for serve_forever() to notice
 
 Json = dict[str, Any]
@@ -409,8 +411,10 @@ class FakeProvider:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._serving = False
-        self._webhooks: queue.Queue[tuple[str, Json] | None] = queue.Queue()
-        self._webhook_thread: threading.Thread | None = None
+        # Callbacks are posted in lanes, as Vonage posts them concurrently: a message's status callbacks all
+        # in one lane (in order), inbound messages in a lane of their own (a STOP never waits behind receipts).
+        self._webhooks: list[queue.Queue[tuple[str, Json] | None]] = [queue.Queue() for _ in range(1 + STATUS_LANES)]
+        self._webhook_threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -420,11 +424,15 @@ class FakeProvider:
             if self._server is None:
                 self._server = _Server((self._host, self._port), self)
                 self._closing.clear()
-            if self._webhook_thread is None:
-                self._webhook_thread = threading.Thread(
-                    target=self._deliver_webhooks, name="fake-provider-webhooks", daemon=True
-                )
-                self._webhook_thread.start()
+            if not self._webhook_threads:
+                self._webhook_threads = [
+                    threading.Thread(
+                        target=self._deliver_webhooks, args=(lane,), name=f"fake-provider-webhooks-{i}", daemon=True
+                    )
+                    for i, lane in enumerate(self._webhooks)
+                ]
+                for thread in self._webhook_threads:
+                    thread.start()
         return self.base_url
 
     def start(self) -> str:
@@ -456,14 +464,15 @@ class FakeProvider:
         """Stop serving and close the socket; safe to call more than once, from any thread but the one
         inside ``serve_forever()``."""
         with self._lock:
-            server, thread, webhook_thread = self._server, self._thread, self._webhook_thread
+            server, thread, webhook_threads = self._server, self._thread, self._webhook_threads
             serving = self._serving
-            self._server = self._thread = self._webhook_thread = None
+            self._server = self._thread = None
+            self._webhook_threads = []
             self._serving = False
         self._closing.set()
         self.voice.stop()
-        if webhook_thread is not None:
-            self._webhooks.put(None)
+        for lane in self._webhooks[: len(webhook_threads)]:
+            lane.put(None)
         if server is not None:
             if serving:
                 server.shutdown()
@@ -633,7 +642,7 @@ class FakeProvider:
         if webhook_url:
             ending = config.receipts_by_number.get(body["to"], "delivered")
             for callback in self._status_callbacks(message, ending):
-                self._webhooks.put((webhook_url, callback))
+                self._webhooks[1 + hash(message["message_uuid"]) % STATUS_LANES].put((webhook_url, callback))
         if fault == MISSING_UUID:
             return _Answer(200, {})
         answer = _Answer(202, {"message_uuid": message["message_uuid"]})
@@ -660,7 +669,7 @@ class FakeProvider:
         }
         if channel == "sms":
             message["sms"] = {"keyword": (text.split() or [""])[0].upper(), "num_messages": "1"}
-        self._webhooks.put((url, message))
+        self._webhooks[0].put((url, message))
         return str(message["message_uuid"])
 
     def inbound_request(self, body: Any) -> tuple[int, Json]:
@@ -711,12 +720,12 @@ class FakeProvider:
             callbacks.append(callback)
         return callbacks
 
-    def _deliver_webhooks(self) -> None:
+    def _deliver_webhooks(self, lane: queue.Queue[tuple[str, Json] | None]) -> None:
         """Status callbacks, one at a time, each signed as Vonage signs them (HS256 with the signature
         secret, `payload_hash`) and tried again, re-signed, while the receiver answers other than 2xx or
         not at all, as Vonage retries (`WEBHOOK_RETRIES` times here, backing off from 0.2 s)."""
         while True:
-            item = self._webhooks.get()
+            item = lane.get()
             if item is None:
                 return
             url, payload = item
