@@ -38,6 +38,7 @@ class Case:
     index_units: float  # per recipient, of the write units
     requests: float  # DynamoDB and SQS requests per recipient
     states: dict[str, int]
+    keys_read: float = 0.0  # keys asked in BatchGetItem per recipient (the suppression check, decision 40)
 
 
 @contextmanager
@@ -136,6 +137,7 @@ def _measure(
         index / recipients,
         dynamodb_and_sqs / recipients,
         states,
+        counts.batch_get_keys[PRODUCT] / recipients,
     )
 
 
@@ -179,6 +181,12 @@ def _limits_set(harness: Any, list_id: str) -> None:
     """A sender limit and a country limit over every send of the case, fast enough not to slow it."""
     harness.tenant.ok("PUT", "/v1/limits/senders/Acme", {"rate_per_second": 1000})
     harness.tenant.ok("PUT", "/v1/limits/countries/US", {"rate_per_second": 1000})
+
+
+def _suppress_half(harness: Any, recipients: int) -> None:
+    """Every other recipient replied STOP before the campaign (suppressed for SMS through the API)."""
+    for n in range(0, recipients, 2):
+        harness.tenant.ok("POST", "/v1/suppressions", {"destination": _phone(n), "channel": "sms"}, status=201)
 
 
 def run_cases(recipients: int) -> list[Case]:
@@ -237,6 +245,14 @@ def run_cases(recipients: int) -> list[Case]:
             rows=_plain_rows,
             campaign={"max_concurrent": 5},
         ),
+        _measure(
+            "half opted out",
+            "every other recipient suppressed (a STOP): skipped as opted_out, never claimed",
+            recipients,
+            rows=_plain_rows,
+            campaign={},
+            before=lambda harness, _: _suppress_half(harness, recipients),
+        ),
     ]
 
 
@@ -244,7 +260,7 @@ def section(cases: list[Case], recipients: int, command: str) -> str:
     base = cases[0].write_units
     rows = "\n".join(
         f"| {c.name} | {c.what} | {c.write_units:.3f} | {c.index_units:.3f} | {c.write_units - base:+.3f} | "
-        f"{c.requests:.2f} | {', '.join(f'{k} {v}' for k, v in c.states.items())} |"
+        f"{c.requests:.2f} | {c.keys_read:.2f} | {', '.join(f'{k} {v}' for k, v in c.states.items())} |"
         for c in cases
     )
     return f"""{BEGIN}
@@ -258,8 +274,8 @@ are DynamoDB's (an item under 1 KB is one; an index entry added or removed is on
 product's own to DynamoDB and SQS (not the event source mappings' polls). Each recipient of a case goes
 through the same thing.
 
-| case | every recipient | write units | of which indexes | vs plain | requests | final counters |
-|---|---|---:|---:|---:|---:|---|
+| case | every recipient | write units | of which indexes | vs plain | requests | keys read | final counters |
+|---|---|---:|---:|---:|---:|---:|---|
 {rows}
 
 Read with the requests by operation (the bench's counter): a plain send is the claim (PutItem) and the
@@ -272,7 +288,11 @@ used up by another campaign is the GetItem and the skipped delivery, no send and
 add one UpdateItem per chunk on each limit's ledger and one Query of the account's limits per campaign
 per dispatch invocation (decision 25). A concurrency limit adds, per dispatch invocation, a Query of the
 campaign's held slots and a conditional PutItem for each slot its sends take, and a DeleteItem for each
-when it ends (decision 28): per invocation, not per recipient. Add one write unit per recipient for the list upload.
+when it ends (decision 28): per invocation, not per recipient. Keys read are the keys asked in BatchGetItem
+(strongly consistent: a read unit each): the suppression check asks one key per recipient (its number in the
+SMS scope) in one request per chunk, read again only for a chunk still sending a second later (decision 40);
+an opted-out recipient costs that read and the skipped delivery's PutItem. Add one write unit per recipient
+for the list upload.
 {END}"""
 
 
