@@ -1,0 +1,108 @@
+"""Suppressions and numbers through the API (decision 40): bad input is a 422 naming the field, another
+account's are invisible, a number belongs to one account, and an inbound message to a number nobody
+registered, or a malformed one, changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.fake_voice import sign
+from tests.utils import Api
+
+pytestmark = pytest.mark.integration
+
+SECRET = "a-signature-secret-of-the-account-0001"
+
+
+def problem(answer: Any, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.body
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    body: dict[str, Any] = json.loads(answer.body)
+    return body
+
+
+def test_suppressions_are_added_listed_by_channel_and_lifted(tenant: Api, api: Api) -> None:
+    added = tenant.ok("POST", "/v1/suppressions", {"destination": "+1 (415) 555-0123", "channel": "all"}, status=201)
+    assert added["destination"] == "+14155550123" and "whatsapp.utility" in added["scopes"]
+    tenant.ok("POST", "/v1/suppressions", {"destination": "Ann@Example.COM", "channel": "email"}, status=201)
+    emails = tenant.ok("GET", "/v1/suppressions?channel=email")["items"]
+    assert [(s["destination"], s["scope"], s["source"]) for s in emails] == [
+        ("+14155550123", "email", "api"),
+        ("Ann@example.com", "email", "api"),
+    ]
+    one = tenant.ok("GET", "/v1/suppressions?destination=%2B14155550123")["items"]
+    assert len(one) == 7
+    lifted = tenant.ok("DELETE", "/v1/suppressions?destination=%2B14155550123&channel=whatsapp")
+    assert lifted["scopes"] == ["whatsapp.marketing", "whatsapp.utility"]
+    assert len(tenant.ok("GET", "/v1/suppressions?destination=%2B14155550123")["items"]) == 5
+    missing = tenant.call("DELETE", "/v1/suppressions?destination=%2B14155550123&channel=whatsapp")
+    assert "not suppressed" in problem(missing, 404)["detail"]
+    # Another account sees none of them, and lifting one of them changes nothing of this account's.
+    other = api.new_account("other")
+    assert other.ok("GET", "/v1/suppressions")["items"] == []
+    problem(other.call("DELETE", "/v1/suppressions?destination=%2B14155550123&channel=sms"), 404)
+    assert len(tenant.ok("GET", "/v1/suppressions?channel=sms")["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"destination": "not a number", "channel": "sms"}, "destination"),
+        ({"destination": "ann@example.com", "channel": "sms"}, "destination"),
+        ({"destination": "+14155550123", "channel": "email"}, "destination"),
+        ({"destination": "+14155550123", "channel": "pigeon"}, "channel"),
+        ({"destination": "+14155550123"}, "channel"),
+    ],
+)
+def test_a_bad_suppression_is_a_422_naming_the_field(tenant: Api, body: dict[str, Any], field: str) -> None:
+    found = problem(tenant.call("POST", "/v1/suppressions", body), 422)
+    assert [e["field"] for e in found["errors"]] == [field]
+    assert tenant.ok("GET", "/v1/suppressions")["items"] == []
+
+
+def test_a_number_belongs_to_one_account(tenant: Api, api: Api) -> None:
+    mine = tenant.ok("POST", "/v1/numbers", {"number": "+14155550100", "help_text": "Acme. STOP to end."}, status=201)
+    assert mine["number"] == "+14155550100"
+    other = api.new_account("other")
+    taken = problem(other.call("POST", "/v1/numbers", {"number": "+14155550100", "help_text": "Mine!"}), 409)
+    assert "another account" in taken["detail"]
+    assert other.ok("GET", "/v1/numbers")["items"] == []
+    bad = problem(tenant.call("POST", "/v1/numbers", {"number": "+1555", "help_text": "x"}), 422)
+    assert [e["field"] for e in bad["errors"]] == ["number"]
+    problem(other.call("DELETE", "/v1/numbers?number=%2B14155550100"), 404)
+    assert [n["number"] for n in tenant.ok("GET", "/v1/numbers")["items"]] == ["+14155550100"]
+    assert tenant.call("DELETE", "/v1/numbers?number=%2B14155550100").status_code == 204
+    # Given up, it can be taken by the other account.
+    other.ok("POST", "/v1/numbers", {"number": "+14155550100", "help_text": "Mine now."}, status=201)
+
+
+def test_an_inbound_message_unsigned_malformed_or_to_nobodys_number_changes_nothing(
+    tenant: Api, monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str]
+) -> None:
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="sig", SecretString=SECRET)
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "sig")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    tenant.ok("POST", "/v1/numbers", {"number": "+14155550100", "help_text": "Acme."}, status=201)
+
+    def post(message: Any, signed: bool = True) -> Any:
+        body = json.dumps(message).encode()
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers["Authorization"] = f"Bearer {sign(body, SECRET)}"
+        return tenant.client.http.request("POST", "/v1/webhooks/vonage/inbound", headers=headers, body=body)
+
+    stop = {"channel": "sms", "message_uuid": "m-1", "to": "14155550100", "from": "14155550123", "text": "STOP"}
+    problem(post(stop, signed=False), 401)
+    problem(post({**stop, "to": "14155550199"}), 404)
+    assert [e["field"] for e in problem(post({**stop, "from": "Robert'); DROP"}), 422)["errors"]] == ["from"]
+    assert [e["field"] for e in problem(post({**stop, "channel": "fax"}), 422)["errors"]] == ["channel"]
+    problem(post({**stop, "text": "x" * 6000}), 422)
+    assert tenant.ok("GET", "/v1/suppressions")["items"] == []
+    assert json.loads(post(stop).body) == {"result": "opted_out"}
+    assert [s["destination"] for s in tenant.ok("GET", "/v1/suppressions")["items"]] == ["+14155550123"]
