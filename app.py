@@ -10,11 +10,13 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
 from chalicelib.api import register_api
 from chalicelib.workers import dead_letters as dead_letters_worker
 from chalicelib.workers import dispatch as dispatch_worker
+from chalicelib.workers import events as events_worker
 from chalicelib.workers import export as export_worker
 from chalicelib.workers import ingest as ingest_worker
 from chalicelib.workers import list_purge as list_purge_worker
 from chalicelib.workers import release as release_worker
 from chalicelib.workers import stats as stats_worker
+from chalicelib.workers import webhooks as webhooks_worker
 
 app = Chalice(app_name="bulk-campaign-api")
 register_api(app)
@@ -26,6 +28,7 @@ DISPATCH_DLQ_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch-dead-let
 INGEST_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:ingest"
 EXPORT_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:export"
 LIST_PURGE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:list-purge"
+WEBHOOK_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:webhooks"
 DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
 
 
@@ -72,3 +75,18 @@ def list_purge(event: SQSEvent) -> dict[str, Any]:
 )
 def stats(event: DynamoDBEvent) -> None:
     stats_worker.apply_delivery_changes(event.to_dict())
+
+
+@app.on_dynamodb_record(
+    stream_arn=DELIVERIES_STREAM_PLACEHOLDER,
+    batch_size=1000,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=1,
+)
+def events(event: DynamoDBEvent) -> None:
+    events_worker.record_delivery_changes(event.to_dict())
+
+
+@app.on_sqs_message(queue_arn=WEBHOOK_QUEUE_PLACEHOLDER, batch_size=10, maximum_concurrency=5)
+def webhooks(event: SQSEvent) -> dict[str, Any]:
+    return webhooks_worker.handle_batch(event.to_dict(), event.context)

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     ingest_queue_url: str = ""
     export_queue_url: str = ""
     list_purge_queue_url: str = ""
+    # Customer webhooks (decision 41): deliveries queued here; given up on ones go to the dead-letter queue.
+    webhook_queue_url: str = ""
+    webhook_dead_letter_queue_url: str = ""
+    webhook_timeout_seconds: float = 10.0
+    webhook_first_retry_seconds: float = 5.0  # then doubling: 10 s, 20 s, ... 15 minutes
+    # A delivery is tried for this long (growing delays), then dead-lettered.
+    webhook_retry_seconds: float = 86_400.0
+    # An endpoint whose every delivery failed for this long is disabled (and the account told by the event).
+    webhook_disable_after_seconds: float = 3 * 86_400.0
     # Exports: how long a download URL works, and the size of each uploaded part (S3: at least 5 MiB).
     export_url_seconds: int = 3600
     export_part_bytes: int = 8 * 1024 * 1024

@@ -10,11 +10,13 @@ from chalicelib.api import (
     brands,
     calls,
     campaigns,
+    events,
     exports,
     limits,
     list_management,
     lists,
     meta,
+    provider_webhooks,
     suppressions,
     templates,
     uploads,
@@ -37,7 +39,9 @@ def register_api(app: Chalice) -> None:
         exports,
         limits,
         suppressions,
+        provider_webhooks,
         webhooks,
+        events,
         meta,
     ):
         app.register_blueprint(resource.bp, url_prefix="/v1")

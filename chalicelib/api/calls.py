@@ -9,8 +9,8 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, query_str, route
+from chalicelib.api.provider_webhooks import signed_callback
 from chalicelib.api.views import iso
-from chalicelib.api.webhooks import signed_callback
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import Call, CallEvent, CallEventResult, Page
 from chalicelib.operations import calls

@@ -20,6 +20,7 @@ from chalicelib.api.http import (
 from chalicelib.domain import models as m
 from chalicelib.domain.recipients import ListItemIn, RecipientRow
 from chalicelib.domain.responses import SUPPRESSION_CHANNELS
+from chalicelib.operations.events import EVENT_TYPES
 from chalicelib.store.pages import MAX_TOKEN_LENGTH
 
 
@@ -594,6 +595,92 @@ OPERATIONS: list[Operation] = [
         ),
     ),
     Operation(
+        "get",
+        "/v1/events",
+        "Page through the event log, oldest first: deliveries, receipts, replies and opt-outs",
+        None,
+        200,
+        m.Page[m.Event],
+        "listEvents",
+        paged=True,
+        query=(
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": description,
+                    "schema": {"type": "string", "maxLength": 128},
+                }
+                for name, description in (
+                    ("campaign_id", "Only this campaign's events."),
+                    ("recipient_id", "Only this recipient's events."),
+                    ("since", "ISO 8601 with an offset; default 24 hours ago."),
+                    ("until", "ISO 8601 with an offset; default now. At most 92 days after `since`."),
+                )
+            ),
+            {
+                "name": "type",
+                "in": "query",
+                "required": False,
+                "description": "Only events of this type.",
+                "schema": {"type": "string", "enum": list(EVENT_TYPES)},
+            },
+        ),
+    ),
+    Operation(
+        "post",
+        "/v1/webhooks",
+        "Create a webhook: your endpoint gets the account's events, signed per Standard Webhooks",
+        m.WebhookCreate,
+        201,
+        m.WebhookSecret,
+        "createWebhook",
+    ),
+    Operation(
+        "get",
+        "/v1/webhooks",
+        "Page through the account's webhooks",
+        None,
+        200,
+        m.Page[m.Webhook],
+        "listWebhooks",
+        paged=True,
+    ),
+    Operation("get", "/v1/webhooks/{webhook_id}", "A webhook and its health", None, 200, m.Webhook, "getWebhook"),
+    Operation("delete", "/v1/webhooks/{webhook_id}", "Delete a webhook", None, 204, None, "deleteWebhook"),
+    Operation(
+        "post",
+        "/v1/webhooks/{webhook_id}/rotate",
+        "A new signing secret; the previous one signs beside it for a day",
+        None,
+        200,
+        m.WebhookSecret,
+        "rotateWebhookSecret",
+    ),
+    Operation(
+        "post", "/v1/webhooks/{webhook_id}/enable", "Enable a disabled webhook", None, 200, m.Webhook, "enableWebhook"
+    ),
+    Operation(
+        "get",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        "The webhook's deliveries of the last week: state, attempts, last answer",
+        None,
+        200,
+        m.Page[m.WebhookDelivery],
+        "listWebhookDeliveries",
+        paged=True,
+    ),
+    Operation(
+        "post",
+        "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+        "Send a delivery's event again",
+        None,
+        202,
+        m.WebhookDelivery,
+        "replayWebhookDelivery",
+    ),
+    Operation(
         "post",
         "/v1/brands",
         "Create an email brand: logo, colours, postal address and unsubscribe link around an email's content",
@@ -849,6 +936,33 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
             None,
         )
     },
+    **{
+        operation: {
+            name: (target, {"webhook_id": "$response.body#/webhook/id"}, None)
+            for name, target in (
+                ("GetWebhook", "getWebhook"),
+                ("ListWebhookDeliveries", "listWebhookDeliveries"),
+                ("RotateWebhookSecret", "rotateWebhookSecret"),
+                ("EnableWebhook", "enableWebhook"),
+                ("DeleteWebhook", "deleteWebhook"),
+            )
+        }
+        for operation in ("createWebhook", "rotateWebhookSecret")
+    },
+    "listWebhookDeliveries": {
+        "NextPage": (
+            "listWebhookDeliveries",
+            {"webhook_id": "$request.path.webhook_id", "page_token": "$response.body#/next_page_token"},
+            None,
+        ),
+        "ReplayWebhookDelivery": (
+            "replayWebhookDelivery",
+            {"webhook_id": "$request.path.webhook_id", "delivery_id": "$response.body#/items/0/id"},
+            None,
+        ),
+    },
+    "listWebhooks": {"NextPage": ("listWebhooks", {"page_token": "$response.body#/next_page_token"}, None)},
+    "listEvents": {"NextPage": ("listEvents", {"page_token": "$response.body#/next_page_token"}, None)},
     "listNumbers": {"NextPage": ("listNumbers", {"page_token": "$response.body#/next_page_token"}, None)},
     "listBrands": {"NextPage": ("listBrands", {"page_token": "$response.body#/next_page_token"}, None)},
     "listCalls": {

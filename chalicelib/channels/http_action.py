@@ -211,11 +211,16 @@ def _retry_after(answer: Answer) -> float | None:
 _adapter: list[HttpAction] = []
 
 
+def configured_guard() -> Guard:
+    """The outbound guard as the stage's settings configure it (its exceptions: decision 29)."""
+    s = get_settings()
+    hosts = frozenset(h.strip().lower() for h in s.outbound_allowed_hosts.split(",") if h.strip())
+    return Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts)
+
+
 def http_action() -> HttpAction:
     if not _adapter:
-        s = get_settings()
-        hosts = frozenset(h.strip().lower() for h in s.outbound_allowed_hosts.split(",") if h.strip())
-        _adapter.append(HttpAction(Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts)))
+        _adapter.append(HttpAction(configured_guard()))
     return _adapter[0]
 
 

@@ -51,6 +51,8 @@ def system_resolver(host: str, port: int) -> list[str]:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise RefusedUrl(host, f"the host does not resolve ({exc.strerror})") from exc
+    except (UnicodeError, ValueError) as exc:  # a name IDNA cannot encode (found by the fuzz: "Jê\x9f")
+        raise RefusedUrl(host, "the host is not a valid name") from exc
     return list(dict.fromkeys(str(answer[4][0]) for answer in answers))
 
 

@@ -1183,6 +1183,78 @@ class Number(BaseModel):
     created_at: str
 
 
+EventType = Literal[
+    "delivery.succeeded",
+    "delivery.failed",
+    "delivery.unknown",
+    "delivery.skipped",
+    "delivery.expired",
+    "delivery.retrying",
+    "receipt.delivered",
+    "receipt.read",
+    "receipt.undelivered",
+    "message.received",
+    "recipient.opted_out",
+    "recipient.opted_in",
+    "webhook.disabled",
+]
+
+
+class Event(BaseModel):
+    """Something that happened to a recipient, or a message from one (the event log, and webhooks' `data`)."""
+
+    id: str = Field(description="Stable: the same event is never logged or sent under another id.")
+    type: EventType
+    occurred_at: str
+    campaign_id: str | None = None
+    recipient_id: str | None = None
+    data: dict[str, Any] = Field(
+        description="The delivery as it became (state, attempt, destination, skip_reason, last_error, receipt, "
+        "...), or the message (from, to, channel, text)."
+    )
+
+
+class WebhookCreate(Strict):
+    """An endpoint of yours that gets the account's events, signed per Standard Webhooks."""
+
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://\S+$", description="https (http only locally).")
+    event_types: list[EventType] = Field(
+        default_factory=list, max_length=20, description="The events it gets; empty: every one."
+    )
+    description: str | None = Field(None, max_length=500)
+
+
+class Webhook(BaseModel):
+    id: str
+    url: str
+    event_types: list[EventType]
+    description: str | None = None
+    enabled: bool
+    disabled_reason: str | None = Field(None, description="Why it was disabled (every delivery failing for days).")
+    failing_since: str | None = Field(None, description="Set while its deliveries fail; cleared by the next success.")
+    created_at: str
+
+
+class WebhookSecret(BaseModel):
+    """The secret to verify signatures with (`whsec_...`, Standard Webhooks), shown when created or rotated."""
+
+    webhook: Webhook
+    secret: str = Field(description="Verify `webhook-signature` with it (e.g. the `standardwebhooks` package).")
+    previous_secret_until: str | None = Field(
+        None, description="After a rotation, the previous secret still signs (a second signature) until then."
+    )
+
+
+class WebhookDelivery(BaseModel):
+    id: str = Field(description="Pass to .../deliveries/{delivery_id}/replay to send it again.")
+    event_id: str
+    event_type: EventType
+    state: Literal["delivered", "retrying", "dead_lettered"]
+    attempts: int
+    last_answer: str = Field(description="The endpoint's last status and the start of its answer, or why none came.")
+    updated_at: str
+
+
 class Recount(BaseModel):
     """Counters rebuilt from the deliveries themselves."""
 

@@ -1,8 +1,9 @@
 """What comes back from recipients and their phones (decision 40).
 
-- `inbound`: a recipient's message to one of the account's numbers. A STOP word suppresses the sender for
-  the channel (on WhatsApp marketing only; STOPALL every category); START lifts it; HELP sends the number's
-  help text back on the same channel (once per inbound message, however often the provider repeats it).
+- `inbound`: a recipient's message to one of the account's numbers, logged as an event (decision 41). A
+  STOP word suppresses the sender for the channel (on WhatsApp marketing only; STOPALL every category);
+  START lifts it; HELP sends the number's help text back on the same channel (once per inbound message,
+  however often the provider repeats it).
 - `receipt`: a message-status callback. Its `client_ref` names the campaign, recipient and attempt; the
   receipt moves that delivery forward (submitted < delivered | rejected | undeliverable < read), whether or
   not the send's outcome is recorded yet. One that matches no delivery is kept (`RECEIPT#<uuid>`), not
@@ -21,6 +22,7 @@ from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
 from chalicelib.observability import logger
+from chalicelib.operations import events
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, suppressions
 
@@ -29,26 +31,38 @@ KEEP_SECONDS = 7 * 86_400
 
 
 def inbound(message: dict[str, Any]) -> str:
-    """Act on an inbound message; what it was taken as (opted_out, opted_in, helped, noted)."""
+    """Act on an inbound message; what it was taken as (opted_out, opted_in, helped, noted). Every message is
+    an event (`message.received`), and an opt-out or opt-in one more."""
     to, sender = normal_address(message["to"]), normal_address(message["from"])
     registration = numbers.owner(to)
     if registration is None:
         raise NotFound(detail=f"the number {to} is not registered by any account (POST /v1/numbers)")
     account, channel = str(registration["account"]), str(message["channel"])
-    asked = intent(str(message.get("text") or ""))
+    text = str(message.get("text") or "")
+    asked = intent(text)
+    result = "noted"
+    scopes: tuple[str, ...] = ()
     if asked in ("stop", "stop_all"):
         scopes = stop_scopes(channel, every_category=asked == "stop_all")
-        suppressions.add(account, scopes, sender, "inbound", f"{str(message.get('text') or '')[:100]} to {to}")
+        suppressions.add(account, scopes, sender, "inbound", f"{text[:100]} to {to}")
         logger.info("opted out", extra={"account": account, "channel": channel, "scopes": scopes})
-        return "opted_out"
-    if asked == "start":
-        suppressions.remove(account, SCOPES_OF_CHANNEL.get(channel, ("sms",)), sender)
-        return "opted_in"
-    if asked == "help":
+        result = "opted_out"
+    elif asked == "start":
+        scopes = SCOPES_OF_CHANNEL.get(channel, ("sms",))
+        suppressions.remove(account, scopes, sender)
+        result = "opted_in"
+    elif asked == "help":
         if replays.first_use(f"HELP#{message['message_uuid']}", time.time() + KEEP_SECONDS):
             _answer_help(channel, to, sender, str(registration["help_text"]), str(message["message_uuid"]))
-        return "helped"
-    return "noted"
+        result = "helped"
+    data = {"from": sender, "to": to, "channel": channel, "text": text[:1000], "taken_as": result}
+    uuid = str(message["message_uuid"])
+    found = [events.inbound(account, "message.received", uuid, data)]
+    if result in ("opted_out", "opted_in"):
+        kind = f"recipient.{result}"
+        found.append(events.inbound(account, kind, uuid, {"destination": sender, "scopes": list(scopes)}))
+    events.record(found, f"inbound-{uuid}")
+    return result
 
 
 def _answer_help(channel: str, number: str, sender: str, text: str, message_uuid: str) -> None:

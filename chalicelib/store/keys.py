@@ -157,3 +157,13 @@ def number_owner_pk(number: str) -> str:
 def campaign_owner_pk(campaign_id: str) -> str:
     """Which account a campaign belongs to: a delivery receipt names the campaign (in its `client_ref`)."""
     return f"CAMPAIGN#{campaign_id}"
+
+
+def webhooks_pk(account_id: str) -> str:
+    """The account's webhook endpoints: one item per endpoint (GET /v1/webhooks)."""
+    return f"{account_id}#WEBHOOKS"
+
+
+def webhook_deliveries_pk(account_id: str, endpoint_id: str) -> str:
+    """An endpoint's delivery log: one item per event sent to it, `<occurred ms>-<event id>`."""
+    return f"{account_id}#WHD#{endpoint_id}"

@@ -134,6 +134,22 @@ def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(
         == f"Hi {sample['params']['first_name']}, code {sample['params']['code']}"
     )
 
+    # The event log (the runner's second consumer of the deliveries stream) has one event per finished one.
+    logged: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(logged) < counters["succeeded"] and time.monotonic() < deadline:
+        logged, token = [], ""
+        while True:
+            page = api.call("GET", f"/v1/events?campaign_id={campaign['id']}&type=delivery.succeeded&limit=1000{token}")
+            logged += page["items"]
+            if not page["next_page_token"]:
+                break
+            token = f"&page_token={page['next_page_token']}"
+        time.sleep(0.5)
+    assert sorted(e["recipient_id"] for e in logged) == sorted(
+        o["recipient_id"] for o in outcomes if o["state"] == "succeeded"
+    )
+
 
 def test_bad_input_over_http_is_problem_json_and_changes_nothing(stack: LocalStack, api: CampaignApi) -> None:
     listed = api.create_list("bad input")

@@ -41,6 +41,8 @@ class Harness:
     # Dispatch invocations run at once in a round (each takes up to 4 chunks).
     dispatch_invocations: int = 1
     replay_stream: bool = False
+    # The event log's stream consumer and the webhook queue's consumer run too (decision 41).
+    with_events: bool = False
     _iterators: dict[str, str] = field(default_factory=dict)
     _stream_arn: str = ""
 
@@ -74,6 +76,8 @@ class Harness:
             self.dispatch()
             self.dead_letters()
             self.stream()
+            if self.with_events:
+                self.webhooks()
             current = self.tenant.ok("GET", f"/v1/campaigns/{campaign_id}")
             if current["status"] in ("completed", "expired"):
                 return dict(current)
@@ -109,6 +113,15 @@ class Harness:
             answer = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
         self._settle_messages(url, messages, answer)
 
+    def webhooks(self) -> None:
+        """Webhook deliveries until none is waiting (a retry queued with no delay comes in the same call)."""
+        url = self.env["WEBHOOK_QUEUE_URL"]
+        for _ in range(MAX_INVOCATIONS_PER_ROUND):
+            messages = self._receive(url)
+            if not messages:
+                return
+            self._settle_messages(url, messages, self.app.webhooks(sqs_event(messages), None))
+
     def dead_letters(self) -> None:
         url = self._dead_letter_url()
         messages = self._receive(url)
@@ -129,6 +142,8 @@ class Harness:
         order = sorted(by_bucket, reverse=self.reverse_buckets)
         for bucket in order:  # each bucket as its own shard's batch
             self.app.stats({"Records": by_bucket[bucket]}, None)
+            if self.with_events:
+                self.app.events({"Records": by_bucket[bucket]}, None)
         if self.replay_stream:
             for bucket in order:
                 self.app.stats({"Records": by_bucket[bucket]}, None)

@@ -98,6 +98,8 @@ def test_stop_while_the_campaign_runs_ends_every_later_message_and_start_lifts_i
     outcomes = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}
     assert {outcomes[n]["skip_reason"] for n in skipped} == {"opted_out"}
     # The suppressions are listed; START from one of them lifts theirs.
+    opted = harness.tenant.ok("GET", "/v1/events?type=recipient.opted_out&limit=100")["items"]
+    assert sorted(e["data"]["destination"] for e in opted) == sorted(stopped)
     listed = harness.tenant.ok("GET", "/v1/suppressions?channel=sms&limit=100")["items"]
     assert sorted(s["destination"] for s in listed) == sorted(stopped)
     assert {s["source"] for s in listed} == {"inbound"}

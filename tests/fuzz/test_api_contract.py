@@ -32,7 +32,7 @@ from infra.local.stack import LocalStack, create_local_account
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "160"))  # 60, then 120, no longer reached campaigns as the API grew
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "240"))  # 60, 120, 160 no longer reached campaigns as the API grew
 STEPS = int(os.environ.get("FUZZ_STEPS", "10"))
 SEED = int(os.environ.get("FUZZ_SEED", "20250607"))
 PROBLEM_JSON = "application/problem+json"
@@ -306,6 +306,12 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("DELETE", "/v1/actions/{action_id}", None),
     ("GET", "/v1/brands/{brand_id}", None),
     ("DELETE", "/v1/brands/{brand_id}", None),
+    ("GET", "/v1/webhooks/{webhook_id}", None),
+    ("DELETE", "/v1/webhooks/{webhook_id}", None),
+    ("POST", "/v1/webhooks/{webhook_id}/rotate", None),
+    ("POST", "/v1/webhooks/{webhook_id}/enable", None),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries", None),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", None),
 ]
 
 
@@ -346,6 +352,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         template = http.post("/v1/templates", json={"name": "t", "content": {"text": "Hi"}}, headers=alice).json()
         action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
         brand = http.post("/v1/brands", json={"name": "b", "postal_address": "1 Main St"}, headers=alice).json()
+        hook = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -356,6 +363,8 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "template_id": template["id"],
             "action_id": action["id"],
             "brand_id": brand["id"],
+            "webhook_id": hook["webhook"]["id"],
+            "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
         }
         made_up = {
@@ -368,6 +377,8 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "template_id": "tpl_00000000000000000000",
             "action_id": "act_00000000000000000000",
             "brand_id": "brd_00000000000000000000",
+            "webhook_id": "whk_00000000000000000000",
+            "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
         }
         alices_newest = newest(http, alice)
@@ -385,6 +396,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert http.get(f"/v1/templates/{template['id']}", headers=alice).json()["latest_version"] == 1
         assert http.get(f"/v1/actions/{action['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/brands/{brand['id']}", headers=alice).status_code == 200
+        assert http.get(f"/v1/webhooks/{hook['webhook']['id']}", headers=alice).json()["enabled"] is True
 
 
 # --- what the served stack answers itself ---------------------------------------------------------

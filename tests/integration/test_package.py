@@ -59,6 +59,7 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
         "IngestQueue": "Ingest",
         "ExportQueue": "Export",
         "ListPurgeQueue": "ListPurge",
+        "WebhookQueue": "Webhooks",
     }
     function_of = {
         "Release": "release",
@@ -67,6 +68,7 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
         "Ingest": "ingest",
         "Export": "export",
         "ListPurge": "list_purge",
+        "Webhooks": "webhooks",
     }
     for name, consumer in consumers.items():
         properties = queues[name]["Properties"]

@@ -1,0 +1,115 @@
+"""Events (decision 41): what happened to a recipient, as the customer sees it.
+
+- Delivery events come from the deliveries stream (a consumer of its own beside the counters), never as a
+  write in the send path: a recipient finished (`delivery.succeeded`, `.failed`, `.unknown`, `.skipped`,
+  `.expired`), an attempt to be tried again (`delivery.retrying`), a receipt (`receipt.delivered`,
+  `.read`, `.undelivered`).
+- Replies and opt-outs come from the inbound webhook (`message.received`, `recipient.opted_out`,
+  `recipient.opted_in`).
+
+Each batch is written to the event log (store/event_log.py) and handed to the account's webhooks. An
+event's id comes from the stream record it was read from, so a replayed batch makes the same events: the
+log's object is put again as it was, and a webhook receiver deduplicates on `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from typing import Any
+
+from chalicelib.domain.delivery import DeliveryState
+from chalicelib.domain.responses import receipt_counters
+from chalicelib.operations import webhooks
+from chalicelib.store import aws, event_log, keys
+
+# The delivery states that make an event when a delivery enters them (in_flight is the send under way).
+EVENT_OF_STATE = {
+    DeliveryState.SUCCEEDED.value: "delivery.succeeded",
+    DeliveryState.FAILED.value: "delivery.failed",
+    DeliveryState.UNKNOWN.value: "delivery.unknown",
+    DeliveryState.SKIPPED.value: "delivery.skipped",
+    DeliveryState.EXPIRED.value: "delivery.expired",
+    DeliveryState.QUEUED.value: "delivery.retrying",
+}
+EVENT_TYPES = (
+    *EVENT_OF_STATE.values(),
+    "receipt.delivered",
+    "receipt.read",
+    "receipt.undelivered",
+    "message.received",
+    "recipient.opted_out",
+    "recipient.opted_in",
+)
+DATA_FIELDS = (
+    "state",
+    "attempt",
+    "destination",
+    "skip_reason",
+    "last_error",
+    "provider_message_id",
+    "receipt",
+    "receipt_error",
+    "variant",
+    "segment",
+)
+
+
+def _event_id(*parts: str) -> str:
+    return "evt_" + hashlib.sha256(":".join(parts).encode()).hexdigest()[:24]
+
+
+def from_stream(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events a batch of deliveries stream records makes, in stream order."""
+    events: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("eventName") == "REMOVE":
+            continue  # retention removing a finished delivery
+        change = record["dynamodb"]
+        old = aws.from_item(change.get("OldImage", {}))
+        new = aws.from_item(change.get("NewImage", {}))
+        campaign_pk, _ = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
+        account, campaign_id = keys.split_campaign_pk(campaign_pk)
+        at = float(change.get("ApproximateCreationDateTime") or time.time())
+        base = {"account": account, "campaign_id": campaign_id, "recipient_id": change["Keys"]["sk"]["S"]}
+        data = {name: new[name] for name in DATA_FIELDS if new.get(name) is not None}
+        kinds = []
+        if new.get("state") != old.get("state") and new.get("state") in EVENT_OF_STATE:
+            kinds.append(EVENT_OF_STATE[str(new["state"])])
+        if new.get("receipt") != old.get("receipt"):
+            gained = receipt_counters(new.get("receipt")) - receipt_counters(old.get("receipt"))
+            kinds += [f"receipt.{name}" for name in sorted(gained)]
+        for kind in kinds:
+            event_id = _event_id(change["SequenceNumber"], kind)
+            events.append({"id": event_id, "type": kind, "occurred_at": at, **base, "data": data})
+    return events
+
+
+def inbound(account: str, kind: str, message_uuid: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An event of a recipient's message (its id from the provider's message uuid: a repeat is the same)."""
+    return {
+        "id": _event_id(message_uuid, kind),
+        "type": kind,
+        "occurred_at": time.time(),
+        "account": account,
+        "campaign_id": None,
+        "recipient_id": None,
+        "data": data,
+    }
+
+
+def record(events: list[dict[str, Any]], name: str) -> None:
+    """Write the events to the log, one object per account, campaign and hour (`name` the object's name,
+    the same for a replay of the same batch), then hand them to the account's webhooks."""
+    groups: dict[tuple[str, str | None, str], list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        hour = event_log.hour_prefix(event["account"], event["occurred_at"])
+        groups[(event["account"], event["campaign_id"], hour)].append(event)
+    for (account, campaign, _), group in groups.items():
+        event_log.write(account, campaign, group[0]["occurred_at"], name, group)
+    by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_account[event["account"]].append(event)
+    for account, own in by_account.items():
+        webhooks.enqueue(account, own)

@@ -1,0 +1,16 @@
+"""The event log's consumer of the deliveries stream (beside the counters' own): each batch's events are
+written once to the log and handed to the account's webhooks (operations/events.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.operations import events
+
+
+def record_delivery_changes(event: dict[str, Any]) -> None:
+    records = event.get("Records", [])
+    found = events.from_stream(records)
+    if found:
+        # The object's name: the batch's first record (a retried batch is the same batch, the same name).
+        events.record(found, records[0]["dynamodb"]["SequenceNumber"])
