@@ -596,6 +596,38 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "get",
+        "/v1/campaigns/{campaign_id}/stats",
+        "What happened in each minute, hour or day of a campaign: sent, delivered, read, failed, opted out",
+        None,
+        200,
+        m.CampaignStats,
+        "getCampaignStats",
+        query=(
+            {
+                "name": "granularity",
+                "in": "query",
+                "required": False,
+                "description": "minute, hour (the default) or day.",
+                "schema": {"type": "string", "enum": ["minute", "hour", "day"]},
+            },
+            {
+                "name": "since",
+                "in": "query",
+                "required": False,
+                "description": "ISO 8601 with an offset; default the campaign's start.",
+                "schema": {"type": "string", "maxLength": 64},
+            },
+            {
+                "name": "until",
+                "in": "query",
+                "required": False,
+                "description": "ISO 8601 with an offset; default now. At most 1,500 points after `since`.",
+                "schema": {"type": "string", "maxLength": 64},
+            },
+        ),
+    ),
+    Operation(
+        "get",
         "/v1/events",
         "Page through the event log, oldest first: deliveries, receipts, replies and opt-outs",
         None,
@@ -814,6 +846,7 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links["CloneCampaign"] = ("cloneCampaign", ids, None)
     links["DeleteCampaign"] = ("deleteCampaign", ids, None)
     links["ListCampaignRuns"] = ("listCampaignRuns", ids, None)
+    links["GetCampaignStats"] = ("getCampaignStats", ids, None)
     return links
 
 

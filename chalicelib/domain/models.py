@@ -1255,6 +1255,30 @@ class WebhookDelivery(BaseModel):
     updated_at: str
 
 
+class StatsPoint(BaseModel):
+    """One minute, hour or day of a campaign: what happened in it (from its events)."""
+
+    at: str = Field(description="The start of the minute, hour or day (UTC).")
+    sent: int = Field(0, description="Accepted by the provider.")
+    delivered: int = Field(0, description="Reported delivered by a receipt.")
+    read: int = Field(0, description="Reported read (WhatsApp).")
+    undelivered: int = Field(0, description="Reported rejected or undeliverable by a receipt.")
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    opted_out: int = Field(0, description="Skipped because the destination opted out (of `skipped`).")
+    expired: int = 0
+    retried: int = Field(0, description="Attempts that failed and were queued to be tried again.")
+    variants: dict[str, dict[str, int]] = Field(default_factory=dict, description="The same, per A/B variant.")
+    segments: dict[str, dict[str, int]] = Field(default_factory=dict, description="The same, per segment.")
+
+
+class CampaignStats(BaseModel):
+    campaign_id: str
+    granularity: Literal["minute", "hour", "day"]
+    series: list[StatsPoint] = Field(description="Oldest first; only the minutes, hours or days with events.")
+
+
 class Recount(BaseModel):
     """Counters rebuilt from the deliveries themselves."""
 

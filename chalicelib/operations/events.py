@@ -22,7 +22,7 @@ from typing import Any
 from chalicelib.domain.delivery import DeliveryState
 from chalicelib.domain.responses import receipt_counters
 from chalicelib.operations import webhooks
-from chalicelib.store import aws, event_log, keys
+from chalicelib.store import aws, event_log, keys, timeline
 
 # The delivery states that make an event when a delivery enters them (in_flight is the send under way).
 EVENT_OF_STATE = {
@@ -56,20 +56,40 @@ DATA_FIELDS = (
 )
 
 
+# What each event counts in a campaign's timeline (GET /v1/campaigns/{id}/stats).
+TIMELINE_COUNTER = {
+    "delivery.succeeded": "sent",
+    "delivery.failed": "failed",
+    "delivery.unknown": "unknown",
+    "delivery.skipped": "skipped",
+    "delivery.expired": "expired",
+    "delivery.retrying": "retried",
+    "receipt.delivered": "delivered",
+    "receipt.read": "read",
+    "receipt.undelivered": "undelivered",
+}
+TIMELINE_COUNTERS = (*TIMELINE_COUNTER.values(), "opted_out")
+
+
 def _event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256(":".join(parts).encode()).hexdigest()[:24]
 
 
 def from_stream(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The events a batch of deliveries stream records makes, in stream order."""
-    events: list[dict[str, Any]] = []
+    return [event for event, _, _ in _stream_events(records)]
+
+
+def _stream_events(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int, str]]:
+    """Each event with its delivery's bucket and its record's sequence number."""
+    found: list[tuple[dict[str, Any], int, str]] = []
     for record in records:
         if record.get("eventName") == "REMOVE":
             continue  # retention removing a finished delivery
         change = record["dynamodb"]
         old = aws.from_item(change.get("OldImage", {}))
         new = aws.from_item(change.get("NewImage", {}))
-        campaign_pk, _ = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
+        campaign_pk, bucket = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
         account, campaign_id = keys.split_campaign_pk(campaign_pk)
         at = float(change.get("ApproximateCreationDateTime") or time.time())
         base = {"account": account, "campaign_id": campaign_id, "recipient_id": change["Keys"]["sk"]["S"]}
@@ -82,8 +102,9 @@ def from_stream(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kinds += [f"receipt.{name}" for name in sorted(gained)]
         for kind in kinds:
             event_id = _event_id(change["SequenceNumber"], kind)
-            events.append({"id": event_id, "type": kind, "occurred_at": at, **base, "data": data})
-    return events
+            event = {"id": event_id, "type": kind, "occurred_at": at, **base, "data": data}
+            found.append((event, bucket, str(change["SequenceNumber"])))
+    return found
 
 
 def inbound(account: str, kind: str, message_uuid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -113,3 +134,29 @@ def record(events: list[dict[str, Any]], name: str) -> None:
         by_account[event["account"]].append(event)
     for account, own in by_account.items():
         webhooks.enqueue(account, own)
+
+
+def count(records: list[dict[str, Any]]) -> None:
+    """Add a stream batch's campaign events to their campaigns' minutes (the timeline), per bucket under
+    the bucket's sequence guard, so a batch delivered again adds nothing."""
+    minutes: dict[tuple[str, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    last: dict[tuple[str, int, int], str] = {}
+    for event, bucket, sequence in _stream_events(records):
+        counter = TIMELINE_COUNTER.get(event["type"])
+        if counter is None:
+            continue
+        names = [counter]
+        data = event["data"]
+        if event["type"] == "delivery.skipped" and data.get("skip_reason") == "opted_out":
+            names.append("opted_out")
+        groups = [
+            f"v.{data['variant']}." if data.get("variant") else "",
+            f"g.{data['segment']}." if data.get("segment") else "",
+        ]
+        where = (keys.campaign_pk(event["account"], event["campaign_id"]), int(event["occurred_at"]) // 60 * 60, bucket)
+        for one in names:
+            for group in ("", *(g for g in groups if g)):
+                minutes[where][group + one] += 1
+        last[where] = sequence
+    for (campaign_pk, minute, bucket), counts in minutes.items():
+        timeline.add(campaign_pk, minute, bucket, dict(counts), last[(campaign_pk, minute, bucket)])

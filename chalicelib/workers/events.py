@@ -1,5 +1,6 @@
 """The event log's consumer of the deliveries stream (beside the counters' own): each batch's events are
-written once to the log and handed to the account's webhooks (operations/events.py)."""
+written once to the log, handed to the account's webhooks and counted in the campaigns' timelines
+(operations/events.py)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,4 @@ def record_delivery_changes(event: dict[str, Any]) -> None:
     if found:
         # The object's name: the batch's first record (a retried batch is the same batch, the same name).
         events.record(found, records[0]["dynamodb"]["SequenceNumber"])
+        events.count(records)

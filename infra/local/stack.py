@@ -521,7 +521,7 @@ class LocalStack:
             provider_args += [
                 "--voice-public-key-file", str(self._public_key_file),
                 "--voice-application-id", VOICE_APPLICATION,
-                "--signature-secret", self._signature_secret,
+                f"--signature-secret={self._signature_secret}",  # a token may start with "-"
             ]  # fmt: skip
         if self.provider_dedup_client_ref:
             provider_args.append("--dedup-client-ref")

@@ -99,6 +99,9 @@ ALL_QUEUES = sorted(
         "ExportQueue",
         "ListPurgeDeadLetterQueue",
         "ListPurgeQueue",
+        "WebhookDeadLetterQueue",
+        "WebhookQueue",
+        "EventsFailureQueue",
     ]
 )
 
@@ -143,6 +146,8 @@ def test_env_vars_resolve_to_the_created_resources(aws: None) -> None:
         "SCHEDULE_GROUP": f"{PREFIX}-CampaignSchedules",
         "SCHEDULER_ROLE_ARN": f"arn:aws:iam::123456789012:role/{PREFIX}-SchedulerRole",
         "RELEASE_QUEUE_ARN": f"arn:aws:sqs:us-east-1:123456789012:{PREFIX}-ReleaseQueue",
+        "WEBHOOK_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-WebhookQueue")["QueueUrl"],
+        "WEBHOOK_DEAD_LETTER_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-WebhookDeadLetterQueue")["QueueUrl"],
     }
     scheduler = boto3.client("scheduler", region_name="us-east-1")
     assert scheduler.get_schedule_group(Name=env["SCHEDULE_GROUP"])["State"] == "ACTIVE"
