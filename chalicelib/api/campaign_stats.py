@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.http import query_str, route
+from chalicelib.api.http import query_str, query_time, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import CampaignStats, StatsPoint
@@ -23,19 +22,6 @@ SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 MAX_POINTS = 1500  # a day of minutes, two months of hours, four years of days
 
 
-def _moment(name: str, default: float) -> float:
-    raw = query_str(bp.current_request, name)
-    if raw is None:
-        return default
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput.on(name, "an ISO 8601 time with its offset, e.g. 2026-11-26T09:00:00+00:00") from None
-    if moment.tzinfo is None:
-        raise InvalidInput.on(name, "give the offset (e.g. +00:00 or Z)")
-    return moment.timestamp()
-
-
 @route(bp, "/campaigns/{campaign_id}/stats", methods=["GET"])
 def campaign_stats(account: str, campaign_id: str) -> CampaignStats:
     granularity = query_str(bp.current_request, "granularity") or "hour"
@@ -43,8 +29,8 @@ def campaign_stats(account: str, campaign_id: str) -> CampaignStats:
         raise InvalidInput.on("granularity", "minute, hour or day")
     campaign = campaigns.get_campaign(account, campaign_id)
     step = SECONDS[granularity]
-    since = _moment("since", float(campaign.get("started_at") or campaign["created_at"]))
-    until = _moment("until", time.time())
+    since = query_time(bp.current_request, "since", float(campaign.get("started_at") or campaign["created_at"]))
+    until = query_time(bp.current_request, "until", time.time())
     if until < since:
         raise InvalidInput.on("until", "after `since`")
     if (until - since) / step > MAX_POINTS:

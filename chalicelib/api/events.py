@@ -5,12 +5,11 @@ the page token is where the last page stopped (an object and a line in it)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.http import DEFAULT_PAGE, query_int, query_str, route
+from chalicelib.api.http import DEFAULT_PAGE, query_int, query_str, query_time, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import Event, Page
@@ -21,19 +20,6 @@ bp = Blueprint(__name__)
 MAX_RANGE_SECONDS = 92 * 86_400  # the log is kept 90 days
 
 
-def _moment(name: str, default: float) -> float:
-    raw = query_str(bp.current_request, name)
-    if raw is None:
-        return default
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput.on(name, "an ISO 8601 time with its offset, e.g. 2026-11-26T09:00:00+00:00") from None
-    if moment.tzinfo is None:
-        raise InvalidInput.on(name, "give the offset (e.g. +00:00 or Z)")
-    return moment.timestamp()
-
-
 def event_view(event: dict[str, Any]) -> Event:
     return Event.model_validate({**event, "occurred_at": iso(event["occurred_at"])})
 
@@ -42,7 +28,7 @@ def event_view(event: dict[str, Any]) -> Event:
 def list_events(account: str) -> Page[Event]:
     request = bp.current_request
     now = time.time()
-    since, until = _moment("since", now - 86_400), _moment("until", now)
+    since, until = query_time(bp.current_request, "since", now - 86_400), query_time(bp.current_request, "until", now)
     if until < since or until - since > MAX_RANGE_SECONDS:
         raise InvalidInput.on("until", "after `since`, and at most 92 days after it")
     kind = query_str(request, "type")

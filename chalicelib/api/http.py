@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
@@ -125,6 +126,20 @@ def authenticate(request: Request) -> str:
 def query_str(request: Request, name: str) -> str | None:
     params: Any = request.query_params or {}
     return params.get(name)
+
+
+def query_time(request: Request, name: str, default: float) -> float:
+    """An ISO 8601 time with its offset from the query string, as epoch seconds (`default` when absent)."""
+    raw = query_str(request, name)
+    if raw is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput.on(name, "an ISO 8601 time with its offset, e.g. 2026-11-26T09:00:00+00:00") from None
+    if moment.tzinfo is None:
+        raise InvalidInput.on(name, "give the offset (e.g. +00:00 or Z)")
+    return moment.timestamp()
 
 
 def query_int(request: Request, name: str, default: int, low: int = 1, high: int = MAX_PAGE) -> int:
