@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-window bench-costs bench-ingest bench-actions bench-voice bench-receipts package docs clean
+.PHONY: install demo dev test test-unit test-integration test-faults test-e2e fuzz lint format bench bench-scale bench-pause bench-pacing bench-window bench-costs bench-ingest bench-actions bench-voice bench-receipts bench-webhooks package docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-voice: $(STAMP) ## a voice campaign with 10% busy and 20% unanswered calls
 
 bench-receipts: $(STAMP) ## delivery receipts/s through the signed status webhook on the local stack, as a ratio to moto's floor; updates docs/benchmarks.md
 	$(PY) -m bench.receipts_bench
+
+bench-webhooks: $(STAMP) ## webhook deliveries/s to a local sink through the worker, as a ratio to plain async httpx; updates docs/benchmarks.md
+	$(PY) -m bench.webhooks_bench
 
 docs: $(STAMP) ## regenerate docs/api.md from the models
 	$(PY) -m infra.api_reference
