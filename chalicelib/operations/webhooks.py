@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -114,18 +115,32 @@ def deliver(message: dict[str, Any]) -> str:
 def _post(endpoint: dict[str, Any], event_id: str, body: str, now: float) -> tuple[int, str]:
     """(status, what came back in a few words); status 0 when no answer came."""
     headers = signed_headers(endpoint, event_id, body, now)
-    timeout = get_settings().webhook_timeout_seconds
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            answer = outbound.call(
-                client, configured_guard(), "POST", endpoint["url"], headers=headers, content=body.encode(),
-                follow_redirects=False,
-            )  # fmt: skip
+        answer = outbound.call(
+            _client(endpoint["url"]), configured_guard(), "POST", endpoint["url"], headers=headers,
+            content=body.encode(), follow_redirects=False,
+        )  # fmt: skip
     except outbound.RefusedUrl as exc:
         return 0, f"refused: {exc.reason}"
     except httpx.HTTPError as exc:
         return 0, f"no answer: {type(exc).__name__}"
     return answer.status, f"{answer.status} {answer.body[:200].decode(errors='replace')}"
+
+
+_CLIENTS: dict[tuple[str, float], httpx.Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(url: str) -> httpx.Client:
+    """One client per host and timeout, kept for the process (the guard pins addresses: httpx pools by
+    address; and a client's TLS context is costly to make per delivery)."""
+    key = (httpx.URL(url).host, get_settings().webhook_timeout_seconds)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = httpx.Client(timeout=key[1], follow_redirects=False, limits=httpx.Limits(max_connections=16))
+            _CLIENTS[key] = client
+        return client
 
 
 def _tell_disabled(account: str, endpoint: dict[str, Any]) -> None:
