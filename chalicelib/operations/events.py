@@ -137,8 +137,8 @@ def record(events: list[dict[str, Any]], name: str) -> None:
 
 
 def count(records: list[dict[str, Any]]) -> None:
-    """Add a stream batch's campaign events to their campaigns' minutes (the timeline), per bucket under
-    the bucket's sequence guard, so a batch delivered again adds nothing."""
+    """Add a stream batch's campaign events to their campaigns' minutes (the timeline), one write per
+    minute under each bucket's sequence guard, so a batch delivered again adds nothing."""
     minutes: dict[tuple[str, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     last: dict[tuple[str, int, int], str] = {}
     for event, bucket, sequence in _stream_events(records):
@@ -158,5 +158,11 @@ def count(records: list[dict[str, Any]]) -> None:
             for group in ("", *(g for g in groups if g)):
                 minutes[where][group + one] += 1
         last[where] = sequence
+    per_minute: dict[tuple[str, int], dict[int, tuple[dict[str, int], str]]] = defaultdict(dict)
     for (campaign_pk, minute, bucket), counts in minutes.items():
-        timeline.add(campaign_pk, minute, bucket, dict(counts), last[(campaign_pk, minute, bucket)])
+        per_minute[(campaign_pk, minute)][bucket] = (dict(counts), last[(campaign_pk, minute, bucket)])
+    for (campaign_pk, minute), batches in per_minute.items():
+        # One write per minute; when some bucket of it was applied before (a replay), bucket by bucket.
+        if not timeline.add(campaign_pk, minute, batches) and len(batches) > 1:
+            for bucket, batch in batches.items():
+                timeline.add(campaign_pk, minute, {bucket: batch})

@@ -1,7 +1,8 @@
 """A campaign's counts per minute (decision 41): `<account>#C#<campaign>` / `STAT#<minute epoch s, 12
-digits>`, one item per minute that had events. Counts are ADDed per deliveries bucket, guarded like the
-campaign's counters (decision 3): `seq_<bucket>` holds the last stream sequence applied for that bucket, and
-a batch adds only when its last sequence is past it, so a batch delivered again adds nothing.
+digits>`, one item per minute that had events. A stream batch's counts are ADDed in one write per minute,
+guarded like the campaign's counters (decision 3): `seq_<bucket>` holds the last stream sequence applied
+for each deliveries bucket, and a batch adds only when its last sequence is past it in every bucket it
+covers, so a batch delivered again adds nothing.
 `GET /v1/campaigns/{id}/stats` rolls the minutes of a range up to hours or days."""
 
 from __future__ import annotations
@@ -20,20 +21,32 @@ def minute_sk(minute: int) -> str:
     return f"{PREFIX}{minute:012d}"
 
 
-def add(campaign_pk: str, minute: int, bucket: int, counts: dict[str, int], last_sequence: str) -> bool:
-    """Add one batch's counts from one bucket to a minute; False when that batch was applied before."""
-    names = {f"#c{i}": name for i, name in enumerate(counts)}
-    names["#guard"] = f"{GUARD}{bucket}"
-    values: dict[str, Any] = {f":c{i}": delta for i, delta in enumerate(counts.values())}
-    values[":s"] = last_sequence.zfill(40)
-    values[":purge"] = int(time.time() + (get_settings().delivery_retention_days + 30) * 86_400)
-    adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+def add(campaign_pk: str, minute: int, batches: dict[int, tuple[dict[str, int], str]]) -> bool:
+    """Add one stream batch's counts to a minute, from some buckets (bucket -> (counts, the batch's last
+    sequence in it)), in one write guarded by every bucket's sequence; False when any of them was applied
+    before (the caller then adds the buckets one by one, as the campaign's counters do)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":purge": int(time.time() + (get_settings().delivery_retention_days + 30) * 86_400)}
+    sets, conditions = ["purge_at = :purge"], []
+    totals: dict[str, int] = {}
+    for i, (bucket, (counts, last_sequence)) in enumerate(sorted(batches.items())):
+        names[f"#g{i}"] = f"{GUARD}{bucket}"
+        values[f":s{i}"] = last_sequence.zfill(40)
+        sets.append(f"#g{i} = :s{i}")
+        conditions.append(f"(attribute_not_exists(#g{i}) OR #g{i} < :s{i})")
+        for name, delta in counts.items():
+            totals[name] = totals.get(name, 0) + delta
+    adds = []
+    for i, (name, delta) in enumerate(sorted(totals.items())):
+        names[f"#c{i}"] = name
+        values[f":c{i}"] = delta
+        adds.append(f"#c{i} :c{i}")
     written = aws.write_if(
         aws.dynamodb().update_item,
         TableName=get_settings().main_table,
         Key=aws.to_item({"pk": campaign_pk, "sk": minute_sk(minute)}),
-        UpdateExpression=f"ADD {adds} SET #guard = :s, purge_at = :purge",
-        ConditionExpression="attribute_not_exists(#guard) OR #guard < :s",
+        UpdateExpression=f"ADD {', '.join(adds)} SET {', '.join(sets)}",
+        ConditionExpression=" AND ".join(conditions),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=aws.to_values(values),
     )
