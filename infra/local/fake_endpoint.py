@@ -57,11 +57,13 @@ class FakeEndpoint:
                 body = self.rfile.read(length) if length else b""
                 status, answer, hold, extra = endpoint._record(self.command, self.path, dict(self.headers), body)
                 time.sleep(hold)
-                data = json.dumps(answer).encode()
+                # A 204 or 304 has no body (RFC 9110): bytes after one would be read as the next answer.
+                data = b"" if status in (204, 304) else json.dumps(answer).encode()
                 with contextlib.suppress(OSError):  # the client may have given up
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
+                    if data:
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
                     for name, value in extra.items():
                         self.send_header(name, value)
                     self.end_headers()
