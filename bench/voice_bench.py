@@ -68,14 +68,7 @@ def run(recipients: int, rate: float, concurrent: int) -> dict[str, Any]:
             time.sleep(1)
         seconds = time.monotonic() - started
         calls = httpx.get(f"{stack.provider_url}/_fake/calls", timeout=60).json()
-        outcomes: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = api.call("GET", f"/v1/campaigns/{campaign['id']}/recipients?limit=1000{token}")
-            outcomes += page["items"]
-            if not page["next_page_token"]:
-                break
-            token = f"&page_token={page['next_page_token']}"
+        outcomes = api.outcomes(campaign["id"])
         api.close()
     return {"seconds": seconds, "campaign": current, "calls": calls, "outcomes": outcomes}
 

@@ -39,6 +39,15 @@ class Operation(NamedTuple):
     signed: bool = False  # a provider's signed callback, not a customer's call
 
 
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    """A query parameter of an operation."""
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def _text(longest: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": longest}
+
+
 OPERATIONS: list[Operation] = [
     Operation(
         "post",
@@ -82,28 +91,16 @@ OPERATIONS: list[Operation] = [
         "listCampaigns",
         paged=True,
         query=(
-            {
-                "name": "status",
-                "in": "query",
-                "required": False,
-                "description": "One or more statuses, comma-separated (e.g. running,paused); any other is a 422.",
-                "schema": {"type": "string", "maxLength": 200},
-            },
-            {
-                "name": "list_id",
-                "in": "query",
-                "required": False,
-                "description": "Only campaigns sending to this list.",
-                "schema": {"type": "string", "maxLength": 64},
-            },
+            _query(
+                "status", "One or more statuses, comma-separated (e.g. running,paused); any other is a 422.", _text(200)
+            ),
+            _query("list_id", "Only campaigns sending to this list.", _text(64)),
             *(
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": False,
-                    "description": f"Only campaigns created {word} this instant (ISO 8601 with offset).",
-                    "schema": {"type": "string", "format": "date-time"},
-                }
+                _query(
+                    name,
+                    f"Only campaigns created {word} this instant (ISO 8601 with offset).",
+                    {"type": "string", "format": "date-time"},
+                )
                 for name, word in (("created_after", "at or after"), ("created_before", "at or before"))
             ),
         ),
@@ -447,15 +444,7 @@ OPERATIONS: list[Operation] = [
         m.Page[m.Call],
         "listCalls",
         paged=True,
-        query=(
-            {
-                "name": "campaign_id",
-                "in": "query",
-                "required": True,
-                "description": "The voice campaign whose calls to list.",
-                "schema": {"type": "string", "maxLength": 64},
-            },
-        ),
+        query=(_query("campaign_id", "The voice campaign whose calls to list.", _text(64), required=True),),
     ),
     Operation(
         "post",
@@ -467,13 +456,7 @@ OPERATIONS: list[Operation] = [
         "voiceEvent",
         signed=True,
         query=tuple(
-            {
-                "name": name,
-                "in": "query",
-                "required": True,
-                "description": f"The call's {name}, as dispatch wrote it into the event URL.",
-                "schema": {"type": "string", "maxLength": 200},
-            }
+            _query(name, f"The call's {name}, as dispatch wrote it into the event URL.", _text(200), required=True)
             for name in ("account", "campaign", "recipient", "attempt")
         ),
     ),
@@ -516,20 +499,12 @@ OPERATIONS: list[Operation] = [
         "listSuppressions",
         paged=True,
         query=(
-            {
-                "name": "channel",
-                "in": "query",
-                "required": False,
-                "description": "sms, whatsapp, viber_service, messenger, voice, email, or all (the default).",
-                "schema": {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
-            },
-            {
-                "name": "destination",
-                "in": "query",
-                "required": False,
-                "description": "One number (E.164) or email address: the scopes it is suppressed in.",
-                "schema": {"type": "string", "maxLength": 254},
-            },
+            _query(
+                "channel",
+                "sms, whatsapp, viber_service, messenger, voice, email, or all (the default).",
+                {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
+            ),
+            _query("destination", "One number (E.164) or email address: the scopes it is suppressed in.", _text(254)),
         ),
     ),
     Operation(
@@ -541,20 +516,13 @@ OPERATIONS: list[Operation] = [
         m.SuppressionResult,
         "liftSuppression",
         query=(
-            {
-                "name": "destination",
-                "in": "query",
-                "required": True,
-                "description": "The number (E.164) or email address.",
-                "schema": {"type": "string", "maxLength": 254},
-            },
-            {
-                "name": "channel",
-                "in": "query",
-                "required": True,
-                "description": "The channel to lift it on, or all.",
-                "schema": {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
-            },
+            _query("destination", "The number (E.164) or email address.", _text(254), required=True),
+            _query(
+                "channel",
+                "The channel to lift it on, or all.",
+                {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
+                required=True,
+            ),
         ),
     ),
     Operation(
@@ -584,15 +552,7 @@ OPERATIONS: list[Operation] = [
         204,
         None,
         "releaseNumber",
-        query=(
-            {
-                "name": "number",
-                "in": "query",
-                "required": True,
-                "description": "The number, E.164.",
-                "schema": {"type": "string", "maxLength": 20},
-            },
-        ),
+        query=(_query("number", "The number, E.164.", _text(20), required=True),),
     ),
     Operation(
         "get",
@@ -603,27 +563,13 @@ OPERATIONS: list[Operation] = [
         m.CampaignStats,
         "getCampaignStats",
         query=(
-            {
-                "name": "granularity",
-                "in": "query",
-                "required": False,
-                "description": "minute, hour (the default) or day.",
-                "schema": {"type": "string", "enum": ["minute", "hour", "day"]},
-            },
-            {
-                "name": "since",
-                "in": "query",
-                "required": False,
-                "description": "ISO 8601 with an offset; default the campaign's start.",
-                "schema": {"type": "string", "maxLength": 64},
-            },
-            {
-                "name": "until",
-                "in": "query",
-                "required": False,
-                "description": "ISO 8601 with an offset; default now. At most 1,500 points after `since`.",
-                "schema": {"type": "string", "maxLength": 64},
-            },
+            _query(
+                "granularity",
+                "minute, hour (the default) or day.",
+                {"type": "string", "enum": ["minute", "hour", "day"]},
+            ),
+            _query("since", "ISO 8601 with an offset; default the campaign's start.", _text(64)),
+            _query("until", "ISO 8601 with an offset; default now. At most 1,500 points after `since`.", _text(64)),
         ),
     ),
     Operation(
@@ -637,13 +583,7 @@ OPERATIONS: list[Operation] = [
         paged=True,
         query=(
             *(
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": False,
-                    "description": description,
-                    "schema": {"type": "string", "maxLength": 128},
-                }
+                _query(name, description, _text(128))
                 for name, description in (
                     ("campaign_id", "Only this campaign's events."),
                     ("recipient_id", "Only this recipient's events."),
@@ -651,13 +591,7 @@ OPERATIONS: list[Operation] = [
                     ("until", "ISO 8601 with an offset; default now. At most 92 days after `since`."),
                 )
             ),
-            {
-                "name": "type",
-                "in": "query",
-                "required": False,
-                "description": "Only events of this type.",
-                "schema": {"type": "string", "enum": list(EVENT_TYPES)},
-            },
+            _query("type", "Only events of this type.", {"type": "string", "enum": list(EVENT_TYPES)}),
         ),
     ),
     Operation(
@@ -792,20 +726,16 @@ PROBLEM = {
 }
 
 PAGE_PARAMETERS = [
-    {
-        "name": "page_token",
-        "in": "query",
-        "required": False,
-        "description": "The `next_page_token` of the previous page; any other token is a 400 naming `page_token`.",
-        "schema": {"type": "string", "maxLength": MAX_TOKEN_LENGTH},
-    },
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "description": f"Items per page, 1 to {MAX_PAGE}; a page may hold fewer even when more follow.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-    },
+    _query(
+        "page_token",
+        "The `next_page_token` of the previous page; any other token is a 400 naming `page_token`.",
+        _text(MAX_TOKEN_LENGTH),
+    ),
+    _query(
+        "limit",
+        f"Items per page, 1 to {MAX_PAGE}; a page may hold fewer even when more follow.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+    ),
 ]
 
 BODY_LIMIT = f"At most {MAX_BODY_BYTES:,} bytes (5 MB); a larger body is a 413."

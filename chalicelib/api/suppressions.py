@@ -92,6 +92,14 @@ def lift_suppression(account: str) -> SuppressionResult:
     return SuppressionResult(destination=destination, scopes=lifted)
 
 
+def _number(raw: str) -> str:
+    """The number in E.164, or InvalidInput naming `number`."""
+    try:
+        return normalize_e164(raw)
+    except AddressError as exc:
+        raise InvalidInput.on("number", str(exc)) from None
+
+
 def number_view(item: dict[str, Any]) -> Number:
     return Number(number=item["number"], help_text=item["help_text"], created_at=iso(item["created_at"]) or "")
 
@@ -99,11 +107,7 @@ def number_view(item: dict[str, Any]) -> Number:
 @route(bp, "/numbers", methods=["POST"], status=201)
 def register_number(account: str) -> Number:
     body = parse_body(bp.current_request, NumberCreate)
-    try:
-        number = normalize_e164(body.number)
-    except AddressError as exc:
-        raise InvalidInput.on("number", str(exc)) from None
-    return number_view(numbers.register(account, number, body.help_text))
+    return number_view(numbers.register(account, _number(body.number), body.help_text))
 
 
 @route(bp, "/numbers", methods=["GET"])
@@ -121,8 +125,4 @@ def release_number(account: str) -> None:
     raw = query_str(bp.current_request, "number")
     if not raw:
         raise InvalidInput.on("number", "name the number to give up")
-    try:
-        number = normalize_e164(raw)
-    except AddressError as exc:
-        raise InvalidInput.on("number", str(exc)) from None
-    numbers.release(account, number)
+    numbers.release(account, _number(raw))

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, get_args
 
 from chalicelib.domain.delivery import DeliveryState
+from chalicelib.domain.models import EventType
 from chalicelib.domain.responses import receipt_counters
 from chalicelib.operations import webhooks
 from chalicelib.store import aws, event_log, keys, timeline
@@ -33,15 +34,8 @@ EVENT_OF_STATE = {
     DeliveryState.EXPIRED.value: "delivery.expired",
     DeliveryState.QUEUED.value: "delivery.retrying",
 }
-EVENT_TYPES = (
-    *EVENT_OF_STATE.values(),
-    "receipt.delivered",
-    "receipt.read",
-    "receipt.undelivered",
-    "message.received",
-    "recipient.opted_out",
-    "recipient.opted_in",
-)
+# The types the log holds: every event type but the webhooks' own notice (sent, never logged).
+EVENT_TYPES = tuple(kind for kind in get_args(EventType) if not kind.startswith("webhook."))
 DATA_FIELDS = (
     "state",
     "attempt",
@@ -75,14 +69,13 @@ def _event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256(":".join(parts).encode()).hexdigest()[:24]
 
 
-def from_stream(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+# An event read from the deliveries stream, with its delivery's bucket and its record's sequence number.
+StreamEvent = tuple[dict[str, Any], int, str]
+
+
+def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
     """The events a batch of deliveries stream records makes, in stream order."""
-    return [event for event, _, _ in _stream_events(records)]
-
-
-def _stream_events(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int, str]]:
-    """Each event with its delivery's bucket and its record's sequence number."""
-    found: list[tuple[dict[str, Any], int, str]] = []
+    found: list[StreamEvent] = []
     for record in records:
         if record.get("eventName") == "REMOVE":
             continue  # retention removing a finished delivery
@@ -136,12 +129,12 @@ def record(events: list[dict[str, Any]], name: str) -> None:
         webhooks.enqueue(account, own)
 
 
-def count(records: list[dict[str, Any]]) -> None:
+def count(found: list[StreamEvent]) -> None:
     """Add a stream batch's campaign events to their campaigns' minutes (the timeline), one write per
     minute under each bucket's sequence guard, so a batch delivered again adds nothing."""
     minutes: dict[tuple[str, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     last: dict[tuple[str, int, int], str] = {}
-    for event, bucket, sequence in _stream_events(records):
+    for event, bucket, sequence in found:
         counter = TIMELINE_COUNTER.get(event["type"])
         if counter is None:
             continue

@@ -14,5 +14,5 @@ def record_delivery_changes(event: dict[str, Any]) -> None:
     found = events.from_stream(records)
     if found:
         # The object's name: the batch's first record (a retried batch is the same batch, the same name).
-        events.record(found, records[0]["dynamodb"]["SequenceNumber"])
-        events.count(records)
+        events.record([event for event, _, _ in found], records[0]["dynamodb"]["SequenceNumber"])
+        events.count(found)

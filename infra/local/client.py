@@ -113,11 +113,15 @@ class CampaignApi:
         return dict(self.call("POST", f"/v1/campaigns/{campaign_id}/{action}"))
 
     def outcomes(self, campaign_id: str, page_size: int = 1000) -> list[dict[str, Any]]:
+        return self.all_pages(f"/v1/campaigns/{campaign_id}/recipients", page_size=page_size)
+
+    def all_pages(self, path: str, page_size: int = 1000, **query: Any) -> list[dict[str, Any]]:
+        """Every item of a listing, page after page."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size} | ({"page_token": token} if token else {})
-            page = self.http.get(f"/v1/campaigns/{campaign_id}/recipients", params=params).json()
+            params: dict[str, Any] = query | {"limit": page_size} | ({"page_token": token} if token else {})
+            page = self.http.get(path, params=params).json()
             items.extend(page["items"])
             token = page.get("next_page_token")
             if not token:

@@ -138,13 +138,7 @@ def test_a_campaign_reaches_every_valid_recipient_once_with_pause_and_resume(
     logged: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while len(logged) < counters["succeeded"] and time.monotonic() < deadline:
-        logged, token = [], ""
-        while True:
-            page = api.call("GET", f"/v1/events?campaign_id={campaign['id']}&type=delivery.succeeded&limit=1000{token}")
-            logged += page["items"]
-            if not page["next_page_token"]:
-                break
-            token = f"&page_token={page['next_page_token']}"
+        logged = api.all_pages("/v1/events", campaign_id=campaign["id"], type="delivery.succeeded")
         time.sleep(0.5)
     assert sorted(e["recipient_id"] for e in logged) == sorted(
         o["recipient_id"] for o in outcomes if o["state"] == "succeeded"

@@ -7,54 +7,38 @@ lists the campaign's events."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from infra.local.fake_endpoint import FakeEndpoint
 from tests.faults.harness import Harness
 
+PATH = "/hooks/bulk"
 
-class Endpoint:
-    """A customer's endpoint: answers 500 to its first `failures` requests, then 204; keeps every request."""
 
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.requests: list[tuple[dict[str, str], bytes, int]] = []
-        lock = threading.Lock()
-        endpoint = self
+def endpoint(failures: int, then: int = 204) -> FakeEndpoint:
+    """A customer's endpoint (the fake that records every request): 500 to its first `failures` requests,
+    then `then`."""
+    made = FakeEndpoint()
+    made.script(status=then, by_path={PATH: [500] * failures})
+    made.__enter__()
+    return made
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with lock:
-                    status = 500 if len(endpoint.requests) < endpoint.failures else 204
-                    endpoint.requests.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+def url(endpoint: FakeEndpoint) -> str:
+    return f"{endpoint.base_url}{PATH}"
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/bulk"
 
-    def delivered(self) -> list[tuple[dict[str, str], bytes]]:
-        return [(headers, body) for headers, body, status in self.requests if status < 300]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def headers(request: dict[str, Any]) -> dict[str, str]:
+    return {name.lower(): value for name, value in request["headers"].items()}
 
 
 @pytest.fixture
-def endpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Endpoint]]:
+def endpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeEndpoint]]:
     for name, value in {
         "OUTBOUND_ALLOW_HTTP": "true",
         "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
@@ -64,20 +48,20 @@ def endpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Endpoint]]:
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    made: list[Endpoint] = []
+    made: list[FakeEndpoint] = []
     yield made
-    for endpoint in made:
-        endpoint.close()
+    for each in made:
+        each.__exit__()
 
 
 def test_an_endpoint_failing_5_times_then_recovering_gets_every_event_once_signed(
-    harness: Harness, endpoints: list[Endpoint]
+    harness: Harness, endpoints: list[FakeEndpoint]
 ) -> None:
-    endpoint = Endpoint(failures=5)
-    endpoints.append(endpoint)
+    hook = endpoint(failures=5)
+    endpoints.append(hook)
     harness.with_events = True
     created = harness.tenant.ok(
-        "POST", "/v1/webhooks", {"url": endpoint.url, "event_types": ["delivery.succeeded"]}, status=201
+        "POST", "/v1/webhooks", {"url": url(hook), "event_types": ["delivery.succeeded"]}, status=201
     )
     secret = created["secret"]
     assert secret.startswith("whsec_") and created["webhook"]["enabled"] is True
@@ -89,16 +73,17 @@ def test_an_endpoint_failing_5_times_then_recovering_gets_every_event_once_signe
     harness.webhooks()
 
     verifier = Webhook(secret)
-    for headers, body, _ in endpoint.requests:  # failed tries and the successful one alike are signed
-        verifier.verify(body, headers)
-    delivered = [json.loads(body) for _, body in endpoint.delivered()]
-    ids = Counter(headers["webhook-id"] for headers, _ in endpoint.delivered())
+    for request in hook.requests:  # failed tries and the successful one alike are signed
+        verifier.verify(request["body"], headers(request))
+    assert len(hook.requests) == 12 + 5  # the 5 refused tries were each tried again once, nothing more
+    answered = hook.requests[5:]  # the fake answered its first 5 requests 500, the rest 204
+    delivered = [json.loads(request["body"]) for request in answered]
+    ids = Counter(headers(request)["webhook-id"] for request in answered)
     assert len(ids) == 12 and set(ids.values()) == {1}, ids
     assert {d["type"] for d in delivered} == {"delivery.succeeded"}
     assert sorted(d["data"]["recipient_id"] for d in delivered) == sorted(
         o["recipient_id"] for o in harness.outcomes(campaign["id"])
     )
-    assert sum(1 for *_, status in endpoint.requests if status >= 300) == 5
     webhook_id = created["webhook"]["id"]
     log = harness.tenant.ok("GET", f"/v1/webhooks/{webhook_id}/deliveries?limit=100")["items"]
     assert Counter(item["state"] for item in log) == {"delivered": 12}
@@ -108,8 +93,8 @@ def test_an_endpoint_failing_5_times_then_recovering_gets_every_event_once_signe
     # A replay sends the same event again, under the same id (the receiver deduplicates on it).
     replayed = harness.tenant.ok("POST", f"/v1/webhooks/{webhook_id}/deliveries/{log[0]['id']}/replay", status=202)
     harness.webhooks()
-    assert endpoint.requests[-1][0]["webhook-id"] == replayed["event_id"]
-    verifier.verify(endpoint.requests[-1][1], endpoint.requests[-1][0])
+    assert headers(hook.requests[-1])["webhook-id"] == replayed["event_id"]
+    verifier.verify(hook.requests[-1]["body"], headers(hook.requests[-1]))
 
     # The event log has the same events, by campaign and by type.
     logged = harness.tenant.ok("GET", f"/v1/events?campaign_id={campaign['id']}&type=delivery.succeeded&limit=5")
@@ -130,18 +115,18 @@ def test_an_endpoint_failing_5_times_then_recovering_gets_every_event_once_signe
 
 
 def test_an_endpoint_failing_past_the_limit_is_disabled_and_the_others_are_told(
-    harness: Harness, endpoints: list[Endpoint], monkeypatch: pytest.MonkeyPatch
+    harness: Harness, endpoints: list[FakeEndpoint], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WEBHOOK_RETRY_SECONDS", "0")  # given up at the first failure: dead-lettered
     monkeypatch.setenv("WEBHOOK_DISABLE_AFTER_SECONDS", "0")  # and disabled at once
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    broken, healthy = Endpoint(failures=10**6), Endpoint(failures=0)
+    broken, healthy = endpoint(failures=0, then=500), endpoint(failures=0)
     endpoints += [broken, healthy]
     harness.with_events = True
-    bad = harness.tenant.ok("POST", "/v1/webhooks", {"url": broken.url}, status=201)["webhook"]
-    harness.tenant.ok("POST", "/v1/webhooks", {"url": healthy.url, "event_types": ["webhook.disabled"]}, status=201)
+    bad = harness.tenant.ok("POST", "/v1/webhooks", {"url": url(broken)}, status=201)["webhook"]
+    harness.tenant.ok("POST", "/v1/webhooks", {"url": url(healthy), "event_types": ["webhook.disabled"]}, status=201)
 
     campaign = harness.campaign(3, retry_policy=None)
     harness.settle(harness.run(campaign["id"]), 3)
@@ -149,7 +134,7 @@ def test_an_endpoint_failing_past_the_limit_is_disabled_and_the_others_are_told(
 
     now = harness.tenant.ok("GET", f"/v1/webhooks/{bad['id']}")
     assert now["enabled"] is False and "failed" in now["disabled_reason"]
-    told = [json.loads(body) for _, body in healthy.delivered()]
+    told = [json.loads(request["body"]) for request in healthy.requests]
     assert [(t["type"], t["data"]["data"]["webhook_id"]) for t in told] == [("webhook.disabled", bad["id"])]
     log = harness.tenant.ok("GET", f"/v1/webhooks/{bad['id']}/deliveries?limit=100")["items"]
     assert {item["state"] for item in log} == {"dead_lettered"} and len(broken.requests) == len(log) == 1
