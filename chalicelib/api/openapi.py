@@ -648,6 +648,31 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "post",
+        "/v1/reply-handlers",
+        "Create a reply handler: a condition on replies (keywords, regex, any) and the reactions to them",
+        m.ReplyHandlerCreate,
+        201,
+        m.ReplyHandler,
+        "createReplyHandler",
+    ),
+    Operation(
+        "get",
+        "/v1/reply-handlers",
+        "Page through the account's reply handlers",
+        None,
+        200,
+        m.Page[m.ReplyHandler],
+        "listReplyHandlers",
+        paged=True,
+    ),
+    Operation(
+        "get", "/v1/reply-handlers/{handler_id}", "A reply handler", None, 200, m.ReplyHandler, "getReplyHandler"
+    ),
+    Operation(
+        "delete", "/v1/reply-handlers/{handler_id}", "Delete a reply handler", None, 204, None, "deleteReplyHandler"
+    ),
+    Operation(
+        "post",
         "/v1/brands",
         "Create an email brand: logo, colours, postal address and unsubscribe link around an email's content",
         m.BrandCreate,
@@ -925,6 +950,11 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
         ),
     },
     "listWebhooks": {"NextPage": ("listWebhooks", {"page_token": "$response.body#/next_page_token"}, None)},
+    "createReplyHandler": {
+        name: (target, {"handler_id": "$response.body#/id"}, None)
+        for name, target in (("GetReplyHandler", "getReplyHandler"), ("DeleteReplyHandler", "deleteReplyHandler"))
+    },
+    "listReplyHandlers": {"NextPage": ("listReplyHandlers", {"page_token": "$response.body#/next_page_token"}, None)},
     "listEvents": {"NextPage": ("listEvents", {"page_token": "$response.body#/next_page_token"}, None)},
     "listNumbers": {"NextPage": ("listNumbers", {"page_token": "$response.body#/next_page_token"}, None)},
     "listBrands": {"NextPage": ("listBrands", {"page_token": "$response.body#/next_page_token"}, None)},

@@ -67,6 +67,7 @@ def counters_view(item: dict[str, Any]) -> Counters:
         delivered=int(item.get(f"{RECEIPT_PREFIX}delivered", 0)),
         read=int(item.get(f"{RECEIPT_PREFIX}read", 0)),
         undelivered=int(item.get(f"{RECEIPT_PREFIX}undelivered", 0)),
+        replied=int(item.get("replied", 0)),
         not_included=int(item.get("not_included", 0)),
     )
 

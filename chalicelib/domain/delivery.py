@@ -48,6 +48,8 @@ COUNTERS = tuple(COUNTER_OF_STATE.values())
 FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
+# Counted beside the states, like the receipts: recipients who replied (decision 45).
+BESIDE_STATES = ("replied",)
 RECEIPT_PREFIX = "receipts."  # the receipt counters (domain/responses.py): beside the states, not in total
 VARIANT_PREFIX = "v."
 SEGMENT_PREFIX = "g."  # a segment's counters: g.<segment>.<counter>
@@ -62,7 +64,7 @@ def skip_counter(reason: str) -> str:
 def counter_names(item: dict[str, Any]) -> list[str]:
     """The state counters and the skip reasons' counters an item (campaign or recount) carries."""
     counted = (SKIP_PREFIX, RECEIPT_PREFIX)
-    return [*COUNTERS, *sorted(name for name in item if name.startswith(counted))]
+    return [*COUNTERS, *sorted(name for name in item if name.startswith(counted) or name in BESIDE_STATES)]
 
 
 def variant_counter(variant: str, counter: str) -> str:

@@ -923,6 +923,9 @@ class Counters(BaseModel):
     )
     read: int = Field(0, description="Messages reported read (WhatsApp).")
     undelivered: int = Field(0, description="Accepted messages the receipts reported rejected or undeliverable.")
+    replied: int = Field(
+        0, description="Recipients who replied to the campaign's number (each once, however often they replied)."
+    )
     not_included: int = Field(
         0,
         description="Outside `total`: recipients added to the list after the start of an `end_handle: stop` "
@@ -1153,8 +1156,9 @@ class Suppression(BaseModel):
         description="sms, whatsapp.marketing, whatsapp.utility, viber, messenger, voice or email: a send is "
         "skipped (`opted_out`) when its destination is suppressed in the scope of its channel."
     )
-    source: Literal["inbound", "api", "erasure"] = Field(
-        description="inbound: the recipient sent a STOP word; api: added through this API."
+    source: Literal["inbound", "api", "erasure", "handler"] = Field(
+        description="inbound: the recipient sent a STOP word; api: added through this API; handler: a reply "
+        "handler's `unsubscribe`."
     )
     reason: str | None = None
     created_at: str
@@ -1196,6 +1200,7 @@ EventType = Literal[
     "message.received",
     "recipient.opted_out",
     "recipient.opted_in",
+    "recipient.replied",
     "webhook.disabled",
 ]
 
@@ -1267,6 +1272,7 @@ class StatsPoint(BaseModel):
     unknown: int = 0
     skipped: int = 0
     opted_out: int = Field(0, description="Skipped because the destination opted out (of `skipped`).")
+    replies: int = Field(0, description="Messages recipients sent back to the campaign's number.")
     expired: int = 0
     retried: int = Field(0, description="Attempts that failed and were queued to be tried again.")
     variants: dict[str, dict[str, int]] = Field(default_factory=dict, description="The same, per A/B variant.")
@@ -1742,3 +1748,129 @@ class Limit(BaseModel):
 
 class Limits(BaseModel):
     items: list[Limit]
+
+
+# --- reply handlers (decision 45) ---------------------------------------------------------------
+
+ReactionType = Literal["unsubscribe", "add_to_list", "set_attribute", "start_campaign", "forward"]
+
+
+class ReplyCondition(Strict):
+    """Which inbound messages the handler takes."""
+
+    type: Literal["any", "keywords", "regex"] = Field(
+        description="any: every message; keywords: the message is one of them (read as one word, as STOP is: "
+        "case, accents, spaces and punctuation ignored); regex: the pattern is found in the text."
+    )
+    keywords: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+        None, min_length=1, max_length=100, description="For `keywords`."
+    )
+    case_sensitive: bool = Field(False, description="For `regex`.")
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="For `regex` (Python syntax), searched in the text. It runs under a time limit; one that "
+        "backtracks catastrophically is refused.",
+    )
+
+    @field_validator("keywords")
+    @classmethod
+    def _not_carriers_words(cls, keywords: list[str] | None) -> list[str] | None:
+        from chalicelib.domain.responses import intent
+
+        taken = [word for word in keywords or () if intent(word)]
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)}: STOP, START and HELP words (YES is START) are answered before any handler"
+            )
+        return keywords
+
+    @field_validator("pattern")
+    @classmethod
+    def _safe(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        from chalicelib.domain.replies import PatternRefused, check_pattern
+
+        if pattern is not None:
+            try:
+                check_pattern(pattern, bool(info.data.get("case_sensitive")))
+            except PatternRefused as exc:
+                raise ValueError(str(exc)) from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _complete(self) -> ReplyCondition:
+        if self.type == "keywords" and not self.keywords:
+            raise ValueError("a keywords condition gives its `keywords`")
+        if self.type == "regex" and not self.pattern:
+            raise ValueError("a regex condition gives its `pattern`")
+        return self
+
+
+class Reaction(Strict):
+    """What the handler does with a message it takes (in the order given)."""
+
+    type: ReactionType = Field(
+        description="unsubscribe: suppress the sender on `channel` (default the message's); add_to_list: add "
+        "the sender to `list_id` (with the campaign recipient's id when the reply answers a campaign); "
+        "set_attribute: set `attribute` to `value` on the campaign's recipient the reply answers; "
+        "start_campaign: add the sender to the list of `campaign_id` (a running campaign with `end_handle: "
+        "continue`), which sends to them; forward: send the message to the webhook `webhook_id`."
+    )
+    channel: Literal["sms", "whatsapp", "viber_service", "messenger", "voice", "email", "all"] | None = None
+    list_id: str | None = Field(None, min_length=1, max_length=64)
+    attribute: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: (
+        Annotated[str, Field(max_length=500)]
+        | Annotated[int, Field(ge=-(10**15), le=10**15)]
+        | Annotated[float, Field(ge=-1e15, le=1e15)]
+        | bool
+        | None
+    ) = Field(None, description="For `set_attribute`.")
+    campaign_id: str | None = Field(None, min_length=1, max_length=64)
+    webhook_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Reaction:
+        needed = {
+            "add_to_list": ("list_id",),
+            "set_attribute": ("attribute", "value"),
+            "start_campaign": ("campaign_id",),
+            "forward": ("webhook_id",),
+        }.get(self.type, ())
+        for name in needed:
+            if getattr(self, name) is None:
+                raise ValueError(f"a {self.type} reaction gives its `{name}`")
+        return self
+
+
+class ReplyHandlerCreate(Strict):
+    """A rule for replies (Vonage Bulk's event handlers): when a message to one of the account's numbers meets
+    the condition, the reactions run. STOP, START and HELP are handled before any handler, always."""
+
+    name: str = Field(min_length=1, max_length=100)
+    campaign_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Only replies that answer this campaign (the last message the sender got from that number "
+        "was the campaign's); none: every reply to the account's numbers.",
+    )
+    channels: list[Literal["sms", "whatsapp", "viber_service", "messenger"]] = Field(
+        default_factory=list, max_length=4, description="Only messages on these channels; empty: any."
+    )
+    condition: ReplyCondition
+    reactions: list[Reaction] = Field(min_length=1, max_length=5)
+    enabled: bool = True
+
+
+class ReplyHandler(BaseModel):
+    id: str
+    name: str
+    campaign_id: str | None = None
+    channels: list[str]
+    condition: ReplyCondition
+    reactions: list[Reaction]
+    enabled: bool
+    matched: int = Field(0, description="Messages it took so far.")
+    created_at: str

@@ -5,7 +5,8 @@
   `.expired`), an attempt to be tried again (`delivery.retrying`), a receipt (`receipt.delivered`,
   `.read`, `.undelivered`).
 - Replies and opt-outs come from the inbound webhook (`message.received`, `recipient.opted_out`,
-  `recipient.opted_in`).
+  `recipient.opted_in`), filed under the campaign and recipient they answer where there is one; such a
+  reply also joins its delivery's `reply_ids`, which makes `recipient.replied` here (decision 45).
 
 Each batch is written to the event log (store/event_log.py) and handed to the account's webhooks. An
 event's id comes from the stream record it was read from, so a replayed batch makes the same events: the
@@ -47,6 +48,8 @@ DATA_FIELDS = (
     "receipt_error",
     "variant",
     "segment",
+    "channel_step",
+    "last_reply_at",
 )
 
 
@@ -61,6 +64,7 @@ TIMELINE_COUNTER = {
     "receipt.delivered": "delivered",
     "receipt.read": "read",
     "receipt.undelivered": "undelivered",
+    "recipient.replied": "replies",
 }
 TIMELINE_COUNTERS = (*TIMELINE_COUNTER.values(), "opted_out")
 
@@ -90,6 +94,8 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
         kinds = []
         if new.get("state") != old.get("state") and new.get("state") in EVENT_OF_STATE:
             kinds.append(EVENT_OF_STATE[str(new["state"])])
+        if len(new.get("reply_ids") or ()) > len(old.get("reply_ids") or ()):
+            kinds.append("recipient.replied")
         if new.get("receipt") != old.get("receipt"):
             gained = receipt_counters(new.get("receipt")) - receipt_counters(old.get("receipt"))
             kinds += [f"receipt.{name}" for name in sorted(gained)]
@@ -100,15 +106,18 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
     return found
 
 
-def inbound(account: str, kind: str, message_uuid: str, data: dict[str, Any]) -> dict[str, Any]:
-    """An event of a recipient's message (its id from the provider's message uuid: a repeat is the same)."""
+def inbound(
+    account: str, kind: str, message_uuid: str, data: dict[str, Any], linked: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An event of a recipient's message (its id from the provider's message uuid: a repeat is the same),
+    filed under the campaign and recipient it answers, if any (decision 45)."""
     return {
         "id": _event_id(message_uuid, kind),
         "type": kind,
         "occurred_at": time.time(),
         "account": account,
-        "campaign_id": None,
-        "recipient_id": None,
+        "campaign_id": linked["campaign_id"] if linked else None,
+        "recipient_id": linked["recipient_id"] if linked else None,
         "data": data,
     }
 

@@ -22,7 +22,7 @@ from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
 from chalicelib.observability import logger
-from chalicelib.operations import events
+from chalicelib.operations import events, replies
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, suppressions
 
@@ -55,12 +55,18 @@ def inbound(message: dict[str, Any]) -> str:
         if replays.first_use(f"HELP#{message['message_uuid']}", time.time() + KEEP_SECONDS):
             _answer_help(channel, to, sender, str(registration["help_text"]), str(message["message_uuid"]))
         result = "helped"
-    data = {"from": sender, "to": to, "channel": channel, "text": text[:1000], "taken_as": result}
     uuid = str(message["message_uuid"])
-    found = [events.inbound(account, "message.received", uuid, data)]
+    linked = replies.link(account, to, sender, uuid)
+    data: dict[str, Any] = {"from": sender, "to": to, "channel": channel, "text": text[:1000], "taken_as": result}
+    received = events.inbound(account, "message.received", uuid, data, linked)
+    if result == "noted":  # STOP, START and HELP are the carriers' words: no handler stands in for them
+        handled = replies.handle(account, {**message, "from": sender, "to": to, "event": received}, linked)
+        if handled:
+            data["handled_by"] = handled
+    found = [received]
     if result in ("opted_out", "opted_in"):
         kind = f"recipient.{result}"
-        found.append(events.inbound(account, kind, uuid, {"destination": sender, "scopes": list(scopes)}))
+        found.append(events.inbound(account, kind, uuid, {"destination": sender, "scopes": list(scopes)}, linked))
     events.record(found, f"inbound-{uuid}")
     return result
 

@@ -42,9 +42,16 @@ def _wants(endpoint: dict[str, Any], event: dict[str, Any]) -> bool:
     return bool(endpoint.get("enabled")) and (not types or event["type"] in types)
 
 
-def enqueue(account: str, events: list[dict[str, Any]]) -> int:
-    """Queue each event for each endpoint that wants it; how many deliveries were queued."""
-    listening = webhooks.endpoints(account) if events else []
+def enqueue(account: str, events: list[dict[str, Any]], *, only: str | None = None) -> int:
+    """Queue each event for each endpoint that wants it; how many deliveries were queued. With `only` (a
+    reply handler's `forward`), for that endpoint alone, whatever its event types, unless it gets the event
+    anyway."""
+    if only is not None:
+        endpoint = webhooks.get(account, only)
+        listening = [endpoint] if endpoint.get("enabled") else []
+        events = [event for event in events if not _wants(endpoint, event)]
+    else:
+        listening = webhooks.endpoints(account) if events else []
     messages = [
         (
             queue.encode(
@@ -54,7 +61,7 @@ def enqueue(account: str, events: list[dict[str, Any]]) -> int:
         )
         for event in events
         for e in listening
-        if _wants(e, event)
+        if only is not None or _wants(e, event)
     ]
     if messages:
         queue.send_messages(get_settings().webhook_queue_url, messages)

@@ -436,6 +436,29 @@ def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any]) -> W
     )
 
 
+# A delivery keeps the ids of at most this many replies (a recipient replying more is not counted again).
+MAX_REPLIES = 50
+
+
+def note_reply(pk: str, rid: str, message_uuid: str, at: float) -> Written:
+    """A reply the recipient sent to the campaign's number (decision 45): its id joins the delivery's
+    `reply_ids` (a set: the provider sending the message again changes nothing), with `last_reply_at`. Not
+    written where the delivery is gone (retention) or already holds MAX_REPLIES replies."""
+    return _persistently(
+        lambda: _conditional(
+            aws.dynamodb().update_item,
+            Key=aws.to_item({"pk": pk, "sk": rid}),
+            UpdateExpression="ADD reply_ids :ids SET last_reply_at = :at",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(reply_ids) OR size(reply_ids) < :most)",
+            ExpressionAttributeValues={
+                ":ids": {"SS": [message_uuid]},
+                ":at": {"N": repr(at)},
+                ":most": {"N": str(MAX_REPLIES)},
+            },
+        )
+    )
+
+
 def lease_due(pk: str, rid: str, attempt: int, until: float) -> bool:
     """Push a released retry's due time out, so the next release does not hand it out again.
 
@@ -495,7 +518,7 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt",
+            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt, last_reply_at",
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
@@ -506,6 +529,8 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
                 counts[skip_counter(item.get("skip_reason", {}).get("S", "other"))] += 1
             for name in receipt_counters(item.get("receipt", {}).get("S")):
                 counts[f"{RECEIPT_PREFIX}{name}"] += 1
+            if "last_reply_at" in item:
+                counts["replied"] += 1
             for stamp in ("updated_at", "ended_at"):  # an outcome write sets ended_at only
                 last_change = max(last_change, float(item.get(stamp, {}).get("N", 0)))
     return {**counts, "last_change": int(last_change)}

@@ -167,3 +167,14 @@ def webhooks_pk(account_id: str) -> str:
 def webhook_deliveries_pk(account_id: str, endpoint_id: str) -> str:
     """An endpoint's delivery log: one item per event sent to it, `<occurred ms>-<event id>`."""
     return f"{account_id}#WHD#{endpoint_id}"
+
+
+def reply_handlers_pk(account_id: str) -> str:
+    """The account's reply handlers: one item per handler (GET /v1/reply-handlers)."""
+    return f"{account_id}#HANDLERS"
+
+
+def conversation_pk(account_id: str, number: str) -> str:
+    """Who the account last messaged from one of its numbers: one item per destination, naming the campaign
+    and recipient a reply from that destination to that number answers."""
+    return f"{account_id}#CONV#{number}"

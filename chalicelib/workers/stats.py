@@ -33,6 +33,13 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             new_receipt = change.get("NewImage", {}).get("receipt", {}).get("S")
             for name, delta in receipt_deltas(old_receipt, new_receipt).items():
                 summed[name] = summed.get(name, 0) + delta
+            # A recipient's first reply (decision 45); its others add to the timeline's replies, not here.
+            if "reply_ids" in change.get("NewImage", {}) and "reply_ids" not in change.get("OldImage", {}):
+                summed["replied"] = summed.get("replied", 0) + 1
+                for attribute, counter in (("variant", variant_counter), ("segment", segment_counter)):
+                    group = change["NewImage"].get(attribute, {}).get("S")
+                    if group:
+                        summed[counter(group, "replied")] = summed.get(counter(group, "replied"), 0) + 1
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.

@@ -414,6 +414,7 @@ class FakeProvider:
         # Callbacks are posted in lanes, as Vonage posts them concurrently: a message's status callbacks all
         # in one lane (in order), inbound messages in a lane of their own (a STOP never waits behind receipts).
         self._webhooks: list[queue.Queue[tuple[str, Json] | None]] = [queue.Queue() for _ in range(1 + STATUS_LANES)]
+        self._inbound_sent: dict[str, tuple[str, Json]] = {}
         self._webhook_threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -669,8 +670,16 @@ class FakeProvider:
         }
         if channel == "sms":
             message["sms"] = {"keyword": (text.split() or [""])[0].upper(), "num_messages": "1"}
+        self._inbound_sent[str(message["message_uuid"])] = (url, message)
         self._webhooks[0].put((url, message))
         return str(message["message_uuid"])
+
+    def resend_inbound(self, message_uuid: str) -> None:
+        """Post an inbound message again as it was (its uuid and body), freshly signed: Vonage delivers
+        webhooks at least once."""
+        with self._lock:
+            url, message = self._inbound_sent[message_uuid]
+        self._webhooks[0].put((url, message))
 
     def inbound_request(self, body: Any) -> tuple[int, Json]:
         """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
+from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import Harness
+from tests.faults.webhooks import SIGNATURE_SECRET, EventBridge
 from tests.integration.conftest import api, aws_env, chalice_app, provider, tenant  # noqa: F401
 from tests.utils import Api
 
@@ -41,3 +44,23 @@ def harness(tenant: Api, aws_env: dict[str, str], chalice_app: object, provider:
 
     get_settings.cache_clear()
     yield Harness(tenant, aws_env, chalice_app, provider)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def webhooks(monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str], provider: FakeProvider) -> Iterator[EventBridge]:  # noqa: F811
+    """The provider's inbound and status callbacks, posted signed through the bridge to the real routes."""
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="vonage/signature-secret", SecretString=SIGNATURE_SECRET
+    )
+    provider.signature_secret = SIGNATURE_SECRET
+    bridge = EventBridge()
+    provider.configure(
+        status_webhook_url=f"{bridge.url}/v1/webhooks/vonage/status",
+        inbound_webhook_url=f"{bridge.url}/v1/webhooks/vonage/inbound",
+    )
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "vonage/signature-secret")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    yield bridge
+    bridge.close()

@@ -11,40 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import boto3
-import pytest
 
 from infra.local.fake_provider import FakeProvider
 from infra.local.fake_voice import sign
 from tests.faults.harness import Harness
-from tests.faults.webhooks import EventBridge
+from tests.faults.webhooks import HELP_TEXT, NUMBER, SIGNATURE_SECRET, EventBridge
 from tests.utils import valid_phone
-
-SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
-NUMBER = "+14155550100"  # the account's number: the campaigns' sender, and where replies go
-HELP_TEXT = "Acme Shoes: offers by text. Reply STOP to end them. Help: acme.example/help"
-
-
-@pytest.fixture
-def webhooks(monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str], provider: FakeProvider) -> Iterator[EventBridge]:
-    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-        Name="vonage/signature-secret", SecretString=SIGNATURE_SECRET
-    )
-    provider.signature_secret = SIGNATURE_SECRET
-    bridge = EventBridge()
-    provider.configure(
-        status_webhook_url=f"{bridge.url}/v1/webhooks/vonage/status",
-        inbound_webhook_url=f"{bridge.url}/v1/webhooks/vonage/inbound",
-    )
-    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "vonage/signature-secret")
-    from chalicelib.settings import get_settings
-
-    get_settings.cache_clear()
-    yield bridge
-    bridge.close()
 
 
 def start(harness: Harness, count: int, **overrides: Any) -> dict[str, Any]:

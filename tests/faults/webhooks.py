@@ -14,6 +14,10 @@ from typing import Any
 
 from tests.utils import Api
 
+SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
+NUMBER = "+14155550100"  # the account's number: the campaigns' sender, and where replies go
+HELP_TEXT = "Acme Shoes: offers by text. Reply STOP to end them. Help: acme.example/help"
+
 
 class EventBridge:
     """An HTTP server in front of the in-process API: the fake provider posts events to it; `deliver()`

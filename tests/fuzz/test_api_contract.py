@@ -329,6 +329,8 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhooks/{webhook_id}/enable", None),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries", None),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", None),
+    ("GET", "/v1/reply-handlers/{handler_id}", None),
+    ("DELETE", "/v1/reply-handlers/{handler_id}", None),
 ]
 
 
@@ -370,6 +372,11 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
         brand = http.post("/v1/brands", json={"name": "b", "postal_address": "1 Main St"}, headers=alice).json()
         hook = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=alice).json()
+        handler = http.post(
+            "/v1/reply-handlers",
+            json={"name": "h", "condition": {"type": "any"}, "reactions": [{"type": "unsubscribe"}]},
+            headers=alice,
+        ).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -381,6 +388,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "action_id": action["id"],
             "brand_id": brand["id"],
             "webhook_id": hook["webhook"]["id"],
+            "handler_id": handler["id"],
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
         }
@@ -395,6 +403,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "action_id": "act_00000000000000000000",
             "brand_id": "brd_00000000000000000000",
             "webhook_id": "whk_00000000000000000000",
+            "handler_id": "hdl_00000000000000000000",
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
         }
@@ -414,6 +423,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert http.get(f"/v1/actions/{action['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/brands/{brand['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/webhooks/{hook['webhook']['id']}", headers=alice).json()["enabled"] is True
+        assert http.get(f"/v1/reply-handlers/{handler['id']}", headers=alice).status_code == 200
 
 
 # --- what the served stack answers itself ---------------------------------------------------------

@@ -1,0 +1,209 @@
+"""Replies (decision 45): linking a recipient's message to the campaign it answers, and the account's reply
+handlers (Vonage Bulk's event handlers).
+
+- `link_sends`: the events consumer of the deliveries stream records, for each message a campaign sent from a
+  number the account registered, who it went to (store/conversations.py): a reply from that destination to
+  that number answers that campaign and recipient. Campaigns sending from any other sender (an alphanumeric
+  id, a number not registered) cannot be replied to, and cost nothing here.
+- `answer`: an inbound message that answers a campaign joins its delivery's `reply_ids`, which the streams turn
+  into `recipient.replied`, the campaign's `replied` counter and `replies` over time. The account's handlers
+  whose condition takes the message run their reactions, in order; each reaction is idempotent, so the
+  provider sending the message again changes nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.domain.errors import DomainError, NotFound
+from chalicelib.domain.recipients import RowError, check_row
+from chalicelib.domain.replies import matches
+from chalicelib.domain.responses import SCOPES, SCOPES_OF_CHANNEL
+from chalicelib.domain.segments import effective
+from chalicelib.observability import logger
+from chalicelib.operations import late_recipients, webhooks
+from chalicelib.store import (
+    campaigns,
+    conversations,
+    deliveries,
+    keys,
+    list_items,
+    lists,
+    numbers,
+    reply_handlers,
+    suppressions,
+)
+
+# How long a process trusts what it read of a number's owner.
+OWNER_SECONDS = 60.0
+_owners: dict[str, tuple[float, str | None]] = {}
+
+
+def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
+    """Note who each sent message of a stream batch went to, where its sender is one of the account's
+    numbers; how many were noted."""
+    sent = []
+    for event, _, _ in found:
+        data = event["data"]
+        if event["type"] != "delivery.succeeded" or not data.get("destination"):
+            continue
+        campaign = _campaign(keys.campaign_pk(event["account"], event["campaign_id"]))
+        if campaign is None:
+            continue
+        sending = effective(campaign, data.get("segment"), int(data.get("channel_step") or 0))
+        number = str(sending.get("sender") or "")
+        if _owner(number) != event["account"]:
+            continue
+        sent.append(
+            {
+                "account": event["account"],
+                "number": number,
+                "destination": str(data["destination"]),
+                "campaign_id": event["campaign_id"],
+                "recipient_id": event["recipient_id"],
+                "channel": sending["channel"],
+                "at": float(event["occurred_at"]),
+            }
+        )
+    conversations.note(sent)
+    return len(sent)
+
+
+@lru_cache(maxsize=1024)
+def _campaign(pk: str) -> dict[str, Any] | None:
+    """A campaign as it sends (its sender, segments and fallback are fixed once it runs), read once per
+    process."""
+    return campaigns.get_campaign_by_pk(pk)
+
+
+def _owner(number: str) -> str | None:
+    """The account that registered `number` (None: nobody), read at most once a minute per process."""
+    if not number.startswith("+"):
+        return None
+    cached = _owners.get(number)
+    if cached is None or cached[0] < time.monotonic():
+        registration = numbers.owner(number)
+        cached = (time.monotonic() + OWNER_SECONDS, str(registration["account"]) if registration else None)
+        _owners[number] = cached
+    return cached[1]
+
+
+def link(account: str, number: str, sender: str, message_uuid: str) -> dict[str, Any] | None:
+    """The campaign and recipient a message from `sender` to `number` answers (the last one the account sent
+    from it to them, within 30 days), with the reply noted on its delivery; None when it answers none."""
+    conversation = conversations.last(account, number, sender)
+    if conversation is None:
+        return None
+    campaign = _campaign(keys.campaign_pk(account, str(conversation["campaign_id"])))
+    if campaign is None:
+        return None
+    rid = str(conversation["recipient_id"])
+    pk = deliveries.pk_for(str(campaign["pk"]), int(campaign.get("buckets", 1)), rid)
+    deliveries.note_reply(pk, rid, message_uuid, time.time())
+    return {**conversation, "list_id": campaign.get("list_id")}
+
+
+def handle(account: str, message: dict[str, Any], linked: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Run the account's handlers whose condition takes the message; what each did, per handler."""
+    channel, text = str(message["channel"]), str(message.get("text") or "")
+    handled = []
+    for handler in reply_handlers.all_of(account):
+        if not handler.get("enabled", True):
+            continue
+        if handler.get("channels") and channel not in handler["channels"]:
+            continue
+        if handler.get("campaign_id") and (linked is None or linked["campaign_id"] != handler["campaign_id"]):
+            continue
+        if not matches(handler["condition"], text):
+            continue
+        results = [
+            {"type": reaction["type"], "result": _react(account, message, linked, reaction)}
+            for reaction in handler["reactions"]
+        ]
+        reply_handlers.count_match(account, handler["id"])
+        handled.append({"handler_id": handler["id"], "reactions": results})
+    return handled
+
+
+def _react(account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]) -> str:
+    """Run one reaction; what came of it (done, or why not). A reaction that cannot run (its list deleted
+    since) is reported in the message's event, and the others still run."""
+    run: Callable[[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]], str] = REACTIONS[reaction["type"]]
+    try:
+        return run(account, message, linked, reaction)
+    except DomainError as exc:
+        logger.info("reaction not run", extra={"reaction": reaction["type"], "detail": exc.detail})
+        return f"not run: {exc.detail}"
+
+
+def _unsubscribe(account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]) -> str:
+    channel = reaction.get("channel") or message["channel"]
+    scopes = SCOPES if channel == "all" else SCOPES_OF_CHANNEL.get(channel, ("sms",))
+    suppressions.add(account, scopes, message["from"], "handler", f"reply handler: {str(message['text'])[:80]}")
+    return "done"
+
+
+def _add_to_list(account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]) -> str:
+    return _add(account, str(reaction["list_id"]), message, linked)
+
+
+def _start_campaign(
+    account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]
+) -> str:
+    campaign = campaigns.get_campaign(account, str(reaction["campaign_id"]))
+    if campaign.get("status") != "running" or campaign.get("end_handle") != "continue":
+        return f"not run: the campaign is {campaign.get('status')}, not running with end_handle continue"
+    return _add(account, str(campaign["list_id"]), message, linked)
+
+
+def _add(account: str, list_id: str, message: dict[str, Any], linked: dict[str, Any] | None) -> str:
+    """The sender into a list: under the campaign recipient's id when the reply answers one, else their
+    number (as a list of numbers names its recipients). Already there: nothing changes."""
+    rid = str(linked["recipient_id"]) if linked else str(message["from"])
+    try:
+        recipient = check_row({"id": rid, "destinations": [{"type": "phone", "address": message["from"]}]})
+    except RowError as exc:
+        return f"not run: {exc.detail}"
+    lists.get_list(account, list_id)
+    added = lists.put_recipients(account, list_id, [recipient])
+    late_recipients.tell_campaigns(account, added)
+    return "already listed" if rid in added.listed else "done"
+
+
+def _set_attribute(
+    account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]
+) -> str:
+    if linked is None or not linked.get("list_id"):
+        return "not run: the reply answers no campaign"
+    list_id, rid = str(linked["list_id"]), str(linked["recipient_id"])
+    generation = lists.generation_of(lists.get_list(account, list_id))
+    current = list_items.get_item(account, list_id, rid, generation)
+    recipient = lists.recipient_of(current)
+    row = recipient.to_dict()
+    row["attributes"] = {**(row.get("attributes") or {}), reaction["attribute"]: reaction["value"]}
+    try:
+        changed = check_row(row)
+    except RowError as exc:
+        return f"not run: {exc.detail}"
+    list_items.replace_item(account, list_id, current, changed)
+    return "done"
+
+
+def _forward(account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]) -> str:
+    event = message.get("event")
+    if event is None:
+        raise NotFound(detail="no event to forward")
+    webhooks.enqueue(account, [event], only=str(reaction["webhook_id"]))
+    return "done"
+
+
+REACTIONS: dict[str, Callable[[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]], str]] = {
+    "unsubscribe": _unsubscribe,
+    "add_to_list": _add_to_list,
+    "set_attribute": _set_attribute,
+    "start_campaign": _start_campaign,
+    "forward": _forward,
+}
