@@ -12,7 +12,7 @@ from chalicelib.api.http import paged, parse_body, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.models import Page, Reaction, ReplyHandler, ReplyHandlerCreate
-from chalicelib.store import campaigns, lists, reply_handlers, webhooks
+from chalicelib.store import actions, campaigns, lists, reply_handlers, webhooks
 
 bp = Blueprint(__name__)
 
@@ -45,6 +45,8 @@ def _check_reaction(account: str, where: str, reaction: Reaction) -> None:
         _exists(f"{where}.list_id", lambda: lists.get_list(account, str(reaction.list_id)))
     elif reaction.type == "forward":
         _exists(f"{where}.webhook_id", lambda: webhooks.get(account, str(reaction.webhook_id)))
+    elif reaction.type == "action":
+        _exists(f"{where}.action_id", lambda: actions.get_action(account, str(reaction.action_id)))
     elif reaction.type == "start_campaign":
         campaign = _exists(f"{where}.campaign_id", lambda: campaigns.get_campaign(account, str(reaction.campaign_id)))
         if campaign.get("end_handle") != "continue":

@@ -1752,7 +1752,7 @@ class Limits(BaseModel):
 
 # --- reply handlers (decision 45) ---------------------------------------------------------------
 
-ReactionType = Literal["unsubscribe", "add_to_list", "set_attribute", "start_campaign", "forward"]
+ReactionType = Literal["unsubscribe", "add_to_list", "set_attribute", "start_campaign", "forward", "action"]
 
 
 class ReplyCondition(Strict):
@@ -1815,7 +1815,9 @@ class Reaction(Strict):
         "the sender to `list_id` (with the campaign recipient's id when the reply answers a campaign); "
         "set_attribute: set `attribute` to `value` on the campaign's recipient the reply answers; "
         "start_campaign: add the sender to the list of `campaign_id` (a running campaign with `end_handle: "
-        "continue`), which sends to them; forward: send the message to the webhook `webhook_id`."
+        "continue`), which sends to them; forward: send the message to the webhook `webhook_id`; action: make "
+        "the HTTP action `action_id`'s request, its templates given `message`, `from`, `to`, `channel`, "
+        "`campaign_id`, `recipient_id` and the recipient's attributes (Vonage Bulk's actions as reactions)."
     )
     channel: Literal["sms", "whatsapp", "viber_service", "messenger", "voice", "email", "all"] | None = None
     list_id: str | None = Field(None, min_length=1, max_length=64)
@@ -1829,6 +1831,7 @@ class Reaction(Strict):
     ) = Field(None, description="For `set_attribute`.")
     campaign_id: str | None = Field(None, min_length=1, max_length=64)
     webhook_id: str | None = Field(None, min_length=1, max_length=64)
+    action_id: str | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _complete(self) -> Reaction:
@@ -1837,6 +1840,7 @@ class Reaction(Strict):
             "set_attribute": ("attribute", "value"),
             "start_campaign": ("campaign_id",),
             "forward": ("webhook_id",),
+            "action": ("action_id",),
         }.get(self.type, ())
         for name in needed:
             if getattr(self, name) is None:

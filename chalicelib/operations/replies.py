@@ -18,14 +18,18 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from chalicelib.channels.http_action import http_action, http_request
+from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import DomainError, NotFound
 from chalicelib.domain.recipients import RowError, check_row
 from chalicelib.domain.replies import matches
 from chalicelib.domain.responses import SCOPES, SCOPES_OF_CHANNEL
 from chalicelib.domain.segments import effective
+from chalicelib.domain.template import TemplateError
 from chalicelib.observability import logger
 from chalicelib.operations import late_recipients, webhooks
 from chalicelib.store import (
+    actions,
     campaigns,
     conversations,
     deliveries,
@@ -200,10 +204,47 @@ def _forward(account: str, message: dict[str, Any], linked: dict[str, Any] | Non
     return "done"
 
 
+def _action(account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]) -> str:
+    """The HTTP action's request, made now (its own timeout, at most 30 s), once: its idempotency key is the
+    message's and the reaction's, for an endpoint that honours one when the message comes again."""
+    item = actions.get_action(account, str(reaction["action_id"]))
+    attributes = _attributes(account, linked)
+    variables = {
+        **attributes,
+        "message": message.get("text") or "",
+        "from": message["from"],
+        "to": message["to"],
+        "channel": message["channel"],
+        "campaign_id": linked["campaign_id"] if linked else "",
+        "recipient_id": linked["recipient_id"] if linked else "",
+    }
+    try:
+        request = http_request(item, variables)
+    except TemplateError as exc:
+        return f"not run: the action does not render: {exc}"
+    outcome, _ = http_action().request(request, f"reply:{message['message_uuid']}:{reaction['action_id']}")
+    return "done" if outcome.kind == OutcomeKind.ACCEPTED else f"failed: {outcome.error}"
+
+
+def _attributes(account: str, linked: dict[str, Any] | None) -> dict[str, Any]:
+    """The linked recipient's attributes in the campaign's list (none when the reply answers no campaign, or
+    the recipient left the list)."""
+    if linked is None or not linked.get("list_id"):
+        return {}
+    list_id = str(linked["list_id"])
+    try:
+        generation = lists.generation_of(lists.get_list(account, list_id))
+        item = list_items.get_item(account, list_id, str(linked["recipient_id"]), generation)
+    except NotFound:
+        return {}
+    return dict(lists.recipient_of(item).attributes)
+
+
 REACTIONS: dict[str, Callable[[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]], str]] = {
     "unsubscribe": _unsubscribe,
     "add_to_list": _add_to_list,
     "set_attribute": _set_attribute,
     "start_campaign": _start_campaign,
     "forward": _forward,
+    "action": _action,
 }

@@ -7,7 +7,8 @@ the account's number.
   never messaged is linked to nothing.
 - Handlers react in order: a keyword set adds the sender to a list, sets an attribute on the campaign's
   recipient and starts an evergreen campaign for them (which sends to them); a regex forwards the message to
-  one webhook (verified with the `standardwebhooks` reference verifier); a keyword unsubscribes. STOP stays
+  one webhook (verified with the `standardwebhooks` reference verifier) and calls an HTTP action with the
+  reply and the recipient's attributes; a keyword unsubscribes. STOP stays
   the carriers' word: no handler runs on it. The provider sending a message again changes nothing.
 - Bad handlers (an invalid or catastrophic regex, a list, webhook or campaign that is not there) are a 422
   naming the field, and nothing is made."""
@@ -62,6 +63,16 @@ def test_replies_are_linked_to_their_campaign_and_handlers_react_once(
         {"url": f"{endpoint.base_url}{PATH}", "event_types": ["webhook.disabled"]},
         status=201,
     )
+    crm = api.ok(
+        "POST",
+        "/v1/actions",
+        {
+            "name": "crm",
+            "url": f"{endpoint.base_url}/crm/replies",
+            "body": '{"from": "{{ from }}", "name": "{{ first_name }}", "campaign": "{{ campaign_id }}"}',
+        },
+        status=201,
+    )
     count = 8
     sale = harness.campaign(count, sender=NUMBER, retry_policy=None, template="Hi {{ first_name }}, 20% off")
     handlers = [
@@ -78,7 +89,10 @@ def test_replies_are_linked_to_their_campaign_and_handlers_react_once(
             "name": "orders",
             "campaign_id": sale["id"],
             "condition": {"type": "regex", "pattern": r"\border\s*#?\d+"},
-            "reactions": [{"type": "forward", "webhook_id": hook["webhook"]["id"]}],
+            "reactions": [
+                {"type": "forward", "webhook_id": hook["webhook"]["id"]},
+                {"type": "action", "action_id": crm["id"]},
+            ],
         },
         {
             "name": "no more",
@@ -124,6 +138,10 @@ def test_replies_are_linked_to_their_campaign_and_handlers_react_once(
     assert verified["type"] == "message.received"
     assert verified["data"]["data"]["text"] == "Where is my ORDER #1234?"
     assert verified["data"]["campaign_id"] == sale["id"] and verified["data"]["recipient_id"] == valid_phone(2)
+
+    # And the CRM got the action's request, rendered with the reply and the recipient's attributes.
+    (called,) = [r for r in endpoint.requests if r["path"] == "/crm/replies"]
+    assert json.loads(called["body"]) == {"from": valid_phone(2), "name": "R2", "campaign": sale["id"]}
 
     # Unsubscribed by the handler; STOP by the carriers' rule, with no handler run on it.
     suppressed = {s["destination"]: s["source"] for s in api.ok("GET", "/v1/suppressions?limit=10")["items"]}
@@ -191,6 +209,7 @@ def test_replies_are_linked_to_their_campaign_and_handlers_react_once(
         ({"reactions": [{"type": "set_attribute", "attribute": "x"}]}, "reactions.0"),
         ({"reactions": [{"type": "unsubscribe", "channel": "pigeon"}]}, "reactions.0.channel"),
         ({"campaign_id": "cmp_00000000000000000000"}, "campaign_id"),
+        ({"reactions": [{"type": "action", "action_id": "act_00000000000000000000"}]}, "reactions.0.action_id"),
     ],
 )
 def test_a_bad_handler_is_a_422_naming_the_field_and_nothing_is_made(
