@@ -103,6 +103,7 @@ def _measure(
     campaign: dict[str, Any],
     script: Callable[[int], dict[str, list[int]]] | None = None,
     before: Callable[[Any, str], None] | None = None,
+    events: bool = False,
 ) -> Case:
     from tests.faults.harness import Harness
 
@@ -110,6 +111,7 @@ def _measure(
     with counter.counting_new_clients(PRODUCT), _local_aws() as (api, app, provider):
         tenant = api.new_account("costs")
         harness = Harness(tenant, dict(os.environ), app, provider)
+        harness.with_events = events  # the events consumer of the stream, beside the counters
         counter.attach("event sources", harness.sqs, harness.streams)  # the harness plays Lambda's pollers
         listed = tenant.ok("POST", "/v1/lists", {"name": name}, status=201)
         tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows(recipients)})
@@ -117,8 +119,8 @@ def _measure(
             before(harness, listed["id"])
         if script is not None:
             provider.configure(scripted_by_number=script(recipients))
-        body = {"name": name, "list_id": listed["id"], "sender": "Acme", "template": "Hi {{ first_name }}"}
-        created = tenant.ok("POST", "/v1/campaigns", {**body, "rate_per_second": 200, **campaign}, status=201)
+        body = {"name": name, "list_id": listed["id"], "sender": "Acme", "template": "Hi {{ first_name }}", **campaign}
+        created = tenant.ok("POST", "/v1/campaigns", {"rate_per_second": 200, **body}, status=201)
         earlier = counter.snapshot()
         tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
         final = harness.run(created["id"], rounds=600)
@@ -189,6 +191,14 @@ def _suppress_half(harness: Any, recipients: int) -> None:
         harness.tenant.ok("POST", "/v1/suppressions", {"destination": _phone(n), "channel": "sms"}, status=201)
 
 
+NUMBER = "+14155550100"
+
+
+def _number_registered(harness: Any, list_id: str) -> None:
+    """The campaign's sender is a number the account registered (replies to it are the account's)."""
+    harness.tenant.ok("POST", "/v1/numbers", {"number": NUMBER, "help_text": "Acme: reply STOP to stop"}, status=201)
+
+
 def run_cases(recipients: int) -> list[Case]:
     return [
         _measure("plain", "sent once, no retry policy", recipients, rows=_plain_rows, campaign={}),
@@ -253,6 +263,23 @@ def run_cases(recipients: int) -> list[Case]:
             campaign={},
             before=lambda harness, _: _suppress_half(harness, recipients),
         ),
+        _measure(
+            "event log on",
+            "the events consumer of the stream too: the log in S3, webhooks (none set), the timeline",
+            recipients,
+            rows=_plain_rows,
+            campaign={},
+            events=True,
+        ),
+        _measure(
+            "from a registered number",
+            "event log on, sent from a number the account registered: who was sent what is noted for replies",
+            recipients,
+            rows=_plain_rows,
+            campaign={"sender": NUMBER},
+            before=_number_registered,
+            events=True,
+        ),
     ]
 
 
@@ -291,8 +318,10 @@ campaign's held slots and a conditional PutItem for each slot its sends take, an
 when it ends (decision 28): per invocation, not per recipient. Keys read are the keys asked in BatchGetItem
 (strongly consistent: a read unit each): the suppression check asks one key per recipient (its number in the
 SMS scope) in one request per chunk, read again only for a chunk still sending a second later (decision 40);
-an opted-out recipient costs that read and the skipped delivery's PutItem. Add one write unit per recipient
-for the list upload.
+an opted-out recipient costs that read and the skipped delivery's PutItem. The event log's consumer writes the
+log to S3 (not counted here) and one timeline item per campaign minute (decision 41); a campaign sent from a
+registered number adds the conversation items, one per recipient in BatchWriteItems of 25 (decision 45). Add
+one write unit per recipient for the list upload.
 {END}"""
 
 

@@ -71,6 +71,13 @@ def run_campaign(
             console.print(f"  rejected: {line}", style="dim")
     help_text = "Acme: spring offers by text. Reply STOP to end them."
     api.call("POST", "/v1/numbers", {"number": SENDER, "help_text": help_text})
+    interested = api.create_list("Interested")
+    handler = {
+        "name": "interested",
+        "condition": {"type": "keywords", "keywords": ["interested", "intéressé"]},
+        "reactions": [{"type": "add_to_list", "list_id": interested["id"]}],
+    }
+    api.call("POST", "/v1/reply-handlers", handler)
     campaign = api.create_campaign(
         {
             "name": "Spring sale",
@@ -90,6 +97,7 @@ def run_campaign(
     final = follow(api, campaign["id"], accepted, timeout, replies)
     elapsed = time.monotonic() - started_at
     final = wait_for_receipts(api, final)
+    final = replies.interested(api, final, interested["id"])
     return summary_table(final, elapsed, provider_stats(stack.provider_url), replies), str(final["status"])
 
 
@@ -101,6 +109,7 @@ class Replies:
         self.provider_url, self.numbers, self.count = provider_url, numbers, count
         self.stopped: list[str] = []
         self.at = 0.0
+        self.listed = 0
 
     def maybe_send(self, done: int, total: int) -> None:
         if self.stopped or not self.count or done < total // 4:
@@ -113,6 +122,22 @@ class Replies:
             httpx.post(f"{self.provider_url}/_fake/inbound", json=body, timeout=10).raise_for_status()
         self.at = time.time()
         console.print(f"{len(self.stopped)} recipients replied STOP ({', '.join(words)}...)", style="yellow")
+
+    def interested(self, api: CampaignApi, campaign: dict[str, Any], list_id: str, count: int = 5) -> dict[str, Any]:
+        """`count` recipients who were sent the offer reply "Interested!": the reply handler adds them to the
+        Interested list, and the campaign counts them as replied. The campaign once it did (or 15 s passed)."""
+        sent = [m["to"] for m in httpx.get(f"{self.provider_url}/_fake/messages", timeout=30).json()["messages"]]
+        for number in list(dict.fromkeys(sent))[:count]:
+            body = {"from": f"+{number}", "to": SENDER, "text": "Interested!"}
+            httpx.post(f"{self.provider_url}/_fake/inbound", json=body, timeout=10).raise_for_status()
+        console.print(f'{count} recipients replied "Interested!" (a reply handler adds them to a list)', style="yellow")
+        deadline = time.monotonic() + 15
+        with console.status("waiting for the replies to be counted"):
+            while time.monotonic() < deadline and campaign["counters"]["replied"] < count:
+                time.sleep(0.5)
+                campaign = api.campaign(campaign["id"])
+        self.listed = int(api.call("GET", f"/v1/lists/{list_id}")["recipient_count"])
+        return campaign
 
     def sent_after_stop(self) -> int:
         """Messages the STOPped numbers were sent more than 2 s after they replied."""
@@ -197,6 +222,9 @@ def summary_table(
     table.add_row("opted out (replied STOP)", str(c["skipped_by_reason"].get("opted_out", 0)))
     table.add_row("delivered (receipts)", str(c["delivered"]))
     table.add_row("undelivered (receipts)", str(c["undelivered"]))
+    table.add_row("replied (to the campaign's number)", str(c["replied"]))
+    if replies is not None:
+        table.add_row("added to Interested by a reply handler", str(replies.listed))
     if replies is not None and replies.stopped:
         table.add_row("sends to a number > 2 s after its STOP", str(replies.sent_after_stop()))
     table.add_row("elapsed", f"{elapsed:.1f} s")
