@@ -919,10 +919,12 @@ class Counters(BaseModel):
     delivered: int = Field(
         0,
         description="Beside the outcomes, from the provider's receipts: messages the recipient's phone (or "
-        "WhatsApp) reported delivered, read ones included.",
+        "WhatsApp, or the recipient's mail server per SES) reported delivered, read ones included.",
     )
-    read: int = Field(0, description="Messages reported read (WhatsApp).")
-    undelivered: int = Field(0, description="Accepted messages the receipts reported rejected or undeliverable.")
+    read: int = Field(0, description="Messages reported read (WhatsApp; an email opened or clicked, per SES).")
+    undelivered: int = Field(
+        0, description="Accepted messages the receipts reported rejected or undeliverable (an email that bounced)."
+    )
     not_included: int = Field(
         0,
         description="Outside `total`: recipients added to the list after the start of an `end_handle: stop` "
@@ -1153,8 +1155,10 @@ class Suppression(BaseModel):
         description="sms, whatsapp.marketing, whatsapp.utility, viber, messenger, voice or email: a send is "
         "skipped (`opted_out`) when its destination is suppressed in the scope of its channel."
     )
-    source: Literal["inbound", "api", "erasure"] = Field(
-        description="inbound: the recipient sent a STOP word; api: added through this API."
+    source: Literal["inbound", "api", "erasure", "bounce", "complaint", "import"] = Field(
+        description="inbound: the recipient sent a STOP word; api: added through this API; bounce: SES reported "
+        "a permanent bounce of an email to it; complaint: its recipient marked an email as spam; import: a "
+        "row of a suppression import (POST /v1/suppressions/imports)."
     )
     reason: str | None = None
     created_at: str
