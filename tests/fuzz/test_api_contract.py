@@ -329,6 +329,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhooks/{webhook_id}/enable", None),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries", None),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", None),
+    ("GET", "/v1/suppressions/imports/{import_id}", None),
 ]
 
 
@@ -370,6 +371,9 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
         brand = http.post("/v1/brands", json={"name": "b", "postal_address": "1 Main St"}, headers=alice).json()
         hook = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=alice).json()
+        imported = http.post(
+            "/v1/suppressions/imports", json={"filename": "s.csv", "size_bytes": 10, "channel": "sms"}, headers=alice
+        ).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -383,6 +387,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "webhook_id": hook["webhook"]["id"],
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
+            "import_id": imported["id"],
         }
         made_up = {
             "list_id": "lst_00000000000000000000",
@@ -397,6 +402,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "webhook_id": "whk_00000000000000000000",
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
+            "import_id": "upl_00000000000000000000",
         }
         alices_newest = newest(http, alice)
         for method, path, body in ID_ROUTES:
@@ -414,6 +420,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert http.get(f"/v1/actions/{action['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/brands/{brand['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/webhooks/{hook['webhook']['id']}", headers=alice).json()["enabled"] is True
+        assert http.get(f"/v1/suppressions/imports/{imported['id']}", headers=alice).status_code == 200
 
 
 # --- what the served stack answers itself ---------------------------------------------------------
