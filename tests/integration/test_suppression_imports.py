@@ -116,3 +116,66 @@ def test_an_object_dropped_under_the_suppressions_prefix_without_an_import_is_le
     put_file(aws_env, f"uploads/{account}/suppressions/upl_00000000000000000000/stops.csv", data)
     run_ingest(chalice_app, aws_env)
     assert listed(tenant, "email") == {}
+
+
+@pytest.mark.parametrize("crash_in", ["checkpoint", "writes"])
+def test_a_crash_in_a_batch_loses_and_doubles_nothing(
+    chalice_app: Any, aws_env: dict[str, str], api: Api, monkeypatch: pytest.MonkeyPatch, crash_in: str
+) -> None:
+    """The worker dies in the second batch, after its suppressions are written and before its checkpoint, or
+    between two of its BatchWriteItems; the redelivered notification finishes it with the counts of a run
+    without a crash."""
+    from chalicelib.operations import ingest as ingest_operation
+    from chalicelib.store import aws as aws_store
+    from chalicelib.store import uploads as upload_store
+    from tests.integration.test_uploads import crash_on_call
+    from tests.utils import LambdaContext, sqs_event
+
+    monkeypatch.setattr(ingest_operation, "BATCH_ROWS", 40)
+    monkeypatch.setattr(aws_store, "BATCH_WRITE_ITEMS", 10)
+    lines = ["destination"]
+    for i in range(100):
+        lines.append("bad" if i % 13 == 0 else valid_phone(i % 70))  # rows 70..99 repeat earlier ones
+    data = ("\n".join(lines) + "\n").encode()
+
+    def imported(tenant: Api) -> str:
+        created = start_import(tenant, data, channel="sms")
+        put_file(aws_env, key_of(created["upload_url"], aws_env["UPLOADS_BUCKET"]), data)
+        return str(created["id"])
+
+    reference_tenant = api.new_account("reference")
+    reference_id = imported(reference_tenant)
+    run_ingest(chalice_app, aws_env)
+    reference = reference_tenant.ok("GET", f"/v1/suppressions/imports/{reference_id}")
+
+    tenant = api.new_account("crashed")
+    crashed_id = imported(tenant)
+    notification = [m for m in receive_all(aws_env["INGEST_QUEUE_URL"]) if '"Records"' in m["Body"]]
+    if crash_in == "checkpoint":
+        crash_on_call(monkeypatch, upload_store, "checkpoint", 2)
+    else:  # the second batch's first BatchWriteItems go through, then the worker dies
+        real_put, calls = aws_store.batch_put, {"n": 0}
+
+        def half_then_crash(table: str, items: list[dict[str, Any]]) -> None:
+            calls["n"] += "#SUP#" in str(items[0]["pk"]) if items else 0  # the suppressions' writes, not the report's
+            if calls["n"] == 2 and "#SUP#" in str(items[0]["pk"]):
+                real_put(table, items[: len(items) // 2])
+                raise RuntimeError("injected crash between BatchWriteItems")
+            real_put(table, items)
+
+        monkeypatch.setattr(aws_store, "batch_put", half_then_crash)
+    answer = chalice_app.ingest(sqs_event(notification), LambdaContext(290_000))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": notification[0]["MessageId"]}]}
+    half = tenant.ok("GET", f"/v1/suppressions/imports/{crashed_id}")
+    assert half["state"] == "ingesting" and half["rows_read"] == 40
+
+    boto3.client("sqs", region_name="us-east-1").send_message(
+        QueueUrl=aws_env["INGEST_QUEUE_URL"], MessageBody=notification[0]["Body"]
+    )
+    run_ingest(chalice_app, aws_env)
+
+    done = tenant.ok("GET", f"/v1/suppressions/imports/{crashed_id}")
+    assert done["state"] == "completed"
+    counted = ("rows_read", "accepted", "invalid", "duplicates")
+    assert [done[n] for n in counted] == [reference[n] for n in counted] == [100, 67, 8, 25]
+    assert len(listed(tenant, "sms")) == len(listed(reference_tenant, "sms")) == 67
