@@ -2,8 +2,9 @@
 each calls operations.responses.email_event.
 
 EventBridge invokes the function asynchronously, one event an invocation: an unexpected error is retried by
-Lambda (twice, over minutes), and every effect of an event is a conditional write, so a retry or a second
-delivery of the same event changes nothing more. An event that is not SES's is logged and left."""
+Lambda (twice), then the event goes to EmailEventsFailureQueue (infra/template.json); every effect of an
+event is a conditional write, so a retry or a second delivery of the same event changes nothing more. An
+event that is not SES's is logged and left."""
 
 from __future__ import annotations
 

@@ -102,6 +102,7 @@ ALL_QUEUES = sorted(
         "WebhookDeadLetterQueue",
         "WebhookQueue",
         "EventsFailureQueue",
+        "EmailEventsFailureQueue",
     ]
 )
 
