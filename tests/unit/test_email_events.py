@@ -59,3 +59,16 @@ def test_the_account_of_a_configuration_set() -> None:
     assert account_of_configuration_set("bulk-prod-acc_1", "bulk", "dev") is None
     assert account_of_configuration_set("bulk-dev-", "bulk", "dev") is None
     assert account_of_configuration_set(None, "bulk", "dev") is None
+
+
+def test_a_click_is_read_a_reject_is_rejected_and_a_delay_is_only_noted() -> None:
+    event = sample("open")
+    event["detail"]["eventType"] = "Click"
+    event["detail"]["click"] = event["detail"].pop("open") | {"link": "https://acme.example/u"}
+    assert parse(event).receipt == "read"
+    event["detail"]["eventType"] = "Reject"
+    event["detail"]["reject"] = {"reason": "Bad content"}
+    rejected = parse(event)
+    assert (rejected.receipt, rejected.error, rejected.suppress) == ("rejected", "rejected by SES: Bad content", ())
+    event["detail"]["eventType"] = "DeliveryDelay"
+    assert parse(event).receipt is None and parse(event).suppress == ()
