@@ -166,8 +166,11 @@ def test_an_unknown_message_is_kept_and_a_bounce_of_no_campaign_still_suppresses
     listed = suppressed(harness)
     assert list(listed) == ["Gone@example.net"] and listed["Gone@example.net"]["source"] == "bounce"
 
-    # Another account's configuration set, or a set that is not ours, suppresses nothing here.
-    other = event_about("bounce_permanent", "0100018e-other-000000", "else@example.net", "acc_notthisone")
+    # The same account's set name, but another stage's (or no set at all): suppressed nowhere here.
+    other = event_about("bounce_permanent", "0100018e-other-000000", "else@example.net", account)
+    other["detail"]["mail"]["tags"]["ses:configuration-set"] = [f"bulk-prod-{account}"]
+    deliver(harness, other)
+    del other["detail"]["mail"]["tags"]["ses:configuration-set"]
     deliver(harness, other)
     assert list(suppressed(harness)) == ["Gone@example.net"]
 
