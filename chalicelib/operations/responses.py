@@ -105,6 +105,8 @@ def email_event(event: dict[str, Any]) -> str:
     found = email_events.parse(event)
     where = _delivery_of(found.client_ref or "")
     account = _account_of(found, where)
+    if where is not None and account is not None and not where[0].startswith(f"{account}#"):
+        where = None  # a campaign of another account than the message's: applied to none
     suppressed = 0
     if found.suppress and account is not None:
         scopes = SCOPES_OF_CHANNEL["email"]
