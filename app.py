@@ -8,8 +8,10 @@ from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
 
 from chalicelib.api import register_api
+from chalicelib.domain.email_events import DETAIL_TYPES as SES_DETAIL_TYPES
 from chalicelib.workers import dead_letters as dead_letters_worker
 from chalicelib.workers import dispatch as dispatch_worker
+from chalicelib.workers import email_events as email_events_worker
 from chalicelib.workers import events as events_worker
 from chalicelib.workers import export as export_worker
 from chalicelib.workers import ingest as ingest_worker
@@ -90,3 +92,8 @@ def events(event: DynamoDBEvent) -> None:
 @app.on_sqs_message(queue_arn=WEBHOOK_QUEUE_PLACEHOLDER, batch_size=10, maximum_concurrency=5)
 def webhooks(event: SQSEvent) -> dict[str, Any]:
     return webhooks_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_cw_event({"source": ["aws.ses"], "detail-type": list(SES_DETAIL_TYPES)})
+def email_events(event: CloudWatchEvent) -> None:
+    email_events_worker.handle_event(event.to_dict())

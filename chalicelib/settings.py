@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Names of what the service creates per account: SES configuration sets <prefix>-<stage>-<account id>,
     # action secrets <prefix>/<stage>/<account id>/actions/<action id>.
     resource_prefix: str = "bulk"
+    # Where SES publishes each account's email events (decision 44): the default event bus's ARN (the only
+    # bus SES publishes to). Empty: configuration sets are made without an event destination.
+    ses_event_bus_arn: str = ""
     # The outbound request guard (decision 29): http and these hosts are allowed on the local stack only.
     outbound_allow_http: bool = False
     outbound_allowed_hosts: str = ""  # comma-separated host names

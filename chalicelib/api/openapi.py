@@ -508,6 +508,24 @@ OPERATIONS: list[Operation] = [
         ),
     ),
     Operation(
+        "post",
+        "/v1/suppressions/imports",
+        "Suppress many destinations from a CSV or XLSX file (destination, optional channel): get a presigned S3 URL",
+        m.SuppressionImportCreate,
+        201,
+        m.UploadCreated,
+        "createSuppressionImport",
+    ),
+    Operation(
+        "get",
+        "/v1/suppressions/imports/{import_id}",
+        "A suppression import's state, counters and rejected rows (by line)",
+        None,
+        200,
+        m.SuppressionImport,
+        "getSuppressionImport",
+    ),
+    Operation(
         "delete",
         "/v1/suppressions",
         "Lift a destination's suppression on a channel (or all)",
@@ -874,6 +892,9 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
     "createUpload": {
         "GetUpload": ("getUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),
         "CompleteUpload": ("completeUpload", {**_LIST_IN_PATH, "upload_id": "$response.body#/id"}, None),
+    },
+    "createSuppressionImport": {
+        "GetSuppressionImport": ("getSuppressionImport", {"import_id": "$response.body#/id"}, None)
     },
     "exportList": {"GetListExport": ("getListExport", {**_LIST_IN_PATH, "export_id": "$response.body#/id"}, None)},
     "exportCampaign": {

@@ -1,4 +1,6 @@
-"""List uploads through S3: hand out presigned URLs, complete multipart uploads, report progress.
+"""List uploads through S3: hand out presigned URLs, complete multipart uploads, report progress. Suppression
+imports (decision 44) take the same path: `POST /v1/suppressions/imports` hands out the URL of a file of
+destinations, `GET /v1/suppressions/imports/{import_id}` reports its progress and rejected rows.
 
 The request does O(1) work: the file goes straight to S3, and its object-created notification starts
 the ingest worker (operations.ingest), which fills the counters read here.
@@ -16,12 +18,15 @@ from chalicelib.api.views import iso
 from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from chalicelib.domain.models import (
     MultipartUpload,
+    SuppressionImport,
+    SuppressionImportCreate,
     Upload,
     UploadComplete,
     UploadCreate,
     UploadCreated,
     UploadError,
 )
+from chalicelib.domain.suppression_imports import SUPPRESSIONS_TARGET
 from chalicelib.domain.uploads import (
     MULTIPART_FROM_BYTES,
     URL_EXPIRES_SECONDS,
@@ -130,4 +135,31 @@ def upload_view(item: dict[str, Any]) -> Upload:
         rejected_rows_url=report,
         created_at=iso(item["created_at"]) or "",
         finished_at=iso(item.get("finished_at")),
+    )
+
+
+@route(bp, "/suppressions/imports", methods=["POST"], status=201)
+def create_suppression_import(account: str) -> UploadCreated:
+    body = parse_body(bp.current_request, SuppressionImportCreate)
+    kind = body.format or format_of(body.filename)
+    if kind is None:
+        raise InvalidInput.on("format", "give csv or xlsx, or a file name ending .csv, .tsv, .txt or .xlsx")
+    upload_id = keys.new_id("upl")
+    key = object_key(account, SUPPRESSIONS_TARGET, upload_id, body.filename)
+    url = objects.presign_put(key, URL_EXPIRES_SECONDS)
+    fields: dict[str, Any] = {"key": key, "filename": body.filename, "format": kind, "size_bytes": body.size_bytes}
+    fields.update(target=SUPPRESSIONS_TARGET, channel=body.channel)
+    uploads.create_upload(account, SUPPRESSIONS_TARGET, upload_id, **fields)
+    expires_at = iso(time.time() + URL_EXPIRES_SECONDS) or ""
+    return UploadCreated(id=upload_id, state=UploadState.AWAITING_FILE, upload_url=url, expires_at=expires_at)
+
+
+@route(bp, "/suppressions/imports/{import_id}", methods=["GET"])
+def get_suppression_import(account: str, import_id: str) -> SuppressionImport:
+    item = uploads.get_upload(account, SUPPRESSIONS_TARGET, import_id)
+    if item is None:
+        raise NotFound(detail=f"suppression import {import_id} does not exist")
+    view = upload_view(item)
+    return SuppressionImport(
+        **view.model_dump(include=set(SuppressionImport.model_fields) - {"channel"}), channel=item.get("channel")
     )

@@ -70,7 +70,8 @@ class OutgoingMessage:
     http: HttpRequest | None = None  # an HTTP action's request, rendered for this recipient
     voice: VoiceCall | None = None
     category: str | None = None  # the campaign's: `marketing` is a Viber `promotion`, else a `transaction`
-    # Kept by the provider with the message, where it can (SES email tags): campaign and recipient ids.
+    # Kept by the provider with the message, where it can (SES email tags): campaign, recipient and attempt
+    # (SES's events name the delivery by them when the message's headers are not in the event).
     tags: dict[str, str] = field(default_factory=dict)
 
 

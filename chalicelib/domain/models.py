@@ -35,7 +35,7 @@ from chalicelib.domain.retry import RetryPolicy
 from chalicelib.domain.segments import MAX_DAYS, value_problem
 from chalicelib.domain.tabular import ColumnMapping
 from chalicelib.domain.template import TemplateError, compile_template
-from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, UploadFormat, UploadState
+from chalicelib.domain.uploads import MAX_UPLOAD_BYTES, MULTIPART_FROM_BYTES, UploadFormat, UploadState
 from chalicelib.domain.windows import SendWindow, validate_zone
 
 MAX_EXCLUSION_LISTS = 5
@@ -919,10 +919,12 @@ class Counters(BaseModel):
     delivered: int = Field(
         0,
         description="Beside the outcomes, from the provider's receipts: messages the recipient's phone (or "
-        "WhatsApp) reported delivered, read ones included.",
+        "WhatsApp, or the recipient's mail server per SES) reported delivered, read ones included.",
     )
-    read: int = Field(0, description="Messages reported read (WhatsApp).")
-    undelivered: int = Field(0, description="Accepted messages the receipts reported rejected or undeliverable.")
+    read: int = Field(0, description="Messages reported read (WhatsApp; an email opened or clicked, per SES).")
+    undelivered: int = Field(
+        0, description="Accepted messages the receipts reported rejected or undeliverable (an email that bounced)."
+    )
     replied: int = Field(
         0, description="Recipients who replied to the campaign's number (each once, however often they replied)."
     )
@@ -1156,9 +1158,10 @@ class Suppression(BaseModel):
         description="sms, whatsapp.marketing, whatsapp.utility, viber, messenger, voice or email: a send is "
         "skipped (`opted_out`) when its destination is suppressed in the scope of its channel."
     )
-    source: Literal["inbound", "api", "erasure", "handler"] = Field(
-        description="inbound: the recipient sent a STOP word; api: added through this API; handler: a reply "
-        "handler's `unsubscribe`."
+    source: Literal["inbound", "api", "erasure", "bounce", "complaint", "import", "handler"] = Field(
+        description="inbound: the recipient sent a STOP word; api: added through this API; bounce: SES reported "
+        "a permanent bounce of an email to it; complaint: its recipient marked an email as spam; import: a "
+        "row of a suppression import (POST /v1/suppressions/imports); handler: a reply handler's `unsubscribe`."
     )
     reason: str | None = None
     created_at: str
@@ -1651,6 +1654,41 @@ class Upload(BaseModel):
         "planned so far (null for a file read in one piece).",
     )
     segments_done: int | None = Field(None, description="Segments ingested to their end.")
+    error: UploadError | None = Field(None, description="Why the whole file was refused (state failed).")
+    rejected_rows_url: str | None = Field(
+        None, description="Once completed with invalid rows: a CSV (line,reason,field,detail), link valid one hour."
+    )
+    created_at: str
+    finished_at: str | None = None
+
+
+class SuppressionImportCreate(Strict):
+    """Suppress many destinations from a file: a `destination` column (or `address`, `email`, `phone`) and an
+    optional `channel` column; the file is PUT to the answer's upload_url and ingested like a list's."""
+
+    filename: str = Field(min_length=1, max_length=255, description="The file's name; its extension gives the format.")
+    format: UploadFormat | None = Field(None, description="csv or xlsx; by default from the file name's extension.")
+    size_bytes: int = Field(
+        strict=False,
+        ge=0,
+        le=MULTIPART_FROM_BYTES,
+        description="The file's size: at most 100 MB (one PUT; about 3 million addresses).",
+    )
+    channel: Literal["sms", "whatsapp", "viber_service", "messenger", "voice", "email", "all"] | None = Field(
+        None, description="The channel of rows without a `channel` cell (a row with neither is rejected)."
+    )
+
+
+class SuppressionImport(BaseModel):
+    id: str
+    filename: str
+    format: UploadFormat | None
+    channel: str | None = Field(None, description="The channel of rows without their own.")
+    state: UploadState = Field(description="awaiting_file -> ingesting -> completed | failed.")
+    rows_read: int = Field(description="Data rows read so far (= accepted + invalid + duplicates).")
+    accepted: int = Field(description="Rows that suppressed a destination not suppressed before.")
+    invalid: int = Field(description="Rows rejected; each is in the rejected rows file with its line number.")
+    duplicates: int = Field(description="Rows already suppressed (before, or earlier in the file).")
     error: UploadError | None = Field(None, description="Why the whole file was refused (state failed).")
     rejected_rows_url: str | None = Field(
         None, description="Once completed with invalid rows: a CSV (line,reason,field,detail), link valid one hour."

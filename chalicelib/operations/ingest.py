@@ -40,9 +40,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from chalicelib.domain import tabular
+from chalicelib.domain import suppression_imports, tabular
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import Recipient, RowError, check_row
+from chalicelib.domain.suppression_imports import SUPPRESSIONS_TARGET, SuppressionColumns
 from chalicelib.domain.tabular import Cells, ColumnMapping, FileProblem, Layout
 from chalicelib.domain.uploads import (
     MAX_UPLOAD_BYTES,
@@ -54,7 +55,7 @@ from chalicelib.domain.uploads import (
 from chalicelib.observability import logger
 from chalicelib.operations import late_recipients
 from chalicelib.settings import get_settings
-from chalicelib.store import lists, objects, queue, uploads
+from chalicelib.store import lists, objects, queue, suppressions, uploads
 
 BATCH_ROWS = 2000
 DEADLINE_MARGIN_MS = 60_000
@@ -104,13 +105,18 @@ def ingest_object(key: str, etag: str, context: Any, segment: int | None = None)
         return "skipped: object gone"
     if head.etag != etag:
         return "skipped: object replaced since"
-    try:
-        lists.get_list(where.account_id, where.list_id)
-    except NotFound:
-        logger.warning("upload for an unknown list; skipped", extra={"key": key})
-        return "skipped: no such list"
+    suppressing = where.list_id == SUPPRESSIONS_TARGET
+    if not suppressing:
+        try:
+            lists.get_list(where.account_id, where.list_id)
+        except NotFound:
+            logger.warning("upload for an unknown list; skipped", extra={"key": key})
+            return "skipped: no such list"
 
     upload = uploads.get_upload(where.account_id, where.list_id, where.upload_id)
+    if upload is None and suppressing:  # an import is made through the API, with its channel
+        logger.warning("object for no suppression import; skipped", extra={"key": key})
+        return "skipped: no such suppression import"
     if upload is None:
         upload = uploads.ensure_upload(
             where.account_id,
@@ -155,6 +161,7 @@ def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, 
     """Read the layout and begin the run; None when the file is refused as a whole."""
     try:
         layout, mapping = _layout_and_mapping(upload, key, etag, size)
+        suppressing = upload.get("target") == SUPPRESSIONS_TARGET
     except FileProblem as problem:
         uploads.fail_run(upload, etag, code=problem.code, detail=problem.detail)
         logger.info("upload refused", extra={"upload": upload["id"], "code": problem.code})
@@ -163,10 +170,10 @@ def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, 
         upload,
         etag,
         layout=asdict(layout),
-        mapping=mapping.model_dump(mode="json"),
+        mapping=mapping,
         resume=layout.data_start,
         line=layout.first_line,
-        segmented=layout.format == "csv" and size > get_settings().ingest_segment_bytes,
+        segmented=not suppressing and layout.format == "csv" and size > get_settings().ingest_segment_bytes,
     )
     if not began:
         logger.info("run already begun by another delivery; resuming", extra={"upload": upload["id"]})
@@ -175,7 +182,8 @@ def _start(upload: dict[str, Any], key: str, etag: str, size: int) -> dict[str, 
     return fresh
 
 
-def _layout_and_mapping(upload: dict[str, Any], key: str, etag: str, size: int) -> tuple[Layout, ColumnMapping]:
+def _layout_and_mapping(upload: dict[str, Any], key: str, etag: str, size: int) -> tuple[Layout, dict[str, Any]]:
+    """The file's layout, and which columns hold what (a list's ColumnMapping, or an import's columns)."""
     if size > MAX_UPLOAD_BYTES:
         raise FileProblem("too_large", f"the file has {size:,} bytes; at most {MAX_UPLOAD_BYTES:,} are accepted")
     kind = upload.get("format") or format_of(key) or "csv"
@@ -183,12 +191,14 @@ def _layout_and_mapping(upload: dict[str, Any], key: str, etag: str, size: int) 
         layout = tabular.xlsx_layout(objects.open_object(key, etag, size))
     else:
         layout = tabular.csv_layout(objects.read_range(key, etag, 0, tabular.HEAD_BYTES))
+    if upload.get("target") == SUPPRESSIONS_TARGET:
+        return layout, asdict(suppression_imports.columns(layout.header))
     if upload.get("mapping"):
         mapping = ColumnMapping.model_validate(upload["mapping"])
         tabular.check_mapping(mapping, layout.header)
     else:
         mapping = tabular.default_mapping(layout.header)
-    return layout, mapping
+    return layout, mapping.model_dump(mode="json")
 
 
 @dataclass
@@ -227,12 +237,19 @@ def _records(key: str, etag: str, size: int, layout: Layout, part: Part) -> Iter
 def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadline, part: Part) -> str:
     """Batches from the part's checkpoint until its end, a lost race, or the deadline."""
     layout = Layout(**upload["layout"])
-    mapping = ColumnMapping.model_validate(upload["effective_mapping"])
     records = _records(key, etag, size, layout, part)
+    suppressing = upload.get("target") == SUPPRESSIONS_TARGET
+    if suppressing:
+        found = SuppressionColumns(**upload["effective_mapping"])
+        check = lambda batch: _check_suppressions(found, layout.header, batch, upload.get("channel"))  # noqa: E731
+    else:
+        mapping = ColumnMapping.model_validate(upload["effective_mapping"])
+        check = lambda batch: _check(mapping, layout.header, batch)  # noqa: E731
+    write = _write_suppressions if suppressing else _write_batch
 
     def read_and_check() -> tuple[list[Cells], Checked]:
         batch = list(itertools.islice(records, BATCH_ROWS))
-        return batch, _check(mapping, layout.header, batch)
+        return batch, check(batch)
 
     # The next batch is read and checked (CPU) while this one is written (I/O): one batch ahead, so memory
     # holds two batches at most. A batch read ahead but not written when the worker stops is read again
@@ -250,7 +267,7 @@ def _run(upload: dict[str, Any], key: str, etag: str, size: int, deadline: Deadl
             if len(batch) == BATCH_ROWS:
                 ahead = reader.submit(read_and_check)
             start = part.resume
-            counts, rejected = _write_batch(upload, etag, part, checked) if batch else ({}, [])
+            counts, rejected = write(upload, etag, part, checked) if batch else ({}, [])
             room = MAX_REPORTED_REJECTS - part.invalid
             if rejected and room > 0:
                 uploads.put_rejects(upload, etag, rejected[:room])
@@ -338,6 +355,9 @@ class Checked:
 
     rows: int = 0
     valid: dict[str, Recipient] = field(default_factory=dict)
+    # A suppression import's: each (scope, destination) its valid rows suppress, with the row's detail.
+    suppress: dict[tuple[str, str], str] = field(default_factory=dict)
+    lines: list[list[tuple[str, str]]] = field(default_factory=list)  # each valid row's pairs
     repeated: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
@@ -357,6 +377,49 @@ def _check(mapping: ColumnMapping, header: list[str], batch: list[Cells]) -> Che
         else:
             checked.valid[recipient.id] = recipient
     return checked
+
+
+def _check_suppressions(
+    found: SuppressionColumns, header: list[str], batch: list[Cells], channel: str | None
+) -> Checked:
+    """A suppression import's batch checked: each valid row's (scope, destination) pairs; a row whose pairs all
+    came earlier in the batch is repeated."""
+    checked = Checked(rows=len(batch))
+    for cells in batch:
+        try:
+            if cells.values is None:
+                raise RowError("invalid_row", "row", cells.problem or "the row cannot be read")
+            destination, scopes = suppression_imports.suppression_row(found, header, cells.values, channel)
+        except RowError as exc:
+            checked.rejected.append(_reject(cells.line, exc, exc.field))
+            continue
+        pairs = [(scope, destination) for scope in scopes]
+        fresh = [pair for pair in pairs if pair not in checked.suppress]
+        if not fresh:
+            checked.repeated += 1
+            continue
+        for pair in fresh:
+            checked.suppress[pair] = f"line {cells.line}"
+        checked.lines.append(fresh)
+    return checked
+
+
+def _write_suppressions(
+    upload: dict[str, Any], etag: str, part: Part, checked: Checked
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Write one checked batch of a suppression import: a row is accepted when it suppresses a destination in
+    a scope where it was not suppressed yet, else a duplicate."""
+    origin = f"{part.run(upload, etag)}:{part.resume}"
+    details = {pair: f"import {upload['id']}, {line}" for pair, line in checked.suppress.items()}
+    before = suppressions.import_rows(upload["account_id"], details, origin, float(upload["started_at"]))
+    accepted = sum(1 for pairs in checked.lines if any(pair not in before for pair in pairs))
+    counts = {
+        "rows_read": checked.rows,
+        "accepted": accepted,
+        "invalid": len(checked.rejected),
+        "duplicates": checked.repeated + len(checked.lines) - accepted,
+    }
+    return counts, checked.rejected
 
 
 def _write_batch(

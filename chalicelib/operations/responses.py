@@ -8,6 +8,9 @@
   receipt moves that delivery forward (submitted < delivered | rejected | undeliverable < read), whether or
   not the send's outcome is recorded yet. One that matches no delivery is kept (`RECEIPT#<uuid>`), not
   dropped.
+- `email_event`: SES's events of an email (decision 44), through EventBridge: a permanent bounce or a
+  complaint suppresses the address for email (whether or not a campaign sent the message), and each moves
+  the delivery's receipt as a status callback does; one that names no delivery is kept likewise.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.channels import OutgoingMessage, channel_for
+from chalicelib.channels import OutgoingMessage, channel_for, ses
+from chalicelib.domain import email_events
 from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.recipients import AddressError, normalize_email
 from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
 from chalicelib.observability import logger
 from chalicelib.operations import events, replies
@@ -97,6 +102,85 @@ def receipt(status: dict[str, Any]) -> str:
     if written.current is None:  # no delivery under that key: not one of ours after all
         return _keep(status)
     return "ignored"
+
+
+def email_event(event: dict[str, Any]) -> str:
+    """Act on one SES email event; what it did (`applied`, `ignored`, `kept`, `noted`), with `+suppressed`
+    when it suppressed an address not suppressed before. A repeat, or an event older than what the delivery
+    already says, changes nothing."""
+    found = email_events.parse(event)
+    where = _delivery_of(found.client_ref or "")
+    account = _account_of(found, where)
+    if where is not None and account is not None and not where[0].startswith(f"{account}#"):
+        where = None  # a campaign of another account than the message's: applied to none
+    suppressed = 0
+    if found.suppress and account is not None:
+        scopes = SCOPES_OF_CHANNEL["email"]
+        for raw in found.suppress:
+            address = _email(raw)
+            added = suppressions.add(account, scopes, address, str(found.source), found.error)
+            if added:
+                suppressed += 1
+                data = {"destination": address, "scopes": list(scopes), "source": found.source}
+                opted_out = events.inbound(account, "recipient.opted_out", f"{found.message_id}:{address}", data)
+                events.record([opted_out], f"ses-{found.message_id}-{found.kind}")
+        logger.info("email suppressed", extra={"account": account, "source": found.source, "new": suppressed})
+    result = "noted"
+    if found.receipt is not None:
+        result = _email_receipt(found, where)
+    elif found.suppress and account is None:  # nobody to suppress it for: kept like an unmatched receipt
+        result = _email_kept(found)
+    return f"{result}+suppressed" if suppressed else result
+
+
+def _email_receipt(found: email_events.EmailEvent, where: tuple[str, str, int] | None) -> str:
+    if where is None:
+        return _email_kept(found)
+    pk, rid, attempt = where
+    written = deliveries.apply_receipt(
+        pk, rid, attempt, {"status": found.receipt, "at": found.at, "error": found.error}
+    )
+    if written.ok:
+        return "applied"
+    if written.current is None:
+        return _email_kept(found)
+    return "ignored"
+
+
+def _email_kept(found: email_events.EmailEvent) -> str:
+    status = {
+        "message_uuid": found.message_id,
+        "status": found.receipt or found.kind,
+        "channel": "email",
+        "client_ref": found.client_ref,
+        "event": found.kind,
+        "timestamp": found.at,
+        **({"error": found.error} if found.error else {}),
+        **({"suppress": list(found.suppress)} if found.suppress else {}),
+        "tags": found.tags,
+    }
+    return _keep(status)
+
+
+def _account_of(found: email_events.EmailEvent, where: tuple[str, str, int] | None) -> str | None:
+    """Whose message it was: the account its configuration set was made for (every message of ours goes
+    through one, campaign or not), else the campaign's owner."""
+    s = get_settings()
+    account = email_events.account_of_configuration_set(found.configuration_set, s.resource_prefix, s.stage)
+    if account is not None and ses.configuration_set_name(account) == found.configuration_set:
+        return account
+    if where is not None:
+        campaign_id = str(found.client_ref).partition(":")[0]
+        return campaigns.owner_of(campaign_id)
+    return None
+
+
+def _email(raw: str) -> str:
+    """An address as recipients' destinations hold it (as normalised at upload), else as SES wrote it."""
+    try:
+        return normalize_email(raw)
+    except AddressError:
+        return raw.strip()
 
 
 def _delivery_of(client_ref: str) -> tuple[str, str, int] | None:

@@ -76,3 +76,34 @@ def items(account_id: str, scopes: list[str], destination: str) -> list[dict[str
     """The suppression items of one destination in these scopes (as they are listed)."""
     asked = [{"pk": keys.suppression_pk(account_id, scope), "sk": destination} for scope in scopes]
     return sorted(aws.batch_get(_table(), asked), key=lambda item: str(item["scope"])) if asked else []
+
+
+def import_rows(account_id: str, rows: dict[tuple[str, str], str], origin: str, now: float) -> set[tuple[str, str]]:
+    """Suppress each (scope, destination) of an import's batch (`rows`: its detail, e.g. the file's line), in
+    one consistent BatchGetItem per 100 and one BatchWriteItem per 25; which were already suppressed before
+    (by anything but this batch: those keep their first source and time, as `add` keeps them).
+
+    `origin` names the batch (import, object version, start): a batch written again after a crash finds its
+    own items and writes them again (the same items), so it counts them as new again, never as suppressed
+    before. A suppression added through the API between the read and the write is overwritten by the
+    import's (it stays suppressed; its source becomes `import`)."""
+    if not rows:
+        return set()
+    wanted = [{"pk": keys.suppression_pk(account_id, scope), "sk": address} for scope, address in rows]
+    found = aws.batch_get(_table(), wanted, projection="#s, sk, origin", names={"#s": "scope"})
+    before = {(str(item["scope"]), str(item["sk"])) for item in found if item.get("origin") != origin}
+    items = [
+        {
+            "pk": keys.suppression_pk(account_id, scope),
+            "sk": address,
+            "scope": scope,
+            "source": "import",
+            "created_at": now,
+            "detail": detail,
+            "origin": origin,
+        }
+        for (scope, address), detail in rows.items()
+        if (scope, address) not in before
+    ]
+    aws.batch_put(_table(), items)
+    return before

@@ -792,7 +792,7 @@ def _send(
         http=request,
         voice=call,
         category=campaign.get("category"),
-        tags={"campaign": campaign_id, "recipient": target.rid},
+        tags={"campaign": campaign_id, "recipient": target.rid, "attempt": str(attempt)},
     )
     outcome = _send_once(channel, message)
     resends = AMBIGUOUS_RESENDS if channel.honours_idempotency_key else 0

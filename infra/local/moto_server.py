@@ -87,6 +87,8 @@ from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+from infra.local import moto_ses
+
 logger = logging.getLogger(__name__)
 
 # moto refuses items above this size (`LimitedSizeDict`): an item this small cannot end a page by size.
@@ -764,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     if not args.unpatched:
         install_patches()
+    moto_ses.install()  # an action the service calls, missing from moto (not a patch of its behaviour)
     app: Any = CachingDispatcher(create_backend_app)
     if os.environ.get("MOTO_PROFILE"):
         from infra.local.moto_profile import Profiled

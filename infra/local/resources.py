@@ -8,6 +8,7 @@ The CloudFormation template is the single source of truth: a resource `LogicalId
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,10 @@ def create_resources(
         name = f"{prefix}-{logical_id}"
         attributes[logical_id] = {"Ref": name, "Arn": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}"}
 
+    # The pseudo parameters `Fn::Sub` names, as the local stack's account and region.
+    attributes["AWS::Partition"] = {"Ref": "aws"}
+    attributes["AWS::Region"] = {"Ref": region}
+    attributes["AWS::AccountId"] = {"Ref": LOCAL_ACCOUNT_ID}
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     return {name: str(_resolve(value, attributes)) for name, value in variables.items()}
 
@@ -324,13 +329,15 @@ def _referenced_logical_id(value: Any) -> str | None:
 
 
 def _resolve(value: Any, attributes: Mapping[str, Mapping[str, str]]) -> Any:
-    """Replace `Ref` and `Fn::GetAtt` of created resources by their values."""
+    """Replace `Ref`, `Fn::GetAtt` and `Fn::Sub` of created resources (and pseudo parameters) by their values."""
     if isinstance(value, list):
         return [_resolve(item, attributes) for item in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1 and "Ref" in value:
         return _attribute(attributes, value["Ref"], "Ref")
+    if len(value) == 1 and isinstance(value.get("Fn::Sub"), str):  # `${Name}` of a resource's Ref, no `.Attr`
+        return re.sub(r"\$\{([^}.]+)\}", lambda found: _attribute(attributes, found.group(1), "Ref"), value["Fn::Sub"])
     if len(value) == 1 and "Fn::GetAtt" in value:
         get_att = value["Fn::GetAtt"]
         logical_id, attribute = get_att if isinstance(get_att, list) else get_att.split(".", 1)

@@ -136,3 +136,28 @@ def test_a_csv_uploaded_through_s3_is_ingested_sent_and_reported_per_recipient_i
         time.sleep(0.5)
     text = httpx.get(list_export["download_url"], timeout=30).text
     assert "'=HYPERLINK(1)" in text and ",=HYPERLINK" not in text
+
+
+def test_a_suppression_file_put_to_its_presigned_url_is_ingested_and_its_bad_rows_reported(
+    stack: LocalStack, api: CampaignApi
+) -> None:
+    data = b"destination,channel\nada@example.com,email\n+14155550101,sms\nnot-a-number,sms\n+14155550102,\n"
+    created = api.call(
+        "POST", "/v1/suppressions/imports", {"filename": "stops.csv", "size_bytes": len(data), "channel": "sms"}
+    )
+    put = httpx.put(created["upload_url"], content=data, timeout=30)  # S3's notification starts the ingest
+    assert put.status_code == 200, put.text
+    deadline = time.monotonic() + 120
+    while (done := api.call("GET", f"/v1/suppressions/imports/{created['id']}"))["state"] != "completed":
+        assert time.monotonic() < deadline and done["state"] != "failed", done
+        time.sleep(0.5)
+
+    assert (done["rows_read"], done["accepted"], done["invalid"], done["duplicates"]) == (4, 3, 1, 0)
+    rejected = list(csv.DictReader(io.StringIO(httpx.get(done["rejected_rows_url"], timeout=30).text)))
+    assert [(r["line"], r["reason"], r["field"]) for r in rejected] == [("4", "invalid_phone", "destination")]
+    listed = api.call("GET", "/v1/suppressions?channel=all&limit=100")["items"]
+    assert sorted((s["scope"], s["destination"], s["source"]) for s in listed) == [
+        ("email", "ada@example.com", "import"),
+        ("sms", "+14155550101", "import"),
+        ("sms", "+14155550102", "import"),
+    ]

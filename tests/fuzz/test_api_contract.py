@@ -331,6 +331,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", None),
     ("GET", "/v1/reply-handlers/{handler_id}", None),
     ("DELETE", "/v1/reply-handlers/{handler_id}", None),
+    ("GET", "/v1/suppressions/imports/{import_id}", None),
 ]
 
 
@@ -377,6 +378,9 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             json={"name": "h", "condition": {"type": "any"}, "reactions": [{"type": "unsubscribe"}]},
             headers=alice,
         ).json()
+        imported = http.post(
+            "/v1/suppressions/imports", json={"filename": "s.csv", "size_bytes": 10, "channel": "sms"}, headers=alice
+        ).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -391,6 +395,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "handler_id": handler["id"],
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
+            "import_id": imported["id"],
         }
         made_up = {
             "list_id": "lst_00000000000000000000",
@@ -406,6 +411,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "handler_id": "hdl_00000000000000000000",
             "delivery_id": "000000000000001-evt_000000000000000000000000",
             "version": 1,
+            "import_id": "upl_00000000000000000000",
         }
         alices_newest = newest(http, alice)
         for method, path, body in ID_ROUTES:
@@ -424,6 +430,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         assert http.get(f"/v1/brands/{brand['id']}", headers=alice).status_code == 200
         assert http.get(f"/v1/webhooks/{hook['webhook']['id']}", headers=alice).json()["enabled"] is True
         assert http.get(f"/v1/reply-handlers/{handler['id']}", headers=alice).status_code == 200
+        assert http.get(f"/v1/suppressions/imports/{imported['id']}", headers=alice).status_code == 200
 
 
 # --- what the served stack answers itself ---------------------------------------------------------

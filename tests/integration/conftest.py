@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.store import aws
+from infra.local import moto_ses
 from infra.local.fake_provider import FakeProvider
 from infra.local.resources import create_resources
 from tests.utils import ADMIN_TOKEN, Api
@@ -39,6 +40,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, provider: FakeProvider) -> Iterator
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_ses.install()
+    moto_ses.reset()
     with mock_aws():
         env = create_resources(prefix="it")
         for name, value in env.items():

@@ -102,6 +102,7 @@ ALL_QUEUES = sorted(
         "WebhookDeadLetterQueue",
         "WebhookQueue",
         "EventsFailureQueue",
+        "EmailEventsFailureQueue",
     ]
 )
 
@@ -148,6 +149,7 @@ def test_env_vars_resolve_to_the_created_resources(aws: None) -> None:
         "RELEASE_QUEUE_ARN": f"arn:aws:sqs:us-east-1:123456789012:{PREFIX}-ReleaseQueue",
         "WEBHOOK_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-WebhookQueue")["QueueUrl"],
         "WEBHOOK_DEAD_LETTER_QUEUE_URL": _sqs().get_queue_url(QueueName=f"{PREFIX}-WebhookDeadLetterQueue")["QueueUrl"],
+        "SES_EVENT_BUS_ARN": "arn:aws:events:us-east-1:123456789012:event-bus/default",  # Fn::Sub, pseudo params
     }
     scheduler = boto3.client("scheduler", region_name="us-east-1")
     assert scheduler.get_schedule_group(Name=env["SCHEDULE_GROUP"])["State"] == "ACTIVE"

@@ -93,3 +93,16 @@ def test_the_packaged_template_passes_cfn_lint(packaged: Path) -> None:
         [str(Path(sys.executable).with_name("cfn-lint")), str(packaged)], capture_output=True, text=True
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_ses_email_events_reach_their_function_and_failed_ones_a_failure_queue(packaged: Path) -> None:
+    template = json.loads(packaged.read_text())
+    function = template["Resources"]["EmailEvents"]["Properties"]
+    pattern = function["Events"]["EmailEventsEvent"]["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.ses"] and "Email Bounced" in pattern["detail-type"]
+    assert "Email Complaint Received" in pattern["detail-type"] and "Email Opened" in pattern["detail-type"]
+    invoke = function["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["EmailEventsFailureQueue", "Arn"]}
+    assert invoke["MaximumRetryAttempts"] == 2
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_env["SES_EVENT_BUS_ARN"]["Fn::Sub"].endswith(":event-bus/default")
