@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.delivery import DeliveryState, segment_counter, skip_counter, state_deltas, variant_counter
+from chalicelib.domain.delivery import (
+    RECEIPT_PREFIX,
+    DeliveryState,
+    segment_counter,
+    skip_counter,
+    state_deltas,
+    variant_counter,
+)
 from chalicelib.domain.responses import receipt_deltas
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
@@ -27,19 +34,24 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         if new == DeliveryState.SKIPPED and old != new:  # skipped is final: counted once, by its reason
             reason = change.get("NewImage", {}).get("skip_reason", {}).get("S", "other")
             summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
-        # Receipts (delivered, read, undelivered) beside the states: a delivery's receipt only moves forward.
+        # Receipts (delivered, read, undelivered) beside the states: a delivery's receipt only moves forward;
+        # and a recipient's first reply (decision 45; the others add to the timeline's replies, not here).
+        # Both counted for the campaign, and for the variant and segment the delivery has.
         if record.get("eventName") != "REMOVE":
-            old_receipt = change.get("OldImage", {}).get("receipt", {}).get("S")
-            new_receipt = change.get("NewImage", {}).get("receipt", {}).get("S")
-            for name, delta in receipt_deltas(old_receipt, new_receipt).items():
+            new_image, old_image = change.get("NewImage", {}), change.get("OldImage", {})
+            beside = receipt_deltas(old_image.get("receipt", {}).get("S"), new_image.get("receipt", {}).get("S"))
+            if "reply_ids" in new_image and "reply_ids" not in old_image:
+                beside["replied"] = 1
+            groups = [
+                (counter, new_image[attribute]["S"])
+                for attribute, counter in (("variant", variant_counter), ("segment", segment_counter))
+                if "S" in new_image.get(attribute, {})
+            ]
+            for name, delta in beside.items():
                 summed[name] = summed.get(name, 0) + delta
-            # A recipient's first reply (decision 45); its others add to the timeline's replies, not here.
-            if "reply_ids" in change.get("NewImage", {}) and "reply_ids" not in change.get("OldImage", {}):
-                summed["replied"] = summed.get("replied", 0) + 1
-                for attribute, counter in (("variant", variant_counter), ("segment", segment_counter)):
-                    group = change["NewImage"].get(attribute, {}).get("S")
-                    if group:
-                        summed[counter(group, "replied")] = summed.get(counter(group, "replied"), 0) + 1
+                for counter, group in groups:
+                    key = counter(group, name.removeprefix(RECEIPT_PREFIX))
+                    summed[key] = summed.get(key, 0) + delta
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.

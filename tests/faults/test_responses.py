@@ -116,7 +116,8 @@ def test_receipts_count_delivered_and_undelivered_and_late_repeated_or_unmatched
     count = 20
     undelivered = {valid_phone(i)[1:]: "undeliverable" for i in range(3)}
     provider.configure(receipts_by_number={**undelivered, valid_phone(3)[1:]: "rejected"})
-    campaign = start(harness, count)
+    arms = [{"name": "a", "weight": 50, "template": "A: hi"}, {"name": "b", "weight": 50, "template": "B: hi"}]
+    campaign = start(harness, count, variants=arms)
 
     final = harness.run(campaign["id"], on_round=lambda _: webhooks.deliver(harness.tenant))
     harness.settle(final, count)
@@ -126,6 +127,12 @@ def test_receipts_count_delivered_and_undelivered_and_late_repeated_or_unmatched
 
     assert (counters["succeeded"], counters["delivered"], counters["undelivered"], counters["read"]) == (20, 16, 4, 0)
     assert webhooks.results[("submitted", "applied")] == 20
+    # Counted per A/B variant too: each variant's receipts add up to what it sent.
+    by_variant = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["variant_counters"]
+    assert sum(v.get("delivered", 0) for v in by_variant.values()) == 16
+    assert sum(v.get("undelivered", 0) for v in by_variant.values()) == 4
+    for name, own in by_variant.items():
+        assert own.get("delivered", 0) + own.get("undelivered", 0) == own["succeeded"], (name, own)
     outcomes = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}
     gone = outcomes[valid_phone(0)]
     assert gone["receipt"] == "undeliverable" and "unreachable" in gone["receipt_error"]
