@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib.domain import segments
 from chalicelib.domain.delivery import DeliveryState, OutcomeReason, SendOutcome
 from chalicelib.domain.errors import Conflict, NotFound, Unauthorized
+from chalicelib.domain.responses import RECEIPT_RANK
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.observability import logger
 from chalicelib.operations import outcomes
@@ -116,7 +117,10 @@ def apply_event(account_id: str, campaign_id: str, rid: str, attempt: int, event
         outcome = SendOutcome.transient(error, reason=reason) if may_retry else SendOutcome.permanent(error, reason)
     else:
         return "ignored"  # a status Vonage may add later: not an end
-    fields = {"call_status": status, "call_ended_at": time.time()}
+    now = time.time()
+    fields = {"call_status": status, "call_ended_at": now}
+    if status == "completed":  # the call was answered and ran its course: the voice channel's receipt (decision 40)
+        fields.update(receipt="delivered", receipt_rank=RECEIPT_RANK["delivered"], receipt_at=now, delivered_at=now)
     fields.update({name: event[key] for key, name in DETAILS.items() if event.get(key) is not None})
     return "ended" if _end(campaign, pk, delivery, attempt, fields, outcome) else "ignored"
 

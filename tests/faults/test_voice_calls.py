@@ -124,6 +124,10 @@ def test_a_scripted_mix_of_calls_ends_with_exact_counts_retries_and_a_sweep(
     ]
     counters = final["counters"]
     assert {k: counters[k] for k in states} == dict(states) and counters["in_flight"] == counters["queued"] == 0
+    # A completed call is the voice channel's receipt: delivered, with when (the other calls were not).
+    assert (counters["delivered"], counters["undelivered"]) == (16, 0)
+    assert outcomes[number(0)]["receipt"] == "delivered" and outcomes[number(0)]["delivered_at"]
+    assert outcomes[number(21)]["receipt"] is None and outcomes[number(19)]["delivered_at"] is None
     recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
     assert recount["drift"] == {}, recount
 
