@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.channels import OutgoingMessage, channel_for, ses
 from chalicelib.domain import email_events
-from chalicelib.domain.delivery import OutcomeKind
+from chalicelib.domain.delivery import DeliveryState, OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import AddressError, normalize_email
 from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
@@ -98,6 +98,9 @@ def receipt(status: dict[str, Any]) -> str:
     reason = str(error.get("detail") or error.get("title") or "")[:300] if error else None
     written = deliveries.apply_receipt(pk, rid, attempt, {"status": status["status"], "at": at, "error": reason})
     if written.ok:
+        if written.current is not None and written.current.get("state") == DeliveryState.UNKNOWN:
+            # The send timed out without an answer, but the provider had taken it: no longer unknown.
+            deliveries.accepted_after_all(pk, rid, attempt, status.get("message_uuid"))
         return "applied"
     if written.current is None:  # no delivery under that key: not one of ours after all
         return _keep(status)

@@ -44,9 +44,10 @@ def pk_for(campaign_pk: str, buckets: int, recipient_id: str) -> str:
 
 
 def _conditional(call: Any, **params: Any) -> Written:
+    """The write; with `ReturnValues="ALL_NEW"`, a written one's `current` is the item as it became."""
     try:
-        call(TableName=_table(), ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
-        return Written(True)
+        answer = call(TableName=_table(), ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
+        return Written(True, aws.from_item(answer["Attributes"]) if "Attributes" in answer else None)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
@@ -432,6 +433,25 @@ def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any]) -> W
             UpdateExpression="SET " + ", ".join(sets),
             ConditionExpression="attempt = :attempt AND (attribute_not_exists(receipt_rank) OR receipt_rank < :rank)",
             ExpressionAttributeValues=aws.to_values(values),
+            ReturnValues="ALL_NEW",  # free: tells the caller whether the attempt was left `unknown`
+        )
+    )
+
+
+def accepted_after_all(pk: str, rid: str, attempt: int, provider_message_id: str | None) -> Written:
+    """An `unknown` attempt that a receipt proves the provider took (its `client_ref` names the attempt):
+    succeeded, with the provider's id. Nothing else moves: not a later attempt, not another state."""
+    values: dict[str, Any] = {
+        ":succeeded": DeliveryState.SUCCEEDED.value,
+        ":unknown": DeliveryState.UNKNOWN.value,
+        ":attempt": attempt,
+    }
+    sets = "SET #st = :succeeded"
+    if provider_message_id:
+        sets, values[":mid"] = sets + ", provider_message_id = :mid", provider_message_id
+    return _persistently(
+        lambda: _update(
+            pk, rid, sets + " REMOVE last_error, last_reason", "#st = :unknown AND attempt = :attempt", values
         )
     )
 

@@ -4,7 +4,8 @@ to the bridge in front of the real routes (tests/faults/webhooks.py).
 
 - 50 STOPs (in any case, with punctuation, in French) while a campaign of 1,000 is running: no later message reaches
   the number, each is counted `opted_out`, the counters still add up; START lifts it; HELP answers.
-- Receipts: delivered and undeliverable counted beside the outcomes; repeated, late and unmatched ones
+- Receipts: delivered and undeliverable counted beside the outcomes (and per variant); an `unknown` send a
+  receipt proves taken becomes succeeded, never resent; repeated, late and unmatched ones
   change nothing (an unmatched one is kept); a replayed callback is refused."""
 
 from __future__ import annotations
@@ -155,5 +156,27 @@ def test_receipts_count_delivered_and_undelivered_and_late_repeated_or_unmatched
     harness.stream()
     again = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]
     assert again == counters
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {}, recount
+
+
+def test_an_unknown_send_that_a_receipt_proves_taken_becomes_succeeded_without_a_resend(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    count = 30
+    provider.configure(timeout_after_accept_rate=0.3, timeout_after_accept_ms=1_500)
+    campaign = start(harness, count)
+    final = harness.run(campaign["id"])  # receipts held back: every timed-out send is unknown first
+    timed_out = provider.stats()["timed_out_after_accept"]
+    assert final["counters"]["unknown"] == timed_out > 0, final["counters"]
+    webhooks.deliver(harness.tenant)  # the receipts: each names its attempt (client_ref)
+    harness.stream()
+    counters = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]
+    assert (counters["succeeded"], counters["unknown"], counters["delivered"]) == (count, 0, count), counters
+    assert len(provider.messages()) == count  # nothing was sent again
+    by_number = {m["to"]: m["message_uuid"] for m in provider.messages()}
+    for outcome in harness.outcomes(campaign["id"]):
+        assert outcome["state"] == "succeeded" and outcome["receipt"] == "delivered"
+        assert outcome["provider_message_id"] == by_number[outcome["destination"][1:]], outcome
     recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
     assert recount["drift"] == {}, recount
