@@ -1,6 +1,7 @@
-"""`GET /v1/events`: the event log (decision 41), oldest first, filtered by campaign, recipient, type and a
-time range (the last 24 hours unless given). Read from the log's JSON Lines objects in key (time) order;
-the page token is where the last page stopped (an object and a line in it)."""
+"""`GET /v1/events`: the event log (decision 41), oldest first, filtered by campaign (or a recurring
+campaign's run: `run_id`), recipient, type and a time range (the last 24 hours unless given). Read from the
+log's JSON Lines objects in key (time) order; the page token is where the last page stopped (an object and
+a line in it)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from chalice import Blueprint
 
 from chalicelib.api.http import DEFAULT_PAGE, query_int, query_str, query_time, route
 from chalicelib.api.views import iso
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import Event, Page
 from chalicelib.operations.events import EVENT_TYPES
-from chalicelib.store import event_log, pages
+from chalicelib.store import campaigns, event_log, pages
 
 bp = Blueprint(__name__)
 MAX_RANGE_SECONDS = 92 * 86_400  # the log is kept 90 days
@@ -22,6 +23,16 @@ MAX_RANGE_SECONDS = 92 * 86_400  # the log is kept 90 days
 
 def event_view(event: dict[str, Any]) -> Event:
     return Event.model_validate({**event, "occurred_at": iso(event["occurred_at"])})
+
+
+def _check_run_of(account: str, run_id: str, campaign_id: str) -> None:
+    """A 422 on `run_id` unless it is a run of `campaign_id`."""
+    try:
+        run = campaigns.get_campaign(account, run_id)
+    except NotFound:
+        raise InvalidInput.on("run_id", f"no run {run_id}") from None
+    if run.get("run_of") != campaign_id:
+        raise InvalidInput.on("run_id", f"{run_id} is not a run of campaign {campaign_id}")
 
 
 @route(bp, "/events", methods=["GET"])
@@ -35,6 +46,11 @@ def list_events(account: str) -> Page[Event]:
     if kind is not None and kind not in EVENT_TYPES:
         raise InvalidInput.on("type", f"one of {', '.join(EVENT_TYPES)}")
     campaign, recipient = query_str(request, "campaign_id"), query_str(request, "recipient_id")
+    run = query_str(request, "run_id")
+    if run is not None:  # a run is a campaign of its own (operations/runs.py): its events are filed under its id
+        if campaign is not None:
+            _check_run_of(account, run, campaign)
+        campaign = run
     limit = query_int(request, "limit", DEFAULT_PAGE)
     # The filters as asked (a default time range moves on between pages: later events are listed too).
     asked = [query_str(request, name) for name in ("since", "until")]

@@ -604,6 +604,7 @@ OPERATIONS: list[Operation] = [
                 _query(name, description, _text(128))
                 for name, description in (
                     ("campaign_id", "Only this campaign's events."),
+                    ("run_id", "Only this run's events (a recurring campaign's run: GET /v1/campaigns/{id}/runs)."),
                     ("recipient_id", "Only this recipient's events."),
                     ("since", "ISO 8601 with an offset; default 24 hours ago."),
                     ("until", "ISO 8601 with an offset; default now. At most 92 days after `since`."),

@@ -84,6 +84,12 @@ def test_each_occurrence_starts_one_run_with_its_own_counters_and_a_repeat_chang
     assert (campaign["run_of"], campaign["recurrence"]) == (created["id"], None)
     assert tenant.ok("GET", f"/v1/campaigns/{created['id']}/runs/{run['id']}")["id"] == run["id"]
     assert tenant.ok("GET", f"/v1/campaigns/{created['id']}")["status"] == "scheduled"
+    # The event log takes the run (with its campaign, or alone); a run of another campaign is a 422.
+    assert tenant.ok("GET", f"/v1/events?campaign_id={created['id']}&run_id={run['id']}")["items"] == []
+    assert tenant.ok("GET", f"/v1/events?run_id={run['id']}")["items"] == []
+    other = recurring(tenant)
+    refused = tenant.call("GET", f"/v1/events?campaign_id={other['id']}&run_id={run['id']}")
+    assert refused.status_code == 422 and "is not a run of" in refused.json_body["detail"], refused.body
 
 
 def test_an_occurrence_finding_the_previous_run_going_is_skipped(
