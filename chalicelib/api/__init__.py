@@ -11,6 +11,7 @@ from chalicelib.api import (
     calls,
     campaign_stats,
     campaigns,
+    erasures,
     events,
     exports,
     limits,
@@ -44,6 +45,7 @@ def register_api(app: Chalice) -> None:
         provider_webhooks,
         webhooks,
         events,
+        erasures,
         meta,
     ):
         app.register_blueprint(resource.bp, url_prefix="/v1")

@@ -329,6 +329,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhooks/{webhook_id}/enable", None),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries", None),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", None),
+    ("GET", "/v1/erasures/{erasure_id}", None),
 ]
 
 
@@ -370,6 +371,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         action = http.post("/v1/actions", json={"name": "a", "url": "https://crm.example/x"}, headers=alice).json()
         brand = http.post("/v1/brands", json={"name": "b", "postal_address": "1 Main St"}, headers=alice).json()
         hook = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=alice).json()
+        erasure = http.delete(f"/v1/recipients?destination=%2B{valid_phone(3)[1:]}", headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -382,6 +384,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "brand_id": brand["id"],
             "webhook_id": hook["webhook"]["id"],
             "delivery_id": "000000000000001-evt_000000000000000000000000",
+            "erasure_id": erasure["id"],
             "version": 1,
         }
         made_up = {
@@ -396,6 +399,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "brand_id": "brd_00000000000000000000",
             "webhook_id": "whk_00000000000000000000",
             "delivery_id": "000000000000001-evt_000000000000000000000000",
+            "erasure_id": "era_00000000000000000000",
             "version": 1,
         }
         alices_newest = newest(http, alice)
