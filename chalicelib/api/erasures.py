@@ -31,6 +31,7 @@ def erasure_view(item: dict[str, Any]) -> Erasure:
         requested_by=item["requested_by"],
         counts={name: int(value) for name, value in (item.get("counts") or {}).items()},
         waiting_for=int(item.get("waiting_for", 0)),
+        sending=bool(item.get("sending", False)),
         runs=int(item.get("runs", 0)),
         created_at=iso(item["created_at"]) or "",
         updated_at=iso(item.get("updated_at")),

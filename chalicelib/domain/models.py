@@ -1763,7 +1763,7 @@ class Erasure(BaseModel):
     id: str
     status: Literal["pending", "running", "waiting", "completed"] = Field(
         description="pending -> running -> completed; `waiting`: some of the person's sends were still under way "
-        "(queued for a retry, in flight): the job comes back to them."
+        "(queued for a retry, in flight), or a campaign of the account was running: the job comes back."
     )
     scope: ErasureScope
     subject: str = Field(description="A keyed hash of the destination or recipient id named: no way back to it.")
@@ -1773,7 +1773,12 @@ class Erasure(BaseModel):
         "suppressions_anonymised, caps, webhook_deliveries, event_objects, export_objects, upload_objects, "
         "upload_rejected_rows, upload_objects_removed."
     )
-    waiting_for: int = Field(0, description="Deliveries still under way at the last run.")
+    waiting_for: int = Field(0, description="The person's deliveries still under way at the last run.")
+    sending: bool = Field(
+        False,
+        description="A campaign of the account was running at the last run: a chunk released before the "
+        "erasure could still reach the person, so the job passes again (every 5 minutes, up to an hour).",
+    )
     runs: int = Field(description="How many times the job ran (a redelivered message adds a run, no counts).")
     created_at: str
     updated_at: str | None = None

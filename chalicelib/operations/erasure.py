@@ -41,6 +41,9 @@ from chalicelib.store import caps, erasures, keys, list_items, lists, suppressio
 STEPS = ("lists", "deliveries", "suppressions", "caps", "webhook_deliveries", "objects")
 FINAL = frozenset({"succeeded", "failed", "unknown", "skipped", "expired"})
 MARGIN_SECONDS = 20.0
+# While a campaign of the account is running, a chunk released before the erasure may still claim the person
+# (a delivery made after the deliveries step read): the job passes again this many times, a wait apart.
+SENDING_PASSES = 12
 Counts = dict[str, int]
 
 
@@ -97,23 +100,25 @@ def run(job: dict[str, Any], time_left: Callable[[], float]) -> str:
         erasure = erasures.get(account_id, erasure_id)
     except NotFound:
         return "skipped"
-    if erasure["status"] == erasures.COMPLETED:
-        return "skipped"  # a redelivered message of a finished erasure: nothing more to do
+    if erasure["status"] == erasures.COMPLETED or int(job.get("passes", 0)) < int(erasure.get("passes", 0)):
+        return "skipped"  # a redelivered message of a finished erasure, or of a pass a later one followed
     person = _person(account_id, job)
     job = {**job, "addresses": sorted(person.addresses), "ids": sorted(person.ids)}
     scrubber = Scrubber(person, lambda rid: erased_id(account_id, rid))
     counts: Counts = {}
-    waiting = 0
+    waiting, sending = int(job.get("waiting", 0)), bool(job.get("sending", False))  # from before a continuation
     for index in range(int(job.get("step", 0)), len(STEPS)):
         if time_left() < MARGIN_SECONDS:
             erasures.record_run(account_id, erasure_id, erasures.RUNNING, counts, step=STEPS[index])
-            erasures.send_job({**job, "step": index})
+            erasures.send_job({**job, "step": index, "waiting": waiting, "sending": sending})
             return "continued"
         step = STEPS[index]
         if step == "lists":
             _lists(account_id, person, counts, job)
         elif step == "deliveries":
             waiting += _deliveries(account_id, scrubber, counts)
+            running = any(c.get("status") == "running" for c in erasures.campaigns(account_id))
+            sending = running and int(job.get("passes", 0)) < SENDING_PASSES
         elif step == "suppressions":
             _suppressions(account_id, person, job, counts)
         elif step == "caps":
@@ -122,12 +127,17 @@ def run(job: dict[str, Any], time_left: Callable[[], float]) -> str:
             _webhook_log(account_id, scrubber, counts)
         else:
             _objects(account_id, scrubber, set(job.get("lists_found") or []), counts)
-    if waiting:
+    if waiting or sending:
         delay = min(900, get_settings().erasure_wait_seconds)
-        erasures.record_run(account_id, erasure_id, erasures.WAITING, counts, step="deliveries", waiting_for=waiting)
-        erasures.send_job({**job, "step": 0}, delay=delay)
+        passes = int(job.get("passes", 0)) + 1
+        erasures.record_run(
+            account_id, erasure_id, erasures.WAITING, counts, waiting_for=waiting, sending=sending, passes=passes
+        )
+        erasures.send_job({**job, "step": 0, "passes": passes, "waiting": 0, "sending": False}, delay=delay)
         return "waiting"
-    erasures.record_run(account_id, erasure_id, erasures.COMPLETED, counts, completed_at=time.time(), waiting_for=0)
+    erasures.record_run(
+        account_id, erasure_id, erasures.COMPLETED, counts, completed_at=time.time(), waiting_for=0, sending=False
+    )
     logger.info("erasure completed", extra={"account": account_id, "erasure": erasure_id, "counts": counts})
     return "completed"
 

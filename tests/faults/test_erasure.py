@@ -230,3 +230,65 @@ def test_erasure_leaves_no_trace_of_the_number_in_any_table_or_object_and_keeps_
     ended = harness.run(later["id"])
     skipped = {o["recipient_id"]: o for o in harness.outcomes(later["id"])}[PERSON]
     assert ended["status"] == "completed" and (skipped["state"], skipped["skip_reason"]) == ("skipped", "opted_out")
+
+
+def test_erasure_by_recipient_id_takes_every_address_of_theirs_and_suppress_false_adds_no_suppression(
+    harness: Harness,
+) -> None:
+    tenant = harness.tenant
+    listed = tenant.ok("POST", "/v1/lists", {"name": "crm"}, status=201)
+    ada = {
+        "id": "crm-ada",
+        "destinations": [{"type": "phone", "address": PERSON}, {"type": "email", "address": "Ada@Example.com"}],
+    }
+    added = tenant.ok(
+        "POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": [ada, *recipient_rows(2, start=50)]}
+    )
+    assert added["accepted"] == 3, added
+
+    asked = tenant.ok("DELETE", "/v1/recipients?recipient_id=crm-ada&suppress=false", status=202)
+    assert asked["scope"] == {"by": "recipient_id", "channel": "all", "suppress": False}
+    run_jobs(harness, harness.env["ERASURE_QUEUE_URL"], "erasure")
+
+    done = tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert (done["status"], done["counts"]) == ("completed", {"list_items": 1}), done
+    assert tenant.ok("GET", f"/v1/lists/{listed['id']}")["recipient_count"] == 2
+    assert tenant.ok("GET", "/v1/suppressions")["items"] == []
+    found = traces(everything(), other="-")
+    assert {w: t for w, t in found.items() if "crm-ada" in t or "ada@example.com" in t.lower()} == {} and found == {}
+    assert "crm-ada" not in json.dumps(done) and PERSON not in json.dumps(done)
+
+
+def test_an_erasure_while_a_campaign_runs_waits_for_it_then_leaves_no_trace(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ERASURE_WAIT_SECONDS", "0")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    tenant = harness.tenant
+    rows = recipient_rows(6)
+    campaign = harness.campaign(rows, rate_per_second=2, retry_policy=None)
+    harness.release()
+    harness.dispatch()  # some of the list sent to, the rest still to come
+    asked = tenant.ok("DELETE", f"/v1/recipients?destination={quote(PERSON)}", status=202)
+    url = harness.env["ERASURE_QUEUE_URL"]
+    first = harness._receive(url)
+    harness._settle_messages(url, first, harness.app.erasure(sqs_event(first), LambdaContext(remaining_ms=300_000)))
+    waiting = tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert waiting["status"] == "waiting" and waiting["sending"] is True, waiting
+
+    final = harness.run(campaign["id"])
+    run_jobs(harness, url, "erasure")
+    done = tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert done["status"] == "completed" and done["sending"] is False, done
+    # The redelivered first message is of a pass a later one followed: it changes nothing.
+    harness.app.erasure(sqs_event(first), LambdaContext(remaining_ms=300_000))
+    assert tenant.ok("GET", f"/v1/erasures/{asked['id']}")["counts"] == done["counts"]
+    assert traces(everything(), other="-") == {}
+    counters = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]
+    assert final["status"] == "completed" and counters["total"] == sum(
+        counters[k] for k in ("succeeded", "failed", "unknown", "skipped", "expired")
+    ), counters
+    recount = tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {}, recount
