@@ -1770,8 +1770,8 @@ class Erasure(BaseModel):
     requested_by: str = Field(description="The API key that asked (`key:` and the start of its SHA-256).")
     counts: dict[str, int] = Field(
         description="Items and objects changed, by kind: list_items, deliveries, receipts, suppressions_added, "
-        "suppressions_anonymised, caps, webhook_deliveries, event_objects, export_objects, upload_objects, "
-        "upload_rejected_rows, upload_objects_removed."
+        "suppressions_anonymised, caps, webhook_deliveries, event_objects, export_objects, rejected_row_objects, "
+        "other_objects, upload_rejected_rows, upload_objects_removed."
     )
     waiting_for: int = Field(0, description="The person's deliveries still under way at the last run.")
     sending: bool = Field(

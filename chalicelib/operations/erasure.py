@@ -16,9 +16,10 @@ hold them once erased.
   clear address is removed from suppressions made before (a STOP's).
 - caps: the frequency-cap items keyed by an address are removed.
 - webhook delivery log: payloads that mention the person are rewritten without them.
-- objects (S3): event log lines and outcome-export rows are rewritten anonymised; rows of list exports,
-  uploaded files and rejected-row files that mention the person are removed (they carry attributes);
-  uploaded files that are not text (XLSX) of a list the person was in are removed.
+- objects (S3): event log lines and outcome-export rows are rewritten anonymised; rows of list exports and
+  rejected-row files that mention the person are removed (they carry attributes); an uploaded file that
+  mentions them, or is not text (XLSX) and was of a list they were in, is removed (rewriting it would be a
+  new upload to ingest: S3 notifies every object created under uploads/).
 """
 
 from __future__ import annotations
@@ -323,14 +324,20 @@ def _objects(account_id: str, scrubber: Scrubber, lists_found: set[str], counts:
             continue
         if not scrubber.person.mentioned_in(text):
             continue
+        if key.startswith("uploads/"):
+            # Not rewritten: a new object under uploads/ is a new file to ingest (the S3 notification). The
+            # file was ingested into the list already; the upload's item keeps its counts.
+            erasures.delete_object(key)
+            _add(counts, "upload_objects_removed")
+            continue
         if key.endswith(".jsonl"):
             events = [_event(scrubber, json.loads(line)) for line in text.splitlines() if line]
             new = "".join(json.dumps(event, separators=(",", ":")) + "\n" for event in events)
             kind = "event_objects"
         elif key.endswith(".csv") or "csv" in content_type:
-            new, kind = _csv(text, scrubber), "export_objects" if key.startswith("exports/") else "upload_objects"
+            new, kind = _csv(text, scrubber), "export_objects" if key.startswith("exports/") else "rejected_row_objects"
         else:
-            new, kind = scrubber.text(text), "upload_objects"
+            new, kind = scrubber.text(text), "other_objects"
         if new != text:
             erasures.put_object(key, new.encode("utf-8"), content_type)
             _add(counts, kind)

@@ -20,6 +20,7 @@ from infra.local.fake_provider import FakeProvider
 from infra.local.fake_voice import sign
 from tests.faults.harness import Harness
 from tests.faults.webhooks import EventBridge
+from tests.integration.test_uploads import run_ingest, upload_file
 from tests.utils import Api, LambdaContext, campaign_body, recipient_rows, sqs_event, valid_phone
 
 SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
@@ -116,6 +117,11 @@ def test_erasure_leaves_no_trace_of_the_number_in_any_table_or_object_and_keeps_
     other.ok("POST", "/v1/suppressions", {"destination": PERSON, "channel": "sms"}, status=201)
     # The person on a second list of this account, with an attribute of their own.
     second = tenant.ok("POST", "/v1/lists", {"name": "second"}, status=201)
+    # From a file uploaded to it (where they are twice)...
+    upload = f"phone,first_name\n{PERSON},Ada\n{valid_phone(30)},Bo\n{PERSON},Ada\n".encode()
+    upload_file(tenant, harness.env, second["id"], upload)
+    run_ingest(harness.app, harness.env)
+    # ... and through the API.
     rows = [{"phone": PERSON, "params": {"first_name": "Ada"}}, *recipient_rows(2, start=20)]
     tenant.ok("POST", f"/v1/lists/{second['id']}/recipients", {"recipients": rows})
 
@@ -145,7 +151,17 @@ def test_erasure_leaves_no_trace_of_the_number_in_any_table_or_object_and_keeps_
     before = everything()
     other_id = next(whose for where, (whose, _) in before.items() if f"#L#{others['id']}" in where)
     mentioned = traces(before, other=other_id)
-    for kind in ("#L#", "#C#", "#SUP#", "#CAP#", "#WHD#", "RECEIPT#", "events/", "exports/"):
+    for kind in (
+        "#L#",
+        "#C#",
+        "#SUP#",
+        "#CAP#",
+        "#WHD#",
+        "RECEIPT#",
+        "events/",
+        "exports/",
+        "uploads/",
+    ):
         assert any(kind in where for where in mentioned), f"the test should put the number in {kind}: {mentioned}"
     counters = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]
     list_ids = [campaign["list_id"], second["id"]]
@@ -178,6 +194,8 @@ def test_erasure_leaves_no_trace_of_the_number_in_any_table_or_object_and_keeps_
     assert done["counts"]["list_items"] == 2 and done["counts"]["deliveries"] == 1, done
     assert done["counts"]["suppressions_anonymised"] == 1 and done["counts"]["caps"] == 1, done
     assert done["counts"]["receipts"] == 1 and done["counts"]["webhook_deliveries"] >= 2, done
+    assert done["counts"]["upload_objects_removed"] == 1, done
+    assert harness._receive(harness.env["INGEST_QUEUE_URL"]) == []  # nothing new to ingest
     assert done["counts"]["event_objects"] >= 2 and done["counts"]["export_objects"] == 2, done
     assert tenant.ok("GET", "/v1/erasures")["items"] == [done]
 
