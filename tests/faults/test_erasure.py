@@ -212,6 +212,9 @@ def test_erasure_leaves_no_trace_of_the_number_in_any_table_or_object_and_keeps_
     outcomes = harness.outcomes(campaign["id"])
     erased = [o for o in outcomes if o["recipient_id"].startswith("erased_")]
     assert len(outcomes) == count and len(erased) == 1 and erased[0]["state"] == "succeeded"
+    one = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/{erased[0]['recipient_id']}")
+    assert (one["state"], one["receipt"]) == ("succeeded", "delivered"), one
+    problem(tenant.call("GET", f"/v1/campaigns/{campaign['id']}/recipients/{quote(PERSON)}"), 404)
     # The events are all still there (no new one for the erasure's own writes), the person's anonymised.
     events_after = tenant.ok("GET", "/v1/events?limit=100")["items"]
     assert [e["id"] for e in events_after] == [e["id"] for e in events_before]
