@@ -52,6 +52,11 @@ class Person:
             return None
         return re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
 
+    def has_any(self, addresses: set[str]) -> bool:
+        """Whether one of `addresses` is the person's (an email's letter case aside: `Ada@` is `ada@`)."""
+        mine = {fold(a) for a in self.addresses}
+        return any(fold(a) in mine for a in addresses)
+
     def mentioned_in(self, text: str) -> bool:
         pattern = self.pattern()
         return bool(pattern and pattern.search(text)) or any(rid in text for rid in self.ids)
@@ -94,6 +99,11 @@ class Scrubber:
         kept["sk"] = self.rename(str(item["sk"]))
         kept["erased_at"] = erased_at
         return dict(kept)
+
+
+def fold(address: str) -> str:
+    """An address as compared: an email in lower case (mail systems treat the local part's case alike)."""
+    return address.lower() if "@" in address else address
 
 
 def is_erased_id(rid: str) -> bool:

@@ -162,7 +162,7 @@ def _person(account_id: str, job: dict[str, Any]) -> Person:
         for item in _list_items(account_id, list_id):
             rid = str(item["sk"]).removeprefix(keys.RECIPIENT_PREFIX)
             mine = {str(d["address"]) for d in item.get("destinations") or []}
-            if rid in ids or mine & addresses:
+            if rid in ids or Person(frozenset(addresses), frozenset()).has_any(mine):
                 ids.add(rid)
                 addresses |= mine
                 found_in.add(list_id)
@@ -192,7 +192,7 @@ def _lists(account_id: str, person: Person, counts: Counts, job: dict[str, Any])
         for item in _list_items(account_id, list_id):
             rid = str(item["sk"]).removeprefix(keys.RECIPIENT_PREFIX)
             mine = {str(d["address"]) for d in item.get("destinations") or []}
-            if rid not in person.ids and not mine & person.addresses:
+            if rid not in person.ids and not person.has_any(mine):
                 continue
             found_in.add(list_id)
             if int(item.get("gen", 0)) == generation:

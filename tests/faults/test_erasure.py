@@ -313,3 +313,40 @@ def test_an_erasure_while_a_campaign_runs_waits_for_it_then_leaves_no_trace(
     ), counters
     recount = tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
     assert recount["drift"] == {}, recount
+
+
+def test_a_job_stopped_by_its_time_budget_carries_on_where_it_stopped_and_the_counts_add_up_once(
+    harness: Harness,
+) -> None:
+    from chalicelib.operations import erasure
+
+    tenant = harness.tenant
+    phone = valid_phone(9)
+    ada = {
+        "id": "crm-ada",
+        "destinations": [{"type": "email", "address": "Ada@Example.com"}, {"type": "phone", "address": phone}],
+    }
+    rows = [{"phone": valid_phone(i), "params": {"first_name": "R"}} for i in range(3)]
+    campaign = harness.campaign([{**ada, "attributes": {"first_name": "Ada"}}, *rows], channel="sms", retry_policy=None)
+    harness.settle(harness.run(campaign["id"]), 4)
+    asked = tenant.ok("DELETE", "/v1/recipients?destination=ADA%40example.com", status=202)
+    url = harness.env["ERASURE_QUEUE_URL"]
+    [message] = harness._receive(url)
+    harness.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    budget = iter([100.0, 100.0, 1.0])  # time for two steps, then the deadline is near
+    assert erasure.run(json.loads(message["Body"]), lambda: next(budget, 1.0)) == "continued"
+    stopped = tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert (stopped["status"], stopped["counts"]) == ("running", {"list_items": 1, "deliveries": 1}), stopped
+    [carried] = harness._receive(url)
+    assert json.loads(carried["Body"])["step"] == 2 and "crm-ada" in json.loads(carried["Body"])["ids"]
+    harness._settle_messages(url, [carried], harness.app.erasure(sqs_event([carried]), LambdaContext(300_000)))
+    done = tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert done["status"] == "completed" and done["runs"] == 2, done
+    # Named by their email in other letters, found, and erased with every address of theirs: the phone in its 6
+    # scopes, the email as stored and as asked in the email scope.
+    assert done["counts"] == {"list_items": 1, "deliveries": 1, "suppressions_added": 8}, done
+    found = everything().items()
+    leftover = {w: t for w, (_, t) in found if any(x in t.lower() for x in ("ada@example.com", "crm-ada", phone[1:]))}
+    assert leftover == {}, leftover
+    kept = tenant.ok("GET", "/v1/suppressions")["items"]
+    assert len(kept) == 8 and {(s["destination"], s["source"]) for s in kept} == {(None, "erasure")}
