@@ -231,7 +231,8 @@ def _deliveries(account_id: str, scrubber: Scrubber, counts: Counts) -> int:
                         if erasures.delete(str(receipt["pk"]), str(receipt["sk"])):
                             _add(counts, "receipts")
                 copy = scrubber.delivery(item, time.time())
-                erasures.put_new(copy, table)  # already there when a run stopped between the two writes
+                # Put over a copy an earlier run made before the original changed (a late receipt) and stayed.
+                erasures.put(copy, table)
                 unchanged = {
                     "expression": "#st = :st AND attempt = :at",
                     "values": {":st": item["state"], ":at": item.get("attempt", 0)},
@@ -304,7 +305,7 @@ def _webhook_log(account_id: str, scrubber: Scrubber, counts: Counts) -> None:
             cleaned = {**scrubber.value({k: v for k, v in item.items() if k not in ("pk", "sk", "payload")})}
             new = {**cleaned, "pk": item["pk"], "sk": scrubber.text(str(item["sk"])), "payload": payload}
             if new["sk"] != item["sk"]:
-                erasures.put_new(new, erasures._table())
+                erasures.put_new(new)
                 erasures.delete(str(item["pk"]), str(item["sk"]))
                 _add(counts, "webhook_deliveries")
             elif erasures.replace(new, {"updated_at": item.get("updated_at")}):

@@ -114,12 +114,20 @@ def deliveries_table() -> str:
     return get_settings().deliveries_table
 
 
-def put_new(item: dict[str, Any], table: str) -> bool:
-    """Put an item that is not there yet; False when it is (a second run)."""
+def put_new(item: dict[str, Any], table: str | None = None) -> bool:
+    """Put an item that is not there yet (in the main table unless `table`); False when it is (a second run)."""
     written = aws.write_if(
-        aws.dynamodb().put_item, TableName=table, Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        aws.dynamodb().put_item,
+        TableName=table or _table(),
+        Item=aws.to_item(item),
+        ConditionExpression="attribute_not_exists(pk)",
     )
     return written is not None
+
+
+def put(item: dict[str, Any], table: str | None = None) -> None:
+    """Put an item (over the one there, if any)."""
+    aws.dynamodb().put_item(TableName=table or _table(), Item=aws.to_item(item))
 
 
 def delete(pk: str, sk: str, table: str | None = None, condition: dict[str, Any] | None = None) -> bool:
