@@ -12,6 +12,7 @@ from chalicelib.domain.email_events import DETAIL_TYPES as SES_DETAIL_TYPES
 from chalicelib.workers import dead_letters as dead_letters_worker
 from chalicelib.workers import dispatch as dispatch_worker
 from chalicelib.workers import email_events as email_events_worker
+from chalicelib.workers import erasure as erasure_worker
 from chalicelib.workers import events as events_worker
 from chalicelib.workers import export as export_worker
 from chalicelib.workers import ingest as ingest_worker
@@ -30,6 +31,7 @@ DISPATCH_DLQ_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:dispatch-dead-let
 INGEST_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:ingest"
 EXPORT_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:export"
 LIST_PURGE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:list-purge"
+ERASURE_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:erasure"
 WEBHOOK_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:webhooks"
 DELIVERIES_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/deliveries/stream/placeholder"
 
@@ -67,6 +69,11 @@ def export(event: SQSEvent) -> dict[str, Any]:
 @app.on_sqs_message(queue_arn=LIST_PURGE_QUEUE_PLACEHOLDER, batch_size=1, maximum_concurrency=2)
 def list_purge(event: SQSEvent) -> dict[str, Any]:
     return list_purge_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue_arn=ERASURE_QUEUE_PLACEHOLDER, batch_size=1, maximum_concurrency=2)
+def erasure(event: SQSEvent) -> dict[str, Any]:
+    return erasure_worker.handle_batch(event.to_dict(), event.context)
 
 
 @app.on_dynamodb_record(

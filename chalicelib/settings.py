@@ -49,6 +49,12 @@ class Settings(BaseSettings):
 
     admin_token: str = Field(default="", description="Bearer token that may create accounts.")
     page_token_secret: str = "change-me"
+    # The key of the keyed hash (HMAC) suppressions and erasures know a destination by (decision 42); changing
+    # it orphans every suppression, so it is set once per stage.
+    address_key_secret: str = "change-me"
+    # Erasures (decision 42): the job's queue, and how long it waits for a person's sends still under way.
+    erasure_queue_url: str = ""
+    erasure_wait_seconds: int = 300
 
     # Pacer: how far ahead each tick releases work (the schedule's period in AWS).
     release_horizon_seconds: float = 60.0

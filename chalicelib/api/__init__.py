@@ -11,6 +11,7 @@ from chalicelib.api import (
     calls,
     campaign_stats,
     campaigns,
+    erasures,
     events,
     exports,
     limits,
@@ -46,6 +47,7 @@ def register_api(app: Chalice) -> None:
         reply_handlers,
         webhooks,
         events,
+        erasures,
         meta,
     ):
         app.register_blueprint(resource.bp, url_prefix="/v1")

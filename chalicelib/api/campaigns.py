@@ -28,6 +28,7 @@ from chalicelib.domain.campaign import (
     EndHandle,
     next_status,
 )
+from chalicelib.domain.erasure import is_erased_id
 from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, MalformedRequest, NotFound
 from chalicelib.domain.models import (
     Campaign,
@@ -784,6 +785,10 @@ def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
     campaign = campaigns.get_campaign(account, campaign_id)
     pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient_id)
     item = deliveries.get_delivery(pk, recipient_id)
+    if item is None and is_erased_id(recipient_id):  # an erased copy stays in its original's bucket (decision 42)
+        buckets = range(int(campaign.get("buckets", 1)))
+        found = (deliveries.get_delivery(keys.delivery_pk(campaign["pk"], b), recipient_id) for b in buckets)
+        item = next((one for one in found if one is not None), None)
     if item is None:
         raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
     return delivery_view(item, _channel_of(campaign, item))

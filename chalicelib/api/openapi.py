@@ -544,6 +544,49 @@ OPERATIONS: list[Operation] = [
         ),
     ),
     Operation(
+        "delete",
+        "/v1/recipients",
+        "Erase a person from the account: lists, deliveries, events, webhook log and exports (counters kept), "
+        "a suppression added unless suppress=false; accepted at once and carried out by a job",
+        None,
+        202,
+        m.Erasure,
+        "eraseRecipient",
+        query=(
+            _query(
+                "destination",
+                "The person's number (E.164) or email address (or name them by recipient_id, not both).",
+                _text(254),
+            ),
+            _query("recipient_id", "The person's recipient id in the account's lists.", _text(128)),
+            _query("suppress", "Add a suppression of their addresses (default true).", {"type": "boolean"}),
+            _query(
+                "channel",
+                "The channel the suppression is for, or all (the default).",
+                {"type": "string", "enum": list(SUPPRESSION_CHANNELS)},
+            ),
+        ),
+    ),
+    Operation(
+        "get",
+        "/v1/erasures",
+        "Page through the account's erasures (the audit log)",
+        None,
+        200,
+        m.Page[m.Erasure],
+        "listErasures",
+        paged=True,
+    ),
+    Operation(
+        "get",
+        "/v1/erasures/{erasure_id}",
+        "An erasure's status and what it changed",
+        None,
+        200,
+        m.Erasure,
+        "getErasure",
+    ),
+    Operation(
         "post",
         "/v1/numbers",
         "Register a number the account takes replies on, with its HELP answer",
@@ -937,6 +980,11 @@ LINKS: dict[str, dict[str, LinkSpec]] = {
             for name, target in (("GetBrand", "getBrand"), ("DeleteBrand", "deleteBrand"))
         }
         for operation in ("createBrand", "getBrand")
+    },
+    "eraseRecipient": {"GetErasure": ("getErasure", {"erasure_id": "$response.body#/id"}, None)},
+    "listErasures": {
+        "NextPage": ("listErasures", {"page_token": "$response.body#/next_page_token"}, None),
+        "GetErasure": ("getErasure", {"erasure_id": "$response.body#/items/0/id"}, None),
     },
     "listActions": {"NextPage": ("listActions", {"page_token": "$response.body#/next_page_token"}, None)},
     "listSuppressions": {

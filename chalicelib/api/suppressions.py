@@ -43,7 +43,7 @@ def _channel(raw: str | None, *, required: bool) -> str | None:
 
 def suppression_view(item: dict[str, Any]) -> Suppression:
     return Suppression(
-        destination=item["sk"],
+        destination=item.get("destination"),
         scope=item["scope"],
         source=item["source"],
         reason=item.get("detail"),

@@ -1153,15 +1153,19 @@ class SuppressionCreate(Strict):
 
 
 class Suppression(BaseModel):
-    destination: str
+    destination: str | None = Field(
+        description="The number or email address; null once the person was erased (decision 42): the "
+        "suppression still holds, keyed by a keyed hash of the address, but the address is no longer kept."
+    )
     scope: str = Field(
         description="sms, whatsapp.marketing, whatsapp.utility, viber, messenger, voice or email: a send is "
         "skipped (`opted_out`) when its destination is suppressed in the scope of its channel."
     )
     source: Literal["inbound", "api", "erasure", "bounce", "complaint", "import", "handler"] = Field(
-        description="inbound: the recipient sent a STOP word; api: added through this API; bounce: SES reported "
-        "a permanent bounce of an email to it; complaint: its recipient marked an email as spam; import: a "
-        "row of a suppression import (POST /v1/suppressions/imports); handler: a reply handler's `unsubscribe`."
+        description="inbound: the recipient sent a STOP word; api: added through this API; erasure: added by "
+        "an erasure (DELETE /v1/recipients); bounce: SES reported a permanent bounce of an email to it; "
+        "complaint: its recipient marked an email as spam; import: a row of a suppression import "
+        "(POST /v1/suppressions/imports); handler: a reply handler's `unsubscribe`."
     )
     reason: str | None = None
     created_at: str
@@ -1916,3 +1920,41 @@ class ReplyHandler(BaseModel):
     enabled: bool
     matched: int = Field(0, description="Messages it took so far.")
     created_at: str
+
+
+class ErasureScope(BaseModel):
+    by: Literal["destination", "recipient_id"] = Field(description="What the request named the person by.")
+    channel: str = Field(description="The channel the suppression was asked for (`all` unless named).")
+    suppress: bool = Field(description="Whether the erasure adds a suppression of the person's addresses.")
+
+
+class Erasure(BaseModel):
+    """An erasure of a person (decision 42): their list items removed, their deliveries, events, webhook log
+    and exports anonymised (counters unchanged), their suppressions kept without the address in clear, a
+    suppression added unless `suppress=false`. Also the audit record: who asked, when, the scope and how many
+    items and objects each part touched; never the address itself (`subject` is a keyed hash of it)."""
+
+    id: str
+    status: Literal["pending", "running", "waiting", "completed"] = Field(
+        description="pending -> running -> completed; `waiting`: some of the person's sends were still under way "
+        "(queued for a retry, in flight), or a campaign of the account was running: the job comes back."
+    )
+    scope: ErasureScope
+    subject: str = Field(description="A keyed hash of the destination or recipient id named: no way back to it.")
+    requested_by: str = Field(description="The API key that asked (`key:` and the start of its SHA-256).")
+    counts: dict[str, int] = Field(
+        description="Items and objects changed, by kind: list_items, deliveries, receipts, suppressions_added, "
+        "suppressions_anonymised, caps, conversations, webhook_deliveries, event_objects, export_objects, "
+        "rejected_row_objects, "
+        "other_objects, upload_rejected_rows, upload_objects_removed."
+    )
+    waiting_for: int = Field(0, description="The person's deliveries still under way at the last run.")
+    sending: bool = Field(
+        False,
+        description="A campaign of the account was running at the last run: a chunk released before the "
+        "erasure could still reach the person, so the job passes again (every 5 minutes, up to an hour).",
+    )
+    runs: int = Field(description="How many times the job ran (a redelivered message adds a run, no counts).")
+    created_at: str
+    updated_at: str | None = None
+    completed_at: str | None = None

@@ -84,6 +84,8 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
         if record.get("eventName") == "REMOVE":
             continue  # retention removing a finished delivery
         change = record["dynamodb"]
+        if "erased_at" in change.get("NewImage", {}) or "erased_at" in change.get("OldImage", {}):
+            continue  # an erasure's anonymised copy of a delivery (decision 42): nothing happened to anyone
         old = aws.from_item(change.get("OldImage", {}))
         new = aws.from_item(change.get("NewImage", {}))
         campaign_pk, bucket = keys.split_delivery_pk(change["Keys"]["pk"]["S"])

@@ -17,12 +17,16 @@ from chalicelib.domain.responses import receipt_deltas
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
 
+ERASED = "erased_at"  # on the anonymised copy an erasure writes of a delivery (operations/erasure.py)
+
 
 def apply_delivery_changes(event: dict[str, Any]) -> None:
     deltas: dict[tuple[str, int], dict[str, int]] = {}
     last_sequence: dict[tuple[str, int], str] = {}
     for record in event.get("Records", []):
         change = record["dynamodb"]
+        if ERASED in change.get("NewImage", {}) or ERASED in change.get("OldImage", {}):
+            continue  # an erasure's anonymised copy of a delivery (decision 42): counted already as the original
         bucket_key = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
         old = change.get("OldImage", {}).get("state", {}).get("S")
         new = change.get("NewImage", {}).get("state", {}).get("S")

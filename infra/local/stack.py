@@ -644,6 +644,7 @@ class LocalStack:
             "RELEASE_HORIZON_SECONDS": str(stage_env.get("RELEASE_HORIZON_SECONDS", "1")),
             "ADMIN_TOKEN": self.admin_token,
             "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
+            "ADDRESS_KEY_SECRET": secrets.token_urlsafe(32),
             "VONAGE_BASE_URL": self.provider_url,
             "VONAGE_API_KEY": os.environ.get("VONAGE_API_KEY", "") if self.provider_base_url else LOCAL_CREDENTIAL,
             "VONAGE_API_SECRET": os.environ.get("VONAGE_API_SECRET", "")

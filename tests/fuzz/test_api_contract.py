@@ -332,6 +332,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/reply-handlers/{handler_id}", None),
     ("DELETE", "/v1/reply-handlers/{handler_id}", None),
     ("GET", "/v1/suppressions/imports/{import_id}", None),
+    ("GET", "/v1/erasures/{erasure_id}", None),
 ]
 
 
@@ -381,6 +382,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
         imported = http.post(
             "/v1/suppressions/imports", json={"filename": "s.csv", "size_bytes": 10, "channel": "sms"}, headers=alice
         ).json()
+        erasure = http.delete(f"/v1/recipients?destination=%2B{valid_phone(3)[1:]}", headers=alice).json()
         ids = {
             "list_id": listed["id"],
             "campaign_id": campaign["id"],
@@ -394,6 +396,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "webhook_id": hook["webhook"]["id"],
             "handler_id": handler["id"],
             "delivery_id": "000000000000001-evt_000000000000000000000000",
+            "erasure_id": erasure["id"],
             "version": 1,
             "import_id": imported["id"],
         }
@@ -410,6 +413,7 @@ def test_another_accounts_ids_are_404_on_every_route_that_takes_an_id(accounts: 
             "webhook_id": "whk_00000000000000000000",
             "handler_id": "hdl_00000000000000000000",
             "delivery_id": "000000000000001-evt_000000000000000000000000",
+            "erasure_id": "era_00000000000000000000",
             "version": 1,
             "import_id": "upl_00000000000000000000",
         }

@@ -59,6 +59,7 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
         "IngestQueue": "Ingest",
         "ExportQueue": "Export",
         "ListPurgeQueue": "ListPurge",
+        "ErasureQueue": "Erasure",
         "WebhookQueue": "Webhooks",
     }
     function_of = {
@@ -68,6 +69,7 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
         "Ingest": "ingest",
         "Export": "export",
         "ListPurge": "list_purge",
+        "Erasure": "erasure",
         "Webhooks": "webhooks",
     }
     for name, consumer in consumers.items():
