@@ -41,15 +41,12 @@ from chalicelib.store import (
     suppressions,
 )
 
-# How long a process trusts what it read of a number's owner.
-OWNER_SECONDS = 60.0
-_owners: dict[str, tuple[float, str | None]] = {}
-
 
 def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
     """Note who each sent message of a stream batch went to, where its sender is one of the account's
     numbers; how many were noted."""
     sent = []
+    owners: dict[str, str | None] = {}  # each sender's account, read once per batch (a number can move)
     for event, _, _ in found:
         data = event["data"]
         if event["type"] != "delivery.succeeded" or not data.get("destination"):
@@ -59,7 +56,10 @@ def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
             continue
         sending = effective(campaign, data.get("segment"), int(data.get("channel_step") or 0))
         number = str(sending.get("sender") or "")
-        if _owner(number) != event["account"]:
+        if number not in owners:
+            registration = numbers.owner(number) if number.startswith("+") else None
+            owners[number] = str(registration["account"]) if registration else None
+        if owners[number] != event["account"]:
             continue
         sent.append(
             {
@@ -81,18 +81,6 @@ def _campaign(pk: str) -> dict[str, Any] | None:
     """A campaign as it sends (its sender, segments and fallback are fixed once it runs), read once per
     process."""
     return campaigns.get_campaign_by_pk(pk)
-
-
-def _owner(number: str) -> str | None:
-    """The account that registered `number` (None: nobody), read at most once a minute per process."""
-    if not number.startswith("+"):
-        return None
-    cached = _owners.get(number)
-    if cached is None or cached[0] < time.monotonic():
-        registration = numbers.owner(number)
-        cached = (time.monotonic() + OWNER_SECONDS, str(registration["account"]) if registration else None)
-        _owners[number] = cached
-    return cached[1]
 
 
 def link(account: str, number: str, sender: str, message_uuid: str) -> dict[str, Any] | None:
