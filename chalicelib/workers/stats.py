@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.delivery import DeliveryState, segment_counter, skip_counter, state_deltas, variant_counter
+from chalicelib.domain.delivery import (
+    ENGAGEMENT_PREFIX,
+    DeliveryState,
+    engagement_deltas,
+    segment_counter,
+    skip_counter,
+    state_deltas,
+    variant_counter,
+)
 from chalicelib.domain.responses import receipt_deltas
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
@@ -33,6 +41,10 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             new_receipt = change.get("NewImage", {}).get("receipt", {}).get("S")
             for name, delta in receipt_deltas(old_receipt, new_receipt).items():
                 summed[name] = summed.get(name, 0) + delta
+        # Clicks on tracked links and conversions (decision 43): the campaign's, its variant's and segment's.
+        engaged = {} if record.get("eventName") == "REMOVE" else _engagement(change)
+        for name, delta in engaged.items():
+            summed[ENGAGEMENT_PREFIX + name] = summed.get(ENGAGEMENT_PREFIX + name, 0) + delta
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.
@@ -44,6 +56,9 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                     for name, delta in side.items():
                         key = counter(group, name)
                         summed[key] = summed.get(key, 0) + delta
+            if new_group:
+                for name, delta in engaged.items():
+                    summed[counter(new_group, name)] = summed.get(counter(new_group, name), 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
     for (pk, bucket), summed in deltas.items():
@@ -55,3 +70,12 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                 campaign = campaigns.apply_counter_deltas(pk, {bucket: batch}) or campaign
         if campaign is not None:
             complete_if_done(campaign)
+
+
+def _engagement(change: dict[str, Any]) -> dict[str, int]:
+    """A stream record's change of `clicks` and `conversions`, as counter deltas."""
+
+    def numbers(image: dict[str, Any]) -> dict[str, int]:
+        return {name: int(image.get(name, {}).get("N", 0)) for name in ("clicks", "conversions")}
+
+    return engagement_deltas(numbers(change.get("OldImage", {})), numbers(change.get("NewImage", {})))

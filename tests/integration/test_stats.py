@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 
 ZERO = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0, "skipped": 0, "skipped_by_reason": {}, "expired": 0}
 ZERO |= {"delivered": 0, "read": 0, "undelivered": 0}
+ZERO |= {"clicked": 0, "clicks": 0, "converted": 0, "conversions": 0}
 ZERO["not_included"] = 0
 
 
