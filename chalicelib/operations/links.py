@@ -23,7 +23,7 @@ from chalicelib.domain.template import TemplateError, Tracker
 from chalicelib.settings import get_settings
 from chalicelib.store import deliveries, keys
 from chalicelib.store import links as catalog
-from chalicelib.store.secrets import read_secret
+from chalicelib.store.secrets import SecretGone, read_secret
 
 COLLISION_TRIES = 4  # codes tried for one base before giving up (a collision is ~1 in 10^8 per pair)
 FUTURE_SKEW_SECONDS = 300  # a conversion's occurred_at may be this far ahead of our clock
@@ -51,8 +51,11 @@ def _code(key: bytes, account: str, campaign_id: str, base: str, buckets: int) -
         return bytes.fromhex(cached)
     for salt in range(COLLISION_TRIES):
         code = links.link_code(key, account, campaign_id, base, salt)
-        if catalog.put(code.hex(), account, campaign_id, base, buckets):
-            return code
+        try:
+            if catalog.put(code.hex(), account, campaign_id, base, buckets):
+                return code
+        except catalog.CatalogUnavailable as exc:  # the recipient fails as not sendable, not as unknown
+            raise TemplateError(f"track: {exc}") from None
     raise TemplateError(f"track: no free link code for {base[:80]!r}")
 
 
@@ -62,7 +65,10 @@ def tracker(campaign: dict[str, Any], recipient_id: str) -> Tracker:
     buckets = int(campaign.get("buckets", 1))
 
     def track(url: str) -> str:
-        key, prefix = signing_key(), base_url()
+        try:
+            key, prefix = signing_key(), base_url()
+        except SecretGone as exc:  # not sent, and said why (not an unknown outcome)
+            raise TemplateError(f"track: the links' signing key cannot be read: {exc}") from None
         base, query = links.split_url(url)
         try:
             token = links.sign(key, _code(key, account, campaign_id, base, buckets), recipient_id, query)

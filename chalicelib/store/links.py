@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 
@@ -21,6 +23,12 @@ PREFIX = "LINK#"
 CACHE_SECONDS = 3600  # a process writes a base again after this (renewing purge_at)
 READ_CACHE_SECONDS = 300
 KEEP_DAYS_PAST_RETENTION = 365
+WRITE_TRIES = 4  # beyond botocore's own retries: a catalog write lost in a send fails that recipient
+
+
+class CatalogUnavailable(RuntimeError):
+    """The catalog could not be written (DynamoDB kept failing): the link cannot be made now."""
+
 
 _written: dict[tuple[str, str, str], tuple[str, float]] = {}  # (account, campaign, base) -> (code, until)
 _read: dict[str, tuple[dict[str, Any] | None, float]] = {}
@@ -40,17 +48,14 @@ def put(code: str, account: str, campaign_id: str, base: str, buckets: int) -> b
     """Record `code` as the campaign's code for `base`; False when the code is another base's (a collision:
     the caller tries the next code). One conditional UpdateItem."""
     purge = time.time() + (get_settings().delivery_retention_days + KEEP_DAYS_PAST_RETENTION) * 86_400
-    written = aws.write_if(
-        aws.dynamodb().update_item,
-        TableName=get_settings().main_table,
-        Key=_key(code),
-        UpdateExpression="SET #a = :a, #c = :c, #b = :b, #n = :n, purge_at = :p",
-        ConditionExpression="attribute_not_exists(pk) OR (#a = :a AND #c = :c AND #b = :b)",
-        ExpressionAttributeNames={"#a": "account", "#c": "campaign_id", "#b": "base", "#n": "buckets"},
-        ExpressionAttributeValues=aws.to_values(
-            {":a": account, ":c": campaign_id, ":b": base, ":n": buckets, ":p": int(purge)}
-        ),
-    )
+    for attempt in range(1, WRITE_TRIES + 1):
+        try:
+            written = _put(code, account, campaign_id, base, buckets, int(purge))
+            break
+        except ClientError as exc:
+            if attempt == WRITE_TRIES:
+                raise CatalogUnavailable(f"the link catalog could not be written: {exc}") from exc
+            time.sleep(0.1 * 2**attempt)
     if written is None:
         return False
     with _lock:
@@ -58,6 +63,20 @@ def put(code: str, account: str, campaign_id: str, base: str, buckets: int) -> b
             _written.clear()
         _written[(account, campaign_id, base)] = (code, time.time() + CACHE_SECONDS)
     return True
+
+
+def _put(code: str, account: str, campaign_id: str, base: str, buckets: int, purge: int) -> dict[str, Any] | None:
+    return aws.write_if(
+        aws.dynamodb().update_item,
+        TableName=get_settings().main_table,
+        Key=_key(code),
+        UpdateExpression="SET #a = :a, #c = :c, #b = :b, #n = :n, purge_at = :p",
+        ConditionExpression="attribute_not_exists(pk) OR (#a = :a AND #c = :c AND #b = :b)",
+        ExpressionAttributeNames={"#a": "account", "#c": "campaign_id", "#b": "base", "#n": "buckets"},
+        ExpressionAttributeValues=aws.to_values(
+            {":a": account, ":c": campaign_id, ":b": base, ":n": buckets, ":p": purge}
+        ),
+    )
 
 
 def get(code: str) -> dict[str, Any] | None:

@@ -157,3 +157,22 @@ def test_the_template_preview_shows_the_tracked_link_and_a_bad_static_url_is_ref
         "POST", "/v1/campaigns", campaign_body(listed["id"], template='{{ "javascript:alert(1)" | track }}')
     )
     assert refused.status_code == 422 and json.loads(refused.body)["errors"][0]["field"] == "template"
+
+
+def test_a_link_catalog_that_cannot_be_written_fails_the_recipient_unsent_and_says_why(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.store import links as catalog
+
+    def throttled(*args: Any, **kwargs: Any) -> None:
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+        raise ClientError(error, "UpdateItem")
+
+    monkeypatch.setattr(catalog, "_put", throttled)
+    campaign = harness.campaign(2, retry_policy=None, template="Sale: " + LINK)
+    counters = harness.settle(harness.run(campaign["id"]), 2)
+    assert counters["failed"] == 2 and harness.provider.messages() == []
+    errors = {o["last_error"] for o in harness.outcomes(campaign["id"])}
+    assert len(errors) == 1 and errors.pop().startswith("template: track: the link catalog could not be written")
