@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     vonage_signature_secret: str = ""
     # Where the provider reaches this API (API Gateway's URL, or the local server's): the calls' event URL.
     webhook_base_url: str = ""
+    # Tracked links (decision 43): where recipients follow them (`<links_base_url>/l/<token>`; a short custom
+    # domain in front of the API, else WEBHOOK_BASE_URL), and the Secrets Manager name of the key they are
+    # signed with (unset: a key derived from PAGE_TOKEN_SECRET, as page tokens are signed).
+    links_base_url: str = ""
+    link_signing_secret: str = ""
     # Names of what the service creates per account: SES configuration sets <prefix>-<stage>-<account id>,
     # action secrets <prefix>/<stage>/<account id>/actions/<action id>.
     resource_prefix: str = "bulk"

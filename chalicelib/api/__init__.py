@@ -1,4 +1,5 @@
-"""The HTTP API: one blueprint per resource, all under /v1; every error answer is problem+json."""
+"""The HTTP API: one blueprint per resource, all under /v1 (but the tracked links' /l/{token}); every error
+answer is problem+json."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chalicelib.api import (
     events,
     exports,
     limits,
+    links,
     list_management,
     lists,
     meta,
@@ -40,6 +42,7 @@ def register_api(app: Chalice) -> None:
         calls,
         campaigns,
         campaign_stats,
+        links,
         exports,
         limits,
         suppressions,
@@ -51,4 +54,5 @@ def register_api(app: Chalice) -> None:
         meta,
     ):
         app.register_blueprint(resource.bp, url_prefix="/v1")
+    app.register_blueprint(links.public)  # /l/{token}: the tracked links recipients follow (decision 43)
     register_problem_responses(app)

@@ -618,7 +618,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "get",
         "/v1/campaigns/{campaign_id}/stats",
-        "What happened in each minute, hour or day of a campaign: sent, delivered, read, failed, opted out",
+        "What happened in each minute, hour or day of a campaign: sent, delivered, read, failed, opted out, "
+        "clicks, conversions; per variant and segment",
         None,
         200,
         m.CampaignStats,
@@ -632,6 +633,15 @@ OPERATIONS: list[Operation] = [
             _query("since", "ISO 8601 with an offset; default the campaign's start.", _text(64)),
             _query("until", "ISO 8601 with an offset; default now. At most 1,500 points after `since`.", _text(64)),
         ),
+    ),
+    Operation(
+        "post",
+        "/v1/campaigns/{campaign_id}/conversions",
+        "Report a goal a recipient of the campaign reached (counted per campaign, variant and segment; an event)",
+        m.ConversionCreate,
+        201,
+        m.Conversion,
+        "recordConversion",
     ),
     Operation(
         "get",
@@ -864,6 +874,7 @@ def _campaign_links(ids: dict[str, str]) -> dict[str, LinkSpec]:
     links["DeleteCampaign"] = ("deleteCampaign", ids, None)
     links["ListCampaignRuns"] = ("listCampaignRuns", ids, None)
     links["GetCampaignStats"] = ("getCampaignStats", ids, None)
+    links["RecordConversion"] = ("recordConversion", ids, None)
     return links
 
 

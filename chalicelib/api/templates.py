@@ -26,7 +26,8 @@ from chalicelib.domain.models import (
     WhatsAppContent,
 )
 from chalicelib.domain.sms_text import sms_parts
-from chalicelib.domain.template import TemplateError, localised, pick_locale, render
+from chalicelib.domain.template import TRACKER, TemplateError, localised, pick_locale, render
+from chalicelib.operations import links
 from chalicelib.store import templates
 
 bp = Blueprint(__name__)
@@ -126,14 +127,17 @@ def preview(account: str, template_id: str) -> TemplatePreview:
     item = templates.get_template(account, template_id)
     body = parse_body(bp.current_request, TemplatePreviewRequest)
     version = templates.get_version(account, template_id, body.version)
+    # A tracked link shows as a recipient's would (decision 43): for the sample's `id`, else a sample number.
+    sample = str(body.data.get("id") or body.data.get("phone") or "+447700900123")
+    data = {**body.data, TRACKER: links.preview_tracker(account, sample)}
     if item["channel"] == "whatsapp":
-        return _whatsapp_preview(version, body)
+        return _whatsapp_preview(version, body, data)
     source, used = localised(version["content"]["text"], _texts(version), body.locale)
     content = (version.get("locales") or {}).get(used) or version["content"] if used else version["content"]
     try:
-        text = render(source, body.data)
-        subject = _render_part(version, content, "subject", body.data)
-        html = _render_part(version, content, "html", body.data)
+        text = render(source, data)
+        subject = _render_part(version, content, "subject", data)
+        html = _render_part(version, content, "html", data)
     except TemplateError as exc:
         raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
     if item["channel"] in ("email", "voice"):
@@ -158,14 +162,14 @@ def preview(account: str, template_id: str) -> TemplatePreview:
     )
 
 
-def _whatsapp_preview(version: dict[str, Any], body: TemplatePreviewRequest) -> TemplatePreview:
+def _whatsapp_preview(version: dict[str, Any], body: TemplatePreviewRequest, data: dict[str, Any]) -> TemplatePreview:
     """A WhatsApp template as a recipient of that locale gets it: the approved template in its language, its
     parameters rendered (each at most 1,024 characters, Meta's limit)."""
     localised_parts = {tag: c["whatsapp"] for tag, c in (version.get("locales") or {}).items() if c.get("whatsapp")}
     used = pick_locale(localised_parts, body.locale)
     chosen = localised_parts[used] if used else version["content"]["whatsapp"]
     try:
-        parameters = [render(source, body.data) for source in chosen.get("parameters") or []]
+        parameters = [render(source, data) for source in chosen.get("parameters") or []]
     except TemplateError as exc:
         raise InvalidInput.on("data", f"the template does not render with this data: {exc}") from None
     warnings = [f"parameter {n + 1}: over 1,024 characters: sends would fail" for n, p in enumerate(parameters)

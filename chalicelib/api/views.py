@@ -7,6 +7,8 @@ from typing import Any
 
 from chalicelib.domain.campaign import EndHandle
 from chalicelib.domain.delivery import (
+    ENGAGEMENT_COUNTERS,
+    ENGAGEMENT_PREFIX,
     FINISHED_COUNTERS,
     RECEIPT_PREFIX,
     SEGMENT_PREFIX,
@@ -67,7 +69,7 @@ def counters_view(item: dict[str, Any]) -> Counters:
         delivered=int(item.get(f"{RECEIPT_PREFIX}delivered", 0)),
         read=int(item.get(f"{RECEIPT_PREFIX}read", 0)),
         undelivered=int(item.get(f"{RECEIPT_PREFIX}undelivered", 0)),
-        replied=int(item.get("replied", 0)),
+        **{name: int(item.get(f"{ENGAGEMENT_PREFIX}{name}", 0)) for name in ENGAGEMENT_COUNTERS},
         not_included=int(item.get("not_included", 0)),
     )
 
@@ -78,7 +80,8 @@ def variant_counters_view(
     """The counters kept per A/B variant (`v.<variant>.<counter>`) or per segment (`g.<segment>.<counter>`),
     every one listed."""
     counters: dict[str, dict[str, int]] = {
-        v["name"]: dict.fromkeys(("in_flight", *FINISHED_COUNTERS, "waiting"), 0) for v in item.get(kind) or []
+        v["name"]: dict.fromkeys(("in_flight", *FINISHED_COUNTERS, "waiting", *ENGAGEMENT_COUNTERS), 0)
+        for v in item.get(kind) or []
     }
     for name, value in item.items():
         if name.startswith(prefix):
@@ -196,6 +199,11 @@ def delivery_view(item: dict[str, Any], channel: str) -> Delivery:
         receipt_error=item.get("receipt_error"),
         delivered_at=iso(item.get("delivered_at")),
         read_at=iso(item.get("read_at")),
+        clicks=int(item.get("clicks", 0)),
+        clicked_at=iso(item.get("clicked_at")),
+        conversions=int(item.get("conversions", 0)),
+        converted_at=iso(item.get("converted_at")),
+        conversion_goal=item.get("conversion_goal"),
         updated_at=iso(last_change(item)) or "",
     )
 

@@ -48,9 +48,13 @@ COUNTERS = tuple(COUNTER_OF_STATE.values())
 FINISHED_COUNTERS = ("succeeded", "failed", "unknown", "skipped", "expired")
 
 
-# Counted beside the states, like the receipts: recipients who replied (decision 45).
-BESIDE_STATES = ("replied",)
 RECEIPT_PREFIX = "receipts."  # the receipt counters (domain/responses.py): beside the states, not in total
+# Tracked links and conversions (decision 43): beside the states too. `clicked` and `converted` count
+# recipients, `clicks` and `conversions` every one.
+ENGAGEMENT_PREFIX = "engagement."
+ENGAGEMENT_COUNTERS = ("clicked", "clicks", "converted", "conversions", "replied")
+# The delivery's fields they are counted from (`last_reply_at`: it replied at least once; decision 45).
+ENGAGED_FIELDS = ("clicks", "conversions", "last_reply_at")
 VARIANT_PREFIX = "v."
 SEGMENT_PREFIX = "g."  # a segment's counters: g.<segment>.<counter>
 # `skipped` broken down by why: one campaign attribute per reason, from the stream like the others.
@@ -63,8 +67,8 @@ def skip_counter(reason: str) -> str:
 
 def counter_names(item: dict[str, Any]) -> list[str]:
     """The state counters and the skip reasons' counters an item (campaign or recount) carries."""
-    counted = (SKIP_PREFIX, RECEIPT_PREFIX)
-    return [*COUNTERS, *sorted(name for name in item if name.startswith(counted) or name in BESIDE_STATES)]
+    counted = (SKIP_PREFIX, RECEIPT_PREFIX, ENGAGEMENT_PREFIX)
+    return [*COUNTERS, *sorted(name for name in item if name.startswith(counted))]
 
 
 def variant_counter(variant: str, counter: str) -> str:
@@ -80,6 +84,24 @@ def segment_counter(segment: str, counter: str) -> str:
 def last_change(item: dict[str, Any]) -> float:
     """When a delivery last changed: the outcome write sets `ended_at`, not `updated_at` (a shorter write)."""
     return max(float(item.get("updated_at") or 0), float(item.get("ended_at") or 0))
+
+
+def engagement_counts(item: dict[str, Any]) -> dict[str, int]:
+    """What one delivery (its `clicks`, `conversions` and `last_reply_at`) counts in the engagement counters."""
+    clicks, conversions = int(item.get("clicks") or 0), int(item.get("conversions") or 0)
+    return {
+        "clicked": int(clicks > 0),
+        "clicks": clicks,
+        "converted": int(conversions > 0),
+        "conversions": conversions,
+        "replied": int(bool(item.get("last_reply_at"))),
+    }
+
+
+def engagement_deltas(old: dict[str, Any], new: dict[str, Any]) -> dict[str, int]:
+    """How a delivery changing from `old` to `new` moves the engagement counters (zeros left out)."""
+    before, after = engagement_counts(old), engagement_counts(new)
+    return {name: after[name] - before[name] for name in ENGAGEMENT_COUNTERS if after[name] != before[name]}
 
 
 def state_deltas(old: str | None, new: str | None) -> dict[str, int]:

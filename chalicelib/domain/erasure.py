@@ -22,7 +22,7 @@ DELIVERY_KEPT = frozenset(
         "pk", "state", "attempt", "destination_index", "destination_try", "variant", "segment", "channel_step",
         "skip_reason", "receipt", "receipt_rank", "receipt_at", "delivered_at", "read_at", "updated_at",
         "ended_at", "expires_at", "last_reason", "call_status", "call_started_at", "call_ended_at",
-        "call_duration", "call_price", "call_answered_by", "last_reply_at",
+        "call_duration", "call_price", "call_answered_by", "last_reply_at", "clicks", "conversions",
     }
 )  # fmt: skip
 HISTORY_KEPT = frozenset(

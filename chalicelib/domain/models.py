@@ -928,6 +928,10 @@ class Counters(BaseModel):
     replied: int = Field(
         0, description="Recipients who replied to the campaign's number (each once, however often they replied)."
     )
+    clicked: int = Field(0, description="Recipients who followed a tracked link of the campaign at least once.")
+    clicks: int = Field(0, description="Tracked links followed, every click counted (HEAD requests are not).")
+    converted: int = Field(0, description="Recipients with at least one conversion reported.")
+    conversions: int = Field(0, description="Conversions reported (POST /v1/campaigns/{id}/conversions).")
     not_included: int = Field(
         0,
         description="Outside `total`: recipients added to the list after the start of an `end_handle: stop` "
@@ -1045,7 +1049,41 @@ class Delivery(BaseModel):
     receipt_error: str | None = Field(None, description="Why the receipt says it was not delivered.")
     delivered_at: str | None = None
     read_at: str | None = None
+    clicks: int = Field(0, description="How many times the recipient followed a tracked link of the message.")
+    clicked_at: str | None = Field(None, description="When it first did.")
+    conversions: int = Field(0, description="Conversions reported for the recipient.")
+    converted_at: str | None = Field(None, description="When its first conversion happened.")
+    conversion_goal: str | None = Field(None, description="The last conversion's goal.")
     updated_at: str
+
+
+class ConversionCreate(BaseModel):
+    """A goal a recipient of the campaign reached (a purchase, a sign-up), reported by you."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    recipient_id: str = Field(
+        min_length=1, max_length=128, description="The recipient's id in the campaign's list (as its deliveries show)."
+    )
+    goal: str = Field(min_length=1, max_length=64, description="The goal's name, e.g. purchase.")
+    value: float | None = Field(
+        None, ge=0, le=1e12, allow_inf_nan=False, description="What it was worth (your currency, your units)."
+    )
+    occurred_at: AwareDatetime | None = Field(
+        None, strict=False, description="When it happened (ISO 8601 with offset; not in the future); default: now."
+    )
+
+
+class Conversion(BaseModel):
+    """A conversion recorded: the recipient's totals after it."""
+
+    campaign_id: str
+    recipient_id: str
+    goal: str
+    value: float | None = None
+    occurred_at: str
+    conversions: int = Field(description="The recipient's conversions in this campaign, this one included.")
+    converted_at: str = Field(description="When its first conversion happened.")
 
 
 class Call(BaseModel):
@@ -1208,6 +1246,8 @@ EventType = Literal[
     "recipient.opted_out",
     "recipient.opted_in",
     "recipient.replied",
+    "recipient.clicked",
+    "recipient.converted",
     "webhook.disabled",
 ]
 
@@ -1282,6 +1322,8 @@ class StatsPoint(BaseModel):
     replies: int = Field(0, description="Messages recipients sent back to the campaign's number.")
     expired: int = 0
     retried: int = Field(0, description="Attempts that failed and were queued to be tried again.")
+    clicks: int = Field(0, description="Tracked links followed (every click; HEAD requests not counted).")
+    conversions: int = Field(0, description="Conversions reported through POST /v1/campaigns/{id}/conversions.")
     variants: dict[str, dict[str, int]] = Field(default_factory=dict, description="The same, per A/B variant.")
     segments: dict[str, dict[str, int]] = Field(default_factory=dict, description="The same, per segment.")
 

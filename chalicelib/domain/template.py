@@ -4,7 +4,8 @@ Templates are customer input rendered inside dispatch, once per recipient, so th
 and bounded:
 - no tag that reaches outside the template (`include`, `render`): refused when the template is checked;
 - every filter it names must exist: an unknown one is refused when the template is checked, not found
-  out recipient by recipient at send time (Liquid's standard filters, and `json` for HTTP actions' bodies);
+  out recipient by recipient at send time (Liquid's standard filters, `json` for HTTP actions' bodies, and
+  `track`, which makes a URL a recipient's tracked link: decision 43);
 - rendering is bounded: loop iterations, output size, the size of what `assign` and `capture` hold and
   nesting depth; a render past a limit fails that recipient with the limit's name.
 """
@@ -12,11 +13,16 @@ and bounded:
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from liquid import BoundTemplate, Environment, StrictUndefined
+from liquid import BoundTemplate, Environment, RenderContext, StrictUndefined
 from liquid.exceptions import LiquidError
+from liquid.filter import with_context
+
+from chalicelib.domain.links import LinkError, check_url
 
 # Tags that load other templates: a campaign's template stands alone.
 REFUSED_TAGS = ("include", "render")
@@ -47,6 +53,32 @@ class TemplateError(ValueError):
     pass
 
 
+# The render variable holding what makes a recipient's tracked link (decision 43): set by dispatch (and by
+# the template preview, with a sample recipient); a render without it cannot track a link.
+TRACKER = "__track_link"
+Tracker = Callable[[str], str]
+# A URL written in the template and piped straight into `track`: checked when the template is.
+_STATIC_TRACKED = re.compile(r"""(["'])([^"']*)\1\s*\|\s*track\b""")
+
+
+@with_context
+def _track(value: object, *, context: RenderContext) -> str:
+    """`{{ "https://acme.example/sale?c=" | append: code | track }}`: the URL as the recipient's short tracked
+    link, `<links base URL>/l/<token>`."""
+    try:
+        url = check_url(str(value))
+    except LinkError as exc:
+        raise TemplateError(f"track: {exc}") from None
+    tracker = context.globals.get(TRACKER)
+    if not callable(tracker):
+        raise TemplateError("track: tracked links are made only where a message is sent or previewed")
+    link: str = tracker(url)
+    return link
+
+
+_ENV.filters["track"] = _track
+
+
 @lru_cache(maxsize=256)
 def compile_template(source: str) -> BoundTemplate:
     try:
@@ -56,6 +88,11 @@ def compile_template(source: str) -> BoundTemplate:
         raise TemplateError(str(exc).splitlines()[0]) from exc
     if unknown:
         raise TemplateError(f"unknown filter {unknown[0]!r}")
+    for _, url in _STATIC_TRACKED.findall(source):
+        try:
+            check_url(url)
+        except LinkError as exc:
+            raise TemplateError(f"track: {exc}") from None
     return template
 
 

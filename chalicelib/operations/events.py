@@ -4,6 +4,9 @@
   write in the send path: a recipient finished (`delivery.succeeded`, `.failed`, `.unknown`, `.skipped`,
   `.expired`), an attempt to be tried again (`delivery.retrying`), a receipt (`receipt.delivered`,
   `.read`, `.undelivered`).
+- Engagement (decision 43) from the same stream: a click on a tracked link (`recipient.clicked`), a
+  conversion the customer reported (`recipient.converted`, logged when reported; its `occurred_at` is
+  the data's `conversion_at`).
 - Replies and opt-outs come from the inbound webhook (`message.received`, `recipient.opted_out`,
   `recipient.opted_in`), filed under the campaign and recipient they answer where there is one; such a
   reply also joins its delivery's `reply_ids`, which makes `recipient.replied` here (decision 45).
@@ -50,6 +53,11 @@ DATA_FIELDS = (
     "segment",
     "channel_step",
     "last_reply_at",
+    "clicks",
+    "conversions",
+    "conversion_goal",
+    "conversion_value",
+    "conversion_at",
 )
 
 
@@ -65,6 +73,8 @@ TIMELINE_COUNTER = {
     "receipt.read": "read",
     "receipt.undelivered": "undelivered",
     "recipient.replied": "replies",
+    "recipient.clicked": "clicks",
+    "recipient.converted": "conversions",
 }
 TIMELINE_COUNTERS = (*TIMELINE_COUNTER.values(), "opted_out")
 
@@ -101,6 +111,8 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
         if new.get("receipt") != old.get("receipt"):
             gained = receipt_counters(new.get("receipt")) - receipt_counters(old.get("receipt"))
             kinds += [f"receipt.{name}" for name in sorted(gained)]
+        engaged = [("clicks", "recipient.clicked"), ("conversions", "recipient.converted")]
+        kinds += [kind for name, kind in engaged if int(new.get(name) or 0) > int(old.get(name) or 0)]
         for kind in kinds:
             event_id = _event_id(change["SequenceNumber"], kind)
             event = {"id": event_id, "type": kind, "occurred_at": at, **base, "data": data}

@@ -16,7 +16,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.delivery import COUNTER_OF_STATE, DeliveryState, skip_counter
+from chalicelib.domain.delivery import (
+    COUNTER_OF_STATE,
+    ENGAGED_FIELDS,
+    ENGAGEMENT_PREFIX,
+    DeliveryState,
+    engagement_counts,
+    skip_counter,
+)
 from chalicelib.domain.responses import RECEIPT_PREFIX, RECEIPT_RANK, receipt_counters
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
@@ -479,6 +486,44 @@ def note_reply(pk: str, rid: str, message_uuid: str, at: float) -> Written:
     )
 
 
+def record_click(pk: str, rid: str, at: float) -> bool:
+    """A recipient followed its tracked link (decision 43): `clicks` up by one, `clicked_at` the first time.
+    False when the delivery is not there (removed by its retention). One UpdateItem; the stream counts it."""
+    return _conditional(
+        aws.dynamodb().update_item,
+        Key=aws.to_item({"pk": pk, "sk": rid}),
+        UpdateExpression="ADD clicks :one SET clicked_at = if_not_exists(clicked_at, :at), last_clicked_at = :at",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues=aws.to_values({":one": 1, ":at": at}),
+    ).ok
+
+
+def record_conversion(pk: str, rid: str, goal: str, at: float, value: Any = None) -> dict[str, Any] | None:
+    """A goal the customer says the recipient reached (decision 43): `conversions` up by one, `converted_at`
+    the first time, the last one's goal, value and time (the stream's `recipient.converted` event reads them).
+    The delivery as it now is; None when the recipient has no delivery in the campaign."""
+    sets = "SET converted_at = if_not_exists(converted_at, :at), conversion_goal = :goal, conversion_at = :at"
+    values: dict[str, Any] = {":one": 1, ":at": at, ":goal": goal}
+    if value is None:
+        expression = f"ADD conversions :one {sets} REMOVE conversion_value"
+    else:
+        expression, values[":value"] = f"ADD conversions :one {sets}, conversion_value = :value", value
+    try:
+        answer = aws.dynamodb().update_item(
+            TableName=_table(),
+            Key=aws.to_item({"pk": pk, "sk": rid}),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=aws.to_values(values),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return None
+    return aws.from_item(answer["Attributes"])
+
+
 def lease_due(pk: str, rid: str, attempt: int, until: float) -> bool:
     """Push a released retry's due time out, so the next release does not hand it out again.
 
@@ -538,7 +583,7 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt, last_reply_at",
+            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt, " + ", ".join(ENGAGED_FIELDS),
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
@@ -549,8 +594,9 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
                 counts[skip_counter(item.get("skip_reason", {}).get("S", "other"))] += 1
             for name in receipt_counters(item.get("receipt", {}).get("S")):
                 counts[f"{RECEIPT_PREFIX}{name}"] += 1
-            if "last_reply_at" in item:
-                counts["replied"] += 1
+            engaged = {name: float(item.get(name, {}).get("N", 0)) for name in ENGAGED_FIELDS}
+            for name, count in engagement_counts(engaged).items():
+                counts[f"{ENGAGEMENT_PREFIX}{name}"] += count
             for stamp in ("updated_at", "ended_at"):  # an outcome write sets ended_at only
                 last_change = max(last_change, float(item.get(stamp, {}).get("N", 0)))
     return {**counts, "last_change": int(last_change)}

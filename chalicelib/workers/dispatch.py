@@ -41,10 +41,10 @@ from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
-from chalicelib.domain.template import TemplateError, localised, pick_locale, render
+from chalicelib.domain.template import TRACKER, TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
-from chalicelib.operations import calls, concurrency, outcomes, sending_limits
+from chalicelib.operations import calls, concurrency, links, outcomes, sending_limits
 from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
@@ -754,6 +754,7 @@ def _send(
         kind: address,
         "id": target.rid,
         "to": address,
+        TRACKER: links.tracker(campaign, target.rid),  # `{{ url | track }}`: the recipient's link (decision 43)
     }
     channel = channel_for(campaign["channel"])
     source = (

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.delivery import (
+    ENGAGED_FIELDS,
+    ENGAGEMENT_PREFIX,
     RECEIPT_PREFIX,
     DeliveryState,
+    engagement_deltas,
     segment_counter,
     skip_counter,
     state_deltas,
@@ -39,13 +42,10 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             reason = change.get("NewImage", {}).get("skip_reason", {}).get("S", "other")
             summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
         # Receipts (delivered, read, undelivered) beside the states: a delivery's receipt only moves forward;
-        # and a recipient's first reply (decision 45; the others add to the timeline's replies, not here).
-        # Both counted for the campaign, and for the variant and segment the delivery has.
+        # counted for the campaign, and for the variant and segment the delivery has.
         if record.get("eventName") != "REMOVE":
             new_image, old_image = change.get("NewImage", {}), change.get("OldImage", {})
             beside = receipt_deltas(old_image.get("receipt", {}).get("S"), new_image.get("receipt", {}).get("S"))
-            if "reply_ids" in new_image and "reply_ids" not in old_image:
-                beside["replied"] = 1
             groups = [
                 (counter, new_image[attribute]["S"])
                 for attribute, counter in (("variant", variant_counter), ("segment", segment_counter))
@@ -56,6 +56,11 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                 for counter, group in groups:
                     key = counter(group, name.removeprefix(RECEIPT_PREFIX))
                     summed[key] = summed.get(key, 0) + delta
+        # Engagement (decisions 43, 45): clicks on tracked links, conversions, and a recipient's first reply
+        # (the others add to the timeline's replies only): the campaign's, its variant's and segment's.
+        engaged = {} if record.get("eventName") == "REMOVE" else _engagement(change)
+        for name, delta in engaged.items():
+            summed[ENGAGEMENT_PREFIX + name] = summed.get(ENGAGEMENT_PREFIX + name, 0) + delta
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.
@@ -67,6 +72,9 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                     for name, delta in side.items():
                         key = counter(group, name)
                         summed[key] = summed.get(key, 0) + delta
+            if new_group:
+                for name, delta in engaged.items():
+                    summed[counter(new_group, name)] = summed.get(counter(new_group, name), 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
     for (pk, bucket), summed in deltas.items():
@@ -78,3 +86,12 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                 campaign = campaigns.apply_counter_deltas(pk, {bucket: batch}) or campaign
         if campaign is not None:
             complete_if_done(campaign)
+
+
+def _engagement(change: dict[str, Any]) -> dict[str, int]:
+    """A stream record's change of `clicks`, `conversions` and replies (`last_reply_at`), as counter deltas."""
+
+    def numbers(image: dict[str, Any]) -> dict[str, int]:
+        return {name: int(float(image.get(name, {}).get("N", 0))) for name in ENGAGED_FIELDS}
+
+    return engagement_deltas(numbers(change.get("OldImage", {})), numbers(change.get("NewImage", {})))

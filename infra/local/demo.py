@@ -50,6 +50,9 @@ def demo(
 
 
 SENDER = "+14155550100"  # the demo account's number: it sends the campaign and takes the replies
+# Each recipient's own short link (decision 43), leading to the local API; some recipients follow theirs.
+TRACKED = '{{ "https://acme.example/spring?code=" | append: code | track }}'
+CLICKERS = 25
 
 
 def run_campaign(
@@ -84,7 +87,9 @@ def run_campaign(
             "list_id": listed["id"],
             "channel": "sms",
             "sender": SENDER,
-            "template": "Hi {{ first_name }}, spring sale! Code {{ code }} gives 20% off. Reply STOP to opt out.",
+            "template": "Hi {{ first_name }}, spring sale! Code {{ code }} gives 20% off: "
+            + TRACKED
+            + " Reply STOP to opt out.",
             "rate_per_second": rate,
             "retry_policy": {"max_attempts": 3, "initial_delay_seconds": 2, "backoff_multiplier": 2},
         }
@@ -97,8 +102,29 @@ def run_campaign(
     final = follow(api, campaign["id"], accepted, timeout, replies)
     elapsed = time.monotonic() - started_at
     final = wait_for_receipts(api, final)
+    final = click_some_links(api, stack.provider_url, final)
     final = replies.interested(api, final, interested["id"])
     return summary_table(final, elapsed, provider_stats(stack.provider_url), replies), str(final["status"])
+
+
+def click_some_links(
+    api: CampaignApi, provider_url: str, campaign: dict[str, Any], seconds: float = 15
+) -> dict[str, Any]:
+    """The first CLICKERS recipients follow their link (the first of them twice, and one link is only
+    previewed with HEAD, which does not count); the campaign once the stream has counted the clicks."""
+    messages = httpx.get(f"{provider_url}/_fake/messages", timeout=30).json()["messages"]
+    links = [word for m in messages for word in m.get("text", "").split() if "/l/" in word][:CLICKERS]
+    with httpx.Client(timeout=10, follow_redirects=False) as http:
+        for link in [*links, *links[:1]]:
+            http.get(link)
+        if len(links) > CLICKERS - 1:
+            http.head(links[-1])
+    deadline = time.monotonic() + seconds
+    with console.status(f"{len(links)} recipients follow their tracked link"):
+        while time.monotonic() < deadline and campaign["counters"]["clicks"] < len(links) + min(1, len(links)):
+            time.sleep(0.5)
+            campaign = api.campaign(campaign["id"])
+    return campaign
 
 
 class Replies:
@@ -225,6 +251,7 @@ def summary_table(
     table.add_row("replied (to the campaign's number)", str(c["replied"]))
     if replies is not None:
         table.add_row("added to Interested by a reply handler", str(replies.listed))
+    table.add_row("clicked / clicks (tracked links)", f"{c['clicked']} / {c['clicks']}")
     if replies is not None and replies.stopped:
         table.add_row("sends to a number > 2 s after its STOP", str(replies.sent_after_stop()))
     table.add_row("elapsed", f"{elapsed:.1f} s")

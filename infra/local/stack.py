@@ -661,6 +661,7 @@ class LocalStack:
                 else {}
             ),
             "WEBHOOK_BASE_URL": self.api_url,
+            "LINKS_BASE_URL": self.api_url,  # tracked links lead to the local API (decision 43)
             # HTTP actions may call the fake endpoints on this machine (decision 29's exceptions).
             "OUTBOUND_ALLOW_HTTP": "true",
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",

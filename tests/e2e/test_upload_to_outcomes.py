@@ -93,7 +93,8 @@ def test_a_csv_uploaded_through_s3_is_ingested_sent_and_reported_per_recipient_i
     final = wait_completed(api, campaign["id"])
     assert final["counters"] | {"queued": 0} == {
         "total": 5, "queued": 0, "in_flight": 0, "succeeded": 4, "failed": 1, "unknown": 0, "skipped": 0, "expired": 0,
-        "skipped_by_reason": {}, "not_included": 0, "delivered": 0, "read": 0, "undelivered": 0, "replied": 0,
+        "skipped_by_reason": {}, "not_included": 0, "delivered": 0, "read": 0, "undelivered": 0,
+        "clicked": 0, "clicks": 0, "converted": 0, "conversions": 0, "replied": 0,
     }  # fmt: skip
 
     outcomes = {o["recipient_id"]: o for o in api.outcomes(campaign["id"])}

@@ -296,6 +296,7 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/campaigns/{campaign_id}/recipients/{recipient_id}", None),
     ("GET", "/v1/campaigns/{campaign_id}/runs", None),
     ("GET", "/v1/campaigns/{campaign_id}/stats", None),
+    ("POST", "/v1/campaigns/{campaign_id}/conversions", {"recipient_id": valid_phone(1), "goal": "purchase"}),
     ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", None),
     ("PATCH", "/v1/lists/{list_id}", {"name": "mine now"}),
     ("DELETE", "/v1/lists/{list_id}", None),

@@ -116,7 +116,8 @@ def unstarted(audience: int) -> dict[str, Any]:
     """The counters of a campaign nothing was released for: its whole audience queued."""
     return {
         **dict.fromkeys(COUNTERS, 0), "skipped_by_reason": {}, "total": audience, "queued": audience, "not_included": 0,
-        "delivered": 0, "read": 0, "undelivered": 0, "replied": 0,
+        "delivered": 0, "read": 0, "undelivered": 0,
+        "clicked": 0, "clicks": 0, "converted": 0, "conversions": 0, "replied": 0,
     }  # fmt: skip
 
 

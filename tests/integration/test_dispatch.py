@@ -57,7 +57,8 @@ def test_start_queues_a_release_job_whose_release_queues_chunks_that_carry_the_r
     bodies = [json.loads(m["Body"]) for m in receive_all(aws_env["DISPATCH_QUEUE_URL"])]
     assert campaign["status"] == "running"
     zero = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0, "skipped": 0, "skipped_by_reason": {}}
-    zero |= {"expired": 0, "not_included": 0, "delivered": 0, "read": 0, "undelivered": 0, "replied": 0}
+    zero |= {"expired": 0, "not_included": 0, "delivered": 0, "read": 0, "undelivered": 0}
+    zero |= {"clicked": 0, "clicks": 0, "converted": 0, "conversions": 0, "replied": 0}
     assert campaign["counters"] == {"total": 30, "queued": 30, **zero}
     # At 20/s the first release covers its first window (1 s on the local stage) at the guarded rate
     # (decision 26: 19.4/s), and the one recipient's worth a start carries over: one chunk of 20.

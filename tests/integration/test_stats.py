@@ -14,7 +14,8 @@ from tests.utils import Api, campaign_body, recipient_rows
 pytestmark = pytest.mark.integration
 
 ZERO = {"in_flight": 0, "succeeded": 0, "failed": 0, "unknown": 0, "skipped": 0, "skipped_by_reason": {}, "expired": 0}
-ZERO |= {"delivered": 0, "read": 0, "undelivered": 0, "replied": 0}
+ZERO |= {"delivered": 0, "read": 0, "undelivered": 0}
+ZERO |= {"clicked": 0, "clicks": 0, "converted": 0, "conversions": 0, "replied": 0}
 ZERO["not_included"] = 0
 
 
@@ -224,3 +225,30 @@ def get_main_table() -> str:
     from chalicelib.settings import get_settings
 
     return get_settings().main_table
+
+
+def test_clicks_and_conversions_count_per_campaign_and_segment_once_each(tenant: Api, chalice_app: Any) -> None:
+    vip_segment = {"name": "vip", "conditions": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
+    campaign = start_campaign(tenant, 3, segments=[vip_segment])
+    pk = pk_of(tenant, campaign)
+
+    def engaged(phone: str, old: dict[str, int], new: dict[str, int], sequence: int) -> dict[str, Any]:
+        record = change(pk, phone, "succeeded", "succeeded", sequence)
+        for image, numbers in (("OldImage", old), ("NewImage", new)):
+            record["dynamodb"][image]["segment"] = {"S": "vip"}
+            record["dynamodb"][image].update({name: {"N": str(n)} for name, n in numbers.items()})
+        return record
+
+    batch = [
+        engaged("+12025550000", {}, {"clicks": 1}, 11),
+        engaged("+12025550000", {"clicks": 1}, {"clicks": 2}, 12),
+        engaged("+12025550001", {}, {"clicks": 1}, 13),
+        engaged("+12025550001", {"clicks": 1}, {"clicks": 1, "conversions": 1}, 14),
+    ]
+    chalice_app.stats({"Records": batch}, None)
+    chalice_app.stats({"Records": batch}, None)  # a replay
+    current = tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")
+    counters = current["counters"]
+    assert (counters["clicked"], counters["clicks"], counters["converted"], counters["conversions"]) == (2, 3, 1, 1)
+    vip = current["segment_counters"]["vip"]
+    assert (vip["clicked"], vip["clicks"], vip["converted"], vip["conversions"]) == (2, 3, 1, 1)
