@@ -280,6 +280,13 @@ def run_cases(recipients: int) -> list[Case]:
             before=_number_registered,
             events=True,
         ),
+        _measure(
+            "tracked link",
+            "the text tracks a link (the track filter): its catalog item once per process, the token in memory",
+            recipients,
+            rows=_plain_rows,
+            campaign={"template": 'Hi {{ first_name }}, {{ "https://acme.example/sale" | track }}'},
+        ),
     ]
 
 
@@ -320,7 +327,8 @@ when it ends (decision 28): per invocation, not per recipient. Keys read are the
 SMS scope) in one request per chunk, read again only for a chunk still sending a second later (decision 40);
 an opted-out recipient costs that read and the skipped delivery's PutItem. The event log's consumer writes the
 log to S3 (not counted here) and one timeline item per campaign minute (decision 41); a campaign sent from a
-registered number adds the conversation items, one per recipient in BatchWriteItems of 25 (decision 45). Add
+registered number adds the conversation items, one per recipient in BatchWriteItems of 25 (decision 45); a
+tracked link, its catalog item once per process (decision 43). Add
 one write unit per recipient for the list upload.
 {END}"""
 
