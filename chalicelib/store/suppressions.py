@@ -1,6 +1,7 @@
 """Suppressions (decision 40): `<account>#SUP#<scope>` / `<destination>`, one partition per scope, so a
-chunk's check is one BatchGetItem of its recipients' keys and a channel's listing is a Query. An item
-records who asked (an inbound STOP, the API, an erasure) and when."""
+chunk's check is one BatchGetItem of its recipients' keys (`sessions.read`, which reads their WhatsApp
+windows in the same request) and a channel's listing is a Query. An item records who asked (an inbound
+STOP, the API, an erasure) and when."""
 
 from __future__ import annotations
 
@@ -51,15 +52,6 @@ def remove(account_id: str, scopes: Iterable[str], destination: str) -> int:
         )
         removed += gone is not None
     return removed
-
-
-def suppressed(account_id: str, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (scope, destination) pairs are suppressed: strongly consistent reads, 100 keys a request."""
-    asked = [{"pk": keys.suppression_pk(account_id, scope), "sk": address} for scope, address in set(wanted)]
-    if not asked:
-        return set()
-    found = aws.batch_get(_table(), asked, projection="#s, sk", names={"#s": "scope"})
-    return {(str(item["scope"]), str(item["sk"])) for item in found}
 
 
 def suppressions_page(

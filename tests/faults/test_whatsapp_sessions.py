@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import Harness
 from tests.faults.webhooks import HELP_TEXT, NUMBER, EventBridge
@@ -49,8 +51,18 @@ def session_campaign(harness: Harness, count: int, **overrides: Any) -> dict[str
 
 
 def test_a_session_message_reaches_only_those_who_wrote_in_the_last_24_hours(
-    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from chalicelib.store import aws
+
+    reads: list[list[dict[str, Any]]] = []  # each BatchGetItem asked of the main table, its keys
+    batch_get = aws.batch_get
+
+    def counted(table: str, wanted: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
+        reads.append(wanted)
+        return batch_get(table, wanted, **kw)
+
+    monkeypatch.setattr(aws, "batch_get", counted)
     register(harness)
     count = 20
     wrote = [valid_phone(i) for i in range(8)]
@@ -78,6 +90,10 @@ def test_a_session_message_reaches_only_those_who_wrote_in_the_last_24_hours(
     assert {(m["channel"], m["message_type"], m["from"]) for m in sent} == {("whatsapp", "text", NUMBER[1:])}
     assert {m["text"] for m in sent if m["to"] == wrote[3][1:]} == {"Hi Ana3, your order has shipped"}
     assert provider.stats()["outside_window"] == 0  # nothing was tried outside a window
+    # The chunk read its 20 suppression keys and 20 session keys in one BatchGetItem (<= 100 keys: one request).
+    checks = [keys for keys in reads if any("#WASESSION#" in str(k["pk"]) for k in keys)]
+    assert len(checks) == 1 and len(checks[0]) == 40, [len(keys) for keys in checks]
+    assert sum("#SUP#whatsapp.utility" in str(k["pk"]) for k in checks[0]) == 20
     outcomes = {o["recipient_id"]: o for o in harness.outcomes(campaign["id"])}
     assert {rid for rid, o in outcomes.items() if o.get("skip_reason") == "no_session"} == {
         f"p{i}" for i in range(8, count)
