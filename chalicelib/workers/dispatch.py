@@ -607,6 +607,10 @@ def _attempt(
         return _opted_out(campaign, policy, target, token)
     if target.channel_step:  # the fallback's content, not the A/B variant's (its name still counts)
         variant = {"name": variant["name"]} if variant.get("name") else {}
+    opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
+    if opening is not None:
+        return _wait_for_window(campaign, policy, target, token, opening)
+    # Judged at the send, after any wait for the send window: the session must be open when it goes.
     if session_rules.sends_session(campaign):
         sender = str(_content(campaign, target, variant, "sender") or campaign["sender"])
         if not suppressed.session_open(sender, route.address):
@@ -622,9 +626,6 @@ def _attempt(
                     return _opted_out(campaign, policy, target, token)
             else:
                 return _no_session(campaign, policy, target, token)
-    opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
-    if opening is not None:
-        return _wait_for_window(campaign, policy, target, token, opening)
     capped = _Cap.of(campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
         return _skip(campaign, recipient, SkipReason.CAPPED)

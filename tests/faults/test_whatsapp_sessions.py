@@ -152,3 +152,9 @@ def test_a_session_campaign_from_a_number_the_account_has_not_registered_is_refu
         "POST", "/v1/campaigns", campaign_body(listed["id"], channel="whatsapp", sender=NUMBER), status=201
     )
     assert made["whatsapp"] is None and made["template"] == campaign_body("x")["template"]
+    # A draft's sender PATCHed to a number of nobody's is refused the same way; nothing changes.
+    patched = tenant.call("PATCH", f"/v1/campaigns/{made['id']}", {"sender": "+14155550166"})
+    assert patched.status_code == 422 and [e["field"] for e in patched.json_body["errors"]] == ["sender"]
+    assert tenant.ok("GET", f"/v1/campaigns/{made['id']}")["sender"] == NUMBER
+    clone = tenant.ok("POST", f"/v1/campaigns/{made['id']}/clone", status=201)
+    assert clone["whatsapp"] is None and clone["template"] == made["template"] and clone["channel"] == "whatsapp"
