@@ -129,6 +129,31 @@ def test_a_window_the_provider_refuses_and_the_closed_ones_fall_back_to_sms(
     assert "24-hour window" in str(history[0].get("error")), history
 
 
+def test_without_a_fallback_the_providers_refusal_fails_the_recipient_for_good_with_its_reason(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    from chalicelib.store import numbers, sessions
+
+    register(harness)
+    owner = numbers.owner(NUMBER)
+    assert owner is not None
+    sessions.opened(str(owner["account"]), NUMBER, valid_phone(0), time.time() - 3600)  # never wrote to Vonage
+    retries = {"max_attempts": 3, "initial_delay_seconds": 1, "backoff_multiplier": 1, "max_delay_seconds": 1}
+    campaign = harness.campaign(
+        people(1),
+        channel="whatsapp",
+        sender=NUMBER,
+        template=TEXT,
+        retry_policy={**retries, "failover_on": ["rejected"]},
+    )
+    counters = harness.settle(harness.run(campaign["id"]), 1)
+
+    assert counters["failed"] == 1 and counters["succeeded"] == counters["skipped"] == 0, counters
+    assert provider.stats()["outside_window"] == 1  # tried once: neither retried nor failed over to the phone
+    outcome = harness.outcomes(campaign["id"])[0]
+    assert outcome["state"] == "failed" and "24-hour window" in outcome["last_error"], outcome
+
+
 def test_a_session_campaign_from_a_number_the_account_has_not_registered_is_refused(harness: Harness) -> None:
     tenant = harness.tenant
     tenant.ok("POST", "/v1/numbers", {"number": NUMBER, "help_text": HELP_TEXT}, status=201)
