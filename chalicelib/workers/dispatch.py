@@ -500,23 +500,16 @@ def _session_numbers(campaign: dict[str, Any], parts: list[dict[str, Any]]) -> s
     return numbers
 
 
-def _no_session(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
-    """A WhatsApp session message to someone with no open 24-hour window: skipped (`no_session`), never sent
-    (unless this chunk had claimed it already)."""
+def _skip_unclaimed(
+    campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, reason: SkipReason
+) -> int:
+    """Skipped before any claim: the destination is suppressed on the channel (`opted_out`), or a WhatsApp
+    session message would go to someone with no open 24-hour window (`no_session`); never sent (unless this
+    chunk had claimed it already)."""
     if target.fresh:
-        skipped = deliveries.skip_unsent(target.pk, target.rid, SkipReason.NO_SESSION)
+        skipped = deliveries.skip_unsent(target.pk, target.rid, reason)
     else:
-        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, SkipReason.NO_SESSION)
-    return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
-
-
-def _opted_out(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
-    """The destination is suppressed on the channel: skipped (`opted_out`), never sent (unless this chunk
-    had claimed it already)."""
-    if target.fresh:
-        skipped = deliveries.skip_unsent(target.pk, target.rid, SkipReason.OPTED_OUT)
-    else:
-        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, SkipReason.OPTED_OUT)
+        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
 
 
@@ -604,7 +597,7 @@ def _attempt(
     if route is None:
         return _no_destination(campaign, target)
     if suppressed.holds(campaign["channel"], campaign.get("category"), route.address):
-        return _opted_out(campaign, policy, target, token)
+        return _skip_unclaimed(campaign, policy, target, token, SkipReason.OPTED_OUT)
     if target.channel_step:  # the fallback's content, not the A/B variant's (its name still counts)
         variant = {"name": variant["name"]} if variant.get("name") else {}
     opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
@@ -623,9 +616,9 @@ def _attempt(
                 if route is None:
                     return _no_destination(campaign, target)
                 if suppressed.holds(campaign["channel"], campaign.get("category"), route.address):
-                    return _opted_out(campaign, policy, target, token)
+                    return _skip_unclaimed(campaign, policy, target, token, SkipReason.OPTED_OUT)
             else:
-                return _no_session(campaign, policy, target, token)
+                return _skip_unclaimed(campaign, policy, target, token, SkipReason.NO_SESSION)
     capped = _Cap.of(campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
         return _skip(campaign, recipient, SkipReason.CAPPED)
