@@ -46,6 +46,7 @@ from chalicelib.domain.models import (
     sender_problem,
 )
 from chalicelib.domain.recurrence import next_occurrence
+from chalicelib.domain.responses import normal_address
 from chalicelib.operations import recount, runs, start
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
@@ -57,6 +58,7 @@ from chalicelib.store import (
     deliveries,
     keys,
     lists,
+    numbers,
     pages,
     schedules,
     templates,
@@ -188,26 +190,34 @@ def _part_fields(account: str, definition: dict[str, Any], prefix: str, part: di
 
 
 def _sends_text(definition: dict[str, Any]) -> bool:
-    """Whether the campaign sends its `template` (WhatsApp sends its template; a call with an NCCO its NCCO)."""
-    return definition["channel"] != "whatsapp" and not (definition.get("voice") or {}).get("ncco")
+    """Whether the campaign sends its `template` (WhatsApp its approved template, unless it sends session text;
+    a call with an NCCO its NCCO)."""
+    if definition["channel"] == "whatsapp":
+        return not definition.get("whatsapp")
+    return not (definition.get("voice") or {}).get("ncco")
 
 
 def _whatsapp_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
-    """A WhatsApp campaign sends an approved template, never text (free text reaches only someone who wrote
-    within 24 hours, and replies are not tracked yet): its `whatsapp`, or a WhatsApp template resource of the
-    account (`template_id`: each recipient gets the language of its locale). A template name the account's
-    template resources know must be in one of their languages."""
+    """A WhatsApp campaign sends an approved template: its `whatsapp`, or a WhatsApp template resource of the
+    account (`template_id`: each recipient gets the language of its locale); a template name the account's
+    template resources know must be in one of their languages. Or it sends its `template` text as a session
+    message (decision 46), which reaches only someone who wrote to the sending number in the last 24 hours:
+    from a number the account registered (where replies come in), else no window could ever be open."""
     given, template_id = definition.get("whatsapp"), definition.get("template_id")
+    if not given and not template_id and definition.get("template"):
+        return _whatsapp_session_fields(account, definition)
     if not given and not template_id:
         raise InvalidInput.on(
             "whatsapp",
-            "a WhatsApp campaign sends an approved template: give `whatsapp` or a WhatsApp `template_id` (free "
-            "text reaches only someone who wrote in the last 24 hours, which is not tracked yet)",
+            "a WhatsApp campaign sends an approved template: give `whatsapp` or a WhatsApp `template_id`, or "
+            "`template` text as a session message (it reaches only those who wrote in the last 24 hours)",
         )
     if given and template_id:
         raise InvalidInput.on("template_id", "give `whatsapp` or `template_id`, one of them")
     if definition.get("template"):
-        raise InvalidInput.on("template", "a WhatsApp campaign sends its `whatsapp` template, not text")
+        raise InvalidInput.on(
+            "template", "a WhatsApp campaign sends its `whatsapp` template, not text: give one of them"
+        )
     for kind in ("variants", "segments"):
         for index, part in enumerate(definition.get(kind) or []):
             if part.get("template") and not part.get("channel"):
@@ -234,6 +244,28 @@ def _whatsapp_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]
             f"not {given['locale']}",
         )
     return {**fields, "template_id": None, "template_version": None, "whatsapp_locales": None}
+
+
+def _whatsapp_session_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """A WhatsApp campaign sending session text: each sender (the campaign's, its variants', its segments')
+    must be a WhatsApp number the account registered (POST /v1/numbers): a person's 24-hour window opens only
+    with their message to it, which reaches the account only through a registered number."""
+    senders = {"sender": definition["sender"]}
+    for kind in ("variants", "segments"):
+        for index, part in enumerate(definition.get(kind) or []):
+            if part.get("sender") and not part.get("channel"):
+                senders[f"{kind}.{index}.sender"] = part["sender"]
+    for field, sender in senders.items():
+        number = normal_address(sender)
+        registration = numbers.owner(number)
+        if registration is None or registration.get("account") != account:
+            raise InvalidInput.on(
+                field,
+                f"{number} is not a number of this account (POST /v1/numbers): a WhatsApp session message reaches "
+                "only someone who wrote to it in the last 24 hours, so it must be sent from a number whose "
+                "messages come to this account; or send an approved template (`whatsapp`)",
+            )
+    return {"whatsapp": None, "whatsapp_locales": None}
 
 
 def _voice_fields(definition: dict[str, Any]) -> dict[str, Any]:

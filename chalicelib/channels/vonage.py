@@ -19,6 +19,9 @@ from chalicelib.settings import get_settings
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # The account is refused (bad credentials, no balance left): no send of it can succeed until it is fixed.
 ACCOUNT_STATUSES = frozenset({401, 402})
+# The Messages API's error for free-form WhatsApp text to someone who has not written to the sending number in
+# the last 24 hours ("Outside of the allowed window"): only an approved template reaches them (decision 46).
+OUTSIDE_WINDOW_ERROR = "1340"
 
 
 class VonageMessages:
@@ -61,7 +64,25 @@ def sent(post: Callable[[], httpx.Response], id_field: str, accepted: tuple[int,
     if answer.status_code in TRANSIENT_STATUSES:
         reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
         return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
+    if error_code(answer) == OUTSIDE_WINDOW_ERROR:
+        return SendOutcome.permanent(
+            "no_session: WhatsApp refused free text outside the recipient's 24-hour window (Messages API error "
+            f"{OUTSIDE_WINDOW_ERROR}; only an approved template reaches them); {detail}",
+            reason=OutcomeReason.NO_SESSION,
+        )
     return SendOutcome.permanent(detail)
+
+
+def error_code(answer: httpx.Response) -> str | None:
+    """The Messages API's error code of a refusal: the fragment of its problem `type`
+    (`.../api-errors/messages-olympus#1340`), else its `title` when that is a code."""
+    try:
+        body = answer.json()
+        kind, title = str(body.get("type") or ""), str(body.get("title") or "")
+    except (ValueError, AttributeError):
+        return None
+    code = kind.rpartition("#")[2] if "#" in kind else ""
+    return code or (title if title.isdigit() else None)
 
 
 def request_body(message: OutgoingMessage) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class SkipReason(StrEnum):
     HELD_OUT = "held_out"  # in the campaign's holdout group (A/B): not sent on purpose, for comparison
     NO_SEGMENT = "no_segment"  # matched none of the campaign's segments, which skips such recipients
     OPTED_OUT = "opted_out"  # its destination is suppressed for the channel (a STOP, or the API)
+    NO_SESSION = "no_session"  # a WhatsApp session message: the person has not written in the last 24 hours
 
 
 TERMINAL_STATES = frozenset(
@@ -128,6 +129,7 @@ class OutcomeReason(StrEnum):
     REJECTED = "rejected"  # the provider refused this message or destination for good (4xx)
     TIMEOUT = "timeout"  # no answer came back: it may have been sent (never retried blindly)
     ACCOUNT = "account"  # the provider refused the account (credentials, balance): the campaign pauses
+    NO_SESSION = "no_session"  # WhatsApp refused free text outside the person's 24-hour window (1340)
 
 
 class OutcomeKind(StrEnum):

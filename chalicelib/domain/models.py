@@ -295,8 +295,8 @@ class VoiceContent(Strict):
 
 class WhatsAppContent(Strict):
     """A WhatsApp message template approved for the sender's WhatsApp Business Account, sent through the
-    Vonage Messages API. Free text reaches only someone who wrote in the last 24 hours, which the service
-    does not track yet, so a WhatsApp campaign sends a template."""
+    Vonage Messages API. It reaches anyone; free text (a session message: the campaign's `template` instead)
+    reaches only someone who wrote to the sending number in the last 24 hours (decision 46)."""
 
     template_name: str = Field(
         pattern=r"^([A-Za-z0-9_-]{1,64}:)?[a-z0-9_]{1,512}$",
@@ -455,7 +455,9 @@ class Segment(Strict):
         return self
 
 
-FallbackReason = Literal["rejected", "no_destination", "busy", "no_answer", "machine", "provider_error", "unreachable"]
+FallbackReason = Literal[
+    "rejected", "no_destination", "busy", "no_answer", "machine", "provider_error", "unreachable", "no_session"
+]
 
 
 def _default_fallback_reasons() -> list[FallbackReason]:
@@ -474,10 +476,12 @@ class Fallback(Strict):
     on: list[FallbackReason] = Field(
         default_factory=_default_fallback_reasons,
         min_length=1,
-        max_length=7,
+        max_length=8,
         description="What sends the recipient to the fallback: the primary channel's last outcome, once its "
-        "retries and failover are spent (`rejected`: the provider refused the message or number for good), or "
-        "`no_destination`: the recipient has no address the primary channel sends to.",
+        "retries and failover are spent (`rejected`: the provider refused the message or number for good), "
+        "`no_destination`: the recipient has no address the primary channel sends to, or `no_session`: a "
+        "WhatsApp session message (text, no approved template) to someone with no open 24-hour window, found "
+        "before the send or refused by WhatsApp (1340).",
     )
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
     email: EmailContent | None = Field(None, description="With channel `email`.")
@@ -584,7 +588,9 @@ class CampaignCreate(Strict):
     channel: ChannelName = Field(
         "sms",
         description="`sms`, `whatsapp` and `viber_service` (Vonage Messages API; WhatsApp sends the approved "
-        "template given as `whatsapp`; Viber a text, tagged `promotion` for a marketing campaign), `voice` "
+        "template given as `whatsapp`, or its `template` text as a session message, only to recipients who wrote "
+        "to the sender, a number of the account, in the last 24 hours: the others are skipped as `no_session`; "
+        "Viber a text, tagged `promotion` for a marketing campaign), `voice` "
         "(Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) or `http` (an HTTP "
         "action of the account: give `action_id`). The recipients' destinations of that channel's type are sent "
         "to (`http`: each recipient's first destination, whatever its type).",
@@ -600,8 +606,8 @@ class CampaignCreate(Strict):
     )
     whatsapp: WhatsAppContent | None = Field(
         None,
-        description="A WhatsApp campaign's approved template; required with channel `whatsapp` (instead of "
-        "`template`).",
+        description="A WhatsApp campaign's approved template; with channel `whatsapp`, this or `template` (a "
+        "session message, from a number registered by the account).",
     )
     voice: VoiceContent | None = Field(
         None,
@@ -913,7 +919,9 @@ class Counters(BaseModel):
     )
     skipped: int = Field(0, description="Not sent on purpose, e.g. excluded by an exclusion list.")
     skipped_by_reason: dict[str, int] = Field(
-        default_factory=dict, description="`skipped` by why: excluded, capped, held_out (those seen so far)."
+        default_factory=dict,
+        description="`skipped` by why: excluded, capped, held_out, no_segment, opted_out, no_session (a WhatsApp "
+        "session message to someone who has not written in the last 24 hours); those seen so far.",
     )
     expired: int = Field(0, description="Not sent because the campaign expired first.")
     delivered: int = Field(
@@ -1986,9 +1994,8 @@ class Erasure(BaseModel):
     requested_by: str = Field(description="The API key that asked (`key:` and the start of its SHA-256).")
     counts: dict[str, int] = Field(
         description="Items and objects changed, by kind: list_items, deliveries, receipts, suppressions_added, "
-        "suppressions_anonymised, caps, conversations, webhook_deliveries, event_objects, export_objects, "
-        "rejected_row_objects, "
-        "other_objects, upload_rejected_rows, upload_objects_removed."
+        "suppressions_anonymised, caps, conversations, whatsapp_sessions, webhook_deliveries, event_objects, "
+        "export_objects, rejected_row_objects, other_objects, upload_rejected_rows, upload_objects_removed."
     )
     waiting_for: int = Field(0, description="The person's deliveries still under way at the last run.")
     sending: bool = Field(

@@ -284,7 +284,8 @@ def _caps(account_id: str, person: Person, counts: Counts) -> None:
 
 
 def _conversations(account_id: str, person: Person, counts: Counts) -> None:
-    """Who the account last messaged from each of its numbers (decision 45): keyed by the address."""
+    """Who the account last messaged from each of its numbers (decision 45) and when a person last wrote to
+    one on WhatsApp (decision 46): both keyed by the address."""
     registered, after = [], None
     while True:
         page, after = numbers.numbers_page(account_id, after=after, limit=100)
@@ -295,6 +296,8 @@ def _conversations(account_id: str, person: Person, counts: Counts) -> None:
         for address in sorted(person.addresses):
             if erasures.delete(keys.conversation_pk(account_id, number), address):
                 _add(counts, "conversations")
+            if erasures.delete(keys.session_pk(account_id, number), address):
+                _add(counts, "whatsapp_sessions")
 
 
 def _event(scrubber: Scrubber, event: Any) -> Any:

@@ -3,7 +3,8 @@
 - `inbound`: a recipient's message to one of the account's numbers, logged as an event (decision 41). A
   STOP word suppresses the sender for the channel (on WhatsApp marketing only; STOPALL every category);
   START lifts it; HELP sends the number's help text back on the same channel (once per inbound message,
-  however often the provider repeats it).
+  however often the provider repeats it). A WhatsApp message opens the sender's 24-hour window for session
+  messages from that number (decision 46): one conditional write of its time.
 - `receipt`: a message-status callback. Its `client_ref` names the campaign, recipient and attempt; the
   receipt moves that delivery forward (submitted < delivered | rejected | undeliverable < read), whether or
   not the send's outcome is recorded yet. One that matches no delivery is kept (`RECEIPT#<uuid>`), not
@@ -29,7 +30,7 @@ from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_addres
 from chalicelib.observability import logger
 from chalicelib.operations import events, replies
 from chalicelib.settings import get_settings
-from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, suppressions
+from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, sessions, suppressions
 
 # A kept receipt, or the mark that a HELP was answered, lives this long.
 KEEP_SECONDS = 7 * 86_400
@@ -43,6 +44,8 @@ def inbound(message: dict[str, Any]) -> str:
     if registration is None:
         raise NotFound(detail=f"the number {to} is not registered by any account (POST /v1/numbers)")
     account, channel = str(registration["account"]), str(message["channel"])
+    if channel == "whatsapp":  # their 24-hour window for session messages opens (decision 46)
+        sessions.opened(account, to, sender, min(_epoch(message.get("timestamp")), time.time()))
     text = str(message.get("text") or "")
     asked = intent(text)
     result = "noted"

@@ -178,3 +178,9 @@ def conversation_pk(account_id: str, number: str) -> str:
     """Who the account last messaged from one of its numbers: one item per destination, naming the campaign
     and recipient a reply from that destination to that number answers."""
     return f"{account_id}#CONV#{number}"
+
+
+def session_pk(account_id: str, number: str) -> str:
+    """When each person last messaged one of the account's numbers on WhatsApp (decision 46): one item per
+    person, opening their 24-hour window for free-form (session) messages from that number."""
+    return f"{account_id}#WASESSION#{number}"

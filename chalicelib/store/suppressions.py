@@ -1,5 +1,6 @@
 """Suppressions (decisions 40, 42): `<account>#SUP#<scope>` / `<address key>`, one partition per scope, so a
-chunk's check is one BatchGetItem of its recipients' keys and a channel's listing is a Query. An item
+chunk's check is one BatchGetItem of its recipients' keys (`sessions.read`, which reads their WhatsApp
+windows in the same request) and a channel's listing is a Query. An item
 records who asked (an inbound STOP, the API, an erasure) and when.
 
 The sort key is a keyed hash of the destination (`address_key`: HMAC-SHA-256 with the server's
@@ -89,17 +90,6 @@ def remove(account_id: str, scopes: Iterable[str], destination: str) -> int:
         )
         removed += gone is not None
     return removed
-
-
-def suppressed(account_id: str, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (scope, destination) pairs are suppressed: strongly consistent reads, 100 keys a request (one
-    key per pair, as many as there are pairs)."""
-    by_key = {(scope, address_key(account_id, address)): (scope, address) for scope, address in set(wanted)}
-    asked = [{"pk": keys.suppression_pk(account_id, scope), "sk": key} for scope, key in by_key]
-    if not asked:
-        return set()
-    found = aws.batch_get(_table(), asked, projection="#s, sk", names={"#s": "scope"})
-    return {by_key[(str(item["scope"]), str(item["sk"]))] for item in found}
 
 
 def suppressions_page(

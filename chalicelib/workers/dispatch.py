@@ -37,6 +37,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.channels import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate, channel_for
 from chalicelib.channels.http_action import http_request
 from chalicelib.domain import brand, ncco, pacing, responses, segments, variants
+from chalicelib.domain import sessions as session_rules
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
 from chalicelib.domain.recipients import Recipient
@@ -48,7 +49,7 @@ from chalicelib.operations import calls, concurrency, links, outcomes, sending_l
 from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
-from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue, suppressions
+from chalicelib.store import campaigns, caps, deliveries, keys, limits, lists, pace, queue, sessions
 from chalicelib.store.deliveries import Written
 
 # Statuses whose released recipients are kept for later; a cancelled campaign's are dropped.
@@ -414,7 +415,13 @@ class ChunkSuppressions:
     """The suppressions of a chunk's recipients (decision 40): every (scope, destination) its recipients
     could be sent on, read in one BatchGetItem when the first of them is checked, and read again when a
     check finds the last read older than `suppression_recheck_seconds` (a chunk paced over a minute still
-    sees a STOP within that), so a recipient who opted out is skipped without a read of their own."""
+    sees a STOP within that), so a recipient who opted out is skipped without a read of their own.
+
+    The same BatchGetItem reads the WhatsApp session windows (decision 46) of the recipients a session message
+    could go to: (sending number, WhatsApp destination) for each part of the campaign sending WhatsApp text. A
+    window is judged at each check against the clock (`sessions.window_open`, with its margin), not at the
+    read: a later read can only find a later message, so a window that closes while the chunk is paced is
+    seen closed at once, and one opened since is seen at the next re-read."""
 
     def __init__(self, campaign: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         self._account, _ = keys.split_campaign_pk(campaign["pk"])
@@ -425,39 +432,84 @@ class ChunkSuppressions:
         ]
         channels = {str(part["channel"]) for part in parts if part.get("channel")}
         scoped = [(c, responses.send_scope(c, campaign.get("category"))) for c in channels]
+        recipients = [Recipient.from_dict(entry) for entry in entries]
         self._wanted = {
             (scope, destination.address)
-            for entry in entries
+            for recipient in recipients
             for channel, scope in scoped
             if scope is not None
-            for _, destination in Recipient.from_dict(entry).destinations_for(channel)
+            for _, destination in recipient.destinations_for(channel)
+        }
+        numbers = _session_numbers(campaign, parts)
+        self._sessions_wanted = {
+            (number, destination.address)
+            for recipient in recipients
+            if numbers
+            for _, destination in recipient.destinations_for("whatsapp")
+            for number in numbers
         }
         self._found: set[tuple[str, str]] = set()
+        self._last: dict[tuple[str, str], float] = {}
         self._read_at: float | None = None
         self._lock = threading.Lock()
+
+    def _read_if_due(self) -> None:
+        """Read the chunk's keys again when the last read is older than the recheck (or something new is
+        wanted); the lock held."""
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at > get_settings().suppression_recheck_seconds:
+            self._found, self._last = sessions.read(self._account, self._wanted, self._sessions_wanted)
+            self._read_at = now
 
     def holds(self, channel: str, category: str | None, address: str) -> bool:
         scope = responses.send_scope(channel, category)
         if scope is None:
             return False
         with self._lock:
-            now = time.monotonic()
             if (scope, address) not in self._wanted:
                 self._wanted.add((scope, address))
                 self._read_at = None
-            if self._read_at is None or now - self._read_at > get_settings().suppression_recheck_seconds:
-                self._found = suppressions.suppressed(self._account, self._wanted)
-                self._read_at = now
+            self._read_if_due()
             return (scope, address) in self._found
 
+    def session_open(self, sender: str, address: str) -> bool:
+        """Whether `address` wrote to the number `sender` on WhatsApp recently enough for a session message now."""
+        number = responses.normal_address(sender)
+        with self._lock:
+            if (number, address) not in self._sessions_wanted:
+                self._sessions_wanted.add((number, address))
+                self._read_at = None
+            self._read_if_due()
+            last = self._last.get((number, address))
+        return session_rules.window_open(last, time.time())
 
-def _opted_out(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
-    """The destination is suppressed on the channel: skipped (`opted_out`), never sent (unless this chunk
-    had claimed it already)."""
+
+def _session_numbers(campaign: dict[str, Any], parts: list[dict[str, Any]]) -> set[str]:
+    """The numbers the campaign's WhatsApp session messages go from: the campaign's sender and its variants'
+    and segments' (those on its own channel) when it sends WhatsApp text; each segment's or the fallback's
+    sender when that part sends WhatsApp text."""
+    numbers: set[str] = set()
+    if session_rules.sends_session(campaign):
+        own = [campaign, *(campaign.get("variants") or []), *(g for g in parts[1:] if not g.get("channel"))]
+        numbers.update(responses.normal_address(str(p.get("sender") or campaign["sender"])) for p in own)
+    numbers.update(
+        responses.normal_address(str(p.get("sender") or campaign["sender"]))
+        for p in parts[1:]
+        if session_rules.sends_session(p)
+    )
+    return numbers
+
+
+def _skip_unclaimed(
+    campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str, reason: SkipReason
+) -> int:
+    """Skipped before any claim: the destination is suppressed on the channel (`opted_out`), or a WhatsApp
+    session message would go to someone with no open 24-hour window (`no_session`); never sent (unless this
+    chunk had claimed it already)."""
     if target.fresh:
-        skipped = deliveries.skip_unsent(target.pk, target.rid, SkipReason.OPTED_OUT)
+        skipped = deliveries.skip_unsent(target.pk, target.rid, reason)
     else:
-        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, SkipReason.OPTED_OUT)
+        skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
 
 
@@ -545,12 +597,28 @@ def _attempt(
     if route is None:
         return _no_destination(campaign, target)
     if suppressed.holds(campaign["channel"], campaign.get("category"), route.address):
-        return _opted_out(campaign, policy, target, token)
+        return _skip_unclaimed(campaign, policy, target, token, SkipReason.OPTED_OUT)
     if target.channel_step:  # the fallback's content, not the A/B variant's (its name still counts)
         variant = {"name": variant["name"]} if variant.get("name") else {}
     opening = watch.openings.wait(target.recipient, route.address, datetime.now(UTC))
     if opening is not None:
         return _wait_for_window(campaign, policy, target, token, opening)
+    # Judged at the send, after any wait for the send window: the session must be open when it goes.
+    if session_rules.sends_session(campaign):
+        sender = str(_content(campaign, target, variant, "sender") or campaign["sender"])
+        if not suppressed.session_open(sender, route.address):
+            if outcomes.fallback_destination(campaign, target, SkipReason.NO_SESSION.value) is not None:
+                # No window: the fallback's channel at once, on this attempt (decision 46).
+                target = replace(target, channel_step=1, destination_index=None)
+                campaign = segments.effective(watch.campaign, segment.get("name"), 1)
+                variant = {"name": variant["name"]} if variant.get("name") else {}
+                route = _route(campaign["channel"], target)
+                if route is None:
+                    return _no_destination(campaign, target)
+                if suppressed.holds(campaign["channel"], campaign.get("category"), route.address):
+                    return _skip_unclaimed(campaign, policy, target, token, SkipReason.OPTED_OUT)
+            else:
+                return _skip_unclaimed(campaign, policy, target, token, SkipReason.NO_SESSION)
     capped = _Cap.of(campaign, route.address) if target.fresh else None
     if capped is not None and not capped.take():
         return _skip(campaign, recipient, SkipReason.CAPPED)

@@ -19,13 +19,18 @@ of every recorded message to a webhook (submitted, then delivered, or ``receipts
 undeliverable; a delivered WhatsApp message also read), each signed as Vonage signs them and retried while
 the receiver refuses it.
 
+WhatsApp's customer service window is kept as Vonage keeps it: a WhatsApp ``text`` message (not a template)
+to a number that has not messaged the sending number on WhatsApp (``inbound``, channel whatsapp) within the
+last 24 hours is refused 422 with the Messages API's error 1340, "Outside of the allowed window", and counted
+in ``outside_window``; a template is always taken.
+
 Order of checks for ``POST /v1/messages``: auth (401), rate limit (429), payload validation (422),
-latency (the answer waits, other requests do not), the number's script (``scripted_by_number``, e.g.
-``{"15550001": [503, 400]}``: its sends are answered those statuses in turn, then as usual), scripted
-failure (``fail_statuses`` and ``transient_failure_rate``), then accept: with ``dedup_client_ref`` a
-repeated ``client_ref`` is answered 202 with the original uuid; otherwise the message is recorded (flagged
-if a duplicate) and answered 202, or 200 ``{}`` (missing uuid), or 202 after ``timeout_after_accept_ms``
-(timeout after accept).
+latency (the answer waits, other requests do not), the WhatsApp window (422, 1340), the number's script
+(``scripted_by_number``, e.g. ``{"15550001": [503, 400]}``: its sends are answered those statuses in turn,
+then as usual), scripted failure (``fail_statuses`` and ``transient_failure_rate``), then accept: with
+``dedup_client_ref`` a repeated ``client_ref`` is answered 202 with the original uuid; otherwise the message
+is recorded (flagged if a duplicate) and answered 202, or 200 ``{}`` (missing uuid), or 202 after
+``timeout_after_accept_ms`` (timeout after accept).
 
 ``POST /v1/calls`` is the Voice API (``infra.local.fake_voice``): the application's JWT, the published
 create-call description, scripted call outcomes and signed events posted back to each call's event URL.
@@ -49,8 +54,9 @@ Control endpoints, for tests and the demo:
 * ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
   ``event_delay_ms``, ``call_seconds``, ``retries``, ``retry_base_ms``)
 * ``POST /_fake/inbound`` -> a recipient's message to one of the account's numbers (``from``, ``to``,
-  ``text``, ``channel`` sms or whatsapp), posted signed to ``inbound_webhook_url`` as the Messages API posts
-  inbound messages (and retried the same way); answers its ``message_uuid``
+  ``text``, ``channel`` sms or whatsapp, optionally ``at``: when it was sent, epoch seconds), posted signed
+  to ``inbound_webhook_url`` as the Messages API posts inbound messages (and retried the same way); answers
+  its ``message_uuid``
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
 
 Run in the foreground with ``python -m infra.local.fake_provider --port 8081`` (``--help`` lists the
@@ -100,6 +106,8 @@ from infra.local.vonage_contract import request_problems, warm_up
 __all__ = ["FakeProvider", "ProviderConfig", "TokenBucket", "main"]
 
 MAX_BODY_BYTES = 1_000_000
+# WhatsApp's customer service window: free-form text only this long after the person's last message.
+WHATSAPP_WINDOW_SECONDS = 24 * 3600
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 WEBHOOK_RETRIES = 4
 # Lanes posting status callbacks at once (each message's in one lane, in order), besides the inbound lane.
@@ -415,6 +423,8 @@ class FakeProvider:
         # in one lane (in order), inbound messages in a lane of their own (a STOP never waits behind receipts).
         self._webhooks: list[queue.Queue[tuple[str, Json] | None]] = [queue.Queue() for _ in range(1 + STATUS_LANES)]
         self._inbound_sent: dict[str, tuple[str, Json]] = {}
+        # (business number, person) -> when the person last messaged the number on WhatsApp (numbers without '+').
+        self._last_inbound: dict[tuple[str, str], float] = {}
         self._webhook_threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -532,6 +542,7 @@ class FakeProvider:
             self._uuid_by_client_ref.clear()
             self._sent_to_text.clear()
             self._recipients.clear()
+            self._last_inbound.clear()
             answering = self._counters["in_flight"]  # requests under way still leave
             self._counters = {**initial_counters(), "in_flight": answering, "peak_in_flight": answering}
             self._script_used.clear()
@@ -593,6 +604,17 @@ class FakeProvider:
         how its answer goes wrong, if at all."""
         with self._lock:
             config = self._config
+            if body["channel"] == "whatsapp" and body["message_type"] != "template" and not self._in_window(body):
+                self._counters["outside_window"] += 1
+                detail = (
+                    "The message could not be sent: free-form WhatsApp messages may be sent only within 24 hours of "
+                    "the user's last message; send an approved template instead."
+                )
+                return _Answer(
+                    422,
+                    _problem("messages-olympus", "Outside of the allowed window", detail)
+                    | {"type": "https://developer.nexmo.com/api-errors/messages-olympus#1340"},
+                )
             status = self._scripted(body["to"]) if body["to"] in config.scripted_by_number else None
             if status is None and config.balance_messages is not None and config.balance_messages <= 0:
                 status = 402
@@ -651,12 +673,22 @@ class FakeProvider:
             answer.hold_seconds = hold_seconds
         return answer
 
-    def inbound(self, sender: str, to: str, text: str, channel: str = "sms") -> str:
+    def _in_window(self, body: Json) -> bool:
+        """Whether the send's recipient messaged its sender on WhatsApp in the last 24 hours (the lock held)."""
+        last = self._last_inbound.get((str(body["from"]), str(body["to"])))
+        return last is not None and time.time() - last < WHATSAPP_WINDOW_SECONDS
+
+    def inbound(self, sender: str, to: str, text: str, channel: str = "sms", at: float | None = None) -> str:
         """A recipient's message to one of the account's numbers, as the Messages API posts it to the
-        application's inbound URL (numbers without '+'); its message_uuid."""
+        application's inbound URL (numbers without '+'); its message_uuid. `at`: when it was sent (default
+        now; an earlier one plays a message of the past, e.g. one whose WhatsApp window has closed)."""
+        at = time.time() if at is None else at
         with self._lock:
             url = self._config.inbound_webhook_url
             self._counters["inbound"] += 1
+            if url and channel == "whatsapp":  # the person's 24-hour window with this number opens
+                key = (to.removeprefix("+"), sender.removeprefix("+"))
+                self._last_inbound[key] = max(at, self._last_inbound.get(key, at))
         if not url:
             raise ValueError("no inbound_webhook_url is configured")
         message: Json = {
@@ -664,7 +696,7 @@ class FakeProvider:
             "message_uuid": str(uuid.uuid4()),
             "to": to.removeprefix("+"),
             "from": sender.removeprefix("+"),
-            "timestamp": _iso_utc(time.time()),
+            "timestamp": _iso_utc(at),
             "message_type": "text",
             "text": text,
         }
@@ -691,11 +723,14 @@ class FakeProvider:
         ]
         if fields.get("channel", "sms") not in ("sms", "whatsapp"):
             wrong.append({"name": "channel", "reason": "sms or whatsapp"})
+        at = fields.get("at")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
+            wrong.append({"name": "at", "reason": "epoch seconds, a number"})
         if wrong:
             detail = "The inbound request contained invalid parameters."
             return 422, _problem("invalid-params", "Invalid params", detail, invalid_parameters=wrong)
         try:
-            sent = self.inbound(fields["from"], fields["to"], fields["text"], fields.get("channel", "sms"))
+            sent = self.inbound(fields["from"], fields["to"], fields["text"], fields.get("channel", "sms"), at)
         except ValueError as exc:
             return 409, _problem("no-inbound-url", "No inbound URL", str(exc))
         return 202, {"message_uuid": sent}

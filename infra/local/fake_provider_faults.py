@@ -270,6 +270,7 @@ def initial_counters() -> Json:
         "peak_in_flight": 0,
         "callbacks_retried": 0,  # status callbacks posted again after the receiver refused or did not answer
         "inbound": 0,  # recipients' messages played (POST /_fake/inbound)
+        "outside_window": 0,  # WhatsApp texts refused outside the recipient's 24-hour window (1340)
     }
 
 

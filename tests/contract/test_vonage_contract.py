@@ -17,7 +17,7 @@ import pytest
 from chalicelib.channels.base import OutgoingMessage, WhatsAppTemplate
 from chalicelib.channels.vonage import VonageMessages, request_body
 from chalicelib.channels.vonage_signature import verify
-from chalicelib.domain.delivery import OutcomeKind
+from chalicelib.domain.delivery import OutcomeKind, OutcomeReason
 from infra.local.fake_provider import FakeProvider
 from infra.local.vonage_contract import (
     problems,
@@ -165,3 +165,28 @@ def test_status_callbacks_are_the_described_statuses_signed_and_retried_as_vonag
         assert problems(status_webhook_validator(), callback) == [], callback
     assert len({jti for _, jti in received}) == 7
     assert provider.stats()["callbacks_retried"] == 1
+
+
+SESSION = OutgoingMessage(
+    channel="whatsapp",
+    to="+5511955000001",
+    sender="+14155550100",
+    text="Olá Ana, seu pedido saiu",
+    idempotency_key="c:r:5",
+)
+
+
+def test_a_whatsapp_session_message_is_a_described_text_and_its_refusal_outside_the_window_a_described_422(
+    provider: FakeProvider,
+) -> None:
+    body = request_body(SESSION)
+    assert body["message_type"] == "text" and body["channel"] == "whatsapp" and "template" not in body
+    assert request_problems(body) == []
+    refused = send(provider, body)  # nobody wrote: outside the window, as Vonage refuses it
+    assert refused.status_code == 422
+    assert problems(response_validator(422), refused.json()) == []
+    outcome = VonageMessages(provider.base_url, "key", "secret", 5).send(SESSION)
+    assert outcome.kind == OutcomeKind.PERMANENT and outcome.reason == OutcomeReason.NO_SESSION
+    assert outcome.error is not None and outcome.error.startswith("no_session: WhatsApp refused free text")
+    assert "error 1340" in outcome.error and "within 24 hours of the user's last message" in outcome.error
+    assert provider.stats()["accepted"] == 0 and provider.stats()["outside_window"] == 2

@@ -1,6 +1,7 @@
 """WhatsApp campaigns through the Vonage Messages API: each recipient gets the approved template in the
-campaign's language with its own parameters, at its WhatsApp destination (else its phone); free text is
-refused before anything is sent."""
+campaign's language with its own parameters, at its WhatsApp destination (else its phone), whether or not
+they wrote in the last 24 hours; text (a session message, tests/faults/test_whatsapp_sessions.py) only from a
+number of the account."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def test_each_recipient_gets_the_template_with_its_own_parameters(harness: Harne
     assert {m["message_type"] for m in sent.values()} == {"template"}
     assert json.loads(sent["5511955000002"]["text"]) == ["order_update", "pt_BR", ["Ana2", "2"]]
     assert harness.provider.stats()["duplicates"] == 0
+    assert harness.provider.stats()["outside_window"] == 0  # nobody wrote: a template needs no window
 
 
 def test_whatsapp_campaigns_send_templates_only(harness: Harness) -> None:
@@ -56,7 +58,9 @@ def test_whatsapp_campaigns_send_templates_only(harness: Harness) -> None:
         assert [e["field"] for e in answer.json_body["errors"]] == [field], answer.json_body
         return str(answer.json_body["errors"][0]["reason"])
 
-    assert "24 hours" in refused("whatsapp", channel="whatsapp", sender="+14155550100")
+    assert "24 hours" in refused("whatsapp", channel="whatsapp", sender="+14155550100", template=None)
+    # Text is a session message (decision 46): from a number of the account only (this one is not).
+    assert "POST /v1/numbers" in refused("sender", channel="whatsapp", sender="+14155550100")
     assert "not text" in refused("template", channel="whatsapp", sender="+14155550100", whatsapp=WHATSAPP)
     body = {"channel": "whatsapp", "whatsapp": WHATSAPP, "template": None}
     assert "Business number" in refused("sender", **body, sender="Acme")

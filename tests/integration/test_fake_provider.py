@@ -569,6 +569,7 @@ def test_reset_clears_records_and_counters(client: httpx.Client) -> None:
         "peak_in_flight": 0,
         "callbacks_retried": 0,
         "inbound": 0,
+        "outside_window": 0,
     }
     assert client.post("/v1/messages", json=a_send(client_ref="r1")).status_code == 202
     assert client.get("/_fake/stats").json()["duplicates"] == 0
@@ -610,7 +611,7 @@ def test_status_webhook_receives_submitted_delivered_and_read_callbacks(client: 
         url = f"http://127.0.0.1:{receiver.server_address[1]}/webhooks/status"
         client.post("/_fake/config", json={"status_webhook_url": url})
 
-        sent = client.post("/v1/messages", json=a_send(channel="whatsapp", client_ref="c1:r1"))
+        sent = client.post("/v1/messages", json=a_send(channel="whatsapp", client_ref="c1:r1", **TEMPLATE))
 
         deadline = time.monotonic() + 10
         while len(receiver.received) < 3 and time.monotonic() < deadline:
@@ -627,6 +628,47 @@ def test_status_webhook_receives_submitted_delivered_and_read_callbacks(client: 
             "client_ref": "c1:r1",
         }
         assert time.strptime(callback["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+TEMPLATE: dict[str, Any] = {
+    "message_type": "template",
+    "text": None,
+    "template": {"name": "order_update", "parameters": ["Ana"]},
+    "whatsapp": {"policy": "deterministic", "locale": "en_GB"},
+}
+
+
+def test_a_whatsapp_text_goes_only_inside_the_24_hours_after_the_persons_last_message(
+    client: httpx.Client, provider: FakeProvider
+) -> None:
+    receiver = _CallbackReceiver()
+    threading.Thread(target=receiver.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        provider.configure(inbound_webhook_url=f"http://127.0.0.1:{receiver.server_address[1]}/inbound")
+        text = a_send(channel="whatsapp", **{"from": "14155550100"})
+
+        refused = client.post("/v1/messages", json=text)  # 447700900001 never wrote to 14155550100
+        assert refused.status_code == 422
+        assert refused.json()["type"].endswith("/messages-olympus#1340")
+        assert refused.json()["title"] == "Outside of the allowed window"
+        # A message 25 hours ago opened a window that has closed; one to another number opens none here.
+        provider.inbound("+447700900001", "+14155550100", "hi", channel="whatsapp", at=time.time() - 25 * 3600)
+        provider.inbound("+447700900001", "+14155550199", "hi", channel="whatsapp")
+        provider.inbound("+447700900001", "+14155550100", "hi")  # an SMS opens no WhatsApp window
+        assert client.post("/v1/messages", json=text).status_code == 422
+        assert client.post("/v1/messages", json={**text, **TEMPLATE}).status_code == 202  # a template: always
+        # Over POST /_fake/inbound, 23 hours ago: inside the window.
+        played = {"from": "447700900001", "to": "14155550100", "text": "hi", "channel": "whatsapp"}
+        assert client.post("/_fake/inbound", json={**played, "at": "yesterday"}).status_code == 422
+        assert client.post("/_fake/inbound", json={**played, "at": time.time() - 23 * 3600}).status_code == 202
+        assert client.post("/v1/messages", json=text).status_code == 202
+
+        stats = provider.stats()
+        assert stats["outside_window"] == 2 and stats["accepted"] == 2
+        assert [m["message_type"] for m in provider.messages()] == ["template", "text"]
     finally:
         receiver.shutdown()
         receiver.server_close()

@@ -5,6 +5,7 @@ registered, or a malformed one, changes nothing."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
@@ -107,3 +108,40 @@ def test_an_inbound_message_unsigned_malformed_or_to_nobodys_number_changes_noth
     assert tenant.ok("GET", "/v1/suppressions")["items"] == []
     assert json.loads(post(stop).body) == {"result": "opted_out"}
     assert [s["destination"] for s in tenant.ok("GET", "/v1/suppressions")["items"]] == ["+14155550123"]
+
+
+def test_a_whatsapp_message_opens_its_senders_window_and_a_late_repeat_never_moves_it_back(
+    tenant: Api, monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str]
+) -> None:
+    """Decision 46: the time of the person's last WhatsApp message to the number, per (account, number,
+    person), from the message's own timestamp (never later than its arrival); SMS opens nothing."""
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="sig", SecretString=SECRET)
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "sig")
+    from chalicelib.settings import get_settings
+    from chalicelib.store import numbers, sessions
+
+    get_settings.cache_clear()
+    tenant.ok("POST", "/v1/numbers", {"number": "+14155550100", "help_text": "Acme."}, status=201)
+    owner = numbers.owner("+14155550100")
+    assert owner is not None
+    account = str(owner["account"])
+
+    def post(message: dict[str, Any]) -> Any:
+        body = json.dumps(message).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {sign(body, SECRET)}"}
+        answer = tenant.client.http.request("POST", "/v1/webhooks/vonage/inbound", headers=headers, body=body)
+        assert answer.status_code == 200, answer.body
+        return answer
+
+    def last(person: str) -> dict[tuple[str, str], float]:
+        return sessions.read(account, [], [("+14155550100", person)])[1]
+
+    hello = {"channel": "whatsapp", "to": "14155550100", "from": "14155550123", "text": "Hello"}
+    post({**hello, "message_uuid": "w-1", "timestamp": "2026-11-26T10:00:00.000Z"})
+    post({**hello, "message_uuid": "w-0", "timestamp": "2026-11-26T09:00:00.000Z"})  # an older one, late
+    post({**hello, "message_uuid": "w-1", "timestamp": "2026-11-26T10:00:00.000Z"})  # posted again
+    assert last("+14155550123") == {("+14155550100", "+14155550123"): 1_795_687_200.0}  # 10:00 UTC
+    post({**hello, "message_uuid": "w-2", "timestamp": "2999-01-01T00:00:00.000Z"})  # a clock far ahead
+    assert last("+14155550123")[("+14155550100", "+14155550123")] <= time.time()
+    post({**hello, "channel": "sms", "from": "14155550124", "message_uuid": "s-1"})  # SMS: no WhatsApp window
+    assert last("+14155550124") == {}
