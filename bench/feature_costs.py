@@ -69,6 +69,7 @@ def _local_aws() -> Iterator[tuple[Any, Any, Any]]:
                 "VONAGE_API_SECRET": "secret",
                 "PROVIDER_TIMEOUT_SECONDS": "1",
                 "STATUS_RECHECK_SECONDS": "0.2",
+                "LINKS_BASE_URL": "https://go.acme.example",  # where tracked links lead (decision 43)
             }
         )
         os.environ.pop("AWS_ENDPOINT_URL", None)
