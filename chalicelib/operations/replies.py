@@ -5,10 +5,10 @@ handlers (Vonage Bulk's event handlers).
   number the account registered, who it went to (store/conversations.py): a reply from that destination to
   that number answers that campaign and recipient. Campaigns sending from any other sender (an alphanumeric
   id, a number not registered) cannot be replied to, and cost nothing here.
-- `answer`: an inbound message that answers a campaign joins its delivery's `reply_ids`, which the streams turn
-  into `recipient.replied`, the campaign's `replied` counter and `replies` over time. The account's handlers
-  whose condition takes the message run their reactions, in order; each reaction is idempotent, so the
-  provider sending the message again changes nothing more.
+- `link`: an inbound message that answers a campaign joins its delivery's `reply_ids`, which the streams turn
+  into `recipient.replied`, the campaign's `replied` counter and `replies` over time.
+- `handle`: the account's handlers whose condition takes the message run their reactions, in order; each
+  reaction is idempotent, so the provider sending the message again changes nothing more.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
         campaign = _campaign(keys.campaign_pk(event["account"], event["campaign_id"]))
         if campaign is None:
             continue
-        sending = effective(campaign, data.get("segment"), int(data.get("channel_step") or 0))
-        number = str(sending.get("sender") or "")
+        step = int(data.get("channel_step") or 0)
+        sending = effective(campaign, data.get("segment"), step)
+        number = str(_sender(sending, data, step) or "")
         if number not in owners:
             registration = numbers.owner(number) if number.startswith("+") else None
             owners[number] = str(registration["account"]) if registration else None
@@ -74,6 +75,17 @@ def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
         )
     conversations.note(sent)
     return len(sent)
+
+
+def _sender(sending: dict[str, Any], data: dict[str, Any], step: int) -> Any:
+    """Who the message went from, as dispatch picks it: the A/B variant's sender (not on the fallback), else
+    the segment's, else the campaign's as that recipient got it."""
+    named = [("variants", "variant")] if not step else []
+    for kind, attribute in [*named, ("segments", "segment")]:
+        part: dict[str, Any] = next((p for p in sending.get(kind) or [] if p.get("name") == data.get(attribute)), {})
+        if part.get("sender"):
+            return part["sender"]
+    return sending.get("sender")
 
 
 @lru_cache(maxsize=1024)

@@ -233,3 +233,28 @@ def test_a_handler_may_not_start_a_campaign_that_would_not_send_to_them(harness:
     response = harness.tenant.call("POST", "/v1/reply-handlers", body)
     assert response.status_code == 422, response.body
     assert [e["field"] for e in json.loads(response.body)["errors"]] == ["reactions.0.campaign_id"]
+
+
+def test_a_reply_to_the_number_an_ab_variant_sent_from_is_linked_and_counted_per_variant(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    other = "+14155550111"  # variant b's own number
+    for number in (NUMBER, other):
+        harness.tenant.ok("POST", "/v1/numbers", {"number": number, "help_text": HELP_TEXT}, status=201)
+    harness.with_events = True
+    arms = [
+        {"name": "a", "weight": 50, "template": "A: hi"},
+        {"name": "b", "weight": 50, "template": "B: hi", "sender": other},
+    ]
+    sale = harness.campaign(8, sender=NUMBER, retry_policy=None, variants=arms)
+    assert harness.run(sale["id"])["status"] == "completed"
+    sent = provider.messages()
+    assert {m["from"] for m in sent} == {NUMBER[1:], other[1:]}, "both numbers sent"
+    for message in sent:  # each recipient answers the number that wrote to them
+        provider.inbound("+" + message["to"], "+" + message["from"], "thanks")
+    webhooks.deliver(harness.tenant)
+    harness.stream()
+    current = harness.tenant.ok("GET", f"/v1/campaigns/{sale['id']}")
+    assert current["counters"]["replied"] == 8
+    for name, own in current["variant_counters"].items():
+        assert own["replied"] == own["succeeded"] > 0, (name, own)
