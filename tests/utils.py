@@ -163,3 +163,13 @@ def never_early(planned: dict[str, float], messages: list[dict[str, Any]]) -> No
     """Every message the provider accepted went out no earlier than its planned time."""
     for message in messages:
         assert float(message["accepted_at"]) >= planned["+" + message["to"]] - 0.005, message
+
+
+def refused_campaign(tenant: Api, list_id: str, field: str, **overrides: Any) -> str:
+    """Create a campaign on `list_id` with `overrides` (None drops a field), assert a 422 naming `field` alone;
+    its reason."""
+    body = {k: v for k, v in campaign_body(list_id, **overrides).items() if v is not None}
+    answer = tenant.call("POST", "/v1/campaigns", body)
+    assert answer.status_code == 422, answer.body
+    assert [e["field"] for e in answer.json_body["errors"]] == [field], answer.json_body
+    return str(answer.json_body["errors"][0]["reason"])

@@ -19,34 +19,22 @@ from infra.local.fake_endpoint import FakeEndpoint
 from infra.local.fake_provider import FakeProvider
 from infra.local.fake_voice import sign
 from tests.faults.harness import Harness
-from tests.faults.webhooks import EventBridge
+from tests.faults.webhooks import NUMBER, SIGNATURE_SECRET, EventBridge
 from tests.integration.test_uploads import run_ingest, upload_file
 from tests.utils import Api, LambdaContext, campaign_body, recipient_rows, sqs_event, valid_phone
 
-SIGNATURE_SECRET = "a-signature-secret-of-the-account-0001"
-NUMBER = "+14155550100"
 PERSON = valid_phone(3)
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def bridge(monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str], provider: FakeProvider) -> Iterator[EventBridge]:
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name="vonage/signature-secret", SecretString=SIGNATURE_SECRET
-    )
-    provider.signature_secret = SIGNATURE_SECRET
-    made = EventBridge()
-    provider.configure(
-        status_webhook_url=f"{made.url}/v1/webhooks/vonage/status",
-        inbound_webhook_url=f"{made.url}/v1/webhooks/vonage/inbound",
-    )
-    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "vonage/signature-secret")
+def bridge(webhooks: EventBridge, monkeypatch: pytest.MonkeyPatch) -> EventBridge:
+    """The provider's signed callbacks (tests/faults/conftest.py), and webhook retries at once."""
     monkeypatch.setenv("WEBHOOK_FIRST_RETRY_SECONDS", "0")
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    yield made
-    made.close()
+    return webhooks
 
 
 @pytest.fixture

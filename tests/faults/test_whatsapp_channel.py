@@ -6,10 +6,11 @@ number of the account."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from tests.faults.harness import Harness
-from tests.utils import campaign_body
+from tests.utils import campaign_body, refused_campaign
 
 WHATSAPP = {"template_name": "order_update", "locale": "pt_BR", "parameters": ["{{ first_name }}", "{{ order }}"]}
 
@@ -51,12 +52,7 @@ def test_whatsapp_campaigns_send_templates_only(harness: Harness) -> None:
     tenant = harness.tenant
     listed = tenant.ok("POST", "/v1/lists", {"name": "x"}, status=201)
 
-    def refused(field: str, **overrides: Any) -> str:
-        body = {k: v for k, v in campaign_body(listed["id"], **overrides).items() if v is not None}
-        answer = tenant.call("POST", "/v1/campaigns", body)
-        assert answer.status_code == 422, answer.body
-        assert [e["field"] for e in answer.json_body["errors"]] == [field], answer.json_body
-        return str(answer.json_body["errors"][0]["reason"])
+    refused = partial(refused_campaign, tenant, listed["id"])
 
     assert "24 hours" in refused("whatsapp", channel="whatsapp", sender="+14155550100", template=None)
     # Text is a session message (decision 46): from a number of the account only (this one is not).

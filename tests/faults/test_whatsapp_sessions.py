@@ -12,6 +12,7 @@ write through it, signed, to the real inbound route (tests/faults/webhooks.py).
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import Harness
 from tests.faults.webhooks import HELP_TEXT, NUMBER, EventBridge
-from tests.utils import campaign_body, valid_phone
+from tests.utils import campaign_body, refused_campaign, valid_phone
 
 OTHER_NUMBER = "+14155550177"  # another number of the account
 TEXT = "Hi {{ first_name }}, your order has shipped"
@@ -159,12 +160,7 @@ def test_a_session_campaign_from_a_number_the_account_has_not_registered_is_refu
     tenant.ok("POST", "/v1/numbers", {"number": NUMBER, "help_text": HELP_TEXT}, status=201)
     listed = tenant.ok("POST", "/v1/lists", {"name": "x"}, status=201)
 
-    def refused(field: str, **overrides: Any) -> str:
-        body = {k: v for k, v in campaign_body(listed["id"], **overrides).items() if v is not None}
-        answer = tenant.call("POST", "/v1/campaigns", body)
-        assert answer.status_code == 422, answer.body
-        assert [e["field"] for e in answer.json_body["errors"]] == [field], answer.json_body
-        return str(answer.json_body["errors"][0]["reason"])
+    refused = partial(refused_campaign, tenant, listed["id"])
 
     assert "not a number of this account" in refused("sender", channel="whatsapp", sender="+14155550166")
     variants = [{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "sender": "+14155550166"}]
