@@ -180,13 +180,11 @@ def _add(account: str, list_id: str, message: dict[str, Any], linked: dict[str, 
 def _set_attribute(
     account: str, message: dict[str, Any], linked: dict[str, Any] | None, reaction: dict[str, Any]
 ) -> str:
-    if linked is None or not linked.get("list_id"):
+    found = _linked_item(account, linked)
+    if found is None:
         return "not run: the reply answers no campaign"
-    list_id, rid = str(linked["list_id"]), str(linked["recipient_id"])
-    generation = lists.generation_of(lists.get_list(account, list_id))
-    current = list_items.get_item(account, list_id, rid, generation)
-    recipient = lists.recipient_of(current)
-    row = recipient.to_dict()
+    list_id, current = found
+    row = lists.recipient_of(current).to_dict()
     row["attributes"] = {**(row.get("attributes") or {}), reaction["attribute"]: reaction["value"]}
     try:
         changed = check_row(row)
@@ -229,15 +227,21 @@ def _action(account: str, message: dict[str, Any], linked: dict[str, Any] | None
 def _attributes(account: str, linked: dict[str, Any] | None) -> dict[str, Any]:
     """The linked recipient's attributes in the campaign's list (none when the reply answers no campaign, or
     the recipient left the list)."""
-    if linked is None or not linked.get("list_id"):
-        return {}
-    list_id = str(linked["list_id"])
     try:
-        generation = lists.generation_of(lists.get_list(account, list_id))
-        item = list_items.get_item(account, list_id, str(linked["recipient_id"]), generation)
+        found = _linked_item(account, linked)
     except NotFound:
         return {}
-    return dict(lists.recipient_of(item).attributes)
+    return dict(lists.recipient_of(found[1]).attributes) if found else {}
+
+
+def _linked_item(account: str, linked: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    """The campaign's list and the linked recipient's item in it; None when the reply answers no campaign,
+    NotFound when the list or the recipient is gone."""
+    if linked is None or not linked.get("list_id"):
+        return None
+    list_id = str(linked["list_id"])
+    generation = lists.generation_of(lists.get_list(account, list_id))
+    return list_id, list_items.get_item(account, list_id, str(linked["recipient_id"]), generation)
 
 
 REACTIONS: dict[str, Callable[[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]], str]] = {

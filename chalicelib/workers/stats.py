@@ -41,26 +41,21 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         if new == DeliveryState.SKIPPED and old != new:  # skipped is final: counted once, by its reason
             reason = change.get("NewImage", {}).get("skip_reason", {}).get("S", "other")
             summed[skip_counter(reason)] = summed.get(skip_counter(reason), 0) + 1
-        # Receipts (delivered, read, undelivered) beside the states: a delivery's receipt only moves forward;
-        # counted for the campaign, and for the variant and segment the delivery has.
+        # Beside the states, counted for the campaign and for the variant and segment the delivery has:
+        # receipts (delivered, read, undelivered; a delivery's receipt only moves forward), and engagement
+        # (decisions 43, 45: clicks on tracked links, conversions, a recipient's first reply). `grouped` holds
+        # each under the name a variant's or segment's counter takes.
+        grouped: dict[str, int] = {}
         if record.get("eventName") != "REMOVE":
-            new_image, old_image = change.get("NewImage", {}), change.get("OldImage", {})
-            beside = receipt_deltas(old_image.get("receipt", {}).get("S"), new_image.get("receipt", {}).get("S"))
-            groups = [
-                (counter, new_image[attribute]["S"])
-                for attribute, counter in (("variant", variant_counter), ("segment", segment_counter))
-                if "S" in new_image.get(attribute, {})
-            ]
-            for name, delta in beside.items():
+            receipts = receipt_deltas(
+                change.get("OldImage", {}).get("receipt", {}).get("S"),
+                change.get("NewImage", {}).get("receipt", {}).get("S"),
+            )
+            beside = {name.removeprefix(RECEIPT_PREFIX): (name, delta) for name, delta in receipts.items()}
+            beside |= {name: (ENGAGEMENT_PREFIX + name, delta) for name, delta in _engagement(change).items()}
+            for short, (name, delta) in beside.items():
                 summed[name] = summed.get(name, 0) + delta
-                for counter, group in groups:
-                    key = counter(group, name.removeprefix(RECEIPT_PREFIX))
-                    summed[key] = summed.get(key, 0) + delta
-        # Engagement (decisions 43, 45): clicks on tracked links, conversions, and a recipient's first reply
-        # (the others add to the timeline's replies only): the campaign's, its variant's and segment's.
-        engaged = {} if record.get("eventName") == "REMOVE" else _engagement(change)
-        for name, delta in engaged.items():
-            summed[ENGAGEMENT_PREFIX + name] = summed.get(ENGAGEMENT_PREFIX + name, 0) + delta
+                grouped[short] = delta
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.
@@ -73,7 +68,7 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                         key = counter(group, name)
                         summed[key] = summed.get(key, 0) + delta
             if new_group:
-                for name, delta in engaged.items():
+                for name, delta in grouped.items():
                     summed[counter(new_group, name)] = summed.get(counter(new_group, name), 0) + delta
         last_sequence[bucket_key] = change["SequenceNumber"]
     per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
