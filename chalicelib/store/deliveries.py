@@ -74,8 +74,14 @@ def _update(pk: str, rid: str, expression: str, condition: str, values: dict[str
 
 
 def _create(item: dict[str, Any]) -> Written:
-    """Write the delivery unless one exists already: the claim that makes duplicates harmless."""
-    return _conditional(aws.dynamodb().put_item, Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)")
+    """Write the delivery unless one exists already: the claim that makes duplicates harmless. Tried again on
+    errors botocore gave up on, as the outcome writes are: a throttled claim wrote nothing, and a retry that
+    meets its own earlier write finds the condition false, as botocore's own retry would."""
+    return _persistently(
+        lambda: _conditional(
+            aws.dynamodb().put_item, Item=aws.to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        )
+    )
 
 
 def _persistently(write: Any) -> Written:
