@@ -168,8 +168,7 @@ class _Floor:
                 sent = 0
                 for message in messages:
                     for recipient in json.loads(message["Body"])["recipients"]:
-                        self._claim_and_record(recipient)
-                        sent += 1
+                        sent += self._claim_and_record(recipient)
                 if messages:
                     self.sqs.delete_message_batch(
                         QueueUrl=self.queue_url,
@@ -181,23 +180,28 @@ class _Floor:
                         self.seconds = time.monotonic()
                         self.done.set()
 
-    def _claim_and_record(self, recipient: dict[str, Any]) -> None:
+    def _claim_and_record(self, recipient: dict[str, Any]) -> int:
+        """1 when this claims and records the recipient; 0 when a copy of its chunk (SQS redelivers one
+        whose visibility timeout a loaded machine outlasts) claimed it first, which the product skips too."""
         phone = recipient["phone"]
         pk = {"S": delivery_pk(self.account, self.campaign, phone, self.buckets)}
         now = {"N": repr(time.time())}
-        self.dynamodb.put_item(
-            TableName=self.table,
-            Item={
-                "pk": pk,
-                "sk": {"S": phone},
-                "state": {"S": "in_flight"},
-                "attempt": {"N": "1"},
-                "params": {"M": {k: {"S": str(v)} for k, v in recipient["params"].items()}},
-                "claimed_by": {"S": "floor"},
-                "updated_at": now,
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": pk,
+                    "sk": {"S": phone},
+                    "state": {"S": "in_flight"},
+                    "attempt": {"N": "1"},
+                    "params": {"M": {k: {"S": str(v)} for k, v in recipient["params"].items()}},
+                    "claimed_by": {"S": "floor"},
+                    "updated_at": now,
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return 0
         self.dynamodb.update_item(
             TableName=self.table,
             Key={"pk": pk, "sk": {"S": phone}},
@@ -212,6 +216,7 @@ class _Floor:
                 ":now": now,
             },
         )
+        return 1
 
     @contextmanager
     def _recording_errors(self) -> Iterator[None]:

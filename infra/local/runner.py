@@ -60,7 +60,7 @@ from infra.local.events.base import (
 from infra.local.events.scheduler import ScheduleTargets
 from infra.local.events.schedules import ScheduleEventSource
 from infra.local.events.sqs import DEFAULT_SQS_CONCURRENCY, SQS_MAX_BATCH, SqsEventSource
-from infra.local.events.streams import Checkpoints, StreamEventSource
+from infra.local.events.streams import Checkpoints, StreamEventSource, records_as_sent
 from infra.local.resources import DEFAULT_PREFIX, DEFAULT_TEMPLATE_PATH, REPO_ROOT, load_template
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class LocalEventRunner:
         self._dynamodb = boto3.client("dynamodb", endpoint_url=self.endpoint_url, **kwargs)
         # An explicit endpoint: botocore's account-based endpoints for Streams are not routed by moto.
         self._streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint_url, **kwargs)
+        records_as_sent(self._streams)
         self.stopping.clear()
         try:
             for source in self._sources:
