@@ -229,3 +229,39 @@ def test_bad_mms_viber_and_messenger_input_is_refused_on_its_field_and_nothing_i
         (1, "invalid_address", "destinations[0].address"),
     ]
     assert added["accepted"] == 1
+
+
+def test_an_mms_is_held_by_an_sms_opt_out_and_messenger_by_its_own_scope(
+    harness: Harness, provider: FakeProvider
+) -> None:
+    tenant = harness.tenant
+    # The number opted out of texts: its MMS is skipped too. The PSID opted out of Messenger only.
+    tenant.ok("POST", "/v1/suppressions", {"destination": valid_phone(0), "channel": "sms"}, status=201)
+    added = tenant.ok("POST", "/v1/suppressions", {"destination": psid(1), "channel": "messenger"}, status=201)
+    assert added == {"destination": psid(1), "scopes": ["messenger"]}
+    assert (
+        tenant.call("POST", "/v1/suppressions", {"destination": "ana.souza", "channel": "messenger"}).status_code == 422
+    )
+    tagged = {"category": "message_tag", "tag": "ACCOUNT_UPDATE"}
+    definitions: list[tuple[Any, dict[str, Any]]] = [
+        (2, {"channel": "mms", "sender": "+14155550100", "mms": {"image_url": IMAGE}}),
+        (messenger_rows(2), {"channel": "messenger", "sender": PAGE, "messenger": tagged}),
+    ]
+    sent: list[str] = []
+    campaigns = []
+    for recipients, definition in definitions:  # one after the other: each settled on its own sends
+        campaign = harness.campaign(recipients, retry_policy=None, **definition)
+        counters = harness.settle(harness.run(campaign["id"]), 2)
+        assert (counters["succeeded"], counters["skipped_by_reason"]) == (1, {"opted_out": 1}), counters
+        sent += [m["to"] for m in provider.messages()]
+        provider.reset()
+        campaigns.append(campaign)
+    mms, messenger = campaigns
+    skipped = {
+        o["recipient_id"]
+        for c in (mms, messenger)
+        for o in harness.outcomes(c["id"])
+        if o["skip_reason"] == "opted_out"
+    }
+    assert skipped == {valid_phone(0), "m1"}
+    assert sorted(sent) == sorted([valid_phone(1)[1:], psid(0)])
