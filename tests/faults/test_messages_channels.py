@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib.domain.variants import assign
 from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import Harness
-from tests.faults.webhooks import EventBridge
+from tests.faults.webhooks import HELP_TEXT, NUMBER, EventBridge
 from tests.utils import refused_campaign, valid_phone
 
 PAGE = "112233445566778"  # the Facebook page id the Messenger campaigns send from
@@ -265,3 +265,18 @@ def test_an_mms_is_held_by_an_sms_opt_out_and_messenger_by_its_own_scope(
     }
     assert skipped == {valid_phone(0), "m1"}
     assert sorted(sent) == sorted([valid_phone(1)[1:], psid(0)])
+
+
+def test_help_and_stop_sent_by_mms_are_answered_by_sms_and_end_sms_and_mms(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    harness.tenant.ok("POST", "/v1/numbers", {"number": NUMBER, "help_text": HELP_TEXT}, status=201)
+    provider.inbound(valid_phone(0), NUMBER, "help", channel="mms")
+    provider.inbound(valid_phone(1), NUMBER, "STOP", channel="mms")
+    webhooks.deliver(harness.tenant)
+
+    assert webhooks.results[("inbound", "helped")] == 1 and webhooks.results[("inbound", "opted_out")] == 1
+    answered = [(m["channel"], m["to"], m["from"], m["text"]) for m in provider.messages()]
+    assert answered == [("sms", valid_phone(0)[1:], NUMBER[1:], HELP_TEXT)]
+    listed = harness.tenant.ok("GET", f"/v1/suppressions?destination={valid_phone(1).replace('+', '%2B')}")["items"]
+    assert [(s["scope"], s["source"]) for s in listed] == [("sms", "inbound")]
