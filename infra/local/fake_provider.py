@@ -751,7 +751,7 @@ class FakeProvider:
         self._webhooks[0].put((url, message))
 
     def inbound_request(self, body: Any) -> tuple[int, Json]:
-        """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp)."""
+        """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp, messenger)."""
         fields = body if isinstance(body, dict) else {}
         wrong = [
             {"name": name, "reason": "required, a string"}
