@@ -31,6 +31,7 @@ from chalicelib.domain.campaign import (
 from chalicelib.domain.erasure import is_erased_id
 from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, MalformedRequest, NotFound
 from chalicelib.domain.models import (
+    CHANNEL_CONTENT,
     Campaign,
     CampaignClone,
     CampaignCreate,
@@ -121,6 +122,16 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput.on("whatsapp", f"only for a WhatsApp campaign; this one sends {channel}")
     if channel != "voice" and definition.get("voice"):
         raise InvalidInput.on("voice", f"only for a voice campaign; this one sends {channel}")
+    for field, its_channel, name in (
+        ("mms", "mms", "an MMS"),
+        ("viber", "viber_service", "a Viber"),
+        ("messenger", "messenger", "a Messenger"),
+    ):
+        if channel != its_channel and definition.get(field):
+            raise InvalidInput.on(field, f"only for {name} campaign; this one sends {channel}")
+    for index, variant in enumerate(variants):
+        if channel != "mms" and variant.get("mms"):
+            raise InvalidInput.on(f"variants.{index}.mms", f"only for an MMS campaign; this one sends {channel}")
     extras: dict[str, Any] = {"segment_extras": _segment_fields(account, definition, own)} if own else {}
     if definition.get("fallback"):
         if definition["fallback"]["channel"] == channel:
@@ -130,6 +141,17 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
         return {**_whatsapp_fields(account, definition), **extras}
     if channel == "voice":
         return {**_voice_fields(definition), **extras}
+    if channel == "mms":
+        return {**_mms_fields(definition), **extras}
+    if channel == "messenger":
+        messenger = definition.get("messenger") or {}
+        if messenger.get("category") == "message_tag" and definition.get("category") == "marketing":
+            raise InvalidInput.on(
+                "messenger.category",
+                "Facebook allows no promotional content in a tagged message: a marketing campaign reaches only "
+                "those who wrote in the last 24 hours (`update`)",
+            )
+        return extras
     if channel == "http":
         return {"action": _action(account, definition.get("action_id")), **extras}
     if channel != "email":
@@ -177,7 +199,7 @@ def _part_fields(account: str, definition: dict[str, Any], prefix: str, part: di
         "template": part.get("template") or definition.get("template") or None,
         "template_id": None,
         "category": definition.get("category"),
-        **{field: part.get(field) for field in ("email", "whatsapp", "voice", "action_id")},
+        **{field: part.get(field) for field in CHANNEL_CONTENT},
     }
     if part["channel"] == "whatsapp" and not part.get("template"):
         alone["template"] = None  # it sends its `whatsapp` template, not the campaign's text
@@ -194,6 +216,8 @@ def _sends_text(definition: dict[str, Any]) -> bool:
     a call with an NCCO its NCCO)."""
     if definition["channel"] == "whatsapp":
         return not definition.get("whatsapp")
+    if definition["channel"] == "mms":  # its text is the image's caption, which it may leave out
+        return bool(definition.get("template") or definition.get("template_id"))
     return not (definition.get("voice") or {}).get("ncco")
 
 
@@ -266,6 +290,16 @@ def _whatsapp_session_fields(account: str, definition: dict[str, Any]) -> dict[s
                 "messages come to this account; or send an approved template (`whatsapp`)",
             )
     return {"whatsapp": None, "whatsapp_locales": None}
+
+
+def _mms_fields(definition: dict[str, Any]) -> dict[str, Any]:
+    """An MMS campaign sends the image of its `mms` (checked as a public https URL by the model), captioned
+    with its `template` when it gives one."""
+    if not definition.get("mms"):
+        raise InvalidInput.on("mms", "an MMS campaign sends an image: give `mms` with its `image_url`")
+    if definition.get("template") or definition.get("template_id"):
+        return {}
+    return {"template": "", "template_id": None, "template_version": None, "template_locales": None}
 
 
 def _voice_fields(definition: dict[str, Any]) -> dict[str, Any]:
@@ -541,6 +575,9 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         "email",
         "whatsapp",
         "voice",
+        "mms",
+        "viber",
+        "messenger",
         "variants",
         "segments",
         "fallback",

@@ -15,20 +15,18 @@ from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import Number, NumberCreate, Page, Suppression, SuppressionCreate, SuppressionResult
-from chalicelib.domain.recipients import AddressError, normalize_e164, normalize_email
-from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for
+from chalicelib.domain.recipients import AddressError, normalize_e164
+from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for, suppressed_destination
 from chalicelib.store import numbers, suppressions
 
 bp = Blueprint(__name__)
 
 
 def _destination(raw: str, channel: str) -> str:
-    """The destination as recipients' destinations hold it: an email for `email`, a number for the others
-    (either for `all`); InvalidInput naming `destination` otherwise."""
+    """The destination as recipients' destinations hold it: an email for `email`, a page-scoped id for
+    `messenger`, a number for the others (either for `all`); InvalidInput naming `destination` otherwise."""
     try:
-        if channel == "email" or (channel == "all" and "@" in raw):
-            return normalize_email(raw)
-        return normalize_e164(raw)
+        return suppressed_destination(raw, channel)
     except AddressError as exc:
         raise InvalidInput.on("destination", str(exc)) from None
 

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from chalicelib.channels.base import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate
+from chalicelib.channels.base import (
+    Channel,
+    EmailParts,
+    MessagesOptions,
+    OutgoingMessage,
+    VoiceCall,
+    WhatsAppTemplate,
+    text_limit,
+)
 from chalicelib.channels.http_action import HttpAction, http_action
 from chalicelib.channels.ses import SesEmail, ses_email
 from chalicelib.channels.vonage import VonageMessages, vonage_messages
 from chalicelib.channels.vonage_voice import VonageVoice, vonage_voice
 
-__all__ = ["Channel", "EmailParts", "OutgoingMessage", "VoiceCall", "VonageMessages", "WhatsAppTemplate", "channel_for"]
+__all__ = [
+    "Channel",
+    "EmailParts",
+    "MessagesOptions",
+    "OutgoingMessage",
+    "VoiceCall",
+    "VonageMessages",
+    "WhatsAppTemplate",
+    "channel_for",
+    "text_limit",
+]
 
 
 def channel_for(channel: str) -> Channel:

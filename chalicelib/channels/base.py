@@ -48,6 +48,17 @@ class WhatsAppTemplate:
 
 
 @dataclass(frozen=True)
+class MessagesOptions:
+    """What the Messages API's other channels take beside the text (each only on its channel): an MMS's image
+    (the text is its caption), Viber's time to live, Messenger's category and tag."""
+
+    image_url: str | None = None
+    viber_ttl: int | None = None
+    messenger_category: str | None = None
+    messenger_tag: str | None = None
+
+
+@dataclass(frozen=True)
 class VoiceCall:
     """A call's NCCO, rendered for one recipient, and where its events go."""
 
@@ -69,6 +80,7 @@ class OutgoingMessage:
     whatsapp: WhatsAppTemplate | None = None
     http: HttpRequest | None = None  # an HTTP action's request, rendered for this recipient
     voice: VoiceCall | None = None
+    options: MessagesOptions | None = None  # MMS, Viber, Messenger (the Messages API's other channels)
     category: str | None = None  # the campaign's: `marketing` is a Viber `promotion`, else a `transaction`
     # Kept by the provider with the message, where it can (SES email tags): campaign, recipient and attempt
     # (SES's events name the delivery by them when the message's headers are not in the event).
@@ -83,8 +95,15 @@ class Channel(Protocol):
     # event says how it ended, or is swept to `unknown` when none came (operations/calls.py).
     asynchronous_outcome: bool
     # The longest text the provider takes (None: no limit): a longer rendered text fails before sending.
+    # An adapter with several channels may set `text_limits` per channel beside it (see `text_limit`).
     max_text_chars: int | None
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         """Never raises: every answer, and every failure to get one, is a SendOutcome."""
         ...
+
+
+def text_limit(adapter: Channel, channel: str) -> int | None:
+    """The longest text `adapter` takes on `channel`: its own limit for that channel, else its `max_text_chars`."""
+    limits: dict[str, int] = getattr(adapter, "text_limits", {})
+    return limits.get(channel, adapter.max_text_chars)

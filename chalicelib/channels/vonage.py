@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from chalicelib.channels.base import OutgoingMessage
+from chalicelib.channels.base import MessagesOptions, OutgoingMessage
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.settings import get_settings
 
@@ -28,7 +28,9 @@ class VonageMessages:
     CHANNELS = frozenset({"sms", "whatsapp", "mms", "viber_service", "messenger"})
     honours_idempotency_key = False
     asynchronous_outcome = False
-    max_text_chars: int | None = 1000  # the Messages API's limit on `text` (SMS)
+    max_text_chars: int | None = 1000  # the Messages API's limit on `text` (SMS, Viber; WhatsApp as SMS here)
+    # Messenger's text is 640 characters at most; an MMS's caption (our text) 2,000 (Messages API 1.4.0).
+    text_limits: dict[str, int] = {"messenger": 640, "mms": 2000}
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
         self._client = httpx.Client(
@@ -42,10 +44,12 @@ class VonageMessages:
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         body = request_body(message)
-        return sent(lambda: self._client.post("/v1/messages", json=body), "message_uuid", (200, 202))
+        return sent(lambda: self._client.post("/v1/messages", json=body), "message_uuid", (200, 202), message.channel)
 
 
-def sent(post: Callable[[], httpx.Response], id_field: str, accepted: tuple[int, ...]) -> SendOutcome:
+def sent(
+    post: Callable[[], httpx.Response], id_field: str, accepted: tuple[int, ...], channel: str | None = None
+) -> SendOutcome:
     """A Vonage API request's outcome: accepted (one of the `accepted` statuses, with the id its answer names
     in `id_field`), refused for the account, transient (429, 5xx) or permanent; unreachable (nothing sent)
     or ambiguous (it may have reached the provider) when no answer came."""
@@ -65,12 +69,22 @@ def sent(post: Callable[[], httpx.Response], id_field: str, accepted: tuple[int,
         reason = OutcomeReason.THROTTLED if answer.status_code == 429 else OutcomeReason.PROVIDER_ERROR
         return SendOutcome.transient(detail, retry_after_seconds=retry_after(answer), reason=reason)
     if error_code(answer) == OUTSIDE_WINDOW_ERROR:
-        return SendOutcome.permanent(
-            "no_session: WhatsApp refused free text outside the recipient's 24-hour window (Messages API error "
-            f"{OUTSIDE_WINDOW_ERROR}; only an approved template reaches them); {detail}",
-            reason=OutcomeReason.NO_SESSION,
-        )
+        return SendOutcome.permanent(outside_window(channel, detail), reason=OutcomeReason.NO_SESSION)
     return SendOutcome.permanent(detail)
+
+
+def outside_window(channel: str | None, detail: str) -> str:
+    """The failure of a message refused outside the person's 24-hour window (error 1340): on WhatsApp only an
+    approved template reaches them, on Messenger only a tagged message (`message_tag`)."""
+    if channel == "messenger":
+        return (
+            "no_session: Messenger refused a message outside the 24 hours after the person last wrote to the page "
+            f"(Messages API error {OUTSIDE_WINDOW_ERROR}; only a `message_tag` message reaches them); {detail}"
+        )
+    return (
+        "no_session: WhatsApp refused free text outside the recipient's 24-hour window (Messages API error "
+        f"{OUTSIDE_WINDOW_ERROR}; only an approved template reaches them); {detail}"
+    )
 
 
 def error_code(answer: httpx.Response) -> str | None:
@@ -86,16 +100,30 @@ def error_code(answer: httpx.Response) -> str | None:
 
 
 def request_body(message: OutgoingMessage) -> dict[str, Any]:
-    """The Messages API request: a text, or on WhatsApp an approved template with its parameters."""
+    """The Messages API request: a text, or on WhatsApp an approved template with its parameters; an MMS's
+    image with its caption; Viber's and Messenger's text with their own options."""
     body: dict[str, Any] = {
-        "to": message.to.removeprefix("+"),  # Vonage takes numbers without the '+'
+        "to": message.to.removeprefix("+"),  # Vonage takes numbers without the '+' (a Messenger id has none)
         "from": message.sender.removeprefix("+"),
         "channel": message.channel,
         "client_ref": message.idempotency_key[:100],
     }
+    options = message.options or MessagesOptions()
+    if message.channel == "mms":
+        image: dict[str, Any] = {"url": options.image_url}
+        if message.text:
+            image["caption"] = message.text
+        return {**body, "message_type": "image", "image": image}
     if message.channel == "viber_service":  # the category Viber asks of a business message
-        category = "promotion" if message.category == "marketing" else "transaction"
-        return {**body, "message_type": "text", "text": message.text, "viber_service": {"category": category}}
+        viber: dict[str, Any] = {"category": "promotion" if message.category == "marketing" else "transaction"}
+        if options.viber_ttl is not None:
+            viber["ttl"] = options.viber_ttl
+        return {**body, "message_type": "text", "text": message.text, "viber_service": viber}
+    if message.channel == "messenger":  # Facebook's messaging type (Vonage's default would be `response`)
+        messenger: dict[str, Any] = {"category": options.messenger_category or "update"}
+        if options.messenger_tag:
+            messenger["tag"] = options.messenger_tag
+        return {**body, "message_type": "text", "text": message.text, "messenger": messenger}
     if message.whatsapp is None:
         return {**body, "message_type": "text", "text": message.text}
     return {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -150,9 +152,15 @@ class ListRecipient(BaseModel):
 
 # What a campaign can send: its channel picks the adapter (chalicelib.channels) and the recipients'
 # destinations it sends to (a phone number for SMS, an email address for email).
-ChannelName = Literal["sms", "whatsapp", "viber_service", "voice", "email", "http"]
+ChannelName = Literal["sms", "mms", "whatsapp", "viber_service", "messenger", "voice", "email", "http"]
 MAX_SENDER = 254  # an email From address; an SMS sender id is 20 at most (sender_problem)
 MAX_SMS_SENDER = 20
+MAX_PAGE_ID = 50  # the Messages API's `FromId`
+
+
+def _is_number(sender: str) -> bool:
+    digits = sender.removeprefix("+")
+    return digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15
 
 
 def sender_problem(channel: str, sender: str) -> str | None:
@@ -166,6 +174,14 @@ def sender_problem(channel: str, sender: str) -> str | None:
         return None
     if channel == "viber_service":
         return None if len(sender) <= 50 else "a Viber sender is the business's Viber service id, 50 characters at most"
+    if channel == "mms":
+        if not _is_number(sender):
+            return "an MMS campaign's sender is the number it sends from, 7 to 15 digits (E.164): MMS has no sender ids"
+        return None
+    if channel == "messenger":
+        if not (sender.isascii() and sender.isdigit() and len(sender) <= MAX_PAGE_ID):
+            return f"a Messenger campaign's sender is its Facebook page id, digits ({MAX_PAGE_ID} at most)"
+        return None
     if channel == "voice":
         digits = sender.removeprefix("+")
         if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
@@ -322,6 +338,89 @@ class WhatsAppContent(Strict):
         return value
 
 
+def image_url_problem(url: str) -> str | None:
+    """Why the provider could not fetch an image from `url` for anyone, or None: https only, a host that is a
+    public name (with a dot, not localhost) or a public address, no credentials. Nothing is resolved or fetched
+    here: the provider fetches it when it sends."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme.lower() != "https":
+        return "must be an https URL: the provider fetches the image from it"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "the URL has no host"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URL are not accepted: the image must be public"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if "." not in host or host.endswith((".localhost", ".local", ".internal")) or " " in host:
+            return f"{host} is not a public host name: the provider fetches the image over the internet"
+        return None
+    return None if address.is_global else f"{host} is not a public address: the provider could not fetch the image"
+
+
+class MmsContent(Strict):
+    """An MMS (Vonage Messages API, channel `mms`): a picture to each recipient's phone, with the campaign's
+    rendered `template` as its caption when it gives one (2,000 characters at most). From a number: MMS has no
+    alphanumeric sender ids, and Vonage sends it from US numbers (10DLC, toll-free, short codes) to US numbers."""
+
+    image_url: str = Field(
+        min_length=12,
+        max_length=2000,
+        description="A public https URL of the image (.jpg, .jpeg, .png or .gif), which the provider fetches when "
+        "it sends. Checked at creation: https, a public host, no credentials.",
+    )
+
+    @field_validator("image_url")
+    @classmethod
+    def _public_https(cls, value: str) -> str:
+        problem = image_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class ViberContent(Strict):
+    """Viber's own options for a `viber_service` campaign (its category follows the campaign's: `marketing` is a
+    Viber `promotion`, `transactional` a `transaction`)."""
+
+    ttl: int | None = Field(
+        None,
+        ge=30,
+        le=259_200,
+        description="Seconds Viber keeps trying to deliver the message, 30 to 259,200 (3 days); then it is dropped "
+        "(Vonage's error 1390, no charge). Omit for Viber's default.",
+    )
+
+
+# The tags Facebook allows on a message sent outside the 24 hours after the person's last message.
+MessengerTag = Literal["CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT"]
+
+
+class MessengerContent(Strict):
+    """How a Messenger campaign's texts are tagged (Facebook's messaging types, as Vonage's `messenger.category`
+    names them). `response` and `update` reach only people who wrote to the page in the last 24 hours (the others
+    are refused by Facebook: failed with reason `no_session`); outside it only a `message_tag` with a `tag`, and
+    never promotional content, so not on a `marketing` campaign."""
+
+    category: Literal["response", "update", "message_tag"] = Field(
+        "update", description="`update` (the default): a message of the page's own within the 24-hour window."
+    )
+    tag: MessengerTag | None = Field(None, description="With `message_tag` only: the kind of update it is.")
+
+    @model_validator(mode="after")
+    def _tag_with_its_category(self) -> MessengerContent:
+        if self.category == "message_tag" and self.tag is None:
+            raise ValueError("a `message_tag` message names its `tag`")
+        if self.category != "message_tag" and self.tag is not None:
+            raise ValueError("`tag` goes with category `message_tag`")
+        return self
+
+
 class Variant(Strict):
     """One arm of an A/B test: its share of the recipients sent to, and what it changes."""
 
@@ -329,6 +428,7 @@ class Variant(Strict):
     weight: int = Field(strict=False, ge=1, le=100, description="Its share, in percent of the recipients not held out.")
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
     sender: str | None = Field(None, min_length=1, max_length=MAX_SENDER, description="Omit: the campaign's sender.")
+    mms: MmsContent | None = Field(None, description="An MMS campaign's variant: its own image. Omit: the campaign's.")
 
     @field_validator("template")
     @classmethod
@@ -375,7 +475,7 @@ class Condition(Strict):
     )
 
     field: str = Field(
-        pattern=r"^(id|locale|timezone|attributes\.[A-Za-z0-9_-]{1,64}|destinations\.(phone|email|whatsapp|voice))$",
+        pattern=r"^(id|locale|timezone|attributes\.[A-Za-z0-9_-]{1,64}|destinations\.(phone|email|whatsapp|voice|messenger))$",
         description="`id`, `locale`, `timezone`, `attributes.<name>`, or `destinations.<type>` (the recipient's "
         "first address of that type).",
     )
@@ -420,6 +520,10 @@ class Condition(Strict):
         return self
 
 
+# The content fields a campaign, a segment or a fallback gives for its channel (each only with that channel).
+CHANNEL_CONTENT = ("email", "whatsapp", "voice", "mms", "viber", "messenger", "action_id")
+
+
 class Segment(Strict):
     """Recipients matching its conditions get what it names instead of the campaign's own (first match wins)."""
 
@@ -433,11 +537,15 @@ class Segment(Strict):
     channel: ChannelName | None = Field(
         None,
         description="Another channel for these recipients, with its `sender` and its content as a campaign of that "
-        "channel gives it (`email`, `whatsapp`, `voice` or `action_id`; `template` omitted: the campaign's).",
+        "channel gives it (`email`, `whatsapp`, `voice`, `mms`, `viber`, `messenger` or `action_id`; `template` "
+        "omitted: the campaign's).",
     )
     email: EmailContent | None = Field(None, description="With channel `email`.")
     whatsapp: WhatsAppContent | None = Field(None, description="With channel `whatsapp`.")
     voice: VoiceContent | None = Field(None, description="With channel `voice`.")
+    mms: MmsContent | None = Field(None, description="With channel `mms`.")
+    viber: ViberContent | None = Field(None, description="With channel `viber_service` (optional).")
+    messenger: MessengerContent | None = Field(None, description="With channel `messenger` (optional).")
     action_id: str | None = Field(None, min_length=1, max_length=64, description="With channel `http`.")
 
     @field_validator("template")
@@ -447,7 +555,7 @@ class Segment(Strict):
 
     @model_validator(mode="after")
     def _content_with_its_channel(self) -> Segment:
-        for field in ("email", "whatsapp", "voice", "action_id"):
+        for field in CHANNEL_CONTENT:
             if getattr(self, field) is not None and self.channel is None:
                 raise ValueError(f"`{field}` goes with a `channel` of the segment's own")
         if self.channel is not None and self.channel != "http" and self.sender is None:
@@ -487,6 +595,9 @@ class Fallback(Strict):
     email: EmailContent | None = Field(None, description="With channel `email`.")
     whatsapp: WhatsAppContent | None = Field(None, description="With channel `whatsapp`.")
     voice: VoiceContent | None = Field(None, description="With channel `voice`.")
+    mms: MmsContent | None = Field(None, description="With channel `mms`.")
+    viber: ViberContent | None = Field(None, description="With channel `viber_service` (optional).")
+    messenger: MessengerContent | None = Field(None, description="With channel `messenger` (optional).")
     action_id: str | None = Field(None, min_length=1, max_length=64, description="With channel `http`.")
 
     @field_validator("template")
@@ -578,6 +689,7 @@ class CampaignCreate(Strict):
                 {"required": ["template_id"]},
                 {"required": ["whatsapp"]},
                 {"required": ["voice"]},
+                {"required": ["mms"]},
             ],
             "dependentRequired": {"template_version": ["template_id"]},
         }
@@ -587,10 +699,13 @@ class CampaignCreate(Strict):
     list_id: str = Field(min_length=1, max_length=64)
     channel: ChannelName = Field(
         "sms",
-        description="`sms`, `whatsapp` and `viber_service` (Vonage Messages API; WhatsApp sends the approved "
-        "template given as `whatsapp`, or its `template` text as a session message, only to recipients who wrote "
-        "to the sender, a number of the account, in the last 24 hours: the others are skipped as `no_session`; "
-        "Viber a text, tagged `promotion` for a marketing campaign), `voice` "
+        description="`sms`, `mms`, `whatsapp`, `viber_service` and `messenger` (Vonage Messages API; WhatsApp "
+        "sends the approved template given as `whatsapp`, or its `template` text as a session message, only to "
+        "recipients who wrote to the sender, a number of the account, in the last 24 hours: the others are "
+        "skipped as `no_session`; MMS the image of `mms` with the `template` as its caption; Viber a text, tagged "
+        "`promotion` for a marketing campaign (`viber` sets its ttl); Messenger a text to each recipient's "
+        "`messenger` destination (a page-scoped id) from the Facebook page id in `sender`, tagged as `messenger` "
+        "says), `voice` "
         "(Vonage Voice API: a call, see `voice`), `email` (Amazon SES: give `email` too) or `http` (an HTTP "
         "action of the account: give `action_id`). The recipients' destinations of that channel's type are sent "
         "to (`http`: each recipient's first destination, whatever its type).",
@@ -598,8 +713,9 @@ class CampaignCreate(Strict):
     sender: str = Field(
         min_length=1,
         max_length=MAX_SENDER,
-        description="SMS: an alphanumeric sender id or a number (20 characters at most). Email: the From address, "
-        "an identity verified in SES (the address or its domain).",
+        description="SMS: an alphanumeric sender id or a number (20 characters at most). MMS, WhatsApp, voice: a "
+        "number (E.164). Viber: the business's Viber service id. Messenger: the Facebook page id. Email: the From "
+        "address, an identity verified in SES (the address or its domain).",
     )
     email: EmailContent | None = Field(
         None, description="An email campaign's subject, HTML part and headers; required with channel `email`."
@@ -613,6 +729,14 @@ class CampaignCreate(Strict):
         None,
         description="A voice campaign's call: its `template` is spoken, unless `voice.ncco` is given; required "
         "with channel `voice`.",
+    )
+    mms: MmsContent | None = Field(
+        None,
+        description="An MMS campaign's image; required with channel `mms` (its `template`, if any, is the caption).",
+    )
+    viber: ViberContent | None = Field(None, description="A Viber campaign's options (with channel `viber_service`).")
+    messenger: MessengerContent | None = Field(
+        None, description="How a Messenger campaign's messages are tagged (with channel `messenger`; default `update`)."
     )
     action_id: str | None = Field(
         None,
@@ -809,6 +933,9 @@ class CampaignUpdate(Strict):
     email: EmailContent = Field(None, description="An email campaign's new subject, HTML part and headers.")  # type: ignore[assignment]
     whatsapp: WhatsAppContent = Field(None, description="A WhatsApp campaign's new template.")  # type: ignore[assignment]
     voice: VoiceContent = Field(None, description="A voice campaign's new call.")  # type: ignore[assignment]
+    mms: MmsContent = Field(None, description="An MMS campaign's new image.")  # type: ignore[assignment]
+    viber: ViberContent | None = Field(None, description="A Viber campaign's options; null removes them.")
+    messenger: MessengerContent = Field(None, description="A Messenger campaign's new tagging.")  # type: ignore[assignment]
     action_id: str = Field(None, min_length=1, max_length=64, description="Another HTTP action (copied in).")  # type: ignore[assignment]
     template: str = Field(None, min_length=1, max_length=1600)  # type: ignore[assignment]
     template_id: str = Field(  # type: ignore[assignment]
@@ -957,6 +1084,9 @@ class Campaign(BaseModel):
     email: EmailContent | None = Field(None, description="An email campaign's subject, HTML part and headers.")
     whatsapp: WhatsAppContent | None = Field(None, description="A WhatsApp campaign's template.")
     voice: VoiceContent | None = Field(None, description="A voice campaign's call.")
+    mms: MmsContent | None = Field(None, description="An MMS campaign's image.")
+    viber: ViberContent | None = Field(None, description="A Viber campaign's options.")
+    messenger: MessengerContent | None = Field(None, description="How a Messenger campaign's messages are tagged.")
     action_id: str | None = Field(None, description="The HTTP action an `http` campaign calls.")
     template_id: str | None = Field(None, description="The account's template it sends, if it names one.")
     template_version: int | None = Field(None, description="That template's version, pinned at creation.")

@@ -49,6 +49,8 @@ _PHONE_PUNCTUATION = re.compile(r"^\+?[0-9 ()./\-]+$")
 _SIP_URI = re.compile(r"^sips?:[^@\s:;]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?$", re.IGNORECASE)
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
 _LOCALE = re.compile(LOCALE_PATTERN)
+# A page-scoped id as Facebook hands it out and the Messages API takes it (`ToId`: 1 to 50 characters): digits.
+_PAGE_SCOPED_ID = re.compile(r"^[0-9]{1,50}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -57,13 +59,16 @@ class DestinationType(StrEnum):
     EMAIL = "email"
     WHATSAPP = "whatsapp"
     VOICE = "voice"
+    MESSENGER = "messenger"  # a Facebook page-scoped id (PSID): digits, as the page's Messenger knows the person
 
 
 # Which destination types each channel can send to, in order of preference.
 CHANNEL_DESTINATIONS: dict[str, tuple[DestinationType, ...]] = {
     "sms": (DestinationType.PHONE,),
     "whatsapp": (DestinationType.WHATSAPP, DestinationType.PHONE),
+    "mms": (DestinationType.PHONE,),
     "viber_service": (DestinationType.PHONE,),
+    "messenger": (DestinationType.MESSENGER,),
     "voice": (DestinationType.VOICE, DestinationType.PHONE),
     "email": (DestinationType.EMAIL,),
     # An HTTP action reaches the recipient however the endpoint does: any destination, in the recipient's order.
@@ -140,10 +145,14 @@ class DestinationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     type: DestinationType = Field(
-        strict=False, description="phone (E.164 or national with default_region), email, whatsapp, voice."
+        strict=False,
+        description="phone (E.164 or national with default_region), email, whatsapp, voice, messenger.",
     )
     address: str = Field(
-        min_length=1, max_length=320, description="A phone number, an email address, or for voice a SIP URI."
+        min_length=1,
+        max_length=320,
+        description="A phone number, an email address, for voice a SIP URI, for messenger the person's page-scoped "
+        "id (PSID: the digits Facebook gives your page for them, at most 50).",
     )
 
 
@@ -334,7 +343,21 @@ def normalize_address(kind: DestinationType, raw: str, default_region: str | Non
         if not _SIP_URI.match(raw.strip()):
             raise AddressError("invalid_address", "not a SIP URI such as sip:agent@example.com")
         return raw.strip()
+    if kind == DestinationType.MESSENGER:
+        return normalize_page_scoped_id(raw)
     return normalize_phone(raw, default_region)
+
+
+def normalize_page_scoped_id(raw: str) -> str:
+    """A Messenger page-scoped id (PSID), or AddressError: digits only, 1 to 50 (the Messages API's `ToId`); a
+    phone number (with '+'), a user name or a profile URL is not one."""
+    text = raw.strip()
+    if not _PAGE_SCOPED_ID.match(text):
+        raise AddressError(
+            "invalid_address",
+            "not a Messenger page-scoped id (PSID): the digits your page knows the person by, 50 at most",
+        )
+    return text
 
 
 @dataclass(frozen=True)

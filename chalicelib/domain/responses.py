@@ -7,6 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 from chalicelib.domain.delivery import RECEIPT_PREFIX
+from chalicelib.domain.recipients import normalize_e164, normalize_email, normalize_page_scoped_id
 
 # Opting out: the carriers' (CTIA's) STOP family, and the words French, Spanish, German, Italian and
 # Portuguese speakers send. Matched on the whole message, case, accents, spaces and punctuation ignored.
@@ -77,6 +78,17 @@ def stop_scopes(channel: str, every_category: bool) -> tuple[str, ...]:
     if channel == "whatsapp" and not every_category:
         return ("whatsapp.marketing",)
     return SCOPES_OF_CHANNEL.get(channel, ("sms",))
+
+
+def suppressed_destination(raw: str, channel: str) -> str:
+    """A destination to suppress on `channel` as recipients' destinations hold it: an email for `email`, a
+    page-scoped id for `messenger`, a number for the others (a number or an email for `all`); AddressError
+    otherwise. (A Messenger id is digits like a number written without '+': only `messenger` reads it so.)"""
+    if channel == "email" or (channel == "all" and "@" in raw):
+        return normalize_email(raw)
+    if channel == "messenger":
+        return normalize_page_scoped_id(raw)
+    return normalize_e164(raw)
 
 
 def normal_address(address: str) -> str:

@@ -157,7 +157,7 @@ def value_problem(op: str, value: Any) -> str | None:
 
 
 # What a segment with a channel of its own replaces in the campaign for its recipients.
-CHANNEL_FIELDS = ("channel", "sender", "email", "whatsapp", "voice", "action")
+CHANNEL_FIELDS = ("channel", "sender", "email", "whatsapp", "voice", "mms", "viber", "messenger", "action")
 
 
 def effective(campaign: Mapping[str, Any], name: str | None, channel_step: int = 0) -> dict[str, Any]:
@@ -182,6 +182,9 @@ def _replaced(campaign: Mapping[str, Any], part: Mapping[str, Any], extras: Mapp
         "email": part.get("email"),
         "whatsapp": part.get("whatsapp"),
         "voice": part.get("voice"),
+        "mms": part.get("mms"),
+        "viber": part.get("viber"),
+        "messenger": part.get("messenger"),
         "email_locales": None,
         "whatsapp_locales": None,
         "action": None,

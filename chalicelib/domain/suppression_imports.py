@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chalicelib.domain.recipients import AddressError, RowError, normalize_e164, normalize_email
-from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for
+from chalicelib.domain.recipients import AddressError, RowError
+from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for, suppressed_destination
 from chalicelib.domain.tabular import FileProblem
 
 # The pseudo list an import's upload lives under: `uploads/<account>/suppressions/<upload id>/<file>`. List ids
@@ -62,10 +62,7 @@ def suppression_row(
     if not raw:
         raise RowError("invalid_row", found.destination, "no destination")
     try:
-        if channel == "email" or (channel == "all" and "@" in raw):
-            destination = normalize_email(raw)
-        else:
-            destination = normalize_e164(raw)
+        destination = suppressed_destination(raw, channel)
     except AddressError as exc:
         raise RowError(exc.reason, found.destination, str(exc)) from None
     return destination, scopes_for(channel)

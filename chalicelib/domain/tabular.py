@@ -446,6 +446,7 @@ _DESTINATION_NAMES = {
     DestinationType.EMAIL: {"email", "emailaddress"},
     DestinationType.WHATSAPP: {"whatsapp"},
     DestinationType.VOICE: {"voice", "sip", "sipuri"},
+    DestinationType.MESSENGER: {"messenger", "psid"},
 }
 _ID_NAMES = {"id", "userid", "customerid", "externalid", "recipientid"}
 _LOCALE_NAMES = {"locale", "language", "lang"}

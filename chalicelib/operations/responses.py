@@ -81,9 +81,14 @@ def inbound(message: dict[str, Any]) -> str:
 
 def _answer_help(channel: str, number: str, sender: str, text: str, message_uuid: str) -> None:
     """The number's help text, back to who asked, on the channel they asked on (a WhatsApp text is taken
-    inside the 24 hours their message opened)."""
+    inside the 24 hours their message opened); an MMS is answered by SMS, from the same number (an MMS is an
+    image, and the help text is text)."""
     reply = OutgoingMessage(
-        channel=channel, to=sender, sender=number, text=text, idempotency_key=f"help:{message_uuid}"
+        channel="sms" if channel == "mms" else channel,
+        to=sender,
+        sender=number,
+        text=text,
+        idempotency_key=f"help:{message_uuid}",
     )
     outcome = channel_for(channel).send(reply)
     if outcome.kind != OutcomeKind.ACCEPTED:

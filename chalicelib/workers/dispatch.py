@@ -34,7 +34,16 @@ from urllib.parse import urlencode
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.channels import Channel, EmailParts, OutgoingMessage, VoiceCall, WhatsAppTemplate, channel_for
+from chalicelib.channels import (
+    Channel,
+    EmailParts,
+    MessagesOptions,
+    OutgoingMessage,
+    VoiceCall,
+    WhatsAppTemplate,
+    channel_for,
+    text_limit,
+)
 from chalicelib.channels.http_action import http_request
 from chalicelib.domain import brand, ncco, pacing, responses, segments, variants
 from chalicelib.domain import sessions as session_rules
@@ -845,10 +854,9 @@ def _send(
         return _not_sendable(
             target, attempt, f"whatsapp.parameters.{too_long[0]}: over {WHATSAPP_PARAMETER:,} characters"
         )
-    if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
-        return _not_sendable(
-            target, attempt, f"text: {len(text):,} characters, over the provider's limit of {channel.max_text_chars:,}"
-        )
+    limit = text_limit(channel, campaign["channel"])
+    if limit is not None and len(text) > limit:
+        return _not_sendable(target, attempt, f"text: {len(text):,} characters, over the provider's limit of {limit:,}")
     _, campaign_id = keys.split_campaign_pk(campaign["pk"])
     message = OutgoingMessage(
         channel=campaign["channel"],
@@ -860,6 +868,7 @@ def _send(
         whatsapp=whatsapp,
         http=request,
         voice=call,
+        options=_messages_options(campaign, target, variant),
         category=campaign.get("category"),
         tags={"campaign": campaign_id, "recipient": target.rid, "attempt": str(attempt)},
     )
@@ -875,6 +884,21 @@ def _send(
         outcome = SendOutcome.ambiguous("the provider took the call but named no uuid: its events cannot be followed")
     outcomes.record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
+
+
+def _messages_options(campaign: dict[str, Any], target: Target, variant: dict[str, Any]) -> MessagesOptions | None:
+    """An MMS's image (the variant's, else the segment's, else the campaign's), Viber's ttl, Messenger's tagging."""
+    channel = campaign["channel"]
+    if channel == "mms":
+        image = _content(campaign, target, variant, "mms") or campaign.get("mms") or {}
+        return MessagesOptions(image_url=image.get("image_url"))
+    if channel == "viber_service":
+        ttl = (campaign.get("viber") or {}).get("ttl")
+        return MessagesOptions(viber_ttl=int(ttl) if ttl is not None else None)
+    if channel == "messenger":
+        tagging = campaign.get("messenger") or {}
+        return MessagesOptions(messenger_category=tagging.get("category"), messenger_tag=tagging.get("tag"))
+    return None
 
 
 def _voice_call(

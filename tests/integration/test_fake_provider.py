@@ -63,6 +63,7 @@ def test_valid_send_is_accepted_and_recorded(client: httpx.Client, provider: Fak
             "text": "Spring sale starts today",
             "message_type": "text",
             "category": None,
+            "options": None,
             "client_ref": "campaign-1:recipient-1",
             "accepted_at": pytest.approx(time.time(), abs=10),
             "duplicate": False,
