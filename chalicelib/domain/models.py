@@ -456,8 +456,19 @@ class Segment(Strict):
 
 
 FallbackReason = Literal[
-    "rejected", "no_destination", "busy", "no_answer", "machine", "provider_error", "unreachable", "no_session"
+    "rejected",
+    "no_destination",
+    "busy",
+    "no_answer",
+    "machine",
+    "provider_error",
+    "unreachable",
+    "no_session",
+    "no_delivery",
 ]
+# Channels whose sends get delivery receipts (the Messages API's status callbacks, SES's events): the ones a
+# fallback `on: no_delivery` can wait on (decision 48).
+RECEIPT_CHANNELS = ("sms", "mms", "whatsapp", "viber", "messenger", "email")
 
 
 def _default_fallback_reasons() -> list[FallbackReason]:
@@ -481,7 +492,17 @@ class Fallback(Strict):
         "retries and failover are spent (`rejected`: the provider refused the message or number for good), "
         "`no_destination`: the recipient has no address the primary channel sends to, or `no_session`: a "
         "WhatsApp session message (text, no approved template) to someone with no open 24-hour window, found "
-        "before the send or refused by WhatsApp (1340).",
+        "before the send or refused by WhatsApp (1340); `no_delivery`: the provider took the message but no "
+        "delivered (or read) receipt came within `within_minutes`, or a rejected/undeliverable receipt came first "
+        "(the recipient stays `in_flight` while it waits; decision 48).",
+    )
+    within_minutes: int | None = Field(
+        None,
+        strict=False,
+        ge=1,
+        le=1440,
+        description="With `no_delivery` in `on` (and only then): how long a send the provider took waits for its "
+        "delivered receipt before the fallback's attempt goes.",
     )
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
     email: EmailContent | None = Field(None, description="With channel `email`.")
@@ -500,6 +521,10 @@ class Fallback(Strict):
             raise ValueError(f"a fallback sending {self.channel} gives the `sender` it sends from")
         if len(set(self.on)) != len(self.on):
             raise ValueError("`on` lists an outcome more than once")
+        if "no_delivery" in self.on and self.within_minutes is None:
+            raise ValueError("`on: no_delivery` waits `within_minutes` for the receipt: give it (1 to 1440)")
+        if self.within_minutes is not None and "no_delivery" not in self.on:
+            raise ValueError("`within_minutes` goes with `no_delivery` in `on`")
         return self
 
 

@@ -45,7 +45,7 @@ from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TRACKER, TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
-from chalicelib.operations import calls, concurrency, links, outcomes, sending_limits
+from chalicelib.operations import calls, concurrency, links, outcomes, receipt_waits, sending_limits
 from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
@@ -755,6 +755,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
         or current["state"] != DeliveryState.IN_FLIGHT
         or current.get("claimed_by") != token
         or int(current["attempt"]) != target.attempt
+        or deliveries.RECEIPT_DUE in current  # sent, and waiting for its receipt (decision 48): nothing to finish
     ):
         return 0
     route = Route.of(current)
@@ -873,6 +874,10 @@ def _send(
             calls.placed(campaign, target, attempt, outcome.provider_message_id, HELD_SLOT.get())
             return 1
         outcome = SendOutcome.ambiguous("the provider took the call but named no uuid: its events cannot be followed")
+    if outcome.kind == OutcomeKind.ACCEPTED and (wait := receipt_waits.wait_seconds(campaign, target)) is not None:
+        # The fallback waits for this message's receipt (decision 48): in flight until it comes, or its deadline.
+        receipt_waits.await_receipt(campaign, target, attempt, route, outcome.provider_message_id, started, wait)
+        return 1
     outcomes.record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
 
