@@ -245,6 +245,26 @@ class EmailContent(Strict):
             raise ValueError(f"not a valid email address: {exc}") from None
 
 
+class VoiceRecording(Strict):
+    """Record the whole call (Vonage's `record` NCCO action, first in the call's NCCO), and optionally have it
+    transcribed: the links come on their own events and `GET /v1/calls` shows them."""
+
+    format: Literal["mp3", "wav", "ogg"] = Field("mp3", description="The recording's audio format.")
+    beep_start: bool = Field(False, description="A beep when the recording starts.")
+    transcribe: bool = Field(False, description="Have Vonage transcribe the recording too.")
+    transcription_language: str | None = Field(
+        None,
+        pattern=LANGUAGE_PATTERN,
+        description="With `transcribe`: the language spoken (en-US, pt-BR, ...); omitted, the call's language.",
+    )
+
+    @model_validator(mode="after")
+    def _language_with_transcription(self) -> VoiceRecording:
+        if self.transcription_language is not None and not self.transcribe:
+            raise ValueError("`transcription_language` goes with `transcribe: true`")
+        return self
+
+
 class VoiceContent(Strict):
     """A voice campaign's call (Vonage Voice API): the rendered `template` spoken in the recipient's language
     (then, given `connect`, the answered call connected to an agent), or an NCCO of its own. The outcome
@@ -276,6 +296,11 @@ class VoiceContent(Strict):
     )
     ringing_timer: int = Field(60, ge=1, le=120, description="Seconds the call rings before `timeout`.")
     length_timer: int = Field(900, ge=1, le=7200, description="Seconds an answered call may last.")
+    record: VoiceRecording | None = Field(
+        None,
+        description="Record each answered call (and optionally transcribe it): `GET /v1/calls` then shows its "
+        "`recording_url` (and `transcript_url`) once Vonage posts them.",
+    )
 
     @field_validator("ncco", mode="after")
     @classmethod
@@ -1159,6 +1184,33 @@ class CallEvent(BaseModel):
     price: Annotated[str, StringConstraints(max_length=20)] | Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     detail: str | None = Field(None, max_length=200)
     recording_url: str | None = Field(None, max_length=2000)
+
+
+class CallRecordingEvent(BaseModel):
+    """What Vonage posts to a `record` action's `eventUrl` when the recording is ready (signed like the call
+    events); the event URL names the call (`event=recording`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recording_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$")
+    recording_uuid: str | None = Field(None, max_length=100)
+    conversation_uuid: str | None = Field(None, max_length=100)
+    start_time: str | None = Field(None, max_length=40)
+    end_time: str | None = Field(None, max_length=40)
+    size: int | None = Field(None, ge=0)
+    timestamp: str | None = Field(None, max_length=40)
+
+
+class CallTranscriptionEvent(BaseModel):
+    """What Vonage posts to a recording's transcription `eventUrl` (`event=transcription`) when it is done."""
+
+    model_config = ConfigDict(extra="allow")
+
+    conversation_uuid: str | None = Field(None, max_length=100)
+    type: str | None = Field(None, max_length=40)
+    recording_uuid: str | None = Field(None, max_length=100)
+    status: str | None = Field(None, max_length=40)
+    transcription_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
 
 
 class CallEventResult(BaseModel):

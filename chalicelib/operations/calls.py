@@ -124,6 +124,28 @@ def apply_event(account_id: str, campaign_id: str, rid: str, attempt: int, event
     return "ended" if _end(campaign, pk, delivery, attempt, fields, outcome) else "ignored"
 
 
+LINK_FIELDS = {"recording": "call_recording_url", "transcription": "call_transcript_url"}
+
+
+def apply_recording(account_id: str, campaign_id: str, rid: str, attempt: int, kind: str, url: str) -> str:
+    """A recorded call's link (`kind` recording or transcription; decision 48), kept on its attempt whatever
+    became of the call: `noted`, or `ignored` (another attempt's call, or the campaign gone). EventTooEarly
+    when the call is not recorded yet."""
+    try:
+        campaign = campaigns.get_campaign(account_id, campaign_id)
+    except NotFound:
+        return "ignored"
+    pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
+    delivery = deliveries.get_delivery(pk, rid)
+    if delivery is None:
+        return "ignored"
+    if int(delivery.get("call_attempt", 0)) != attempt:
+        if delivery["state"] == DeliveryState.IN_FLIGHT and int(delivery.get("attempt", 0)) == attempt:
+            raise EventTooEarly(detail="the call is not recorded yet; try the event again")
+        return "ignored"
+    return "noted" if deliveries.note_call_link(pk, rid, attempt, LINK_FIELDS[kind], url).ok else "ignored"
+
+
 def sweep_one(campaign: dict[str, Any], pk: str, due: dict[str, Any], now: float) -> bool:
     """A call of the campaign found on the due index (`due`, the index's copy) past its deadline: `unknown`
     unless an event ended it meanwhile (read again: the index lags). True when it was swept."""

@@ -336,6 +336,7 @@ def await_call(
     if slot is not None:
         sets, values[":slot"] = sets + ", call_slot = :slot", slot
     removes = " REMOVE call_slot, call_duration, call_price, call_answered_by, call_recording_url, call_ended_at"
+    removes += ", call_transcript_url"
     if slot is not None:
         removes = removes.replace(" call_slot,", "")
     condition = "#st = :in_flight AND attempt = :attempt"
@@ -403,6 +404,21 @@ def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str,
     expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE due_at" if ended else "")
     condition = "#st = :in_flight AND attempt = :attempt AND call_uuid = :uuid"
     return _persistently(lambda: _update(pk, rid, expression.strip(), condition, values))
+
+
+def note_call_link(pk: str, rid: str, attempt: int, name: str, url: str) -> Written:
+    """A call's recording or transcript link (`name`), kept while the delivery's call is this attempt's,
+    whether or not the call has ended (the recording comes after it)."""
+    return _persistently(
+        lambda: _conditional(
+            aws.dynamodb().update_item,
+            Key=aws.to_item({"pk": pk, "sk": rid}),
+            UpdateExpression="SET #link = :url",
+            ConditionExpression="call_attempt = :attempt",
+            ExpressionAttributeNames={"#link": name},
+            ExpressionAttributeValues=aws.to_values({":url": url, ":attempt": attempt}),
+        )
+    )
 
 
 def skip_unsent(pk: str, rid: str, reason: str) -> Written:

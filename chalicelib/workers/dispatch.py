@@ -893,18 +893,26 @@ def _voice_call(
     base = get_settings().webhook_base_url.rstrip("/")
     if not base:
         raise TemplateError("voice: WEBHOOK_BASE_URL is not configured, so the call's events could not come back")
+    language = ncco.call_language(content.get("language") or "en-US", target.recipient.locale)
     if content.get("ncco"):
         actions = ncco.render_ncco(content["ncco"], lambda source: render(source, variables))
     else:
         connect = ncco.render_ncco([content["connect"]], lambda source: render(source, variables))[0] if content.get(
             "connect") else None  # fmt: skip
-        language = ncco.call_language(content.get("language") or "en-US", target.recipient.locale)
         actions = ncco.spoken_ncco(text, language, content.get("style"), bool(content.get("premium")), connect)
     account, campaign_id = keys.split_campaign_pk(campaign["pk"])
     query = urlencode({"account": account, "campaign": campaign_id, "recipient": target.rid, "attempt": attempt})
+    event_url = f"{base}/v1/webhooks/vonage/voice?{query}"
+    recording = content.get("record")
+    if recording:  # the whole call recorded (first: it runs until the call ends), its links on their own events
+        transcribed = (recording.get("transcription_language") or language) if recording.get("transcribe") else None
+        record = ncco.recording(
+            event_url, recording.get("format") or "mp3", bool(recording.get("beep_start")), transcribed
+        )
+        actions = [record, *actions]
     return VoiceCall(
         ncco=actions,
-        event_url=f"{base}/v1/webhooks/vonage/voice?{query}",
+        event_url=event_url,
         machine_detection=content.get("machine_detection"),
         ringing_timer=int(content.get("ringing_timer", 60)),
         length_timer=int(content.get("length_timer", 900)),
