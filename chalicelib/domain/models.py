@@ -1197,7 +1197,7 @@ class CallRecordingEvent(BaseModel):
     conversation_uuid: str | None = Field(None, max_length=100)
     start_time: str | None = Field(None, max_length=40)
     end_time: str | None = Field(None, max_length=40)
-    size: int | None = Field(None, ge=0)
+    size: int | None = Field(None, ge=0, le=10_000_000_000)
     timestamp: str | None = Field(None, max_length=40)
 
 
