@@ -208,3 +208,41 @@ def test_no_delivery_needs_its_minutes_and_a_channel_with_receipts(harness: Harn
     problem = json.loads(refused.body)
     assert refused.status_code == 422 and problem["errors"][0]["field"] == "fallback.on", problem
     assert harness.tenant.ok("GET", "/v1/campaigns")["items"] == []
+
+
+def test_a_campaign_that_expires_while_sends_wait_lets_them_stand_and_sends_no_fallback(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    from tests.faults.test_expiry import expire_soon
+
+    provider.configure(receipts_by_number={f"1415555100{i}": "submitted" for i in range(5)})  # never delivered
+    campaign = start(
+        harness,
+        rows(),
+        channel="whatsapp",
+        sender="+14155550100",
+        template=None,
+        whatsapp=WHATSAPP,
+        retry_policy=NO_RETRIES,
+        fallback={"channel": "sms", "sender": "Acme", "on": ["no_delivery"], "within_minutes": 1440},
+    )
+    for _ in range(100):
+        harness.run(campaign["id"], rounds=1, on_round=lambda _: webhooks.deliver(harness.tenant))
+        if len(provider.messages()) == 5:
+            break
+    harness.stream()
+    waiting = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]
+    assert (waiting["in_flight"], waiting["succeeded"]) == (5, 0), waiting
+
+    expire_soon(harness, campaign)
+    final = harness.run(campaign["id"], on_round=lambda _: webhooks.deliver(harness.tenant))
+
+    assert final["status"] == "expired", final
+    counters = final["counters"]
+    assert (counters["succeeded"], counters["in_flight"], counters["queued"], counters["expired"]) == (5, 0, 0, 0)
+    assert sorted(m["channel"] for m in provider.messages()) == ["whatsapp"] * 5  # no fallback after the expiry
+    assert {o["last_error"] for o in harness.outcomes(campaign["id"])} == {
+        "the campaign expired while the send waited for its receipt: no fallback"
+    }
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {} and recount["after"] == counters, recount
