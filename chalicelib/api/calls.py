@@ -69,7 +69,7 @@ def call_view(campaign_id: str, item: dict[str, Any]) -> Call:
 def voice_event() -> CallEventResult:
     request = bp.current_request
     signed_callback(request)
-    kind = query_str(request, "event")
+    kind = query_str(request, "event") or _kind_of(request)
     if kind not in (None, "", "recording", "transcription"):
         raise InvalidInput.on("event", "recording or transcription (omitted: the call's own events)")
     where = {name: query_str(request, name) for name in ("account", "campaign", "recipient", "attempt")}
@@ -90,3 +90,18 @@ def voice_event() -> CallEventResult:
         return CallEventResult(result=calls.apply_recording(*named, "transcription", transcribed.transcription_url))
     result = calls.apply_event(*named, parse_body(request, CallEvent).model_dump())
     return CallEventResult(result=result)
+
+
+def _kind_of(request: Any) -> str | None:
+    """A recording or transcription event posted to the call's own event URL (a customer's NCCO whose `record`
+    action names no `eventUrl` has Vonage post them there): told apart by its fields, as Vonage shapes them.
+    None for a call event (and for a body that is not JSON: parse_body answers that)."""
+    try:
+        body = request.json_body
+    except Exception:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if body.get("type") == "transcription":
+        return "transcription"
+    return "recording" if "recording_url" in body and "status" not in body else None

@@ -303,3 +303,10 @@ def test_a_recording_event_is_signed_and_names_its_call(harness: Harness, voice:
     assert json.loads(post(other_attempt, sign(body, SIGNATURE_SECRET)).body) == {"result": "ignored"}
     (still,) = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]
     assert still["recording_url"] == call["recording_url"] and "forged" not in str(still["recording_url"])
+
+    # A customer's own `record` action without an `eventUrl`: Vonage posts the recording to the call's URL.
+    own = {"recording_url": "https://api.nexmo.com/v1/files/own", "recording_uuid": "o", "size": 9}
+    body = json.dumps(own).encode()
+    assert json.loads(post(path, sign(body, SIGNATURE_SECRET)).body) == {"result": "noted"}
+    (linked,) = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]
+    assert linked["recording_url"] == "https://api.nexmo.com/v1/files/own"
