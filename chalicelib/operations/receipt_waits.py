@@ -89,10 +89,8 @@ def after_receipt(campaign: dict[str, Any], delivery: dict[str, Any]) -> bool:
 def sweep_one(campaign: dict[str, Any], due: dict[str, Any], now: float) -> bool:
     """A delivery found on the due index past its wait's deadline: to the fallback. False when it had ended
     (its receipt came after the index was read)."""
-    waited = max(0, round((now - float(due.get("receipt_due", now))) / MINUTE_SECONDS))
     minutes = int((campaign.get("fallback") or {}).get("within_minutes") or 0)
-    error = f"{REASON}: no delivered receipt within {minutes} minutes" + (f" (+{waited})" if waited else "")
-    return _from_delivery(campaign, due, error)
+    return _from_delivery(campaign, due, f"{REASON}: no delivered receipt within {minutes} minutes")
 
 
 def settle(pk: str, due: dict[str, Any]) -> bool:
