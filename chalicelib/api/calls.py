@@ -1,6 +1,7 @@
 """Voice calls (decision 38): `GET /v1/calls?campaign_id=` lists a campaign's calls as their events left
 them; `POST /v1/webhooks/vonage/voice` takes the calls' events, signed by Vonage (HS256, `payload_hash`):
-unsigned, tampered or replayed events get 401 and change nothing."""
+unsigned, tampered or replayed events get 401 and change nothing. With `event=recording` or
+`event=transcription` it takes a recorded call's links instead (decision 48)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.provider_webhooks import signed_callback
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.models import Call, CallEvent, CallEventResult, Page
+from chalicelib.domain.models import (
+    Call,
+    CallEvent,
+    CallEventResult,
+    CallRecordingEvent,
+    CallTranscriptionEvent,
+    Page,
+)
 from chalicelib.operations import calls
 from chalicelib.store import campaigns, deliveries
 
@@ -61,7 +69,9 @@ def call_view(campaign_id: str, item: dict[str, Any]) -> Call:
 def voice_event() -> CallEventResult:
     request = bp.current_request
     signed_callback(request)
-    event = parse_body(request, CallEvent)
+    kind = query_str(request, "event") or _kind_of(request)
+    if kind not in (None, "", "recording", "transcription"):
+        raise InvalidInput.on("event", "recording or transcription (omitted: the call's own events)")
     where = {name: query_str(request, name) for name in ("account", "campaign", "recipient", "attempt")}
     for name, value in where.items():
         if not value:
@@ -69,7 +79,29 @@ def voice_event() -> CallEventResult:
     attempt = str(where["attempt"])
     if not attempt.isdigit():
         raise InvalidInput.on("attempt", "must be a whole number")
-    result = calls.apply_event(
-        str(where["account"]), str(where["campaign"]), str(where["recipient"]), int(attempt), event.model_dump()
-    )
+    named = (str(where["account"]), str(where["campaign"]), str(where["recipient"]), int(attempt))
+    if kind == "recording":  # the call's recording is ready (its `record` action's event URL)
+        recorded = parse_body(request, CallRecordingEvent)
+        return CallEventResult(result=calls.apply_recording(*named, "recording", recorded.recording_url))
+    if kind == "transcription":
+        transcribed = parse_body(request, CallTranscriptionEvent)
+        if not transcribed.transcription_url:  # a transcription that failed: nothing to link
+            return CallEventResult(result="ignored")
+        return CallEventResult(result=calls.apply_recording(*named, "transcription", transcribed.transcription_url))
+    result = calls.apply_event(*named, parse_body(request, CallEvent).model_dump())
     return CallEventResult(result=result)
+
+
+def _kind_of(request: Any) -> str | None:
+    """A recording or transcription event posted to the call's own event URL (a customer's NCCO whose `record`
+    action names no `eventUrl` has Vonage post them there): told apart by its fields, as Vonage shapes them.
+    None for a call event (and for a body that is not JSON: parse_body answers that)."""
+    try:
+        body = request.json_body
+    except Exception:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if body.get("type") == "transcription":
+        return "transcription"
+    return "recording" if "recording_url" in body and "status" not in body else None

@@ -32,6 +32,7 @@ from chalicelib.domain.erasure import is_erased_id
 from chalicelib.domain.errors import Conflict, FieldError, InvalidInput, MalformedRequest, NotFound
 from chalicelib.domain.models import (
     CHANNEL_CONTENT,
+    RECEIPT_CHANNELS,
     Campaign,
     CampaignClone,
     CampaignCreate,
@@ -136,6 +137,10 @@ def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
     if definition.get("fallback"):
         if definition["fallback"]["channel"] == channel:
             raise InvalidInput.on("fallback.channel", f"is the campaign's own channel ({channel}): give another")
+        if "no_delivery" in (definition["fallback"].get("on") or []) and channel not in RECEIPT_CHANNELS:
+            raise InvalidInput.on(
+                "fallback.on", f"no_delivery waits for a delivery receipt, and the {channel} channel gets none"
+            )
         extras["fallback_extras"] = _part_fields(account, definition, "fallback", definition["fallback"])
     if channel == "whatsapp":
         return {**_whatsapp_fields(account, definition), **extras}

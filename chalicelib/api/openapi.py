@@ -455,9 +455,17 @@ OPERATIONS: list[Operation] = [
         m.CallEventResult,
         "voiceEvent",
         signed=True,
-        query=tuple(
-            _query(name, f"The call's {name}, as dispatch wrote it into the event URL.", _text(200), required=True)
-            for name in ("account", "campaign", "recipient", "attempt")
+        query=(
+            *(
+                _query(name, f"The call's {name}, as dispatch wrote it into the event URL.", _text(200), required=True)
+                for name in ("account", "campaign", "recipient", "attempt")
+            ),
+            _query(
+                "event",
+                "`recording`: the body is a CallRecordingEvent (the call's `record` action's event URL); "
+                "`transcription`: a CallTranscriptionEvent (its transcription's). Omitted: a CallEvent.",
+                {"type": "string", "enum": ["recording", "transcription"]},
+            ),
         ),
     ),
     Operation(
@@ -1173,6 +1181,7 @@ def openapi_document() -> dict[str, Any]:
     modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in used]
     modes += [(model, "serialization") for model in used]
     modes += [(ListItemIn, "validation"), (RecipientRow, "validation")]
+    modes += [(m.CallRecordingEvent, "validation"), (m.CallTranscriptionEvent, "validation")]
     refs, defs = models_json_schema(modes, ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
     _say_stripped(schemas, used)
@@ -1200,10 +1209,14 @@ def openapi_document() -> dict[str, Any]:
         if links := _links(op.operation_id):
             responses[str(op.status)]["links"] = links
         if op.request is not None:
+            body = refs[(op.request, "validation")]
+            if op.operation_id == "voiceEvent":  # a recorded call's links come to the same URL (`event`)
+                others = (m.CallRecordingEvent, m.CallTranscriptionEvent)
+                body = {"anyOf": [body, *(refs[(other, "validation")] for other in others)]}
             operation["requestBody"] = {
                 "required": not op.body_optional,
                 "description": BODY_LIMIT,
-                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+                "content": {"application/json": {"schema": body}},
             }
             responses["413"] = _problem(f"Payload too large: {BODY_LIMIT}")
         if op.admin:

@@ -130,6 +130,8 @@ class OutcomeReason(StrEnum):
     TIMEOUT = "timeout"  # no answer came back: it may have been sent (never retried blindly)
     ACCOUNT = "account"  # the provider refused the account (credentials, balance): the campaign pauses
     NO_SESSION = "no_session"  # WhatsApp refused free text outside the person's 24-hour window (1340)
+    # Taken by the provider, but no delivered receipt came in time, or the receipt said undelivered (decision 48).
+    NO_DELIVERY = "no_delivery"
 
 
 class OutcomeKind(StrEnum):

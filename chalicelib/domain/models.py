@@ -261,6 +261,26 @@ class EmailContent(Strict):
             raise ValueError(f"not a valid email address: {exc}") from None
 
 
+class VoiceRecording(Strict):
+    """Record the whole call (Vonage's `record` NCCO action, first in the call's NCCO), and optionally have it
+    transcribed: the links come on their own events and `GET /v1/calls` shows them."""
+
+    format: Literal["mp3", "wav", "ogg"] = Field("mp3", description="The recording's audio format.")
+    beep_start: bool = Field(False, description="A beep when the recording starts.")
+    transcribe: bool = Field(False, description="Have Vonage transcribe the recording too.")
+    transcription_language: str | None = Field(
+        None,
+        pattern=LANGUAGE_PATTERN,
+        description="With `transcribe`: the language spoken (en-US, pt-BR, ...); omitted, the call's language.",
+    )
+
+    @model_validator(mode="after")
+    def _language_with_transcription(self) -> VoiceRecording:
+        if self.transcription_language is not None and not self.transcribe:
+            raise ValueError("`transcription_language` goes with `transcribe: true`")
+        return self
+
+
 class VoiceContent(Strict):
     """A voice campaign's call (Vonage Voice API): the rendered `template` spoken in the recipient's language
     (then, given `connect`, the answered call connected to an agent), or an NCCO of its own. The outcome
@@ -292,6 +312,11 @@ class VoiceContent(Strict):
     )
     ringing_timer: int = Field(60, ge=1, le=120, description="Seconds the call rings before `timeout`.")
     length_timer: int = Field(900, ge=1, le=7200, description="Seconds an answered call may last.")
+    record: VoiceRecording | None = Field(
+        None,
+        description="Record each answered call (and optionally transcribe it): `GET /v1/calls` then shows its "
+        "`recording_url` (and `transcript_url`) once Vonage posts them.",
+    )
 
     @field_validator("ncco", mode="after")
     @classmethod
@@ -564,8 +589,19 @@ class Segment(Strict):
 
 
 FallbackReason = Literal[
-    "rejected", "no_destination", "busy", "no_answer", "machine", "provider_error", "unreachable", "no_session"
+    "rejected",
+    "no_destination",
+    "busy",
+    "no_answer",
+    "machine",
+    "provider_error",
+    "unreachable",
+    "no_session",
+    "no_delivery",
 ]
+# Channels whose sends get delivery receipts (the Messages API's status callbacks, SES's events): the ones a
+# fallback `on: no_delivery` can wait on (decision 48).
+RECEIPT_CHANNELS = ("sms", "mms", "whatsapp", "viber_service", "messenger", "email")
 
 
 def _default_fallback_reasons() -> list[FallbackReason]:
@@ -589,7 +625,17 @@ class Fallback(Strict):
         "retries and failover are spent (`rejected`: the provider refused the message or number for good), "
         "`no_destination`: the recipient has no address the primary channel sends to, or `no_session`: a "
         "WhatsApp session message (text, no approved template) to someone with no open 24-hour window, found "
-        "before the send or refused by WhatsApp (1340).",
+        "before the send or refused by WhatsApp (1340); `no_delivery`: the provider took the message but no "
+        "delivered (or read) receipt came within `within_minutes`, or a rejected/undeliverable receipt came first "
+        "(the recipient stays `in_flight` while it waits; decision 48).",
+    )
+    within_minutes: int | None = Field(
+        None,
+        strict=False,
+        ge=1,
+        le=1440,
+        description="With `no_delivery` in `on` (and only then): how long a send the provider took waits for its "
+        "delivered receipt before the fallback's attempt goes.",
     )
     template: str | None = Field(None, min_length=1, max_length=1600, description="Omit: the campaign's template.")
     email: EmailContent | None = Field(None, description="With channel `email`.")
@@ -611,6 +657,10 @@ class Fallback(Strict):
             raise ValueError(f"a fallback sending {self.channel} gives the `sender` it sends from")
         if len(set(self.on)) != len(self.on):
             raise ValueError("`on` lists an outcome more than once")
+        if "no_delivery" in self.on and self.within_minutes is None:
+            raise ValueError("`on: no_delivery` waits `within_minutes` for the receipt: give it (1 to 1440)")
+        if self.within_minutes is not None and "no_delivery" not in self.on:
+            raise ValueError("`within_minutes` goes with `no_delivery` in `on`")
         return self
 
 
@@ -1264,6 +1314,33 @@ class CallEvent(BaseModel):
     price: Annotated[str, StringConstraints(max_length=20)] | Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     detail: str | None = Field(None, max_length=200)
     recording_url: str | None = Field(None, max_length=2000)
+
+
+class CallRecordingEvent(BaseModel):
+    """What Vonage posts to a `record` action's `eventUrl` when the recording is ready (signed like the call
+    events); the event URL names the call (`event=recording`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recording_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$")
+    recording_uuid: str | None = Field(None, max_length=100)
+    conversation_uuid: str | None = Field(None, max_length=100)
+    start_time: str | None = Field(None, max_length=40)
+    end_time: str | None = Field(None, max_length=40)
+    size: int | None = Field(None, ge=0, le=10_000_000_000)
+    timestamp: str | None = Field(None, max_length=40)
+
+
+class CallTranscriptionEvent(BaseModel):
+    """What Vonage posts to a recording's transcription `eventUrl` (`event=transcription`) when it is done."""
+
+    model_config = ConfigDict(extra="allow")
+
+    conversation_uuid: str | None = Field(None, max_length=100)
+    type: str | None = Field(None, max_length=40)
+    recording_uuid: str | None = Field(None, max_length=100)
+    status: str | None = Field(None, max_length=40)
+    transcription_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
 
 
 class CallEventResult(BaseModel):

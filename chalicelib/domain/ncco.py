@@ -94,6 +94,15 @@ class Connect(_Action):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, serialize_by_alias=True)
 
 
+class Transcription(_Action):
+    """A `record` action's transcription: Vonage posts its `transcription_url` to `eventUrl` when it is done."""
+
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    eventUrl: list[Url] | None = Field(None, max_length=1)
+    eventMethod: Literal["POST", "GET"] | None = None
+    sentimentAnalysis: bool | None = None
+
+
 class Record(_Action):
     action: Literal["record"]
     format: Literal["mp3", "wav", "ogg"] | None = None
@@ -104,6 +113,8 @@ class Record(_Action):
     timeOut: int | None = Field(None, ge=3, le=7200)
     beepStart: bool | None = None
     eventUrl: list[Url] | None = Field(None, max_length=1)
+    eventMethod: Literal["POST", "GET"] | None = None
+    transcription: Transcription | None = None
 
 
 class Dtmf(_Action):
@@ -177,6 +188,21 @@ def spoken_ncco(
     if connect:
         actions.append({"action": "connect", "endpoint": [connect]})
     return actions
+
+
+def recording(event_url: str, file_format: str, beep_start: bool, transcription_language: str | None) -> dict[str, Any]:
+    """A `record` action that records the whole call (placed first, with no condition that ends it, it runs
+    until the call ends), its recording posted to `event_url` with `event=recording`, and with a language its
+    transcription with `event=transcription` (decision 48)."""
+    action: dict[str, Any] = {"action": "record", "format": file_format, "eventUrl": [f"{event_url}&event=recording"]}
+    if beep_start:
+        action["beepStart"] = True
+    if transcription_language:
+        action["transcription"] = {
+            "language": transcription_language,
+            "eventUrl": [f"{event_url}&event=transcription"],
+        }
+    return action
 
 
 def call_language(default: str, locale: str | None) -> str:

@@ -105,6 +105,9 @@ def normal_address(address: str) -> str:
 # repeated one (delivered after read, a second delivered) changes nothing.
 RECEIPT_RANK = {"submitted": 1, "delivered": 2, "rejected": 2, "undeliverable": 2, "read": 3}
 RECEIPT_COUNTERS = ("delivered", "read", "undelivered")
+# Deliveries in flight waiting for their receipt before a fallback (decision 48; those with `receipt_due`):
+# kept beside the counters, not shown; the pacer does not count them as sends under way.
+RECEIPTS_WAITING = f"{RECEIPT_PREFIX}waiting"
 
 
 def receipt_counters(receipt: str | None) -> set[str]:

@@ -26,7 +26,6 @@ from chalicelib.store import campaigns, deliveries, keys, slots
 
 # A call with no event past ringing_timer + length_timer + this is swept to `unknown`.
 SWEEP_GRACE_SECONDS = 300
-SWEEP_PAGE = 100
 
 NOTED = frozenset({"started", "ringing", "answered", "human"})
 FAILED_STATUSES: dict[str, tuple[OutcomeReason, bool]] = {  # status -> (reason, may be tried again)
@@ -125,24 +124,40 @@ def apply_event(account_id: str, campaign_id: str, rid: str, attempt: int, event
     return "ended" if _end(campaign, pk, delivery, attempt, fields, outcome) else "ignored"
 
 
-def sweep(campaign: dict[str, Any], now: float) -> int:
-    """Calls of the campaign past their deadline with no event that ended them: `unknown`. Returns how many."""
-    swept = 0
-    for bucket in range(int(campaign.get("buckets", 1))):
-        pk = keys.delivery_pk(campaign["pk"], bucket)
-        for due in deliveries.due_deliveries(pk, now, SWEEP_PAGE):
-            if due.get("state") != DeliveryState.IN_FLIGHT or "call_uuid" not in due:
-                continue
-            delivery = deliveries.get_delivery(pk, due["sk"])
-            if delivery is None or delivery.get("state") != DeliveryState.IN_FLIGHT or "call_uuid" not in delivery:
-                continue
-            waited = int(now - float(delivery.get("call_started_at", now)))
-            own = segments.effective(campaign, delivery.get("segment"), int(delivery.get("channel_step", 0)))
-            outcome = SendOutcome.ambiguous(f"no event ended the call within {waited} s: it may have been answered")
-            fields = {"call_status": "unreported"}
-            swept += _end(own, pk, delivery, int(delivery["attempt"]), fields, outcome)
+LINK_FIELDS = {"recording": "call_recording_url", "transcription": "call_transcript_url"}
+
+
+def apply_recording(account_id: str, campaign_id: str, rid: str, attempt: int, kind: str, url: str) -> str:
+    """A recorded call's link (`kind` recording or transcription; decision 48), kept on its attempt whatever
+    became of the call: `noted`, or `ignored` (another attempt's call, or the campaign gone). EventTooEarly
+    when the call is not recorded yet."""
+    try:
+        campaign = campaigns.get_campaign(account_id, campaign_id)
+    except NotFound:
+        return "ignored"
+    pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
+    delivery = deliveries.get_delivery(pk, rid)
+    if delivery is None:
+        return "ignored"
+    if int(delivery.get("call_attempt", 0)) != attempt:
+        if delivery["state"] == DeliveryState.IN_FLIGHT and int(delivery.get("attempt", 0)) == attempt:
+            raise EventTooEarly(detail="the call is not recorded yet; try the event again")
+        return "ignored"
+    return "noted" if deliveries.note_call_link(pk, rid, attempt, LINK_FIELDS[kind], url).ok else "ignored"
+
+
+def sweep_one(campaign: dict[str, Any], pk: str, due: dict[str, Any], now: float) -> bool:
+    """A call of the campaign found on the due index (`due`, the index's copy) past its deadline: `unknown`
+    unless an event ended it meanwhile (read again: the index lags). True when it was swept."""
+    delivery = deliveries.get_delivery(pk, due["sk"])
+    if delivery is None or delivery.get("state") != DeliveryState.IN_FLIGHT or "call_uuid" not in delivery:
+        return False
+    waited = int(now - float(delivery.get("call_started_at", now)))
+    own = segments.effective(campaign, delivery.get("segment"), int(delivery.get("channel_step", 0)))
+    outcome = SendOutcome.ambiguous(f"no event ended the call within {waited} s: it may have been answered")
+    swept = _end(own, pk, delivery, int(delivery["attempt"]), {"call_status": "unreported"}, outcome)
     if swept:
-        logger.warning("calls without events swept to unknown", extra={"campaign": campaign["pk"], "swept": swept})
+        logger.warning("a call without events swept to unknown", extra={"delivery": pk, "recipient": due["sk"]})
     return swept
 
 

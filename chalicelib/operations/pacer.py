@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.delivery import FINISHED_COUNTERS
+from chalicelib.domain.delivery import FINISHED_COUNTERS, DeliveryState
 from chalicelib.domain.pacing import ReleasePlan, paced_rate, plan_release
 from chalicelib.domain.recipients import Recipient
+from chalicelib.domain.responses import RECEIPTS_WAITING
 from chalicelib.domain.windows import Openings
-from chalicelib.operations import calls
+from chalicelib.operations import calls, receipt_waits
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries, keys, lists, queue, window_waits
@@ -39,6 +40,8 @@ RELEASE_PAGE = 1000
 # Far enough ahead to find every waiting delivery, however late it is due.
 EVER = 10 * 366 * 86_400
 TOO_LARGE = "too_large: the recipient's data does not fit a queue message"
+# Deliveries in flight read from the due index per bucket and tick (calls and receipt waits past their deadline).
+SWEEP_PAGE = 100
 # A `continue` campaign's next pass waits for the chunks released before it to be claimed, at most this long.
 PASS_WAIT_SECONDS = 300
 
@@ -81,8 +84,8 @@ def release_campaign(
     calling = campaign.get("channel") == "voice" or any(
         g.get("channel") == "voice" for g in campaign.get("segments") or []
     )
-    if calling and int(campaign.get("in_flight", 0)):
-        calls.sweep(campaign, now)  # calls whose events never came, past their deadline: unknown
+    if (calling or receipt_waits.used_by(campaign)) and int(campaign.get("in_flight", 0)):
+        sweep(campaign, now)  # calls whose events never came, sends whose receipt did not, past their deadline
     if _quota(campaign, now, horizon)[1] == 0:
         return 0  # a read, not a write, on the ticks with nothing to do
     idle = not int(campaign.get("waiting", 0)) and not _pass_due(campaign, now) and not _groups_due(campaign, now)
@@ -131,6 +134,23 @@ def release_campaign(
         window_next=held.next_opening() if held.changed else None,
     )
     return len(done)
+
+
+def sweep(campaign: dict[str, Any], now: float) -> int:
+    """Deliveries in flight past their deadline on the due index (a Query per bucket, reading only what is
+    due): a call no event ended is `unknown` (decision 38); a send no delivered receipt came for goes to the
+    campaign's fallback (decision 48). Returns how many were moved."""
+    swept = 0
+    for bucket in range(int(campaign.get("buckets", 1))):
+        pk = keys.delivery_pk(campaign["pk"], bucket)
+        for due in deliveries.due_deliveries(pk, now, SWEEP_PAGE):
+            if due.get("state") != DeliveryState.IN_FLIGHT:
+                continue  # a retry due: released below
+            if "call_uuid" in due:
+                swept += calls.sweep_one(campaign, pk, due, now)
+            elif deliveries.RECEIPT_DUE in due:
+                swept += receipt_waits.sweep_one(campaign, due, now)
+    return swept
 
 
 def _groups_due(campaign: dict[str, Any], now: float) -> bool:
@@ -257,11 +277,14 @@ def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) 
             return 0
         campaign = marked
     expired = 0
-    if not int(campaign.get("waiting", 0)):
+    if not int(campaign.get("waiting", 0)) and not int(campaign.get(RECEIPTS_WAITING, 0)):
         return expired
     for bucket in range(int(campaign.get("buckets", 1))):
         target = keys.delivery_pk(pk, bucket)
         for waiting in deliveries.due_deliveries(target, now + EVER, RELEASE_PAGE - expired):
+            if deliveries.RECEIPT_DUE in waiting:  # sent, waiting for its receipt: the send stands, no fallback
+                expired += receipt_waits.settle(target, waiting)
+                continue
             expired += deliveries.expire_queued(target, waiting["sk"], int(waiting["attempt"])).ok
         if expired >= RELEASE_PAGE:
             break
@@ -284,8 +307,10 @@ def _quota(campaign: dict[str, Any], now: float, horizon: float) -> tuple[Releas
 
 
 def outstanding(campaign: dict[str, Any]) -> int:
-    """Released and not finished: fresh recipients not yet claimed, plus every send in flight."""
-    return unclaimed(campaign) + int(campaign.get("in_flight", 0))
+    """Released and not finished: fresh recipients not yet claimed, plus every send in flight (not those sent
+    and waiting for their receipt: minutes of them would hold the pace back for nothing; decision 48)."""
+    waiting = max(0, int(campaign.get(RECEIPTS_WAITING, 0)))
+    return unclaimed(campaign) + max(0, int(campaign.get("in_flight", 0)) - waiting)
 
 
 def unclaimed(campaign: dict[str, Any]) -> int:

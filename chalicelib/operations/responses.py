@@ -26,9 +26,9 @@ from chalicelib.domain import email_events
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import AddressError, normalize_email
-from chalicelib.domain.responses import SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
+from chalicelib.domain.responses import RECEIPT_RANK, SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
 from chalicelib.observability import logger
-from chalicelib.operations import events, replies
+from chalicelib.operations import events, receipt_waits, replies
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, campaigns, deliveries, keys, numbers, replays, sessions, suppressions
 
@@ -104,7 +104,8 @@ def receipt(status: dict[str, Any]) -> str:
     at = _epoch(status.get("timestamp"))
     error = status.get("error") or {}
     reason = str(error.get("detail") or error.get("title") or "")[:300] if error else None
-    written = deliveries.apply_receipt(pk, rid, attempt, {"status": status["status"], "at": at, "error": reason})
+    receipt_of = {"status": status["status"], "at": at, "error": reason}
+    written = _apply(str(status.get("client_ref")), pk, rid, attempt, receipt_of)
     if written.ok:
         if written.current is not None and written.current.get("state") == DeliveryState.UNKNOWN:
             # The send timed out without an answer, but the provider had taken it: no longer unknown.
@@ -148,9 +149,8 @@ def _email_receipt(found: email_events.EmailEvent, where: tuple[str, str, int] |
     if where is None:
         return _email_kept(found)
     pk, rid, attempt = where
-    written = deliveries.apply_receipt(
-        pk, rid, attempt, {"status": found.receipt, "at": found.at, "error": found.error}
-    )
+    receipt_of = {"status": found.receipt, "at": found.at, "error": found.error}
+    written = _apply(str(found.client_ref), pk, rid, attempt, receipt_of)
     if written.ok:
         return "applied"
     if written.current is None:
@@ -194,6 +194,26 @@ def _email(raw: str) -> str:
         return raw.strip()
 
 
+def _apply(client_ref: str, pk: str, rid: str, attempt: int, receipt_of: dict[str, Any]) -> deliveries.Written:
+    """Write a receipt to its delivery. On a campaign whose fallback waits for receipts (decision 48), a final
+    one first tries the write that also ends the delivery's wait (the common case: one write), then, when the
+    delivery was not waiting, the plain one; an undelivered one that ended a wait sends it to the fallback."""
+    campaign_id = client_ref.partition(":")[0]
+    found = _campaign_of(campaign_id)
+    if found is not None and found[2] and RECEIPT_RANK.get(str(receipt_of["status"]), 0) >= 2:
+        ended = deliveries.apply_receipt(pk, rid, attempt, receipt_of, awaited=True)
+        if ended.ok:
+            if ended.current is not None and str(receipt_of["status"]) in receipt_waits.UNDELIVERED:
+                campaign = campaigns.get_campaign_by_pk(found[0])
+                if campaign is not None:  # else the release's sweep does it (the wait is due now)
+                    receipt_waits.after_receipt(campaign, ended.current)
+            return ended
+        current = ended.current
+        if current is not None and deliveries.RECEIPT_DUE in current and int(current.get("attempt", 0)) == attempt:
+            return ended  # waiting for it still, so its rank was not below: a repeat
+    return deliveries.apply_receipt(pk, rid, attempt, receipt_of)
+
+
 def _delivery_of(client_ref: str) -> tuple[str, str, int] | None:
     """(delivery pk, recipient id, attempt) named by `<campaign>:<recipient>:<attempt>` (the send's
     idempotency key), or None when it names no campaign we know."""
@@ -204,20 +224,21 @@ def _delivery_of(client_ref: str) -> tuple[str, str, int] | None:
     found = _campaign_of(campaign_id)
     if found is None:
         return None
-    campaign_pk, buckets = found
+    campaign_pk, buckets, _ = found
     return deliveries.pk_for(campaign_pk, buckets, rid), rid, int(attempt)
 
 
 @lru_cache(maxsize=1024)
-def _campaign_of(campaign_id: str) -> tuple[str, int] | None:
-    """A campaign's key and bucket count (both fixed at creation), read once per process."""
+def _campaign_of(campaign_id: str) -> tuple[str, int, bool] | None:
+    """A campaign's key, bucket count and whether its fallback waits for receipts (fixed once it runs: the
+    receipts name deliveries it made), read once per process."""
     account = campaigns.owner_of(campaign_id)
     if account is None:
         return None
     campaign = campaigns.get_campaign_by_pk(keys.campaign_pk(account, campaign_id))
     if campaign is None:
         return None
-    return str(campaign["pk"]), int(campaign.get("buckets", 1))
+    return str(campaign["pk"]), int(campaign.get("buckets", 1)), receipt_waits.used_by(campaign)
 
 
 def _keep(status: dict[str, Any]) -> str:

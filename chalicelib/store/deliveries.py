@@ -24,7 +24,7 @@ from chalicelib.domain.delivery import (
     engagement_counts,
     skip_counter,
 )
-from chalicelib.domain.responses import RECEIPT_PREFIX, RECEIPT_RANK, receipt_counters
+from chalicelib.domain.responses import RECEIPT_PREFIX, RECEIPT_RANK, RECEIPTS_WAITING, receipt_counters
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, keys
 
@@ -288,11 +288,13 @@ def schedule_retry(
     next_destination: tuple[int, int],
     record: dict[str, Any],
     channel_step: int = 0,
+    removes: tuple[str, ...] = (),
 ) -> bool:
     """Close an in-flight attempt as a failure that will be tried again at `due_at` on `next_destination`
     (the index of the destination and its try number: the same destination again, or the next one after a
     failover), keeping the recipient's data (destinations, attributes) the retry will need; `channel_step`
-    1: on the campaign's fallback channel (decision 39)."""
+    1: on the campaign's fallback channel (decision 39); `removes`: attributes the attempt leaves behind (a
+    receipt wait's, decision 48)."""
     values = {
         ":recipient": recipient,
         ":ndi": next_destination[0],
@@ -307,7 +309,7 @@ def schedule_retry(
     retry = (
         "SET #st = :queued, due_at = :due, last_error = :err, updated_at = :now, recipient = :recipient, "
         "next_destination_index = :ndi, next_try = :nt" + _APPEND_ATTEMPT + " REMOVE ended_at, last_reason"
-    )
+    ) + "".join(f", {name}" for name in removes)
     if channel_step:
         retry = retry.replace(", next_try = :nt", ", next_try = :nt, next_channel_step = :step")
         values[":step"] = channel_step
@@ -334,10 +336,57 @@ def await_call(
     if slot is not None:
         sets, values[":slot"] = sets + ", call_slot = :slot", slot
     removes = " REMOVE call_slot, call_duration, call_price, call_answered_by, call_recording_url, call_ended_at"
+    removes += ", call_transcript_url"
     if slot is not None:
         removes = removes.replace(" call_slot,", "")
     condition = "#st = :in_flight AND attempt = :attempt"
     return _persistently(lambda: _update(pk, rid, sets + removes, condition, values)).ok
+
+
+# A delivery waiting for its receipt (decision 48): `receipt_due` is its deadline, and `due_at` (the due index)
+# holds it too, so the release's sweep finds it when the deadline passes without reading anything else.
+RECEIPT_DUE = "receipt_due"
+# Receipts of this rank or above end a wait (delivered, rejected, undeliverable; read).
+FINAL_RECEIPT_RANK = RECEIPT_RANK["delivered"]
+
+
+def await_receipt(
+    pk: str, rid: str, attempt: int, due_at: float, recipient: dict[str, Any], provider_message_id: str | None
+) -> Written:
+    """The provider took the attempt's message, and the campaign's fallback waits for its receipt: the attempt
+    stays in flight until `due_at` (on the due index), keeping the recipient's data the fallback will need
+    and the provider's id. Not written (the item as it is) when the attempt is no longer in flight, or when
+    its final receipt came already (before the send's answer was recorded)."""
+    values: dict[str, Any] = {
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":attempt": attempt,
+        ":due": due_at,
+        ":recipient": recipient,
+        ":final": FINAL_RECEIPT_RANK,
+    }
+    sets = f"SET {RECEIPT_DUE} = :due, due_at = :due, recipient = :recipient"
+    if provider_message_id:
+        sets, values[":mid"] = sets + ", provider_message_id = :mid", provider_message_id
+    condition = (
+        "#st = :in_flight AND attempt = :attempt AND (attribute_not_exists(receipt_rank) OR receipt_rank < :final)"
+    )
+    return _persistently(lambda: _update(pk, rid, sets, condition, values))
+
+
+def settle_wait(pk: str, rid: str, attempt: int, error: str | None = None) -> Written:
+    """A waiting attempt ends succeeded without its receipt (its campaign expired meanwhile: no fallback goes
+    after that); off the due index."""
+    values: dict[str, Any] = {
+        ":in_flight": DeliveryState.IN_FLIGHT.value,
+        ":succeeded": DeliveryState.SUCCEEDED.value,
+        ":attempt": attempt,
+        ":now": time.time(),
+    }
+    sets = "SET #st = :succeeded, ended_at = :now"
+    if error:
+        sets, values[":err"] = sets + ", last_error = :err", error
+    condition = f"#st = :in_flight AND attempt = :attempt AND attribute_exists({RECEIPT_DUE})"
+    return _persistently(lambda: _update(pk, rid, f"{sets} REMOVE due_at, {RECEIPT_DUE}", condition, values))
 
 
 def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str, Any], *, ended: bool) -> Written:
@@ -355,6 +404,21 @@ def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str,
     expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE due_at" if ended else "")
     condition = "#st = :in_flight AND attempt = :attempt AND call_uuid = :uuid"
     return _persistently(lambda: _update(pk, rid, expression.strip(), condition, values))
+
+
+def note_call_link(pk: str, rid: str, attempt: int, name: str, url: str) -> Written:
+    """A call's recording or transcript link (`name`), kept while the delivery's call is this attempt's,
+    whether or not the call has ended (the recording comes after it)."""
+    return _persistently(
+        lambda: _conditional(
+            aws.dynamodb().update_item,
+            Key=aws.to_item({"pk": pk, "sk": rid}),
+            UpdateExpression="SET #link = :url",
+            ConditionExpression="call_attempt = :attempt",
+            ExpressionAttributeNames={"#link": name},
+            ExpressionAttributeValues=aws.to_values({":url": url, ":attempt": attempt}),
+        )
+    )
 
 
 def skip_unsent(pk: str, rid: str, reason: str) -> Written:
@@ -423,11 +487,17 @@ def _final_queued(
     )
 
 
-def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any]) -> Written:
+def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any], *, awaited: bool = False) -> Written:
     """A provider's receipt for attempt `attempt` (decision 40): the delivery's `receipt` moves forward only
     (RECEIPT_RANK), with when it was delivered, read or found undeliverable. It applies whether or not the
     send's outcome is recorded yet: the claim made the delivery before the send, and the outcome write sets
-    no receipt field. A repeated, late or another attempt's receipt changes nothing."""
+    no receipt field. A repeated, late or another attempt's receipt changes nothing.
+
+    `awaited` (a final receipt, of a campaign whose fallback waits for receipts; decision 48): written only
+    if the attempt is in flight waiting for it, in the same write that ends the wait: a delivered or read
+    receipt closes the attempt as succeeded (off the due index); a rejected or undeliverable one makes the
+    wait due now (the caller falls back at once; the sweep would, failing that). Not written otherwise, and
+    the caller applies it as any receipt."""
     status = str(receipt["status"])
     sets = ["receipt = :status", "receipt_rank = :rank", "receipt_at = :at"]
     values: dict[str, Any] = {":status": status, ":rank": RECEIPT_RANK[status], ":at": receipt["at"]}
@@ -439,13 +509,27 @@ def apply_receipt(pk: str, rid: str, attempt: int, receipt: dict[str, Any]) -> W
     if receipt.get("error"):
         sets.append("receipt_error = :error")
         values[":error"] = receipt["error"]
+    condition = "attempt = :attempt AND (attribute_not_exists(receipt_rank) OR receipt_rank < :rank)"
+    names: dict[str, str] = {}
+    removes = ""
+    if awaited:
+        condition += f" AND #st = :in_flight AND attribute_exists({RECEIPT_DUE})"
+        names["#st"] = "state"
+        values.update({":in_flight": DeliveryState.IN_FLIGHT.value, ":now": time.time()})
+        if status in ("delivered", "read"):
+            sets += ["#st = :succeeded", "ended_at = :now"]
+            values[":succeeded"] = DeliveryState.SUCCEEDED.value
+            removes = f" REMOVE due_at, {RECEIPT_DUE}, last_error, last_reason"
+        else:
+            sets.append("due_at = :now")
     return _persistently(
         lambda: _conditional(
             aws.dynamodb().update_item,
             Key=aws.to_item({"pk": pk, "sk": rid}),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression="attempt = :attempt AND (attribute_not_exists(receipt_rank) OR receipt_rank < :rank)",
+            UpdateExpression="SET " + ", ".join(sets) + removes,
+            ConditionExpression=condition,
             ExpressionAttributeValues=aws.to_values(values),
+            **({"ExpressionAttributeNames": names} if names else {}),
             ReturnValues="ALL_NEW",  # free: tells the caller whether the attempt was left `unknown`
         )
     )
@@ -589,7 +673,8 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
             "TableName": _table(),
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.delivery_pk(campaign_pk, bucket)}},
-            "ProjectionExpression": "#st, updated_at, ended_at, skip_reason, receipt, " + ", ".join(ENGAGED_FIELDS),
+            "ProjectionExpression": f"#st, updated_at, ended_at, skip_reason, receipt, {RECEIPT_DUE}, "
+            + ", ".join(ENGAGED_FIELDS),
             "ExpressionAttributeNames": {"#st": "state"},
             "ConsistentRead": True,
         }
@@ -600,6 +685,8 @@ def count_states(campaign_pk: str, buckets: int) -> dict[str, int]:
                 counts[skip_counter(item.get("skip_reason", {}).get("S", "other"))] += 1
             for name in receipt_counters(item.get("receipt", {}).get("S")):
                 counts[f"{RECEIPT_PREFIX}{name}"] += 1
+            if RECEIPT_DUE in item:
+                counts[RECEIPTS_WAITING] += 1
             engaged = {name: float(item.get(name, {}).get("N", 0)) for name in ENGAGED_FIELDS}
             for name, count in engagement_counts(engaged).items():
                 counts[f"{ENGAGEMENT_PREFIX}{name}"] += count

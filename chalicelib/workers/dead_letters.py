@@ -44,6 +44,7 @@ def settle_chunk(chunk: dict[str, Any]) -> int:
             and current["state"] == DeliveryState.IN_FLIGHT
             and current.get("claimed_by") == token
             and int(current["attempt"]) == previous + 1
+            and deliveries.RECEIPT_DUE not in current  # sent and waiting for its receipt: not this chunk's to end
         ):
             deliveries.record_outcome(
                 pk, rid, previous + 1, DeliveryState.UNKNOWN, provider_message_id=None, error=REASON

@@ -54,7 +54,7 @@ from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TRACKER, TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
 from chalicelib.observability import logger
-from chalicelib.operations import calls, concurrency, links, outcomes, sending_limits
+from chalicelib.operations import calls, concurrency, links, outcomes, receipt_waits, sending_limits
 from chalicelib.operations.concurrency import NoSlot, SlotPool
 from chalicelib.operations.outcomes import Route, Target
 from chalicelib.settings import get_settings
@@ -764,6 +764,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
         or current["state"] != DeliveryState.IN_FLIGHT
         or current.get("claimed_by") != token
         or int(current["attempt"]) != target.attempt
+        or deliveries.RECEIPT_DUE in current  # sent, and waiting for its receipt (decision 48): nothing to finish
     ):
         return 0
     route = Route.of(current)
@@ -882,6 +883,10 @@ def _send(
             calls.placed(campaign, target, attempt, outcome.provider_message_id, HELD_SLOT.get())
             return 1
         outcome = SendOutcome.ambiguous("the provider took the call but named no uuid: its events cannot be followed")
+    if outcome.kind == OutcomeKind.ACCEPTED and (wait := receipt_waits.wait_seconds(campaign, target)) is not None:
+        # The fallback waits for this message's receipt (decision 48): in flight until it comes, or its deadline.
+        receipt_waits.await_receipt(campaign, target, attempt, route, outcome.provider_message_id, started, wait)
+        return 1
     outcomes.record_outcome(campaign, target, attempt, route, policy, outcome, started)
     return 1
 
@@ -912,18 +917,26 @@ def _voice_call(
     base = get_settings().webhook_base_url.rstrip("/")
     if not base:
         raise TemplateError("voice: WEBHOOK_BASE_URL is not configured, so the call's events could not come back")
+    language = ncco.call_language(content.get("language") or "en-US", target.recipient.locale)
     if content.get("ncco"):
         actions = ncco.render_ncco(content["ncco"], lambda source: render(source, variables))
     else:
         connect = ncco.render_ncco([content["connect"]], lambda source: render(source, variables))[0] if content.get(
             "connect") else None  # fmt: skip
-        language = ncco.call_language(content.get("language") or "en-US", target.recipient.locale)
         actions = ncco.spoken_ncco(text, language, content.get("style"), bool(content.get("premium")), connect)
     account, campaign_id = keys.split_campaign_pk(campaign["pk"])
     query = urlencode({"account": account, "campaign": campaign_id, "recipient": target.rid, "attempt": attempt})
+    event_url = f"{base}/v1/webhooks/vonage/voice?{query}"
+    recording = content.get("record")
+    if recording:  # the whole call recorded (first: it runs until the call ends), its links on their own events
+        transcribed = (recording.get("transcription_language") or language) if recording.get("transcribe") else None
+        record = ncco.recording(
+            event_url, recording.get("format") or "mp3", bool(recording.get("beep_start")), transcribed
+        )
+        actions = [record, *actions]
     return VoiceCall(
         ncco=actions,
-        event_url=f"{base}/v1/webhooks/vonage/voice?{query}",
+        event_url=event_url,
         machine_detection=content.get("machine_detection"),
         ringing_timer=int(content.get("ringing_timer", 60)),
         length_timer=int(content.get("length_timer", 900)),

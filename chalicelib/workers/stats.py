@@ -16,9 +16,10 @@ from chalicelib.domain.delivery import (
     state_deltas,
     variant_counter,
 )
-from chalicelib.domain.responses import receipt_deltas
+from chalicelib.domain.responses import RECEIPTS_WAITING, receipt_deltas
 from chalicelib.operations.completion import complete_if_done
 from chalicelib.store import campaigns, keys
+from chalicelib.store.deliveries import RECEIPT_DUE
 
 ERASED = "erased_at"  # on the anonymised copy an erasure writes of a delivery (operations/erasure.py)
 
@@ -56,6 +57,10 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             for short, (name, delta) in beside.items():
                 summed[name] = summed.get(name, 0) + delta
                 grouped[short] = delta
+            # A delivery waiting for its receipt before a fallback (decision 48): the campaign's count only.
+            waits = int(RECEIPT_DUE in change.get("NewImage", {})) - int(RECEIPT_DUE in change.get("OldImage", {}))
+            if waits:
+                summed[RECEIPTS_WAITING] = summed.get(RECEIPTS_WAITING, 0) + waits
         # An A/B variant's own counters, beside the campaign's: each side counted under the variant its image
         # has (a recipient parked before its claim gets its variant with the claim).
         # A segment's the same way.

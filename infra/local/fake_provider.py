@@ -16,8 +16,8 @@ accepted send answered 200 without ``message_uuid`` (``missing_uuid_rate``) and 
 answer is held ``timeout_after_accept_ms`` before the 202 (``timeout_after_accept_rate``), so a client
 with a shorter timeout gives up although the message went out. Optionally it posts the status callbacks
 of every recorded message to a webhook (submitted, then delivered, or ``receipts_by_number``'s rejected or
-undeliverable; a delivered WhatsApp, Viber or Messenger message also read), each signed as Vonage signs them
-and retried while the receiver refuses it.
+undeliverable, or nothing after submitted; a delivered WhatsApp, Viber or Messenger message also read), each
+signed as Vonage signs them and retried while the receiver refuses it.
 
 WhatsApp's customer service window is kept as Vonage keeps it: a WhatsApp ``text`` message (not a template)
 to a number that has not messaged the sending number on WhatsApp (``inbound``, channel whatsapp) within the
@@ -54,8 +54,8 @@ Control endpoints, for tests and the demo:
   ``timeout_after_accept_rate``, ``timeout_after_accept_ms``, ``fail_statuses`` (replaces the whole mix),
   ``scripted_by_number`` (replaces every script and starts them over), ``balance_messages`` (what the account
   can still pay for: each accepted message takes one, and at 0 every send is a 402), ``receipts_by_number``
-  (a number -> delivered, rejected or undeliverable: how its callbacks end); answers the current config, or 422
-  naming the invalid fields (nothing changes then)
+  (a number -> delivered, rejected, undeliverable or submitted: how its callbacks end); answers the current
+  config, or 422 naming the invalid fields (nothing changes then)
 * ``GET /_fake/calls`` -> every call placed, with its scripted outcome, and the voice counters
 * ``POST /_fake/voice`` -> change the voice config (``outcomes`` mix, ``scripted_by_number``,
   ``event_delay_ms``, ``call_seconds``, ``retries``, ``retry_base_ms``)
@@ -775,9 +775,12 @@ class FakeProvider:
     @staticmethod
     def _status_callbacks(message: Json, ending: str) -> list[Json]:
         """The message-status callbacks of an accepted message, in order: submitted, then how it ended
-        (delivered, rejected, undeliverable), then read for a delivered WhatsApp, Viber or Messenger message."""
-        statuses = ["submitted", ending] + (
-            ["read"] if ending == "delivered" and message["channel"] in _READ_CHANNELS else []
+        (delivered, rejected, undeliverable; none for `submitted`: a carrier that never reports), then read
+        for a delivered WhatsApp, Viber or Messenger message."""
+        statuses = (
+            ["submitted"]
+            + ([ending] if ending != "submitted" else [])
+            + (["read"] if ending == "delivered" and message["channel"] in _READ_CHANNELS else [])
         )
         callbacks = []
         for status in statuses:

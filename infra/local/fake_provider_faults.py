@@ -41,7 +41,8 @@ CONFIG_FIELDS = (
     "balance_messages",
     "receipts_by_number",
 )
-RECEIPT_ENDS = ("delivered", "rejected", "undeliverable")
+# `submitted`: the carrier never reports how it ended (many do not): only the submitted callback is posted.
+RECEIPT_ENDS = ("delivered", "rejected", "undeliverable", "submitted")
 MISSING_UUID = "missing_uuid"
 TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
 _RATE_SLACK = 1e-9  # 0.1 + 0.2 + 0.7 may add up to a hair above 1
@@ -65,7 +66,7 @@ class ProviderConfig:
     # A number (as sent in `to`) -> the statuses its sends are answered in turn (202: accept as usual).
     scripted_by_number: dict[str, list[int]] = field(default_factory=dict)
     # A number (as sent in `to`) -> how its accepted messages end in the status callbacks: delivered (the
-    # default; WhatsApp also read), rejected or undeliverable.
+    # default; WhatsApp also read), rejected, undeliverable, or submitted (no final callback ever comes).
     receipts_by_number: dict[str, str] = field(default_factory=dict)
     # Messages the account can still pay for (None: no limit): each one accepted takes one; at 0, every
     # send is answered 402, as Vonage answers an account out of credit.

@@ -12,6 +12,11 @@ second call (Vonage deduplicates nothing). Each call plays one scripted outcome:
 * ``machine``: started, ringing, answered, machine, completed (the receiver decides what a machine means)
 * ``silent``: no event at all (a call the provider never reports)
 
+An answered call (completed, machine) whose NCCO has a ``record`` action then posts, as Vonage does, the
+recording (``recording_url``, ``recording_uuid``, ``size``, ...) to the action's ``eventUrl``, and when the
+action asks for a ``transcription``, the transcription (``type: transcription``, ``transcription_url``) to its
+``eventUrl``, signed like the call's events.
+
 Outcomes come from ``scripted_by_number`` (a number's calls take its list in turn), else from the weighted
 ``outcomes`` mix drawn from the provider's seeded random source. Events go to the call's ``event_url``,
 each signed as Vonage signs them (``Authorization: Bearer``, HS256 with the signature secret, the body's
@@ -53,6 +58,10 @@ EVENTS = {
     "silent": (),
 }
 WEBHOOK_TIMEOUT_SECONDS = 5.0
+# Answered calls: their `record` actions post a recording (and a transcription when asked) after the call.
+ANSWERED = frozenset({"completed", "machine"})
+# Where Vonage keeps recordings and transcriptions (fetched with the application's JWT).
+FILES_URL = "https://api.nexmo.com/v1/files"
 
 
 @dataclass
@@ -164,8 +173,12 @@ class FakeVoice:
             self._by_uuid[call["uuid"]] = call
             self._start_thread()
             delay = self.config.event_delay_ms / 1000
+        steps = len(EVENTS[outcome])
         for n, status in enumerate(EVENTS[outcome]):
             self._events.put((time.monotonic() + delay * (n + 1), self._event(call, status), call["event_url"], 0))
+        if outcome in ANSWERED:  # what its `record` actions recorded, once the call is over
+            for n, (event, url) in enumerate(self._recordings(call)):
+                self._events.put((time.monotonic() + delay * (steps + n + 1), event, url, 0))
         return 201, {
             "uuid": call["uuid"],
             "status": "started",
@@ -218,6 +231,38 @@ class FakeVoice:
             event.update({"network": "310260", "start_time": event["timestamp"], "end_time": event["timestamp"]})
         return event
 
+    def _recordings(self, call: Json) -> list[tuple[Json, str]]:
+        """The events of an answered call's `record` actions, as Vonage posts them when the call is over: the
+        recording to the action's `eventUrl`, then, when it asked for one, the transcription to the
+        transcription's `eventUrl` (an action without an `eventUrl` posts to the call's event URL)."""
+        found: list[tuple[Json, str]] = []
+        for action in call["ncco"]:
+            if action.get("action") != "record":
+                continue
+            recording_uuid = str(uuid.uuid4())
+            fmt = action.get("format") or "mp3"
+            recording = {
+                "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(call["placed_at"])),
+                "recording_url": f"{FILES_URL}/{uuid.uuid4()}",
+                "size": self.config.call_seconds * (16_000 if fmt == "mp3" else 128_000),
+                "recording_uuid": recording_uuid,
+                "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "conversation_uuid": call["conversation_uuid"],
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            }
+            found.append((recording, (action.get("eventUrl") or [call["event_url"]])[0]))
+            transcription = action.get("transcription")
+            if isinstance(transcription, dict):
+                transcript = {
+                    "conversation_uuid": call["conversation_uuid"],
+                    "type": "transcription",
+                    "recording_uuid": recording_uuid,
+                    "status": "completed",
+                    "transcription_url": f"{FILES_URL}/{uuid.uuid4()}",
+                }
+                found.append((transcript, (transcription.get("eventUrl") or [call["event_url"]])[0]))
+        return found
+
     # --- events -------------------------------------------------------------------------------------
 
     def _start_thread(self) -> None:
@@ -242,7 +287,7 @@ class FakeVoice:
                 with self._lock:
                     if 200 <= status < 300:
                         self._counters["events_posted"] += 1
-                        if event["status"] == EVENTS[self._by_uuid[event["uuid"]]["outcome"]][-1]:
+                        if "uuid" in event and event["status"] == EVENTS[self._by_uuid[event["uuid"]]["outcome"]][-1]:
                             self._by_uuid[event["uuid"]]["ended_at"] = time.time()  # its last event taken
                         continue
                     self._counters["events_refused"] += 1

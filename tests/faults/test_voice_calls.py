@@ -65,15 +65,14 @@ def voice_campaign(harness: Harness, count: int, **overrides: Any) -> dict[str, 
     rows = [{"phone": valid_phone(i), "params": {"first_name": f"Ann{i}"}} for i in range(count)]
     listed = harness.tenant.ok("POST", "/v1/lists", {"name": "calls"}, status=201)
     harness.tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
-    body = campaign_body(
-        listed["id"],
-        channel="voice",
-        sender="14155550100",
-        template="Hello {{ first_name }}, this is a reminder of your appointment tomorrow.",
-        voice={"language": "en-GB", "ringing_timer": 1, "length_timer": 1, "machine_detection": "hangup"},
-        rate_per_second=50,
-        **overrides,
-    )
+    defaults = {
+        "channel": "voice",
+        "sender": "14155550100",
+        "template": "Hello {{ first_name }}, this is a reminder of your appointment tomorrow.",
+        "voice": {"language": "en-GB", "ringing_timer": 1, "length_timer": 1, "machine_detection": "hangup"},
+        "rate_per_second": 50,
+    }
+    body = campaign_body(listed["id"], **{**defaults, **overrides})
     created = harness.tenant.ok("POST", "/v1/campaigns", body, status=201)
     return dict(harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/start"))
 
@@ -227,3 +226,87 @@ def test_a_voice_template_gives_the_call_its_text_and_voice(
     spoken = {c["to"]: c["ncco"][0] for c in provider.voice.calls()}
     assert spoken[number(1)] == {"action": "talk", "text": "Hello Ann", "language": "en-GB", "style": 3}
     assert spoken[number(2)] == {"action": "talk", "text": "Hola Eva", "language": "es-MX", "style": 3}
+
+
+def test_recorded_calls_show_their_recording_and_transcript_links(
+    harness: Harness, voice: EventBridge, provider: FakeProvider
+) -> None:
+    from pydantic import TypeAdapter
+
+    from chalicelib.domain.ncco import NccoAction
+
+    never = ["unanswered"] * 3  # every try of the retry policy
+    script = {number(0): ["completed"], number(1): ["busy", "completed"], number(2): never}
+    provider.voice.configure({"scripted_by_number": script})
+    spoken = {"language": "en-GB", "ringing_timer": 1, "length_timer": 1, "record": {"transcribe": True}}
+    campaign = voice_campaign(harness, 3, voice=spoken)
+    assert campaign["voice"]["record"] == {
+        "format": "mp3",
+        "beep_start": False,
+        "transcribe": True,
+        "transcription_language": None,
+    }
+
+    final = harness.run(campaign["id"], rounds=400, on_round=lambda _: voice.deliver(harness.tenant))
+    voice.deliver(harness.tenant, idle_seconds=0.5)  # the recordings come after the calls' last events
+
+    assert final["status"] == "completed" and final["counters"]["succeeded"] == 2, final
+    placed = provider.voice.calls()
+    assert len(placed) == 6
+    for call in placed:  # the whole call recorded: `record` first, its events to our route, then the speech
+        record, talk = call["ncco"]
+        TypeAdapter(list[NccoAction]).validate_python(call["ncco"])
+        assert record == {
+            "action": "record",
+            "format": "mp3",
+            "eventUrl": [call["event_url"] + "&event=recording"],
+            "transcription": {"language": "en-GB", "eventUrl": [call["event_url"] + "&event=transcription"]},
+        }
+        assert talk["action"] == "talk"
+    posted = [json.loads(body) for path, _, body in voice.seen if "event=" in path]
+    recordings = {e["recording_uuid"]: e["recording_url"] for e in posted if "recording_url" in e}
+    transcripts = {e["recording_uuid"]: e["transcription_url"] for e in posted if "transcription_url" in e}
+    assert len(recordings) == len(transcripts) == 2  # one per answered call: the busy and unanswered ones have none
+    assert voice.results[("completed", "noted")] >= 2  # the transcriptions' own status, not the call's
+
+    listed = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}&limit=100")["items"]
+    links = {(c["to"].removeprefix("+"), c["recording_url"], c["transcript_url"]) for c in listed}
+    uuid_of = {url: rid for rid, url in recordings.items()}
+    answered = {(to, rec, transcripts[uuid_of[rec]]) for to, rec, _ in links if rec is not None}
+    assert {to for to, _, _ in answered} == {number(0), number(1)}
+    assert answered <= links
+    assert (number(2), None, None) in links
+
+
+def test_a_recording_event_is_signed_and_names_its_call(harness: Harness, voice: EventBridge) -> None:
+    campaign = voice_campaign(harness, 1, voice={"language": "en-GB", "record": {"format": "wav"}})
+    for _ in range(40):
+        harness.release()
+        harness.dispatch()
+        voice.deliver(harness.tenant)
+        if harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]:
+            break
+    (call,) = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]
+    assert harness.outcomes(campaign["id"])[0]["state"] in ("in_flight", "succeeded")
+    path = next(p for p, _, _ in voice.seen)  # the call's own event URL
+    body = json.dumps({"recording_url": "https://api.nexmo.com/v1/files/forged", "recording_uuid": "r"}).encode()
+
+    def post(url: str, token: str | None) -> Any:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        return harness.tenant.client.http.request("POST", url, headers=headers, body=body)
+
+    assert post(path + "&event=recording", None).status_code == 401
+    assert post(path + "&event=recording", sign(body, "another-secret-of-another-account-0000")).status_code == 401
+    wrong = post(path + "&event=voicemail", sign(body, SIGNATURE_SECRET))
+    assert wrong.status_code == 422 and json.loads(wrong.body)["errors"][0]["field"] == "event"
+    other_attempt = path.replace("attempt=1", "attempt=7") + "&event=recording"
+    assert json.loads(post(other_attempt, sign(body, SIGNATURE_SECRET)).body) == {"result": "ignored"}
+    (still,) = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]
+    assert still["recording_url"] == call["recording_url"] and "forged" not in str(still["recording_url"])
+
+    # A customer's own `record` action without an `eventUrl`: Vonage posts the recording to the call's URL.
+    own = {"recording_url": "https://api.nexmo.com/v1/files/own", "recording_uuid": "o", "size": 9}
+    body = json.dumps(own).encode()
+    assert json.loads(post(path, sign(body, SIGNATURE_SECRET)).body) == {"result": "noted"}
+    (linked,) = harness.tenant.ok("GET", f"/v1/calls?campaign_id={campaign['id']}")["items"]
+    assert linked["recording_url"] == "https://api.nexmo.com/v1/files/own"

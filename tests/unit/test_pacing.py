@@ -90,3 +90,12 @@ def test_chunks_add_up_to_the_quota_and_never_run_ahead_of_the_rate(rate: float,
     for chunk in plan.chunks:  # by each chunk's due second, no more than the rate allows has gone out
         assert sent_before <= rate * (chunk.delay_seconds + 1) + 1 + 1e-6
         sent_before += chunk.size
+
+
+def test_sends_waiting_for_their_receipt_do_not_hold_the_release_back() -> None:
+    from chalicelib.operations.pacer import outstanding
+
+    campaign = {"released": 100, "in_flight": 30, "succeeded": 60, "waiting": 0}
+    assert outstanding(campaign) == 10 + 30  # 10 released, not claimed yet; 30 sending
+    assert outstanding({**campaign, "receipts.waiting": 25}) == 10 + 5  # 25 of them sent, waiting for receipts
+    assert outstanding({**campaign, "receipts.waiting": 40}) == 10  # a counter ahead of in_flight (stream order)
