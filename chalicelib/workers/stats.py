@@ -1,5 +1,6 @@
-"""Counters from the deliveries stream: each batch's deltas applied once per campaign bucket, in one write
-per campaign when no bucket of it was applied before; completion."""
+"""Counters from the deliveries stream: each change counted once (a bucket's guard keeps the last sequence
+number counted), in one write per campaign and batch unless the batch replays changes counted before;
+completion."""
 
 from __future__ import annotations
 
@@ -25,8 +26,7 @@ ERASED = "erased_at"  # on the anonymised copy an erasure writes of a delivery (
 
 
 def apply_delivery_changes(event: dict[str, Any]) -> None:
-    deltas: dict[tuple[str, int], dict[str, int]] = {}
-    last_sequence: dict[tuple[str, int], str] = {}
+    changes: dict[tuple[str, int], campaigns.BucketChanges] = {}
     for record in event.get("Records", []):
         change = record["dynamodb"]
         if ERASED in change.get("NewImage", {}) or ERASED in change.get("OldImage", {}):
@@ -36,7 +36,7 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
         new = change.get("NewImage", {}).get("state", {}).get("S")
         if record.get("eventName") == "REMOVE":
             old = new = None  # retention (TTL) removing a finished delivery: what it counted stays counted
-        summed = deltas.setdefault(bucket_key, {})
+        summed: dict[str, int] = {}
         for name, delta in state_deltas(old, new).items():
             summed[name] = summed.get(name, 0) + delta
         if new == DeliveryState.SKIPPED and old != new:  # skipped is final: counted once, by its reason
@@ -75,15 +75,12 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
             if new_group:
                 for name, delta in grouped.items():
                     summed[counter(new_group, name)] = summed.get(counter(new_group, name), 0) + delta
-        last_sequence[bucket_key] = change["SequenceNumber"]
-    per_campaign: dict[str, dict[int, tuple[dict[str, int], str]]] = {}
-    for (pk, bucket), summed in deltas.items():
-        per_campaign.setdefault(pk, {})[bucket] = (summed, last_sequence[(pk, bucket)])
+        changes.setdefault(bucket_key, []).append((change["SequenceNumber"], summed))
+    per_campaign: dict[str, dict[int, campaigns.BucketChanges]] = {}
+    for (pk, bucket), bucket_changes in changes.items():
+        per_campaign.setdefault(pk, {})[bucket] = bucket_changes
     for pk, batches in per_campaign.items():
         campaign = campaigns.apply_counter_deltas(pk, batches)
-        if campaign is None and len(batches) > 1:  # some bucket was applied before (a replay): one by one
-            for bucket, batch in batches.items():
-                campaign = campaigns.apply_counter_deltas(pk, {bucket: batch}) or campaign
         if campaign is not None:
             complete_if_done(campaign)
 

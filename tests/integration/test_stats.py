@@ -118,6 +118,22 @@ def test_a_replayed_stream_batch_is_counted_once(tenant: Api, running: dict[str,
     assert counters == {"total": 3, "queued": 1, **ZERO, "in_flight": 2}
 
 
+def test_a_batch_replayed_with_more_changes_after_it_counts_only_the_new_ones(
+    tenant: Api, running: dict[str, Any], chalice_app: Any
+) -> None:
+    """Lambda delivers a batch again after a failure, not cut as before: a runner killed after counting a
+    batch but before its checkpoint reads the same changes and the ones after them into its next batch.
+    (A guard on the batch's last number alone counted the first ones twice: in_flight went to -26.)"""
+    pk = pk_of(tenant, running)
+    first = [change(pk, f"+1202555000{i}", None, "in_flight", 101 + i) for i in range(3)]
+    then = [change(pk, f"+1202555000{i}", "in_flight", "succeeded", 104 + i) for i in range(3)]
+    chalice_app.stats({"Records": first + then[:1]}, None)
+    chalice_app.stats({"Records": first + then}, None)  # the same changes again, and two more
+    chalice_app.stats({"Records": then[1:]}, None)  # and those again on their own
+    counters = tenant.ok("GET", f"/v1/campaigns/{running['id']}")["counters"]
+    assert counters == {"total": 3, "queued": 0, **ZERO, "succeeded": 3}
+
+
 def test_deliveries_removed_by_their_retention_ttl_leave_the_counters_as_they_were(
     tenant: Api, running: dict[str, Any], chalice_app: Any
 ) -> None:
