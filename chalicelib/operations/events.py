@@ -27,7 +27,7 @@ from chalicelib.domain.delivery import DeliveryState
 from chalicelib.domain.models import EventType
 from chalicelib.domain.responses import receipt_counters
 from chalicelib.operations import webhooks
-from chalicelib.store import aws, event_log, keys, timeline
+from chalicelib.store import aws, event_log, keys, stream_guard, timeline
 
 # The delivery states that make an event when a delivery enters them (in_flight is the send under way).
 EVENT_OF_STATE = {
@@ -154,9 +154,8 @@ def record(events: list[dict[str, Any]], name: str) -> None:
 
 def count(found: list[StreamEvent]) -> None:
     """Add a stream batch's campaign events to their campaigns' minutes (the timeline), one write per
-    minute under each bucket's sequence guard, so a batch delivered again adds nothing."""
-    minutes: dict[tuple[str, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    last: dict[tuple[str, int, int], str] = {}
+    minute under each bucket's sequence guard, so a batch delivered again adds nothing twice."""
+    minutes: dict[tuple[str, int, int], stream_guard.BucketChanges] = defaultdict(list)
     for event, bucket, sequence in found:
         counter = TIMELINE_COUNTER.get(event["type"])
         if counter is None:
@@ -170,15 +169,13 @@ def count(found: list[StreamEvent]) -> None:
             f"g.{data['segment']}." if data.get("segment") else "",
         ]
         where = (keys.campaign_pk(event["account"], event["campaign_id"]), int(event["occurred_at"]) // 60 * 60, bucket)
+        deltas: dict[str, int] = defaultdict(int)
         for one in names:
             for group in ("", *(g for g in groups if g)):
-                minutes[where][group + one] += 1
-        last[where] = sequence
-    per_minute: dict[tuple[str, int], dict[int, tuple[dict[str, int], str]]] = defaultdict(dict)
-    for (campaign_pk, minute, bucket), counts in minutes.items():
-        per_minute[(campaign_pk, minute)][bucket] = (dict(counts), last[(campaign_pk, minute, bucket)])
+                deltas[group + one] += 1
+        minutes[where].append((sequence, dict(deltas)))
+    per_minute: dict[tuple[str, int], dict[int, stream_guard.BucketChanges]] = defaultdict(dict)
+    for (campaign_pk, minute, bucket), changes in minutes.items():
+        per_minute[(campaign_pk, minute)][bucket] = changes
     for (campaign_pk, minute), batches in per_minute.items():
-        # One write per minute; when some bucket of it was applied before (a replay), bucket by bucket.
-        if not timeline.add(campaign_pk, minute, batches) and len(batches) > 1:
-            for bucket, batch in batches.items():
-                timeline.add(campaign_pk, minute, {bucket: batch})
+        timeline.add(campaign_pk, minute, batches)  # one write per minute, more only for a replay

@@ -11,7 +11,7 @@ from chalicelib.domain.campaign import CampaignStatus, EndHandle
 from chalicelib.domain.delivery import COUNTERS, counter_names
 from chalicelib.domain.errors import Conflict, FieldError, NotFound
 from chalicelib.settings import get_settings
-from chalicelib.store import aws, keys
+from chalicelib.store import aws, keys, stream_guard
 
 ACTIVE = "running"
 
@@ -297,94 +297,17 @@ def mark_expired(pk: str, *, lease: float, unreleased: int) -> dict[str, Any] | 
     )
 
 
-# A stream batch's changes of one bucket's deliveries: (sequence number, counter deltas), in stream order.
-BucketChanges = list[tuple[str, dict[str, int]]]
-# Tries of the guarded write when some of a batch's changes were applied before (a replay).
-COUNTER_WRITE_TRIES = 5
-
-
-def apply_counter_deltas(pk: str, batches: dict[int, BucketChanges]) -> dict[str, Any] | None:
-    """Add one stream batch's changes for some buckets of the campaign, each change exactly once.
-
-    `batches` maps a bucket to its changes in the batch. A bucket's deliveries share a partition key and
-    take a few hundred writes a second at most, so DynamoDB keeps them on one partition and their changes
-    come in order on one shard; each bucket keeps the sequence number of the last change it counted
-    (`stream_seq`). Buckets are guarded apart, so batches of different buckets (possibly on different
-    shards) apply in any order; deltas commute.
-
-    The first write adds everything, on the condition that no bucket has counted any change of the batch
-    (its stored number is below the batch's first for it). A replay fails that condition: Lambda may
-    deliver a batch again after a failure, and not cut the same way (a runner killed after this write
-    but before its checkpoint read the same changes and more into its next batch, and a whole-batch guard
-    on the last number counted the first ones twice: `in_flight` -26). The campaign's stored numbers are
-    then read, and only the changes after them are added, on the condition that the numbers are still
-    those read. Returns the campaign after the update; None when there was nothing left to add.
-    """
-    ordered = {bucket: [(seq.zfill(40), deltas) for seq, deltas in changes] for bucket, changes in batches.items()}
-    ordered = {bucket: changes for bucket, changes in ordered.items() if changes}
-    if not ordered:
-        return None
-    written = _add_counted(pk, ordered, None)
-    if written is not None:
-        return written
-    for _ in range(COUNTER_WRITE_TRIES):
-        stored = get_counted(pk)
-        if stored is None:
-            return None
-        counted = {bucket: stored.get(str(bucket), "") for bucket in ordered}
-        left = {bucket: [c for c in changes if c[0] > counted[bucket]] for bucket, changes in ordered.items()}
-        left = {bucket: changes for bucket, changes in left.items() if changes}
-        if not left:
-            return None
-        written = _add_counted(pk, left, counted)
-        if written is not None:
-            return written
-    raise RuntimeError(f"counters of {pk}: the stream guard kept changing under {COUNTER_WRITE_TRIES} tries")
-
-
-def _add_counted(pk: str, left: dict[int, BucketChanges], counted: dict[int, str] | None) -> dict[str, Any] | None:
-    """One write of what is left, each bucket's guard asserting what it counted before: nothing at or after
-    the first change left (`counted` None: the first try), else exactly the number read ("": none)."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":one": 1}
-    sets, conditions = [], ["attribute_exists(pk)"]
-    totals: dict[str, int] = {}
-    for i, (bucket, changes) in enumerate(sorted(left.items())):
-        names[f"#b{i}"] = str(bucket)
-        values[f":s{i}"] = changes[-1][0]
-        sets.append(f"stream_seq.#b{i} = :s{i}")
-        if counted is None:
-            conditions.append(f"(attribute_not_exists(stream_seq.#b{i}) OR stream_seq.#b{i} < :f{i})")
-            values[f":f{i}"] = changes[0][0]
-        elif counted[bucket]:
-            conditions.append(f"stream_seq.#b{i} = :f{i}")
-            values[f":f{i}"] = counted[bucket]
-        else:
-            conditions.append(f"attribute_not_exists(stream_seq.#b{i})")
-        for _, deltas in changes:
-            for name, delta in deltas.items():
-                totals[name] = totals.get(name, 0) + delta
-    adds = ["stream_batches :one"]
-    for i, (name, delta) in enumerate(sorted((n, d) for n, d in totals.items() if d)):
-        names[f"#c{i}"] = name
-        values[f":d{i}"] = delta
-        adds.append(f"#c{i} :d{i}")
-    return update_meta(
-        pk, "SET " + ", ".join(sets) + " ADD " + ", ".join(adds), " AND ".join(conditions), values, names
+def apply_counter_deltas(pk: str, batches: dict[int, stream_guard.BucketChanges]) -> dict[str, Any] | None:
+    """Add one stream batch's changes (bucket -> its changes) to the campaign's counters, each change once
+    (`stream_seq` holds each bucket's guard; store/stream_guard.py). Returns the campaign after the update;
+    None when there was nothing left to add."""
+    return stream_guard.add_once(
+        {"pk": pk, "sk": keys.META},
+        batches,
+        lambda bucket: ["stream_seq", str(bucket)],
+        also_add={"stream_batches": 1},
+        must_exist=True,
     )
-
-
-def get_counted(pk: str) -> dict[str, str] | None:
-    """The last stream sequence number each bucket of the campaign counted (None: no such campaign)."""
-    found = aws.dynamodb().get_item(
-        TableName=get_settings().main_table,
-        Key=aws.to_item({"pk": pk, "sk": keys.META}),
-        ConsistentRead=True,
-        ProjectionExpression="stream_seq",
-    )
-    if "Item" not in found:
-        return None
-    return {str(k): str(v) for k, v in (aws.from_item(found["Item"]).get("stream_seq") or {}).items()}
 
 
 def set_counters(pk: str, counts: dict[str, int], *, batches_seen: int) -> dict[str, Any] | None:

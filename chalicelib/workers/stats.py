@@ -19,14 +19,14 @@ from chalicelib.domain.delivery import (
 )
 from chalicelib.domain.responses import RECEIPTS_WAITING, receipt_deltas
 from chalicelib.operations.completion import complete_if_done
-from chalicelib.store import campaigns, keys
+from chalicelib.store import campaigns, keys, stream_guard
 from chalicelib.store.deliveries import RECEIPT_DUE
 
 ERASED = "erased_at"  # on the anonymised copy an erasure writes of a delivery (operations/erasure.py)
 
 
 def apply_delivery_changes(event: dict[str, Any]) -> None:
-    changes: dict[tuple[str, int], campaigns.BucketChanges] = {}
+    changes: dict[tuple[str, int], stream_guard.BucketChanges] = {}
     for record in event.get("Records", []):
         change = record["dynamodb"]
         if ERASED in change.get("NewImage", {}) or ERASED in change.get("OldImage", {}):
@@ -76,7 +76,7 @@ def apply_delivery_changes(event: dict[str, Any]) -> None:
                 for name, delta in grouped.items():
                     summed[counter(new_group, name)] = summed.get(counter(new_group, name), 0) + delta
         changes.setdefault(bucket_key, []).append((change["SequenceNumber"], summed))
-    per_campaign: dict[str, dict[int, campaigns.BucketChanges]] = {}
+    per_campaign: dict[str, dict[int, stream_guard.BucketChanges]] = {}
     for (pk, bucket), bucket_changes in changes.items():
         per_campaign.setdefault(pk, {})[bucket] = bucket_changes
     for pk, batches in per_campaign.items():

@@ -3,6 +3,7 @@ shards they live on) applied in any order, completion, and a recount that finds 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -127,11 +128,16 @@ def test_a_batch_replayed_with_more_changes_after_it_counts_only_the_new_ones(
     pk = pk_of(tenant, running)
     first = [change(pk, f"+1202555000{i}", None, "in_flight", 101 + i) for i in range(3)]
     then = [change(pk, f"+1202555000{i}", "in_flight", "succeeded", 104 + i) for i in range(3)]
-    chalice_app.stats({"Records": first + then[:1]}, None)
-    chalice_app.stats({"Records": first + then}, None)  # the same changes again, and two more
-    chalice_app.stats({"Records": then[1:]}, None)  # and those again on their own
+    for record in first + then:  # now, so the campaign's timeline (its range from the start) shows them
+        record["dynamodb"]["ApproximateCreationDateTime"] = int(time.time())
+    for consumer in (chalice_app.stats, chalice_app.events):  # the counters, and the timeline by minute
+        consumer({"Records": first + then[:1]}, None)
+        consumer({"Records": first + then}, None)  # the same changes again, and two more
+        consumer({"Records": then[1:]}, None)  # and those again on their own
     counters = tenant.ok("GET", f"/v1/campaigns/{running['id']}")["counters"]
     assert counters == {"total": 3, "queued": 0, **ZERO, "succeeded": 3}
+    series = tenant.ok("GET", f"/v1/campaigns/{running['id']}/stats?granularity=day")["series"]
+    assert [point["sent"] for point in series] == [3]
 
 
 def test_deliveries_removed_by_their_retention_ttl_leave_the_counters_as_they_were(
