@@ -62,13 +62,15 @@ def _conditional(call: Any, **params: Any) -> Written:
         return Written(False, aws.from_item(item) if item else None)
 
 
-def _update(pk: str, rid: str, expression: str, condition: str, values: dict[str, Any]) -> Written:
+def _update(
+    pk: str, rid: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> Written:
     return _conditional(
         aws.dynamodb().update_item,
         Key=aws.to_item({"pk": pk, "sk": rid}),
         UpdateExpression=expression,
         ConditionExpression=condition,
-        ExpressionAttributeNames={"#st": "state"},
+        ExpressionAttributeNames={"#st": "state", **(names or {})},
         ExpressionAttributeValues=aws.to_values(values),
     )
 
@@ -184,11 +186,13 @@ def claim_queued(
     """Move a queued delivery (a due retry, or one parked by a pause or its window) in flight as the next
     attempt; a parked one gets its A/B `variant` and its `segment` here."""
     values: dict[str, Any] = {}
+    names: dict[str, str] = {}
     variant_set = ""
     if variant:
         variant_set, values[":variant"] = ", variant = :variant", variant
-    if segment:
-        variant_set, values[":segment"] = variant_set + ", segment = :segment", segment
+    if segment:  # SEGMENT is one of DynamoDB's reserved words: by a name placeholder
+        variant_set, values[":segment"] = variant_set + ", #seg = :segment", segment
+        names["#seg"] = "segment"
     if channel_step:
         variant_set, values[":step"] = variant_set + ", channel_step = :step", channel_step
     return _update(
@@ -211,6 +215,7 @@ def claim_queued(
             ":ttl": _expires_at(),
             **values,
         },
+        names,
     )
 
 

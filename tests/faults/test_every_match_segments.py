@@ -1,0 +1,166 @@
+"""Every-match segments (decision 49): a recipient matching k segments gets k messages, one on each segment's
+channel with its sender and content, each its own delivery, counted per segment; a recipient matching none is
+skipped (`no_segment`) or gets the campaign's own. Counted at the fake provider per recipient and channel."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from tests.faults.harness import FINAL, Harness
+from tests.utils import campaign_body
+
+WHATSAPP = {"template_name": "points_expiring", "locale": "en_US", "parameters": ["{{ first_name }}"]}
+SEGMENTS = [
+    {
+        "name": "members",
+        "conditions": [{"field": "attributes.tier", "op": "in", "value": ["gold", "silver"]}],
+        "channel": "whatsapp",
+        "sender": "+14155550100",
+        "whatsapp": WHATSAPP,
+    },
+    {
+        "name": "buyers",
+        "conditions": [{"field": "attributes.orders", "op": "gte", "value": 5}],
+        "channel": "viber_service",
+        "sender": "AcmeViberService",
+        "template": "Viber {{ first_name }}: {{ orders }} orders",
+    },
+    {
+        "name": "vip",
+        "conditions": [{"field": "attributes.vip", "op": "eq", "value": True}],
+        "template": "VIP {{ first_name }}",
+        "sender": "AcmeVIP",
+    },
+]
+# Recipient -> the segments it matches (its number ends in its index).
+MATCHES = {
+    "zero": [],
+    "one": ["vip"],
+    "two": ["members", "buyers"],
+    "three": ["members", "buyers", "vip"],
+}
+CHANNEL = {"members": "whatsapp", "buyers": "viber_service", "vip": "sms"}
+
+
+def number(i: int) -> str:
+    return f"1415555{i:04d}"
+
+
+def rows() -> list[dict[str, Any]]:
+    attributes = [
+        {"tier": "bronze", "orders": 1},
+        {"vip": True, "orders": 2},
+        {"tier": "gold", "orders": 7},
+        {"tier": "silver", "orders": 9, "vip": True},
+    ]
+    return [
+        {
+            "id": rid,
+            "destinations": [{"type": "phone", "address": f"+{number(i)}"}],
+            "attributes": {"first_name": rid, **attributes[i]},
+        }
+        for i, rid in enumerate(MATCHES)
+    ]
+
+
+def start(harness: Harness, **overrides: Any) -> dict[str, Any]:
+    tenant = harness.tenant
+    listed = tenant.ok("POST", "/v1/lists", {"name": "every"}, status=201)
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows()})
+    body = campaign_body(listed["id"], segments=SEGMENTS, segment_policy="every", rate_per_second=200, **overrides)
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    assert created["segment_policy"] == "every"
+    return dict(tenant.ok("POST", f"/v1/campaigns/{created['id']}/start"))
+
+
+def sent_per_recipient_and_channel(harness: Harness) -> Counter[tuple[str, str]]:
+    by_number = {number(i): rid for i, rid in enumerate(MATCHES)}
+    return Counter((by_number[m["to"]], m["channel"]) for m in harness.provider.messages())
+
+
+def test_each_recipient_gets_one_message_per_matching_segment_on_its_channel(harness: Harness) -> None:
+    campaign = start(harness, no_segment="skip")
+    assert campaign["recipients"] == 4
+
+    final = harness.run(campaign["id"])
+
+    assert final["status"] == "completed", final
+    expected = Counter((rid, CHANNEL[name]) for rid, names in MATCHES.items() for name in names)
+    assert sent_per_recipient_and_channel(harness) == expected  # each message once, none for "zero"
+    assert harness.provider.stats()["duplicates"] == 0
+    texts = {(m["to"], m["channel"]): (m["from"], m.get("text")) for m in harness.provider.messages()}
+    assert texts[(number(3), "sms")] == ("AcmeVIP", "VIP three")
+    assert texts[(number(3), "viber_service")] == ("AcmeViberService", "Viber three: 9 orders")
+    whatsapp = [m for m in harness.provider.messages() if m["channel"] == "whatsapp"]
+    assert {m["from"] for m in whatsapp} == {"14155550100"}
+    assert sorted(json.loads(m["text"])[2][0] for m in whatsapp) == ["three", "two"]  # the template's parameter
+
+    counters = final["counters"]
+    assert counters["total"] == 7  # messages: 0 + 1 + 2 + 3 sent, and the skip of "zero"
+    assert (counters["succeeded"], counters["skipped"], counters["queued"]) == (6, 1, 0)
+    assert counters["skipped_by_reason"] == {"no_segment": 1}
+    by_segment = {name: c["succeeded"] for name, c in final["segment_counters"].items()}
+    assert by_segment == {"members": 2, "buyers": 2, "vip": 2}
+
+    outcomes = harness.outcomes(campaign["id"])
+    assert sorted((o["recipient_id"], o["segment"], o["state"]) for o in outcomes) == sorted(
+        [("zero", None, "skipped")]
+        + [(rid, name, "succeeded") for rid, names in MATCHES.items() for name in names]
+    )
+    assert {o["state"] for o in outcomes} <= FINAL
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {} and recount["after"] == counters, recount
+
+    one = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/three")
+    assert [(m["segment"], m["state"], m["history"][-1]["channel"]) for m in one["messages"]] == [
+        ("members", "succeeded", "whatsapp"),
+        ("buyers", "succeeded", "viber_service"),
+        ("vip", "succeeded", "sms"),
+    ]
+    assert (one["recipient_id"], one["segment"]) == ("three", "members")  # the first message's fields on top
+    none = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/zero")
+    assert [(m["segment"], m["skip_reason"]) for m in none["messages"]] == [(None, "no_segment")]
+
+
+def test_a_retried_message_is_sent_again_alone_and_the_others_once(harness: Harness) -> None:
+    # The first send to "three"'s number (whichever of its messages goes first) fails for a transient reason.
+    harness.provider.configure(scripted_by_number={number(3): [503]})
+    campaign = start(harness)  # no_segment: send, "zero" gets the campaign's own SMS
+
+    final = harness.run(campaign["id"])
+
+    assert final["status"] == "completed", final
+    expected = Counter((rid, CHANNEL[name]) for rid, names in MATCHES.items() for name in names)
+    expected[("zero", "sms")] += 1
+    assert sent_per_recipient_and_channel(harness) == expected
+    assert harness.provider.stats()["duplicates"] == 0
+    counters = final["counters"]
+    assert (counters["total"], counters["succeeded"], counters["failed"], counters["skipped"]) == (7, 7, 0, 0)
+    assert {name: c["succeeded"] for name, c in final["segment_counters"].items()} == {
+        "members": 2,
+        "buyers": 2,
+        "vip": 2,
+    }
+    messages = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/three")["messages"]
+    tries = sorted([h["outcome"] for h in m["history"]] for m in messages)
+    assert tries == [["retry", "succeeded"], ["succeeded"], ["succeeded"]], messages
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {} and recount["after"] == counters, recount
+
+
+def test_every_match_without_segments_is_refused_naming_the_field(harness: Harness) -> None:
+    listed = harness.tenant.ok("POST", "/v1/lists", {"name": "x"}, status=201)
+    answer = harness.tenant.call("POST", "/v1/campaigns", campaign_body(listed["id"], segment_policy="every"))
+    assert answer.status_code == 422
+    assert answer.json_body["errors"][0]["field"] == "segment_policy", answer.json_body
+    assert harness.tenant.ok("GET", "/v1/campaigns")["items"] == []
+
+    created = harness.tenant.ok(
+        "POST", "/v1/campaigns", campaign_body(listed["id"], segments=SEGMENTS, segment_policy="every"), status=201
+    )
+    answer = harness.tenant.call("PATCH", f"/v1/campaigns/{created['id']}", {"segments": []})
+    assert answer.status_code == 422
+    assert answer.json_body["errors"][0]["field"] == "segments", answer.json_body
+    assert len(harness.tenant.ok("GET", f"/v1/campaigns/{created['id']}")["segments"]) == 3
