@@ -36,6 +36,7 @@ from chalicelib.domain.models import (
     CampaignCreate,
     CampaignUpdate,
     Delivery,
+    DeliveryMessage,
     Page,
     Recount,
     Recurrence,
@@ -869,7 +870,8 @@ def _messages_of(campaign: dict[str, Any], campaign_id: str, recipient_id: str) 
     messages = [_view(campaign, found[key]) for key in wanted if key in found]
     if not messages:
         raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
-    return messages[0].model_copy(update={"messages": messages})
+    parts = [DeliveryMessage.model_validate(m.model_dump(exclude={"messages"})) for m in messages]
+    return messages[0].model_copy(update={"messages": parts})
 
 
 def _channel_of(campaign: dict[str, Any], delivery: dict[str, Any]) -> str:

@@ -1046,9 +1046,9 @@ class Attempt(BaseModel):
     ended_at: str
 
 
-class Delivery(BaseModel):
-    """A recipient's outcome in a campaign. Until the campaign has sent to a recipient of its audience (the
-    list as it stood at the start), the recipient is listed as `pending`, with no attempt."""
+class DeliveryMessage(BaseModel):
+    """One message's outcome in a campaign: a recipient's delivery, or in a `segment_policy: every` campaign one
+    of its messages (one per segment it matched)."""
 
     recipient_id: str
     destination_index: int | None = Field(
@@ -1080,10 +1080,17 @@ class Delivery(BaseModel):
         None, description="The segment this message was for (in a `segment_policy: every` campaign)."
     )
     updated_at: str
-    messages: list[Delivery] | None = Field(
+
+
+class Delivery(DeliveryMessage):
+    """A recipient's outcome in a campaign. Until the campaign has sent to a recipient of its audience (the
+    list as it stood at the start), the recipient is listed as `pending`, with no attempt."""
+
+    messages: list[DeliveryMessage] | None = Field(
         None,
-        description="A `segment_policy: every` campaign's messages to the recipient, one per segment it matched (or "
-        "one with no segment), each with its own state and history; the fields above are the first one's.",
+        description="GET .../recipients/{id} of a `segment_policy: every` campaign: its messages to the recipient, "
+        "one per segment it matched (or one with no segment), each with its own state and history; the fields "
+        "above are the first one's. Listings show each message as a row of its own.",
     )
 
 

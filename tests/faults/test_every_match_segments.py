@@ -49,7 +49,7 @@ def number(i: int) -> str:
 
 
 def rows() -> list[dict[str, Any]]:
-    attributes = [
+    attributes: list[dict[str, Any]] = [
         {"tier": "bronze", "orders": 1},
         {"vip": True, "orders": 2},
         {"tier": "gold", "orders": 7},
@@ -106,8 +106,7 @@ def test_each_recipient_gets_one_message_per_matching_segment_on_its_channel(har
 
     outcomes = harness.outcomes(campaign["id"])
     assert sorted((o["recipient_id"], o["segment"], o["state"]) for o in outcomes) == sorted(
-        [("zero", None, "skipped")]
-        + [(rid, name, "succeeded") for rid, names in MATCHES.items() for name in names]
+        [("zero", None, "skipped")] + [(rid, name, "succeeded") for rid, names in MATCHES.items() for name in names]
     )
     assert {o["state"] for o in outcomes} <= FINAL
     recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
