@@ -395,7 +395,7 @@ def _messages(pk: str, campaign: dict[str, Any], part: list[Entry]) -> list[tupl
         rid = recipient["id"]
         target = deliveries.pk_for(pk, int(campaign.get("buckets", 1)), rid)
         if recipient["fresh"]:
-            deliveries.fail_unsent(target, rid, TOO_LARGE)
+            deliveries.fail_unsent(target, rid, TOO_LARGE, recipient.get("slot"))
         else:
             deliveries.fail_queued(target, rid, int(recipient["previous_attempt"]), TOO_LARGE)
         return [(None, 1)]

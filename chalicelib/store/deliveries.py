@@ -142,6 +142,7 @@ def claim_first(
     variant: str | None = None,
     segment: str | None = None,
     channel_step: int = 0,
+    slot: str | None = None,
 ) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
@@ -168,6 +169,8 @@ def claim_first(
         item["segment"] = segment
     if channel_step:  # on the campaign's fallback channel
         item["channel_step"] = channel_step
+    if slot is not None:  # an `every` campaign's message (decision 49): its key is `<recipient id>/<slot>`
+        item["slot"] = slot
     return _create(item)
 
 
@@ -362,23 +365,24 @@ def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str,
     return _persistently(lambda: _update(pk, rid, expression.strip(), condition, values))
 
 
-def skip_unsent(pk: str, rid: str, reason: str) -> Written:
+def skip_unsent(pk: str, rid: str, reason: str, slot: str | None = None) -> Written:
     """A released recipient that is not to be sent to (e.g. excluded), recorded as skipped for good."""
-    return _final_unsent(pk, rid, DeliveryState.SKIPPED, skip_reason=reason)
+    return _final_unsent(pk, rid, DeliveryState.SKIPPED, slot, skip_reason=reason)
 
 
-def fail_unsent(pk: str, rid: str, reason: str) -> Written:
+def fail_unsent(pk: str, rid: str, reason: str, slot: str | None = None) -> Written:
     """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
-    return _final_unsent(pk, rid, DeliveryState.FAILED, last_error=reason)
+    return _final_unsent(pk, rid, DeliveryState.FAILED, slot, last_error=reason)
 
 
-def expire_unsent(pk: str, rid: str) -> Written:
+def expire_unsent(pk: str, rid: str, slot: str | None = None) -> Written:
     """A released recipient not sent because its campaign expired first."""
-    return _final_unsent(pk, rid, DeliveryState.EXPIRED, last_error=EXPIRED)
+    return _final_unsent(pk, rid, DeliveryState.EXPIRED, slot, last_error=EXPIRED)
 
 
-def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Written:
-    """A delivery created in a final state, never sent (unless one exists already)."""
+def _final_unsent(pk: str, rid: str, state: DeliveryState, slot: str | None, **why: str) -> Written:
+    """A delivery created in a final state, never sent (unless one exists already); `slot`: an `every`
+    campaign's message (decision 49), whose key is `<recipient id>/<slot>`."""
     item = {
         "pk": pk,
         "sk": rid,
@@ -388,6 +392,8 @@ def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Writte
         "updated_at": time.time(),
         "expires_at": _expires_at(),
     }
+    if slot is not None:
+        item["slot"] = slot
     return _persistently(lambda: _create(item))
 
 

@@ -507,7 +507,7 @@ def _skip_unclaimed(
     session message would go to someone with no open 24-hour window (`no_session`); never sent (unless this
     chunk had claimed it already)."""
     if target.fresh:
-        skipped = deliveries.skip_unsent(target.pk, target.rid, reason)
+        skipped = deliveries.skip_unsent(target.pk, target.rid, reason, target.slot)
     else:
         skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
@@ -515,7 +515,8 @@ def _skip_unclaimed(
 
 def _skip(campaign: dict[str, Any], entry: dict[str, Any], reason: SkipReason) -> int:
     rid = str(entry["id"])
-    deliveries.skip_unsent(deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid), rid, reason)
+    pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
+    deliveries.skip_unsent(pk, rid, reason, entry.get("slot"))
     return 0
 
 
@@ -632,6 +633,7 @@ def _attempt(
             variant=variant.get("name"),
             segment=segment.get("name"),
             channel_step=target.channel_step,
+            slot=target.slot,
         )
     else:
         claim = deliveries.claim_queued(
@@ -775,7 +777,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
 def _expire(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
     """The campaign expired: the recipient is `expired`, never sent (unless this chunk had claimed it)."""
     if target.fresh:
-        expired = deliveries.expire_unsent(target.pk, target.rid)
+        expired = deliveries.expire_unsent(target.pk, target.rid, target.slot)
     else:
         expired = deliveries.expire_queued(target.pk, target.rid, target.previous_attempt)
     return 0 if expired.ok else _finish_own_claim(campaign, policy, target, token, expired)
@@ -803,7 +805,7 @@ def _no_destination(campaign: dict[str, Any], target: Target) -> int:
 def _fail_unsent(target: Target, reason: str) -> int:
     """Failed for good without a send (never claimed)."""
     if target.fresh:
-        deliveries.fail_unsent(target.pk, target.rid, reason)
+        deliveries.fail_unsent(target.pk, target.rid, reason, target.slot)
     else:
         deliveries.fail_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0

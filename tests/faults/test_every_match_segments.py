@@ -126,6 +126,7 @@ def test_each_recipient_gets_one_message_per_matching_segment_on_its_channel(har
 def test_a_retried_message_is_sent_again_alone_and_the_others_once(harness: Harness) -> None:
     # The first send to "three"'s number (whichever of its messages goes first) fails for a transient reason.
     harness.provider.configure(scripted_by_number={number(3): [503]})
+    harness.with_events = True
     campaign = start(harness)  # no_segment: send, "zero" gets the campaign's own SMS
 
     final = harness.run(campaign["id"])
@@ -147,6 +148,11 @@ def test_a_retried_message_is_sent_again_alone_and_the_others_once(harness: Harn
     assert tries == [["retry", "succeeded"], ["succeeded"], ["succeeded"]], messages
     recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
     assert recount["drift"] == {} and recount["after"] == counters, recount
+    # The event log names the recipient and the message's segment, not the delivery's key.
+    logged = harness.tenant.ok("GET", f"/v1/events?campaign_id={campaign['id']}&type=delivery.succeeded&limit=100")
+    assert sorted((e["recipient_id"], e["data"].get("segment")) for e in logged["items"]) == sorted(
+        [("zero", None)] + [(rid, name) for rid, names in MATCHES.items() for name in names]
+    )
 
 
 def test_every_match_without_segments_is_refused_naming_the_field(harness: Harness) -> None:
