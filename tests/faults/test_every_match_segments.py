@@ -169,3 +169,51 @@ def test_every_match_without_segments_is_refused_naming_the_field(harness: Harne
     assert answer.status_code == 422
     assert answer.json_body["errors"][0]["field"] == "segments", answer.json_body
     assert len(harness.tenant.ok("GET", f"/v1/campaigns/{created['id']}")["segments"]) == 3
+
+
+def test_messages_parked_by_a_pause_come_back_as_themselves_and_each_is_sent_once(harness: Harness) -> None:
+    shapes = rows()
+    many = [
+        {**shapes[i % 4], "id": f"r{i}", "destinations": [{"type": "phone", "address": f"+{number(i)}"}]}
+        for i in range(40)
+    ]
+    listed = harness.tenant.ok("POST", "/v1/lists", {"name": "every"}, status=201)
+    harness.tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": many})
+    body = campaign_body(listed["id"], segments=SEGMENTS, segment_policy="every", rate_per_second=20)
+    created = harness.tenant.ok("POST", "/v1/campaigns", body, status=201)
+    harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+    harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/pause")
+    harness.run(created["id"], rounds=3)  # what was released is parked, each message as itself
+    paused = harness.tenant.ok("GET", f"/v1/campaigns/{created['id']}")
+    assert harness.provider.messages() == [] and paused["counters"]["in_flight"] == 0
+    harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/resume")
+
+    final = harness.run(created["id"])
+
+    assert final["status"] == "completed", final
+    per_message = Counter((m["to"], m["channel"]) for m in harness.provider.messages())
+    expected = Counter(
+        (number(i), CHANNEL[name]) for i in range(40) for name in MATCHES[list(MATCHES)[i % 4]] or ["vip"]
+    )  # "zero" (no segment) gets the campaign's own SMS
+    assert per_message == expected and set(per_message.values()) == {1}
+    counters = final["counters"]
+    assert (counters["total"], counters["succeeded"], counters["queued"]) == (70, 70, 0)
+    by_segment = {name: (c["succeeded"], c["waiting"]) for name, c in final["segment_counters"].items()}
+    assert by_segment == {"members": (20, 0), "buyers": (20, 0), "vip": (20, 0)}
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/recount")
+    assert recount["drift"] == {} and recount["after"] == counters, recount
+
+
+def test_a_frequency_cap_counts_each_message(harness: Harness) -> None:
+    campaign = start(harness, no_segment="skip", frequency_cap={"max_messages": 2, "period_days": 1})
+
+    final = harness.run(campaign["id"])
+
+    assert final["status"] == "completed", final
+    sent = Counter(rid for rid, _ in sent_per_recipient_and_channel(harness).elements())
+    assert sent == {"one": 1, "two": 2, "three": 2}  # the third message to "three" is over its cap
+    counters = final["counters"]
+    assert counters["skipped_by_reason"] == {"no_segment": 1, "capped": 1}
+    assert (counters["total"], counters["succeeded"]) == (7, 5)
+    three = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/three")["messages"]
+    assert sorted(m["state"] for m in three) == ["skipped", "succeeded", "succeeded"]
