@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from tests.faults.harness import FINAL, Harness
+from tests.integration.test_exports import downloaded, run_exports
 from tests.utils import campaign_body
 
 WHATSAPP = {"template_name": "points_expiring", "locale": "en_US", "parameters": ["{{ first_name }}"]}
@@ -121,6 +122,16 @@ def test_each_recipient_gets_one_message_per_matching_segment_on_its_channel(har
     assert (one["recipient_id"], one["segment"]) == ("three", "members")  # the first message's fields on top
     none = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/zero")
     assert [(m["segment"], m["skip_reason"]) for m in none["messages"]] == [(None, "no_segment")]
+
+    # The outcomes export: a row per message, with the recipient's id and the message's segment.
+    created = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/exports", status=202)
+    assert run_exports(harness.app, harness.env) == 1
+    export = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/exports/{created['id']}")
+    header, *lines = downloaded(harness.tenant, export)
+    assert (header[0], header[-1]) == ("recipient_id", "segment")
+    assert sorted((line[0], line[-1], line[3]) for line in lines) == sorted(
+        [("zero", "", "skipped")] + [(rid, name, "succeeded") for rid, names in MATCHES.items() for name in names]
+    )
 
 
 def test_a_retried_message_is_sent_again_alone_and_the_others_once(harness: Harness) -> None:
