@@ -8,7 +8,9 @@ import json
 from collections import Counter
 from typing import Any
 
+from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import FINAL, Harness
+from tests.faults.webhooks import HELP_TEXT, NUMBER, EventBridge
 from tests.integration.test_exports import downloaded, run_exports
 from tests.utils import campaign_body
 
@@ -228,3 +230,32 @@ def test_a_frequency_cap_counts_each_message(harness: Harness) -> None:
     assert (counters["total"], counters["succeeded"]) == (7, 5)
     three = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/three")["messages"]
     assert sorted(m["state"] for m in three) == ["skipped", "succeeded", "succeeded"]
+
+
+def test_a_reply_to_each_segments_number_is_noted_on_that_message(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    other = "+14155550111"  # the second segment's own number
+    for registered in (NUMBER, other):
+        harness.tenant.ok("POST", "/v1/numbers", {"number": registered, "help_text": HELP_TEXT}, status=201)
+    harness.with_events = True
+    both = [
+        {"name": "news", "conditions": [{"field": "attributes.first_name", "op": "exists"}], "template": "News"},
+        {
+            "name": "offers",
+            "conditions": [{"field": "attributes.first_name", "op": "exists"}],
+            "template": "Offer",
+            "sender": other,
+        },
+    ]
+    sale = harness.campaign(3, sender=NUMBER, retry_policy=None, segments=both, segment_policy="every")
+    assert harness.run(sale["id"])["status"] == "completed"
+    sent = provider.messages()
+    assert Counter(m["from"] for m in sent) == {NUMBER[1:]: 3, other[1:]: 3}
+    for message in sent:  # each recipient answers each number that wrote to them
+        provider.inbound("+" + message["to"], "+" + message["from"], "thanks")
+    webhooks.deliver(harness.tenant)
+    harness.stream()
+    current = harness.tenant.ok("GET", f"/v1/campaigns/{sale['id']}")
+    assert current["counters"]["replied"] == 6
+    assert {name: own["replied"] for name, own in current["segment_counters"].items()} == {"news": 3, "offers": 3}
