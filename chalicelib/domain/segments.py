@@ -166,6 +166,17 @@ def split_key(key: str) -> tuple[str, str]:
     return recipient_id, slot
 
 
+def recipient_of_delivery(key: str, *items: Mapping[str, Any]) -> str:
+    """A delivery's recipient id: its key, less the slot of an `every` campaign's message. The slot is on the
+    item from its creation, or in its `recipient` data while a retry or parked message waits (the first of
+    `items`, e.g. a stream record's new and old images, that has one says)."""
+    for item in items:
+        slot = item.get("slot", (item.get("recipient") or {}).get("slot"))
+        if slot is not None:
+            return key.removesuffix(f"{SLOT_SEPARATOR}{slot}")
+    return key
+
+
 def slot_segment(campaign: Mapping[str, Any], slot: str | None) -> Mapping[str, Any] | None:
     """The segment a slot names (None: NO_SLOT, no slot, or an index the campaign does not have)."""
     defined = campaign.get("segments") or []

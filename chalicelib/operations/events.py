@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from typing import Any, get_args
 
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import DeliveryState
 from chalicelib.domain.models import EventType
 from chalicelib.domain.responses import receipt_counters
@@ -101,7 +102,9 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
         campaign_pk, bucket = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
         account, campaign_id = keys.split_campaign_pk(campaign_pk)
         at = float(change.get("ApproximateCreationDateTime") or time.time())
-        base = {"account": account, "campaign_id": campaign_id, "recipient_id": _recipient_id(change, new, old)}
+        # An `every` campaign's message is keyed `<id>/<slot>`: the event names the recipient (decision 49).
+        rid = segments.recipient_of_delivery(str(change["Keys"]["sk"]["S"]), new, old)
+        base = {"account": account, "campaign_id": campaign_id, "recipient_id": rid}
         data = {name: new[name] for name in DATA_FIELDS if new.get(name) is not None}
         kinds = []
         if new.get("state") != old.get("state") and new.get("state") in EVENT_OF_STATE:
@@ -118,17 +121,6 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
             event = {"id": event_id, "type": kind, "occurred_at": at, **base, "data": data}
             found.append((event, bucket, str(change["SequenceNumber"])))
     return found
-
-
-def _recipient_id(change: dict[str, Any], new: dict[str, Any], old: dict[str, Any]) -> str:
-    """The delivery's recipient: its key, less the slot of an `every` campaign's message (`<id>/<slot>`; the
-    slot is on the item, or in its `recipient` data while a retry or parked message waits; decision 49)."""
-    key = str(change["Keys"]["sk"]["S"])
-    for image in (new, old):
-        slot = image.get("slot", (image.get("recipient") or {}).get("slot"))
-        if slot is not None:
-            return key.removesuffix(f"/{slot}")
-    return key
 
 
 def inbound(

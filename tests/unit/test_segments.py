@@ -18,6 +18,7 @@ from chalicelib.domain.segments import (
     field_value,
     holds,
     matches,
+    recipient_of_delivery,
     segment_for,
     slot_segment,
     slots_of,
@@ -140,3 +141,9 @@ def test_a_message_key_splits_back_into_its_recipient_and_slot_even_when_the_id_
     assert split_key(key) == (rid, slot)
     assert delivery_key(rid, None) == rid  # a first-match campaign keys by the recipient's id, as before
     assert split_key(delivery_key(f"{rid}/3", slot)) == (f"{rid}/3", slot)
+
+
+def test_a_delivery_names_its_recipient_by_the_slot_it_carries() -> None:
+    assert recipient_of_delivery("a/1/2", {"slot": "2"}) == "a/1"  # claimed, skipped, failed or expired
+    assert recipient_of_delivery("a/1/-", {}, {"recipient": {"slot": "-"}}) == "a/1"  # parked: in its data
+    assert recipient_of_delivery("a/1", {"state": "succeeded"}) == "a/1"  # a first-match campaign's
