@@ -195,10 +195,26 @@ def test_messages_parked_by_a_pause_come_back_as_themselves_and_each_is_sent_onc
     body = campaign_body(listed["id"], segments=SEGMENTS, segment_policy="every", rate_per_second=20)
     created = harness.tenant.ok("POST", "/v1/campaigns", body, status=201)
     harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+    harness.release()  # chunks of messages queued for dispatch
     harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/pause")
     harness.run(created["id"], rounds=3)  # what was released is parked, each message as itself
     paused = harness.tenant.ok("GET", f"/v1/campaigns/{created['id']}")
     assert harness.provider.messages() == [] and paused["counters"]["in_flight"] == 0
+    # While it runs, the listing walks the audience: a row per message released (parked), one per recipient not.
+    rows_of: dict[str, list[dict[str, Any]]] = {}
+    for row in harness.outcomes(created["id"]):
+        rows_of.setdefault(row["recipient_id"], []).append(row)
+    assert sorted(rows_of) == sorted(f"r{i}" for i in range(40))
+    parked = 0
+    for rid, listed_rows in rows_of.items():
+        names = MATCHES[list(MATCHES)[int(rid[1:]) % 4]]
+        states = {row["state"] for row in listed_rows}
+        if states == {"pending"}:
+            assert len(listed_rows) == 1
+            continue
+        assert states == {"queued"} and sorted(row["segment"] or "" for row in listed_rows) == sorted(names or [""])
+        parked += len(listed_rows)
+    assert parked > 0 and paused["counters"]["skipped"] == 0
     harness.tenant.ok("POST", f"/v1/campaigns/{created['id']}/resume")
 
     final = harness.run(created["id"])
