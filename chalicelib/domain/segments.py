@@ -161,9 +161,9 @@ def delivery_key(recipient_id: str, slot: str | None) -> str:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """An `every` campaign's delivery key as (recipient id, slot)."""
-    recipient_id, _, slot = key.rpartition(SLOT_SEPARATOR)
-    return recipient_id, slot
+    """An `every` campaign's delivery key as (recipient id, slot); a key without one, (key, NO_SLOT)."""
+    recipient_id, separator, slot = key.rpartition(SLOT_SEPARATOR)
+    return (recipient_id, slot) if separator else (key, NO_SLOT)
 
 
 def recipient_of_delivery(key: str, *items: Mapping[str, Any]) -> str:

@@ -235,6 +235,8 @@ def _deliveries(account_id: str, scrubber: Scrubber, counts: Counts) -> int:
                         if erasures.delete(str(receipt["pk"]), str(receipt["sk"])):
                             _add(counts, "receipts")
                 copy = scrubber.delivery(item, time.time())
+                if every:  # the message stays the erased person's message for its segment
+                    copy["sk"] = segments.delivery_key(scrubber.rename(owner), segments.split_key(rid)[1])
                 # Put over a copy an earlier run made before the original changed (a late receipt) and stayed.
                 erasures.put(copy, table)
                 unchanged = {

@@ -10,6 +10,7 @@ from typing import Any
 
 from infra.local.fake_provider import FakeProvider
 from tests.faults.harness import FINAL, Harness
+from tests.faults.test_erasure import run_jobs
 from tests.faults.webhooks import HELP_TEXT, NUMBER, EventBridge
 from tests.integration.test_exports import downloaded, run_exports
 from tests.utils import campaign_body
@@ -275,3 +276,22 @@ def test_a_reply_to_each_segments_number_is_noted_on_that_message(
     current = harness.tenant.ok("GET", f"/v1/campaigns/{sale['id']}")
     assert current["counters"]["replied"] == 6
     assert {name: own["replied"] for name, own in current["segment_counters"].items()} == {"news": 3, "offers": 3}
+
+
+def test_an_erasure_takes_each_message_and_keeps_it_counted_under_one_erased_id(harness: Harness) -> None:
+    campaign = start(harness, no_segment="skip")
+    final = harness.run(campaign["id"])
+    assert final["status"] == "completed", final
+
+    asked = harness.tenant.ok("DELETE", "/v1/recipients?recipient_id=three&suppress=false", status=202)
+    run_jobs(harness, harness.env["ERASURE_QUEUE_URL"], "erasure")
+
+    done = harness.tenant.ok("GET", f"/v1/erasures/{asked['id']}")
+    assert done["status"] == "completed" and done["counts"]["deliveries"] == 3, done
+    rows = harness.outcomes(campaign["id"])
+    assert "three" not in {row["recipient_id"] for row in rows}
+    erased = [row for row in rows if row["recipient_id"] not in MATCHES]
+    assert len({row["recipient_id"] for row in erased}) == 1  # one erased id for the person's three messages
+    assert sorted(row["segment"] for row in erased) == ["buyers", "members", "vip"]
+    recount = harness.tenant.ok("POST", f"/v1/campaigns/{campaign['id']}/recount")
+    assert recount["drift"] == {}, recount
