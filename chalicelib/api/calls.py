@@ -12,6 +12,7 @@ from chalice import Blueprint
 from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.provider_webhooks import signed_callback
 from chalicelib.api.views import iso
+from chalicelib.domain import segments
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import (
     Call,
@@ -49,7 +50,7 @@ def call_view(campaign_id: str, item: dict[str, Any]) -> Call:
     return Call(
         id=item["call_uuid"],
         campaign_id=campaign_id,
-        recipient_id=item["sk"],
+        recipient_id=segments.recipient_of_delivery(str(item["sk"]), item),  # an `every` campaign's: its id
         to=item["destination"],
         attempt=int(item["call_attempt"]),
         status=item.get("call_status") or "started",

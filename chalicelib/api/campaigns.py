@@ -38,6 +38,7 @@ from chalicelib.domain.models import (
     CampaignCreate,
     CampaignUpdate,
     Delivery,
+    DeliveryMessage,
     Page,
     Recount,
     Recurrence,
@@ -86,6 +87,7 @@ def create_campaign(account: str) -> Campaign:
     if body.recurrence is not None:
         _check_recurrence(body.recurrence)
     definition = body.model_dump(mode="json", exclude={"start_at"})
+    _check_segment_policy(definition, "segment_policy")
     _check_condition_kinds(account, body.list_id, definition.get("segments"))
     definition.update(_channel_fields(account, definition))
     if _sends_text(definition):
@@ -97,6 +99,12 @@ def create_campaign(account: str) -> Campaign:
     if start_at is None:
         return campaign_view(created)
     return campaign_view(_schedule(created, start_at))
+
+
+def _check_segment_policy(definition: dict[str, Any], field: str) -> None:
+    """`every` sends one message per matching segment: a campaign without segments has nothing to match."""
+    if segments.is_every(definition) and not definition.get("segments"):
+        raise InvalidInput.on(field, "segment_policy every sends one message per matching segment: give segments")
 
 
 def _channel_fields(account: str, definition: dict[str, Any]) -> dict[str, Any]:
@@ -591,6 +599,8 @@ def update_campaign(account: str, campaign_id: str) -> Campaign:
         "template_id",
         "action_id",
     }
+    if {"segments", "segment_policy"} & set(changes) and status in NOT_STARTED:
+        _check_segment_policy({**campaign, **changes}, "segment_policy" if "segment_policy" in changes else "segments")
     if {"segments", "list_id"} & set(changes) and status in NOT_STARTED:
         merged = {**campaign, **changes}
         _check_condition_kinds(account, merged["list_id"], merged.get("segments"))
@@ -822,7 +832,7 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
             f"{account}/campaigns/{campaign_id}",
             lambda after, limit: deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit),
         )
-        return Page[Delivery](items=[delivery_view(i, _channel_of(campaign, i)) for i in items], next_page_token=token)
+        return Page[Delivery](items=[_view(campaign, i) for i in items], next_page_token=token)
     started_ms = campaign.get("started_at_ms")
     evergreen = campaign.get("end_handle") == EndHandle.CONTINUE
     audience, token = paged(
@@ -838,12 +848,36 @@ def list_outcomes(account: str, campaign_id: str) -> Page[Delivery]:
         ),
     )
     ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in audience]
-    found = {d["sk"]: d for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), ids)}
-    views = [
-        delivery_view(found[rid], _channel_of(campaign, found[rid])) if rid in found else pending_view(item)
-        for rid, (_, item) in zip(ids, audience, strict=True)
-    ]
+    wanted = {rid: _keys_of(campaign, rid, item) for rid, (_, item) in zip(ids, audience, strict=True)}
+    keyed = [key for some in wanted.values() for key in some]
+    found = {d["sk"]: d for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), keyed)}
+    views: list[Delivery] = []
+    for rid, (_, item) in zip(ids, audience, strict=True):
+        messages = [_view(campaign, found[key]) for key in wanted[rid] if key in found]
+        views += messages or [pending_view(item)]  # an `every` campaign's recipient: a row per message
     return Page[Delivery](items=views, next_page_token=token)
+
+
+def _keys_of(campaign: dict[str, Any], rid: str, item: dict[str, Any] | None) -> list[str]:
+    """The keys of a recipient's deliveries: its id; in an `every` campaign one per segment it matches (as its
+    list item matches now), or, without the item, one per segment it could match (decision 49)."""
+    if not segments.is_every(campaign):
+        return [rid]
+    if item is not None:
+        slots = segments.slots_of(campaign, lists.recipient_of(item), datetime.now(UTC))
+    else:
+        slots = [*(str(i) for i in range(len(campaign.get("segments") or []))), segments.NO_SLOT]
+    return [segments.delivery_key(rid, slot) for slot in slots]
+
+
+def _view(campaign: dict[str, Any], item: dict[str, Any]) -> Delivery:
+    """A delivery as listed: an `every` campaign's message with its recipient's id and its segment."""
+    if not segments.is_every(campaign):
+        return delivery_view(item, _channel_of(campaign, item))
+    rid, slot = segments.split_key(str(item["sk"]))
+    segment = segments.slot_segment(campaign, slot)
+    name = str(segment["name"]) if segment is not None else None
+    return delivery_view(item, _channel_of(campaign, item), recipient_id=rid, segment=name)
 
 
 def _token_of(scope: str) -> bool:
@@ -857,6 +891,8 @@ def _token_of(scope: str) -> bool:
 @route(bp, "/campaigns/{campaign_id}/recipients/{recipient_id}", methods=["GET"])
 def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
     campaign = campaigns.get_campaign(account, campaign_id)
+    if segments.is_every(campaign) and not is_erased_id(recipient_id):
+        return _messages_of(campaign, campaign_id, recipient_id)
     pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient_id)
     item = deliveries.get_delivery(pk, recipient_id)
     if item is None and is_erased_id(recipient_id):  # an erased copy stays in its original's bucket (decision 42)
@@ -866,6 +902,18 @@ def get_outcome(account: str, campaign_id: str, recipient_id: str) -> Delivery:
     if item is None:
         raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
     return delivery_view(item, _channel_of(campaign, item))
+
+
+def _messages_of(campaign: dict[str, Any], campaign_id: str, recipient_id: str) -> Delivery:
+    """An `every` campaign's recipient: each of its messages (one BatchGetItem of its possible keys, at most 21),
+    in segment order; the first one's fields on top (decision 49)."""
+    wanted = _keys_of(campaign, recipient_id, None)
+    found = {d["sk"]: d for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), wanted)}
+    messages = [_view(campaign, found[key]) for key in wanted if key in found]
+    if not messages:
+        raise NotFound(detail=f"recipient {recipient_id} has no delivery in campaign {campaign_id} (not released yet)")
+    parts = [DeliveryMessage.model_validate(m.model_dump(exclude={"messages"})) for m in messages]
+    return messages[0].model_copy(update={"messages": parts})
 
 
 def _channel_of(campaign: dict[str, Any], delivery: dict[str, Any]) -> str:

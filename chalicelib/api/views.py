@@ -122,6 +122,8 @@ def campaign_view(item: dict[str, Any]) -> Campaign:
         segments=item.get("segments") or [],
         fallback=item.get("fallback"),
         no_segment=item.get("no_segment", "send"),
+        segment_policy=item.get("segment_policy", "first"),
+        recipients=int(item["recipients"]) if item.get("recipients") is not None else None,
         allow_missing_variables=bool(item.get("allow_missing_variables")),
         segment_counters=variant_counters_view(item, "segments", SEGMENT_PREFIX),
         exclusion_list_ids=item.get("exclusion_list_ids", []),
@@ -183,11 +185,15 @@ def _last_attempt(item: dict[str, Any], channel: str) -> dict[str, Any] | None:
     }
 
 
-def delivery_view(item: dict[str, Any], channel: str) -> Delivery:
+def delivery_view(
+    item: dict[str, Any], channel: str, *, recipient_id: str | None = None, segment: str | None = None
+) -> Delivery:
+    """A delivery as the API shows it; an `every` campaign's message names its recipient and segment (decision 49)."""
     last = _last_attempt(item, channel)
     history = [*item.get("history", []), *([last] if last else [])]
     return Delivery(
-        recipient_id=item["sk"],
+        recipient_id=recipient_id or item["sk"],
+        segment=segment,
         destination_index=item.get("destination_index"),
         destination=item.get("destination"),
         destination_try=item.get("destination_try"),

@@ -891,6 +891,13 @@ class CampaignCreate(Strict):
         description="A recipient matching no segment: `send` it the campaign's own template, or `skip` it "
         "(skip_reason `no_segment`).",
     )
+    segment_policy: Literal["first", "every"] = Field(
+        "first",
+        description="`first`: each recipient gets one message, its first matching segment's. `every`: one message "
+        "per segment it matches, each on that segment's channel, sender and content, with its own delivery and "
+        "outcome (GET .../recipients/{id} lists them under `messages`); `total` then counts messages. Needs "
+        "segments.",
+    )
 
     @field_validator("segments")
     @classmethod
@@ -1034,6 +1041,7 @@ class CampaignUpdate(Strict):
     holdout_percent: float = Field(None, strict=False, ge=0, le=50)  # type: ignore[assignment]
     segments: list[Segment] = Field(None, max_length=MAX_SEGMENTS)  # type: ignore[arg-type]
     no_segment: Literal["send", "skip"] = Field(None)  # type: ignore[arg-type]
+    segment_policy: Literal["first", "every"] = Field(None)  # type: ignore[arg-type]
     fallback: Fallback | None = Field(None, description="Another channel; null removes it.")
     allow_missing_variables: bool = Field(None)  # type: ignore[assignment]
 
@@ -1159,6 +1167,12 @@ class Campaign(BaseModel):
     )
     segments: list[Segment] = Field(default_factory=list)
     no_segment: Literal["send", "skip"] = "send"
+    segment_policy: Literal["first", "every"] = "first"
+    recipients: int | None = Field(
+        None,
+        description="A `segment_policy: every` campaign's recipients (its list's count at the start), beside "
+        "`counters.total`, which counts its messages (one per matching segment).",
+    )
     fallback: Fallback | None = None
     allow_missing_variables: bool = False
     segment_counters: dict[str, dict[str, int]] = Field(
@@ -1212,9 +1226,9 @@ class Attempt(BaseModel):
     ended_at: str
 
 
-class Delivery(BaseModel):
-    """A recipient's outcome in a campaign. Until the campaign has sent to a recipient of its audience (the
-    list as it stood at the start), the recipient is listed as `pending`, with no attempt."""
+class DeliveryMessage(BaseModel):
+    """One message's outcome in a campaign: a recipient's delivery, or in a `segment_policy: every` campaign one
+    of its messages (one per segment it matched)."""
 
     recipient_id: str
     destination_index: int | None = Field(
@@ -1242,7 +1256,22 @@ class Delivery(BaseModel):
     conversions: int = Field(0, description="Conversions reported for the recipient.")
     converted_at: str | None = Field(None, description="When its first conversion happened.")
     conversion_goal: str | None = Field(None, description="The last conversion's goal.")
+    segment: str | None = Field(
+        None, description="The segment this message was for (in a `segment_policy: every` campaign)."
+    )
     updated_at: str
+
+
+class Delivery(DeliveryMessage):
+    """A recipient's outcome in a campaign. Until the campaign has sent to a recipient of its audience (the
+    list as it stood at the start), the recipient is listed as `pending`, with no attempt."""
+
+    messages: list[DeliveryMessage] | None = Field(
+        None,
+        description="GET .../recipients/{id} of a `segment_policy: every` campaign: its messages to the recipient, "
+        "one per segment it matched (or one with no segment), each with its own state and history; the fields "
+        "above are the first one's. Listings show each message as a row of its own.",
+    )
 
 
 class ConversionCreate(BaseModel):

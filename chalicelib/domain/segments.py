@@ -133,6 +133,59 @@ def segment_for(segments: Iterable[Mapping[str, Any]], recipient: Recipient, now
     return None
 
 
+def every_match(segments: Iterable[Mapping[str, Any]], recipient: Recipient, now: datetime) -> list[int]:
+    """The indices of every segment the recipient matches, in order (the `every` policy: one message each)."""
+    return [i for i, segment in enumerate(segments) if matches(segment, recipient, now)]
+
+
+# An `every` campaign keys each message's delivery `<recipient id>/<slot>`: the slot is the index of the segment
+# it is for, or NO_SLOT for a recipient matching none (the campaign's own content, or skipped `no_segment`). A
+# recipient id may hold "/" itself, so a key is split at its last "/", and only in an `every` campaign.
+EVERY = "every"
+SLOT_SEPARATOR = "/"
+NO_SLOT = "-"
+
+
+def is_every(campaign: Mapping[str, Any]) -> bool:
+    return campaign.get("segment_policy") == EVERY
+
+
+def slots_of(campaign: Mapping[str, Any], recipient: Recipient, now: datetime) -> list[str]:
+    """An `every` campaign's slots for the recipient: one per segment it matches, else NO_SLOT alone."""
+    matched = every_match(campaign.get("segments") or [], recipient, now)
+    return [str(i) for i in matched] or [NO_SLOT]
+
+
+def delivery_key(recipient_id: str, slot: str | None) -> str:
+    return recipient_id if slot is None else f"{recipient_id}{SLOT_SEPARATOR}{slot}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """An `every` campaign's delivery key as (recipient id, slot); a key without one, (key, NO_SLOT)."""
+    recipient_id, separator, slot = key.rpartition(SLOT_SEPARATOR)
+    return (recipient_id, slot) if separator else (key, NO_SLOT)
+
+
+def recipient_of_delivery(key: str, *items: Mapping[str, Any]) -> str:
+    """A delivery's recipient id: its key, less the slot of an `every` campaign's message. The slot is on the
+    item from its creation, or in its `recipient` data while a retry or parked message waits (the first of
+    `items`, e.g. a stream record's new and old images, that has one says)."""
+    for item in items:
+        slot = item.get("slot", (item.get("recipient") or {}).get("slot"))
+        if slot is not None:
+            return key.removesuffix(f"{SLOT_SEPARATOR}{slot}")
+    return key
+
+
+def slot_segment(campaign: Mapping[str, Any], slot: str | None) -> Mapping[str, Any] | None:
+    """The segment a slot names (None: NO_SLOT, no slot, or an index the campaign does not have)."""
+    defined = campaign.get("segments") or []
+    if slot is None or not slot.isdigit() or int(slot) >= len(defined):
+        return None
+    found: Mapping[str, Any] = defined[int(slot)]
+    return found
+
+
 def value_problem(op: str, value: Any) -> str | None:
     """Why `value` does not suit `op` (checked when the campaign is created), or None."""
     if op in PRESENCE_OPS:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain import segments
 from chalicelib.domain.erasure import ERASED, ERASED_ID_PREFIX, Person, Scrubber, is_erased_id
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.responses import SCOPES, scopes_for
@@ -219,10 +220,12 @@ def _deliveries(account_id: str, scrubber: Scrubber, counts: Counts) -> int:
     """Replace the person's finished deliveries by anonymised copies; how many are still under way."""
     person, table, waiting = scrubber.person, erasures.deliveries_table(), 0
     for campaign in erasures.campaigns(account_id):
+        every = segments.is_every(campaign)  # its messages are keyed `<id>/<slot>` (decision 49)
         for bucket in range(int(campaign.get("buckets", 1))):
             for item in erasures.partition(keys.delivery_pk(str(campaign["pk"]), bucket), table=table):
                 rid = str(item["sk"])
-                if rid not in person.ids and not person.mentioned_in(json.dumps(item, default=str)):
+                owner = segments.split_key(rid)[0] if every else rid
+                if owner not in person.ids and not person.mentioned_in(json.dumps(item, default=str)):
                     continue
                 if item.get("state") not in FINAL or item.get("due_at") is not None:
                     waiting += 1
@@ -232,6 +235,8 @@ def _deliveries(account_id: str, scrubber: Scrubber, counts: Counts) -> int:
                         if erasures.delete(str(receipt["pk"]), str(receipt["sk"])):
                             _add(counts, "receipts")
                 copy = scrubber.delivery(item, time.time())
+                if every:  # the message stays the erased person's message for its segment
+                    copy["sk"] = segments.delivery_key(scrubber.rename(owner), segments.split_key(rid)[1])
                 # Put over a copy an earlier run made before the original changed (a late receipt) and stayed.
                 erasures.put(copy, table)
                 unchanged = {

@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from typing import Any, get_args
 
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import DeliveryState
 from chalicelib.domain.models import EventType
 from chalicelib.domain.responses import receipt_counters
@@ -101,7 +102,9 @@ def from_stream(records: list[dict[str, Any]]) -> list[StreamEvent]:
         campaign_pk, bucket = keys.split_delivery_pk(change["Keys"]["pk"]["S"])
         account, campaign_id = keys.split_campaign_pk(campaign_pk)
         at = float(change.get("ApproximateCreationDateTime") or time.time())
-        base = {"account": account, "campaign_id": campaign_id, "recipient_id": change["Keys"]["sk"]["S"]}
+        # An `every` campaign's message is keyed `<id>/<slot>`: the event names the recipient (decision 49).
+        rid = segments.recipient_of_delivery(str(change["Keys"]["sk"]["S"]), new, old)
+        base = {"account": account, "campaign_id": campaign_id, "recipient_id": rid}
         data = {name: new[name] for name in DATA_FIELDS if new.get(name) is not None}
         kinds = []
         if new.get("state") != old.get("state") and new.get("state") in EVENT_OF_STATE:

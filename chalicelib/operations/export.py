@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import last_change
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import MAX_DESTINATIONS
@@ -38,6 +39,8 @@ CAMPAIGN_COLUMNS = [
     "last_error",
     "updated_at",
 ]
+# An `every` campaign's export adds the segment each message was for (decision 49).
+SEGMENT_COLUMN = "segment"
 LIST_COLUMNS = [
     "id",
     *(f"destination_{n}_{part}" for n in range(1, MAX_DESTINATIONS + 1) for part in ("type", "address")),
@@ -139,7 +142,10 @@ def _source(account_id: str, job: dict[str, Any]) -> tuple[Fetch, int]:
         buckets = int(campaign.get("buckets", 1))
 
         def campaign_page(after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-            return deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit)
+            items, position = deliveries.deliveries_page(campaign["pk"], buckets, after=after, limit=limit)
+            if segments.is_every(campaign):  # a row per message: its recipient's id and its segment (decision 49)
+                items = [_message_row_item(campaign, item) for item in items]
+            return items, position
 
         return campaign_page, 0
     try:
@@ -156,9 +162,18 @@ def _source(account_id: str, job: dict[str, Any]) -> tuple[Fetch, int]:
     return list_page, generation
 
 
+def _message_row_item(campaign: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """An `every` campaign's message as exported: keyed by its recipient's id, with its segment's name."""
+    rid, slot = segments.split_key(str(item["sk"]))
+    found = segments.slot_segment(campaign, slot)
+    return {**item, "sk": rid, SEGMENT_COLUMN: str(found["name"]) if found else ""}
+
+
 def _row_builder(job: dict[str, Any]) -> Callable[[dict[str, Any]], list[str]]:
     """How one item becomes a row under the export's columns."""
     if job["kind"] == "campaign":
+        if SEGMENT_COLUMN in job["columns"]:
+            return lambda item: [*_delivery_row(item), str(item.get(SEGMENT_COLUMN, ""))]
         return _delivery_row
     attribute_columns = [c.removeprefix("attributes.") for c in job["columns"] if c.startswith("attributes.")]
     more = MORE_ATTRIBUTES in job["columns"]
@@ -168,7 +183,8 @@ def _row_builder(job: dict[str, Any]) -> Callable[[dict[str, Any]], list[str]]:
 def _columns(account_id: str, job: dict[str, Any], generation: int) -> list[str]:
     """The header: fixed for a campaign; for a list, a first pass finds the attribute names."""
     if job["kind"] == "campaign":
-        return list(CAMPAIGN_COLUMNS)
+        campaign = campaigns.get_campaign_by_pk(keys.campaign_pk(account_id, job["source_id"])) or {}
+        return [*CAMPAIGN_COLUMNS, SEGMENT_COLUMN] if segments.is_every(campaign) else list(CAMPAIGN_COLUMNS)
     names, more = list_items.attribute_names(account_id, job["source_id"], generation, MAX_ATTRIBUTE_COLUMNS)
     return LIST_COLUMNS + [f"attributes.{name}" for name in names] + ([MORE_ATTRIBUTES] if more else [])
 

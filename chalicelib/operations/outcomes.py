@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain import segments
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, OutcomeReason, SendOutcome
 from chalicelib.domain.errors import Conflict
@@ -35,10 +36,14 @@ class Target:
     destination_try: int = 1
     # 1: this attempt goes on the campaign's fallback channel (decision 39); 0: its own (or its segment's).
     channel_step: int = 0
+    # An `every` campaign's message: the segment's index it is for, or segments.NO_SLOT (decision 49); None in a
+    # `first` campaign, whose one delivery per recipient is keyed by the recipient's id.
+    slot: str | None = None
 
     @property
     def rid(self) -> str:
-        return self.recipient.id
+        """The delivery's key: the recipient's id, with its slot in an `every` campaign."""
+        return segments.delivery_key(self.recipient.id, self.slot)
 
     @property
     def attempt(self) -> int:
@@ -49,19 +54,32 @@ class Target:
         """What a parked or retried delivery keeps of the recipient (its id is the delivery's key)."""
         kept = self.recipient.to_dict()
         del kept["id"]
+        if self.slot is not None:  # a retry or parked message of an `every` campaign comes back as itself
+            kept["slot"] = self.slot
         return kept
 
 
+def recipient_of(entry: dict[str, Any]) -> Recipient:
+    """A chunk entry's recipient: its `id` is the delivery's key, the recipient's id with its `slot` if any."""
+    slot = entry.get("slot")
+    if slot is None:
+        return Recipient.from_dict(entry)
+    rid = str(entry["id"]).removesuffix(segments.SLOT_SEPARATOR + str(slot))
+    return Recipient.from_dict({**entry, "id": rid})
+
+
 def target_of(campaign: dict[str, Any], entry: dict[str, Any]) -> Target:
-    recipient = Recipient.from_dict(entry)
+    recipient = recipient_of(entry)
+    slot = entry.get("slot")
     return Target(
-        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), recipient.id),
+        pk=deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), str(entry["id"])),
         recipient=recipient,
         previous_attempt=int(entry["previous_attempt"]),
         fresh=bool(entry["fresh"]),
         destination_index=entry.get("destination_index"),
         destination_try=int(entry.get("destination_try", 1)),
         channel_step=int(entry.get("channel_step", 0)),
+        slot=None if slot is None else str(slot),
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import FINISHED_COUNTERS, DeliveryState
 from chalicelib.domain.pacing import ReleasePlan, paced_rate, plan_release
 from chalicelib.domain.recipients import Recipient
@@ -52,6 +53,9 @@ class Entry:
 
     body: dict[str, Any]
     position: str | None  # the list position (fresh recipients only)
+    # Whether it is its recipient's last entry: an `every` campaign releases one per matching segment (decision
+    # 49), and the list cursor moves past a recipient only once all of them are queued.
+    last: bool = True
 
     @property
     def fresh(self) -> bool:
@@ -109,11 +113,11 @@ def release_campaign(
         page, cursor = _list_page(campaign, cursor, min(quota - len(entries), RELEASE_PAGE))
         for position, item in page:
             recipient = lists.recipient_of(item)
-            entry = Entry({**recipient.to_dict(), "previous_attempt": 0, "fresh": True}, position)
-            if not held.holds(entry, recipient, read_after=len(entries)):
-                entries.append(entry)
+            for entry in _fresh_entries(campaign, recipient, position, now):
+                if not held.holds(entry, recipient, read_after=len(entries)):
+                    entries.append(entry)
         exhausted = cursor is None
-    sent = _send(pk, campaign, plan, entries)
+    sent = _whole(entries, _send(pk, campaign, plan, entries))
     done = entries[:sent]
     if sent < len(entries):  # keep what went out; the rest is released again from there
         exhausted = False
@@ -151,6 +155,29 @@ def sweep(campaign: dict[str, Any], now: float) -> int:
             elif deliveries.RECEIPT_DUE in due:
                 swept += receipt_waits.sweep_one(campaign, due, now)
     return swept
+
+
+def _fresh_entries(campaign: dict[str, Any], recipient: Recipient, position: str, now: float) -> list[Entry]:
+    """A recipient read from the list, as released: one entry; in an `every` campaign one per segment it
+    matches (or one for none), each keyed `<id>/<slot>` and carrying its slot (decision 49)."""
+    body = {**recipient.to_dict(), "previous_attempt": 0, "fresh": True}
+    if not segments.is_every(campaign):
+        return [Entry(body, position)]
+    slots = segments.slots_of(campaign, recipient, datetime.fromtimestamp(now, UTC))
+    return [
+        Entry(
+            {**body, "id": segments.delivery_key(recipient.id, slot), "slot": slot}, position, last=i == len(slots) - 1
+        )
+        for i, slot in enumerate(slots)
+    ]
+
+
+def _whole(entries: list[Entry], sent: int) -> int:
+    """How many entries from the first count as released: `sent`, less the first messages of a recipient whose
+    last one was not queued (released again with it next time; their claims make the copies send nothing)."""
+    while sent and not entries[sent - 1].last:
+        sent -= 1
+    return sent
 
 
 def _groups_due(campaign: dict[str, Any], now: float) -> bool:
@@ -255,8 +282,21 @@ def _list_page(campaign: dict[str, Any], cursor: str | None, limit: int) -> tupl
         account_id, campaign["list_id"], after=cursor, limit=limit, added_from_ms=int(campaign["pass_from"])
     )
     ids = [item["sk"].removeprefix(keys.RECIPIENT_PREFIX) for _, item in page]
-    taken = {d["sk"] for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), ids)}
-    return [(position, item) for (position, item), rid in zip(page, ids, strict=True) if rid not in taken], cursor
+    if segments.is_every(campaign):  # its messages' keys (decision 49): taken when any of them has a delivery
+        at = datetime.now(UTC)
+        wanted = {
+            rid: [
+                segments.delivery_key(rid, slot) for slot in segments.slots_of(campaign, lists.recipient_of(item), at)
+            ]
+            for (_, item), rid in zip(page, ids, strict=True)
+        }
+    else:
+        wanted = {rid: [rid] for rid in ids}
+    keyed = [key for some in wanted.values() for key in some]
+    taken = {d["sk"] for d in deliveries.deliveries_of(campaign["pk"], int(campaign.get("buckets", 1)), keyed)}
+    return [
+        (position, item) for (position, item), rid in zip(page, ids, strict=True) if not taken.intersection(wanted[rid])
+    ], cursor
 
 
 def expire_campaign(campaign: dict[str, Any], now: float, lease_seconds: float) -> int:
@@ -348,7 +388,10 @@ def _send(pk: str, campaign: dict[str, Any], plan: ReleasePlan, entries: list[En
     covers: list[int] = []  # entries each message settles, a too-large recipient counted with the next
     carried = start = 0
     for planned in plan.chunks:
-        part = entries[start : start + planned.size]
+        end = start + planned.size
+        while 0 < end < len(entries) and not entries[end - 1].last:  # a recipient's messages go out together
+            end += 1
+        part = entries[start:end]
         if not part:
             break
         for body, count in _messages(pk, campaign, part):
@@ -377,7 +420,7 @@ def _messages(pk: str, campaign: dict[str, Any], part: list[Entry]) -> list[tupl
         rid = recipient["id"]
         target = deliveries.pk_for(pk, int(campaign.get("buckets", 1)), rid)
         if recipient["fresh"]:
-            deliveries.fail_unsent(target, rid, TOO_LARGE)
+            deliveries.fail_unsent(target, rid, TOO_LARGE, recipient.get("slot"))
         else:
             deliveries.fail_queued(target, rid, int(recipient["previous_attempt"]), TOO_LARGE)
         return [(None, 1)]

@@ -19,12 +19,13 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib.channels.http_action import http_action, http_request
+from chalicelib.domain import segments
 from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import DomainError, NotFound
 from chalicelib.domain.recipients import RowError, check_row
 from chalicelib.domain.replies import matches
 from chalicelib.domain.responses import SCOPES, SCOPES_OF_CHANNEL
-from chalicelib.domain.segments import effective
+from chalicelib.domain.segments import NO_SLOT, delivery_key, effective
 from chalicelib.domain.template import TemplateError
 from chalicelib.observability import logger
 from chalicelib.operations import late_recipients, webhooks
@@ -62,19 +63,27 @@ def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
             owners[number] = str(registration["account"]) if registration else None
         if owners[number] != event["account"]:
             continue
-        sent.append(
-            {
-                "account": event["account"],
-                "number": number,
-                "destination": str(data["destination"]),
-                "campaign_id": event["campaign_id"],
-                "recipient_id": event["recipient_id"],
-                "channel": sending["channel"],
-                "at": float(event["occurred_at"]),
-            }
-        )
+        one = {
+            "account": event["account"],
+            "number": number,
+            "destination": str(data["destination"]),
+            "campaign_id": event["campaign_id"],
+            "recipient_id": event["recipient_id"],
+            "channel": sending["channel"],
+            "at": float(event["occurred_at"]),
+        }
+        if segments.is_every(campaign):  # the message's own delivery, `<id>/<slot>` (decision 49)
+            one["delivery"] = _message_key(campaign, str(event["recipient_id"]), data.get("segment"))
+        sent.append(one)
     conversations.note(sent)
     return len(sent)
+
+
+def _message_key(campaign: dict[str, Any], rid: str, segment: Any) -> str:
+    """An `every` campaign's message to `rid` for the segment named `segment` (none: the campaign's own)."""
+    names = [str(g.get("name")) for g in campaign.get("segments") or []]
+    slot = str(names.index(segment)) if segment in names else NO_SLOT
+    return delivery_key(rid, slot)
 
 
 def _sender(sending: dict[str, Any], data: dict[str, Any], step: int) -> Any:
@@ -104,9 +113,9 @@ def link(account: str, number: str, sender: str, message_uuid: str) -> dict[str,
     campaign = _campaign(keys.campaign_pk(account, str(conversation["campaign_id"])))
     if campaign is None:
         return None
-    rid = str(conversation["recipient_id"])
-    pk = deliveries.pk_for(str(campaign["pk"]), int(campaign.get("buckets", 1)), rid)
-    deliveries.note_reply(pk, rid, message_uuid, time.time())
+    key = str(conversation.get("delivery") or conversation["recipient_id"])  # an `every` campaign's message
+    pk = deliveries.pk_for(str(campaign["pk"]), int(campaign.get("buckets", 1)), key)
+    deliveries.note_reply(pk, key, message_uuid, time.time())
     return {**conversation, "list_id": campaign.get("list_id")}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.domain import variables
+from chalicelib.domain import segments, variables
 from chalicelib.domain.campaign import LATE_START_SECONDS, CampaignAction, CampaignStatus, next_status
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.observability import logger
@@ -40,6 +40,8 @@ def start(campaign: dict[str, Any], *, scheduled_for: float | None = None) -> di
     now = time.time()
     sets: dict[str, Any] = {"total": audience, "started_at": now, "started_at_ms": int(now * 1000)}
     sets["released_until"] = now
+    if segments.is_every(campaign):  # total counts messages (one per matching segment): the people too
+        sets["recipients"] = audience
     if campaign.get("max_age_seconds"):
         aged = now + int(campaign["max_age_seconds"])
         sets["expires_at"] = min(aged, float(campaign["expires_at"])) if campaign.get("expires_at") else aged

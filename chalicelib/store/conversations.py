@@ -35,6 +35,8 @@ def note(sent: list[dict[str, Any]]) -> None:
             "channel": one["channel"],
             "at": one["at"],
             "purge_at": int(one["at"] + KEEP_SECONDS),
+            # An `every` campaign's message: its delivery's key, `<recipient id>/<slot>` (decision 49).
+            **({"delivery": one["delivery"]} if one.get("delivery") else {}),
         }
         for (pk, destination), one in latest.items()
     ]

@@ -62,13 +62,15 @@ def _conditional(call: Any, **params: Any) -> Written:
         return Written(False, aws.from_item(item) if item else None)
 
 
-def _update(pk: str, rid: str, expression: str, condition: str, values: dict[str, Any]) -> Written:
+def _update(
+    pk: str, rid: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> Written:
     return _conditional(
         aws.dynamodb().update_item,
         Key=aws.to_item({"pk": pk, "sk": rid}),
         UpdateExpression=expression,
         ConditionExpression=condition,
-        ExpressionAttributeNames={"#st": "state"},
+        ExpressionAttributeNames={"#st": "state", **(names or {})},
         ExpressionAttributeValues=aws.to_values(values),
     )
 
@@ -140,6 +142,7 @@ def claim_first(
     variant: str | None = None,
     segment: str | None = None,
     channel_step: int = 0,
+    slot: str | None = None,
 ) -> Written:
     """Create the recipient's delivery as in flight on attempt 1, unless it exists already.
 
@@ -166,6 +169,8 @@ def claim_first(
         item["segment"] = segment
     if channel_step:  # on the campaign's fallback channel
         item["channel_step"] = channel_step
+    if slot is not None:  # an `every` campaign's message (decision 49): its key is `<recipient id>/<slot>`
+        item["slot"] = slot
     return _create(item)
 
 
@@ -184,11 +189,13 @@ def claim_queued(
     """Move a queued delivery (a due retry, or one parked by a pause or its window) in flight as the next
     attempt; a parked one gets its A/B `variant` and its `segment` here."""
     values: dict[str, Any] = {}
+    names: dict[str, str] = {}
     variant_set = ""
     if variant:
         variant_set, values[":variant"] = ", variant = :variant", variant
-    if segment:
-        variant_set, values[":segment"] = variant_set + ", segment = :segment", segment
+    if segment:  # SEGMENT is one of DynamoDB's reserved words: by a name placeholder
+        variant_set, values[":segment"] = variant_set + ", #seg = :segment", segment
+        names["#seg"] = "segment"
     if channel_step:
         variant_set, values[":step"] = variant_set + ", channel_step = :step", channel_step
     return _update(
@@ -211,6 +218,7 @@ def claim_queued(
             ":ttl": _expires_at(),
             **values,
         },
+        names,
     )
 
 
@@ -421,23 +429,24 @@ def note_call_link(pk: str, rid: str, attempt: int, name: str, url: str) -> Writ
     )
 
 
-def skip_unsent(pk: str, rid: str, reason: str) -> Written:
+def skip_unsent(pk: str, rid: str, reason: str, slot: str | None = None) -> Written:
     """A released recipient that is not to be sent to (e.g. excluded), recorded as skipped for good."""
-    return _final_unsent(pk, rid, DeliveryState.SKIPPED, skip_reason=reason)
+    return _final_unsent(pk, rid, DeliveryState.SKIPPED, slot, skip_reason=reason)
 
 
-def fail_unsent(pk: str, rid: str, reason: str) -> Written:
+def fail_unsent(pk: str, rid: str, reason: str, slot: str | None = None) -> Written:
     """A released recipient that was never claimed, failed for good (e.g. its chunk was dead-lettered)."""
-    return _final_unsent(pk, rid, DeliveryState.FAILED, last_error=reason)
+    return _final_unsent(pk, rid, DeliveryState.FAILED, slot, last_error=reason)
 
 
-def expire_unsent(pk: str, rid: str) -> Written:
+def expire_unsent(pk: str, rid: str, slot: str | None = None) -> Written:
     """A released recipient not sent because its campaign expired first."""
-    return _final_unsent(pk, rid, DeliveryState.EXPIRED, last_error=EXPIRED)
+    return _final_unsent(pk, rid, DeliveryState.EXPIRED, slot, last_error=EXPIRED)
 
 
-def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Written:
-    """A delivery created in a final state, never sent (unless one exists already)."""
+def _final_unsent(pk: str, rid: str, state: DeliveryState, slot: str | None, **why: str) -> Written:
+    """A delivery created in a final state, never sent (unless one exists already); `slot`: an `every`
+    campaign's message (decision 49), whose key is `<recipient id>/<slot>`."""
     item = {
         "pk": pk,
         "sk": rid,
@@ -447,6 +456,8 @@ def _final_unsent(pk: str, rid: str, state: DeliveryState, **why: str) -> Writte
         "updated_at": time.time(),
         "expires_at": _expires_at(),
     }
+    if slot is not None:
+        item["slot"] = slot
     return _persistently(lambda: _create(item))
 
 

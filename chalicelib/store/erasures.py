@@ -103,11 +103,11 @@ def list_ids(account_id: str) -> list[str]:
 
 
 def campaigns(account_id: str) -> list[dict[str, Any]]:
-    """The account's campaigns' own items (key, buckets, category, status), from the campaign index."""
+    """The account's campaigns' own items (key, buckets, category, status, segment policy), from the campaign index."""
     ids = [str(item["id"]) for item in partition(keys.campaigns_index_pk(account_id))]
     wanted = [{"pk": keys.campaign_pk(account_id, i), "sk": keys.META} for i in ids]
-    names = {"#p": "pk", "#b": "buckets", "#c": "category", "#s": "status"}
-    return aws.batch_get(_table(), wanted, projection="#p, #b, #c, #s", names=names) if wanted else []
+    names = {"#p": "pk", "#b": "buckets", "#c": "category", "#s": "status", "#g": "segment_policy"}
+    return aws.batch_get(_table(), wanted, projection="#p, #b, #c, #s, #g", names=names) if wanted else []
 
 
 def deliveries_table() -> str:

@@ -32,7 +32,7 @@ def settle_chunk(chunk: dict[str, Any]) -> int:
         pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
         previous = int(recipient["previous_attempt"])
         if recipient["fresh"]:
-            written = deliveries.fail_unsent(pk, rid, REASON)
+            written = deliveries.fail_unsent(pk, rid, REASON, recipient.get("slot"))
         else:
             written = deliveries.fail_queued(pk, rid, previous, REASON)
         if written.ok:

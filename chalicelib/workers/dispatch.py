@@ -49,7 +49,6 @@ from chalicelib.domain import brand, ncco, pacing, responses, segments, variants
 from chalicelib.domain import sessions as session_rules
 from chalicelib.domain.campaign import CampaignStatus
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind, SendOutcome, SkipReason
-from chalicelib.domain.recipients import Recipient
 from chalicelib.domain.retry import NO_RETRIES, RetryPolicy
 from chalicelib.domain.template import TRACKER, TemplateError, localised, pick_locale, render
 from chalicelib.domain.windows import Openings
@@ -398,12 +397,12 @@ def _limited_by(campaign: dict[str, Any], entry: dict[str, Any]) -> list[tuple[s
     """The limits a recipient's send may come under: its sender's (the variant's, else the campaign's) and
     its destination's country."""
     target = outcomes.target_of(campaign, entry)
-    segment = _segment(campaign, target.recipient)
+    segment = _segment(campaign, target)
     campaign = segments.effective(campaign, segment.get("name"), target.channel_step)
     route = _route(campaign["channel"], target)
     if route is None:
         return []
-    sender = str(_content(campaign, target, _variant(campaign, target.rid), "sender") or campaign["sender"])
+    sender = str(_content(campaign, target, _variant(campaign, target.recipient.id), "sender") or campaign["sender"])
     return sending_limits.limit_keys(sender, route.address)
 
 
@@ -411,13 +410,14 @@ def _excluded(campaign: dict[str, Any], entries: list[dict[str, Any]]) -> set[st
     """Ids of the chunk's new recipients found in the campaign's exclusion lists, by id or by a destination
     (one BatchGetItem for the chunk). Retries and parked recipients were checked when first released."""
     list_ids = list(campaign.get("exclusion_list_ids") or [])
-    fresh = [Recipient.from_dict(e) for e in entries if e["fresh"]]
+    fresh = [outcomes.recipient_of(e) for e in entries if e["fresh"]]
     if not list_ids or not fresh:
         return set()
     account_id, _ = keys.split_campaign_pk(campaign["pk"])
     candidates = {r.id for r in fresh} | {d.address for r in fresh for d in r.destinations}
     found = lists.listed_ids(account_id, list_ids, candidates)
-    return {r.id for r in fresh if r.id in found or any(d.address in found for d in r.destinations)}
+    return {e["id"] for e, r in zip([e for e in entries if e["fresh"]], fresh, strict=True)
+            if r.id in found or any(d.address in found for d in r.destinations)}  # fmt: skip
 
 
 class ChunkSuppressions:
@@ -441,7 +441,7 @@ class ChunkSuppressions:
         ]
         channels = {str(part["channel"]) for part in parts if part.get("channel")}
         scoped = [(c, responses.send_scope(c, campaign.get("category"))) for c in channels]
-        recipients = [Recipient.from_dict(entry) for entry in entries]
+        recipients = [outcomes.recipient_of(entry) for entry in entries]
         self._wanted = {
             (scope, destination.address)
             for recipient in recipients
@@ -516,7 +516,7 @@ def _skip_unclaimed(
     session message would go to someone with no open 24-hour window (`no_session`); never sent (unless this
     chunk had claimed it already)."""
     if target.fresh:
-        skipped = deliveries.skip_unsent(target.pk, target.rid, reason)
+        skipped = deliveries.skip_unsent(target.pk, target.rid, reason, target.slot)
     else:
         skipped = deliveries.skip_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0 if skipped.ok else _finish_own_claim(campaign, policy, target, token, skipped)
@@ -524,7 +524,8 @@ def _skip_unclaimed(
 
 def _skip(campaign: dict[str, Any], entry: dict[str, Any], reason: SkipReason) -> int:
     rid = str(entry["id"])
-    deliveries.skip_unsent(deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid), rid, reason)
+    pk = deliveries.pk_for(campaign["pk"], int(campaign.get("buckets", 1)), rid)
+    deliveries.skip_unsent(pk, rid, reason, entry.get("slot"))
     return 0
 
 
@@ -580,12 +581,12 @@ def _attempt(
     """One recipient's attempt, as of now: sent, or held, parked, skipped or expired."""
     status = watch.status
     target = outcomes.target_of(watch.campaign, recipient)
-    variant = _variant(watch.campaign, target.rid)
+    variant = _variant(watch.campaign, target.recipient.id)  # a person's messages share one A/B arm
     if variant is HELD_OUT:  # first thing: a held-out recipient is never parked, so never queued
         if target.fresh:
             return _skip(watch.campaign, recipient, SkipReason.HELD_OUT)
         variant = {}
-    segment = _segment(watch.campaign, target.recipient)
+    segment = _segment(watch.campaign, target)
     if segment is NO_SEGMENT:  # so is one that matches no segment of a campaign skipping those
         if target.fresh:
             return _skip(watch.campaign, recipient, SkipReason.NO_SEGMENT)
@@ -641,6 +642,7 @@ def _attempt(
             variant=variant.get("name"),
             segment=segment.get("name"),
             channel_step=target.channel_step,
+            slot=target.slot,
         )
     else:
         claim = deliveries.claim_queued(
@@ -672,13 +674,17 @@ HELD_OUT: dict[str, Any] = {"name": variants.HELD_OUT}
 NO_SEGMENT: dict[str, Any] = {"name": SkipReason.NO_SEGMENT.value}
 
 
-def _segment(campaign: dict[str, Any], recipient: Recipient) -> dict[str, Any]:
+def _segment(campaign: dict[str, Any], target: Target) -> dict[str, Any]:
     """The first segment the recipient matches ({} without segments, or matching none of a campaign that
-    sends those its own content), or NO_SEGMENT (matching none of a campaign that skips those)."""
+    sends those its own content), or NO_SEGMENT (matching none of a campaign that skips those). In an `every`
+    campaign, the segment the message's slot names, as the release matched it (decision 49)."""
     defined = campaign.get("segments")
     if not defined:
         return {}
-    found = segments.segment_for(defined, recipient, datetime.now(UTC))
+    if target.slot is not None:
+        found = segments.slot_segment(campaign, target.slot)
+    else:
+        found = segments.segment_for(defined, target.recipient, datetime.now(UTC))
     if found is not None:
         return dict(found)
     return NO_SEGMENT if campaign.get("no_segment") == "skip" else {}
@@ -688,7 +694,7 @@ def _content(campaign: dict[str, Any], target: Target, variant: dict[str, Any], 
     """A field the recipient's A/B variant, else its segment, may set instead of the campaign."""
     if variant.get(field):
         return variant[field]
-    segment = _segment(campaign, target.recipient)
+    segment = _segment(campaign, target)
     return segment.get(field) if segment is not NO_SEGMENT else None
 
 
@@ -770,7 +776,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
     route = Route.of(current)
     channel = channel_for(campaign["channel"])
     if channel.honours_idempotency_key:  # same attempt, same key, same destination: sent at most once
-        return _send(campaign, policy, target, target.attempt, route, _variant(campaign, target.rid))
+        return _send(campaign, policy, target, target.attempt, route, _variant(campaign, target.recipient.id))
     error = "the send may have happened before a worker stopped; not resent (the channel takes no idempotency key)"
     deliveries.record_outcome(
         target.pk, target.rid, target.attempt, DeliveryState.UNKNOWN, provider_message_id=None, error=error
@@ -781,7 +787,7 @@ def _finish_own_claim(campaign: dict[str, Any], policy: RetryPolicy, target: Tar
 def _expire(campaign: dict[str, Any], policy: RetryPolicy, target: Target, token: str) -> int:
     """The campaign expired: the recipient is `expired`, never sent (unless this chunk had claimed it)."""
     if target.fresh:
-        expired = deliveries.expire_unsent(target.pk, target.rid)
+        expired = deliveries.expire_unsent(target.pk, target.rid, target.slot)
     else:
         expired = deliveries.expire_queued(target.pk, target.rid, target.previous_attempt)
     return 0 if expired.ok else _finish_own_claim(campaign, policy, target, token, expired)
@@ -809,7 +815,7 @@ def _no_destination(campaign: dict[str, Any], target: Target) -> int:
 def _fail_unsent(target: Target, reason: str) -> int:
     """Failed for good without a send (never claimed)."""
     if target.fresh:
-        deliveries.fail_unsent(target.pk, target.rid, reason)
+        deliveries.fail_unsent(target.pk, target.rid, reason, target.slot)
     else:
         deliveries.fail_queued(target.pk, target.rid, target.previous_attempt, reason)
     return 0
@@ -830,7 +836,7 @@ def _send(
         # Each type's first destination (`phone`, `email`, ...), the one this try goes to for its own type.
         **{d.type.value: d.address for d in reversed(recipient.destinations)},
         kind: address,
-        "id": target.rid,
+        "id": target.recipient.id,
         "to": address,
         TRACKER: links.tracker(campaign, target.rid),  # `{{ url | track }}`: the recipient's link (decision 43)
     }

@@ -90,3 +90,17 @@ def test_a_condition_with_a_value_its_operator_cannot_take_is_refused(harness: H
     assert answer.status_code == 422
     assert answer.json_body["errors"][0]["field"] == "segments.0.conditions.0.value", answer.json_body
     assert "compares numbers" in answer.json_body["errors"][0]["reason"]
+
+
+def test_a_retried_recipient_keeps_its_segment(harness: Harness) -> None:
+    # The retry's claim writes the segment again (SEGMENT is a DynamoDB reserved word: once a ValidationException
+    # that dead-lettered the chunk and failed the recipient unsent).
+    harness.provider.configure(scripted_by_number={"14155550001": [503]})
+    campaign, sent = run(harness, no_segment="skip")
+
+    assert sent["14155550001"]["text"] == "Gold ann: 30% off"
+    assert campaign["counters"]["succeeded"] == 4 and campaign["counters"]["failed"] == 0
+    assert campaign["segment_counters"]["gold"]["succeeded"] == 1
+    ann = harness.tenant.ok("GET", f"/v1/campaigns/{campaign['id']}/recipients/ann")
+    assert [h["outcome"] for h in ann["history"]] == ["retry", "succeeded"]
+    harness.settle(campaign, 6)

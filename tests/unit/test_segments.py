@@ -10,7 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.domain.recipients import Destination, DestinationType, Recipient
-from chalicelib.domain.segments import MISSING, field_value, holds, matches, segment_for, value_problem
+from chalicelib.domain.segments import (
+    MISSING,
+    NO_SLOT,
+    delivery_key,
+    every_match,
+    field_value,
+    holds,
+    matches,
+    recipient_of_delivery,
+    segment_for,
+    slot_segment,
+    slots_of,
+    split_key,
+    value_problem,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 scalars = st.one_of(
@@ -97,3 +111,39 @@ def test_values_are_checked_against_their_operator() -> None:
     assert value_problem("in", []) and value_problem("exists", 1) and value_problem("eq", None)
     assert value_problem("before", "yesterday") and value_problem("older_than_days", -1)
     assert value_problem("eq", True) is None and value_problem("in", ["a", 1]) is None
+
+
+@given(flags=st.lists(st.booleans(), min_size=1, max_size=20))
+def test_every_match_gives_each_matching_segment_once_in_order_and_first_match_its_first(flags: list[bool]) -> None:
+    recipient = person(**{f"f{i}": flag for i, flag in enumerate(flags)})
+    ordered: list[dict[str, Any]] = [
+        {"name": f"s{i}", "conditions": [{"field": f"attributes.f{i}", "op": "eq", "value": True}]}
+        for i in range(len(flags))
+    ]
+    matched = every_match(ordered, recipient, NOW)
+    assert matched == [i for i, flag in enumerate(flags) if flag]
+    first = segment_for(ordered, recipient, NOW)
+    assert (first["name"] if first else None) == (f"s{matched[0]}" if matched else None)
+    campaign: dict[str, Any] = {"segment_policy": "every", "segments": ordered}
+    slots = slots_of(campaign, recipient, NOW)
+    assert slots == ([str(i) for i in matched] or [NO_SLOT])  # one message each, or one for none
+    expected: list[Any] = [ordered[i] for i in matched] or [None]
+    assert [slot_segment(campaign, slot) for slot in slots] == expected
+
+
+@given(
+    rid=st.text(min_size=1, max_size=20).filter(lambda s: s.strip() == s), slot=st.sampled_from(["0", "7", "19", "-"])
+)
+def test_a_message_key_splits_back_into_its_recipient_and_slot_even_when_the_id_holds_the_separator(
+    rid: str, slot: str
+) -> None:
+    key = delivery_key(rid, slot)
+    assert split_key(key) == (rid, slot)
+    assert delivery_key(rid, None) == rid  # a first-match campaign keys by the recipient's id, as before
+    assert split_key(delivery_key(f"{rid}/3", slot)) == (f"{rid}/3", slot)
+
+
+def test_a_delivery_names_its_recipient_by_the_slot_it_carries() -> None:
+    assert recipient_of_delivery("a/1/2", {"slot": "2"}) == "a/1"  # claimed, skipped, failed or expired
+    assert recipient_of_delivery("a/1/-", {}, {"recipient": {"slot": "-"}}) == "a/1"  # parked: in its data
+    assert recipient_of_delivery("a/1", {"state": "succeeded"}) == "a/1"  # a first-match campaign's
