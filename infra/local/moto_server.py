@@ -49,6 +49,11 @@ restores moto as it was.
 
 5. werkzeug's per-request access log is off.
 
+6. UpdateItem reads the old item only when its answer needs it. moto's handler deep-copies the item before
+   every update (our GetItem copies it once more) and turns it into JSON, to answer ReturnValues ALL_OLD or
+   UPDATED_*; for NONE and ALL_NEW the copies are thrown away. They made the outcome write, the one every
+   recipient makes, cost 3.3 ms of the server's CPU against a PutItem's 1.4 (decision 50).
+
 Parts 1 to 3 are written against moto 5.2's `moto.dynamodb.models`; both could move into moto
 itself (a lock in the backend, and the sorted groups as a `Table` attribute maintained by its
 `put_item`/`delete_item` and the backend's `update_item`).
@@ -81,7 +86,7 @@ from moto.core.serialize import TimestampSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, GlobalSecondaryIndex, Table
-from moto.dynamodb.responses import DynamoResult
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -122,6 +127,7 @@ def install_patches() -> None:
         _index_queries()
         _fast_stream_records()
         _plain_item_results()
+        _no_old_item_unless_asked()
 
 
 def uninstall_patches() -> None:
@@ -180,10 +186,46 @@ def _public_methods(cls: type) -> list[str]:
 
 def _serialize_dynamodb() -> None:
     for name in _public_methods(DynamoDBBackend):
-        wrap = _locked_copy if name in ("get_item", "put_item") else _locked
+        wrap = _get_item_copy if name == "get_item" else _locked_copy if name == "put_item" else _locked
         _patch(DynamoDBBackend, name, wrap(getattr(DynamoDBBackend, name)))
     for name in _public_methods(DynamoDBStreamsBackend):
         _patch(DynamoDBStreamsBackend, name, _locked(getattr(DynamoDBStreamsBackend, name)))
+
+
+_no_old_item = threading.local()
+
+
+def _get_item_copy(method: Callable[..., Any]) -> Callable[..., Any]:
+    """GetItem, locked and copied; None for the read of the old item an UpdateItem does not need (part 6)."""
+    locked = _locked_copy(method)
+
+    @functools.wraps(method)
+    def get_item(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_no_old_item, "skip", False):
+            _no_old_item.skip = False
+            return None
+        return locked(*args, **kwargs)
+
+    return get_item
+
+
+def _update_item_answer(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The UpdateItem handler; with ReturnValues NONE or ALL_NEW its read of the old item (the first and
+    only GetItem it makes: the backend's update reads the table itself) answers None."""
+
+    @functools.wraps(original)
+    def update_item(self: DynamoHandler) -> Any:
+        _no_old_item.skip = self.body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW")
+        try:
+            return original(self)
+        finally:
+            _no_old_item.skip = False
+
+    return update_item
+
+
+def _no_old_item_unless_asked() -> None:
+    _patch(DynamoHandler, "update_item", _update_item_answer(_original(DynamoHandler, "update_item")))
 
 
 # -- 2. Query from sorted groups -----------------------------------------------------------------

@@ -250,6 +250,11 @@ def _item_operations(dynamodb: Any, table: str, item: dict[str, Any]) -> list[tu
     dynamodb.update_item(
         TableName=table, Key=key, UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "8"}}
     )
+    for answer in ("ALL_OLD", "UPDATED_OLD", "UPDATED_NEW"):  # answers that need the item before the update
+        dynamodb.update_item(
+            TableName=table, Key=key, UpdateExpression="SET n = n + :one, m = :m", ReturnValues=answer,
+            ExpressionAttributeValues={":one": {"N": "1"}, ":m": {"S": answer}},
+        )  # fmt: skip
     with contextlib.suppress(ClientError):  # its error answer is compared too
         dynamodb.update_item(
             TableName=table, Key=key, UpdateExpression="SET n = :n", ConditionExpression="n = :n",
@@ -279,8 +284,8 @@ def test_item_operations_answer_what_motos_own_serializer_answers(binary: bool) 
             table = create_resources(prefix="items")["DELIVERIES_TABLE"]
             answers.append(_item_operations(boto3.client("dynamodb", region_name="us-east-1"), table, item))
             if patched:  # the patched server answered: its Query path, and plain JSON but for the
-                # error and, with a binary attribute, the 7 answers that hold an item
-                assert (STATS.fast, STATS.plain) == (2, 7 if binary else 14)
+                # error and, with a binary attribute, the 9 answers that hold an item
+                assert (STATS.fast, STATS.plain) == (2, 9 if binary else 17)
     patched_answers, own = answers
-    assert len(own) == 15
+    assert len(own) == 18
     assert patched_answers == own

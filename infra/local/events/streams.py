@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 STREAM_RETRY_MAX_SECONDS = 5.0
 SHARD_REFRESH_SECONDS = 10.0
+GATHERING_POLL_SECONDS = 0.25
 GET_RECORDS = "before-parse.dynamodb-streams.GetRecords"
 
 
@@ -208,6 +209,8 @@ class StreamEventSource(EventSource):
             runner.poll_result(poller, found or waiting, started_at)
             if not found:
                 stopping.wait(runner.stream_poll_seconds)
+            elif waiting:  # a batch gathering within its window: polled as Lambda polls a shard, 4 times a second
+                stopping.wait(GATHERING_POLL_SECONDS)
 
     def shard_iterator(self, stream_arn: str, shard_id: str, after_sequence: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
