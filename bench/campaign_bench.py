@@ -49,6 +49,7 @@ def main(
     output: Path = typer.Option(DEFAULT_OUTPUT, help="Where to write the report."),
     timeout: float | None = typer.Option(None, help="Seconds per run before giving up; default 600 + size/10."),
     floor_only: bool = typer.Option(False, help="Measure only the floor (e.g. while the product is broken)."),
+    no_floor: bool = typer.Option(False, help="Measure only the campaign (its time per recipient at a size)."),
 ) -> None:
     sizes = parse_sizes(recipients)
     concurrency = dispatch_concurrency()
@@ -62,9 +63,10 @@ def main(
         limit = timeout or default_timeout(size)
         result = SizeResult(size)
         results.append(result)
-        _say(f"{size:,} recipients: floor ({concurrency} dispatch threads) ...")
-        result.floors.append(run_floor(rows, rate=rate, concurrency=concurrency, timeout=limit))
-        _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
+        if not no_floor:
+            _say(f"{size:,} recipients: floor ({concurrency} dispatch threads) ...")
+            result.floors.append(run_floor(rows, rate=rate, concurrency=concurrency, timeout=limit))
+            _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
         if floor_only:
             continue
         _say(f"{size:,} recipients: campaign on a fresh local stack ...")
@@ -77,6 +79,8 @@ def main(
             _say("\n".join(summary(results, settings)))
             raise SystemExit(f"the campaign run at {size:,} recipients failed: {exc!r}") from exc
         _say(f"  campaign {size / result.campaign.run_seconds:,.0f} recipients/s; floor again ...")
+        if no_floor:
+            continue
         # The machine is shared: a floor on each side of the campaign shows how much it drifted.
         result.floors.append(run_floor(rows, rate=rate, concurrency=concurrency, timeout=limit))
         _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
