@@ -65,13 +65,14 @@ def _conditional(call: Any, **params: Any) -> Written:
 def _update(
     pk: str, rid: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
 ) -> Written:
+    names = {**({"#st": "state"} if "#st" in expression + condition else {}), **(names or {})}
     return _conditional(
         aws.dynamodb().update_item,
         Key=aws.to_item({"pk": pk, "sk": rid}),
         UpdateExpression=expression,
         ConditionExpression=condition,
-        ExpressionAttributeNames={"#st": "state", **(names or {})},
         ExpressionAttributeValues=aws.to_values(values),
+        **({"ExpressionAttributeNames": names} if names else {}),
     )
 
 
@@ -417,15 +418,9 @@ def note_call(pk: str, rid: str, attempt: int, call_uuid: str, fields: dict[str,
 def note_call_link(pk: str, rid: str, attempt: int, name: str, url: str) -> Written:
     """A call's recording or transcript link (`name`), kept while the delivery's call is this attempt's,
     whether or not the call has ended (the recording comes after it)."""
+    values = {":url": url, ":attempt": attempt}
     return _persistently(
-        lambda: _conditional(
-            aws.dynamodb().update_item,
-            Key=aws.to_item({"pk": pk, "sk": rid}),
-            UpdateExpression="SET #link = :url",
-            ConditionExpression="call_attempt = :attempt",
-            ExpressionAttributeNames={"#link": name},
-            ExpressionAttributeValues=aws.to_values({":url": url, ":attempt": attempt}),
-        )
+        lambda: _update(pk, rid, "SET #link = :url", "call_attempt = :attempt", values, {"#link": name})
     )
 
 
