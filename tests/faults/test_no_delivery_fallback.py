@@ -52,6 +52,21 @@ def rows() -> list[dict[str, Any]]:
     ]
 
 
+def whatsapp_then_sms(harness: Harness, within_minutes: int) -> dict[str, Any]:
+    """A WhatsApp template campaign to `rows()`, no retries, falling back to SMS when no delivery comes in time."""
+    fallback = {"channel": "sms", "sender": "Acme", "on": ["no_delivery"], "within_minutes": within_minutes}
+    return start(
+        harness,
+        rows(),
+        channel="whatsapp",
+        sender="+14155550100",
+        template=None,
+        whatsapp=WHATSAPP,
+        retry_policy=NO_RETRIES,
+        fallback=fallback,
+    )
+
+
 def test_no_delivered_receipt_in_time_sends_the_fallback_once_and_a_late_one_changes_nothing(
     harness: Harness, webhooks: EventBridge, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,16 +182,7 @@ def test_a_delivered_receipt_in_time_cancels_the_fallback_and_the_campaign_compl
     from chalicelib.operations import receipt_waits
 
     monkeypatch.setattr(receipt_waits, "MINUTE_SECONDS", 600.0)  # ten minutes a minute: only receipts end waits
-    campaign = start(
-        harness,
-        rows(),
-        channel="whatsapp",
-        sender="+14155550100",
-        template=None,
-        whatsapp=WHATSAPP,
-        retry_policy=NO_RETRIES,
-        fallback={"channel": "sms", "sender": "Acme", "on": ["no_delivery"], "within_minutes": 1440},
-    )
+    campaign = whatsapp_then_sms(harness, within_minutes=1440)
 
     final = harness.run(campaign["id"], rounds=600, on_round=lambda _: webhooks.deliver(harness.tenant))
     counters = settled(harness, final, 5)
@@ -216,16 +222,7 @@ def test_a_campaign_that_expires_while_sends_wait_lets_them_stand_and_sends_no_f
     from tests.faults.test_expiry import expire_soon
 
     provider.configure(receipts_by_number={f"1415555100{i}": "submitted" for i in range(5)})  # never delivered
-    campaign = start(
-        harness,
-        rows(),
-        channel="whatsapp",
-        sender="+14155550100",
-        template=None,
-        whatsapp=WHATSAPP,
-        retry_policy=NO_RETRIES,
-        fallback={"channel": "sms", "sender": "Acme", "on": ["no_delivery"], "within_minutes": 1440},
-    )
+    campaign = whatsapp_then_sms(harness, within_minutes=1440)
     for _ in range(100):
         harness.run(campaign["id"], rounds=1, on_round=lambda _: webhooks.deliver(harness.tenant))
         if len(provider.messages()) == 5:
