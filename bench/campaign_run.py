@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ UPLOAD_POLL_SECONDS = 0.1
 REQUEST_TIMEOUT_SECONDS = 600.0
 # Longer than the product's longest lease (a lost chunk of retries comes back after 120 s).
 STALL_SECONDS = 960.0
+PROGRESS_SECONDS = 30.0
 PRODUCT = "product"
 EVENT_SOURCES = "event source mapping"
 
@@ -137,8 +139,10 @@ def run_campaign(
 def _wait_completed(api: CampaignApi, campaign_id: str, deadline: float) -> dict[str, Any]:
     """Finished is what the campaign says (status completed), whatever counters it keeps."""
     seen, changed = None, time.monotonic()
+    trace = _ProgressTrace()
     while (campaign := api.campaign(campaign_id))["status"] != "completed":
         now, progress = time.monotonic(), (campaign["status"], campaign.get("counters"))
+        trace.note(now, campaign.get("counters") or {})
         if progress != seen:
             seen, changed = progress, now
         if now > deadline or now - changed > STALL_SECONDS:
@@ -146,6 +150,22 @@ def _wait_completed(api: CampaignApi, campaign_id: str, deadline: float) -> dict
             raise TimeoutError(f"the campaign {why}: {campaign['status']}, {campaign.get('counters')}")
         time.sleep(POLL_SECONDS)
     return campaign
+
+
+class _ProgressTrace:
+    """Every PROGRESS_SECONDS, on stderr: recipients finished and the rate since the last line (does a large
+    campaign slow down as it goes, or run slower from its start?)."""
+
+    def __init__(self) -> None:
+        self.at, self.done = time.monotonic(), 0
+
+    def note(self, now: float, counters: dict[str, Any]) -> None:
+        if now - self.at < PROGRESS_SECONDS:
+            return
+        done = sum(int(counters.get(c, 0)) for c in ("succeeded", "failed", "unknown", "skipped", "expired"))
+        rate = (done - self.done) / (now - self.at)
+        print(f"campaign: {done} of {counters.get('total')} finished, {rate:.0f}/s", file=sys.stderr, flush=True)
+        self.at, self.done = now, done
 
 
 def _wait_listed(api: CampaignApi, list_id: str, count: int, deadline: float) -> None:

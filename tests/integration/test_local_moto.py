@@ -6,6 +6,7 @@ import contextlib
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -289,3 +290,86 @@ def test_item_operations_answer_what_motos_own_serializer_answers(binary: bool) 
     patched_answers, own = answers
     assert len(own) == 18
     assert patched_answers == own
+
+
+def _queue_session(sqs: Any) -> list[Any]:
+    """What a client sees of one queue through the calls the runner and the product make: sends (some
+    delayed), attribute counts, receives, deletes (twice, with a stale handle, with a bad one), a message
+    made visible again, and the delayed ones arriving. Ids and handles (random) are left out."""
+    seen: list[Any] = []
+    url = sqs.create_queue(QueueName="depth", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    counts = [f"ApproximateNumberOfMessages{kind}" for kind in ("", "NotVisible", "Delayed")]
+
+    def attributes(names: list[str]) -> dict[str, str]:
+        answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return {k: v for k, v in answer.items() if not k.endswith("Timestamp")}
+
+    def receive() -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        seen.append(sorted(m["Body"] for m in messages))
+        return messages
+
+    def delete(handles: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        answer = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        seen.append(([s["Id"] for s in answer.get("Successful", [])], [f["Code"] for f in answer.get("Failed", [])]))
+
+    sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "MessageBody": f"m{i}", **({"DelaySeconds": 1} if i >= 3 else {})} for i in range(5)],
+    )
+    seen.append(attributes(counts))
+    first = receive()
+    seen.append(attributes(counts))
+    delete([first[0]["ReceiptHandle"], "not-a-handle"])
+    delete([first[0]["ReceiptHandle"]])  # deleted again: succeeds
+    seen.append(attributes(counts))
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[1]["ReceiptHandle"], VisibilityTimeout=0)
+    again = receive()
+    seen.append(attributes(counts))
+    delete([first[1]["ReceiptHandle"]])  # the handle of its first receipt still deletes it
+    seen.append(attributes(["All"]))
+    seen.append(attributes(["MessageRetentionPeriod", "VisibilityTimeout"]))
+    with pytest.raises(ClientError) as refused:
+        attributes(["NoSuchAttribute"])
+    seen.append(refused.value.response["Error"]["Code"])
+    time.sleep(1.1)
+    later = receive()
+    delete([m["ReceiptHandle"] for m in [first[2], *later]])
+    seen.append(attributes(counts))
+    seen.append(len(again))
+    return seen
+
+
+def test_queues_answer_what_motos_own_queues_answer() -> None:
+    """Part 7 changes how moto walks a queue, not what a client sees."""
+    from infra.local.moto_server import patched_moto
+
+    sessions = []
+    for patched in (True, False):
+        with _mocked_aws(), patched_moto() if patched else contextlib.nullcontext():
+            sessions.append(_queue_session(boto3.client("sqs", region_name="us-east-1")))
+    patched_session, own = sessions
+    assert own[1] == ["m0", "m1", "m2"]  # the delayed two are not received yet
+    assert own[-4] == ["m3", "m4"]
+    assert patched_session == own
+
+
+def test_retention_is_read_as_moto_reads_it() -> None:
+    from moto.sqs.models import Message, SQSBackend
+
+    from infra.local.moto_server import _original, patched_moto
+
+    with _mocked_aws(), patched_moto():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        sqs.create_queue(QueueName="kept", Attributes={"MessageRetentionPeriod": "60"})
+        from moto.sqs.models import sqs_backends
+
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        own = _original(SQSBackend, "is_message_valid_based_on_retention_period")
+        for age_seconds in (0, 59, 61, 3600):
+            message = Message("id", "body")
+            message.sent_timestamp = int((time.time() - age_seconds) * 1000)  # type: ignore[assignment]
+            assert backend.is_message_valid_based_on_retention_period("kept", message) == own(
+                backend, "kept", message
+            ), age_seconds
