@@ -18,7 +18,8 @@ NOT_BILLED = {"GetQueueAttributes", "GetQueueUrl", "DescribeStream", "GetShardIt
 
 @dataclass
 class Units:
-    """Per-recipient units of one campaign, both phases."""
+    """Per-recipient units of one campaign: both phases, or the one whose index is given (0 the list upload,
+    1 the campaign run)."""
 
     writes: float
     index_writes: float
@@ -27,8 +28,8 @@ class Units:
     lambdas: float
 
     @classmethod
-    def of(cls, run: CampaignRun) -> Units:
-        n, phases = run.recipients, run.phases
+    def of(cls, run: CampaignRun, phase: int | None = None) -> Units:
+        n, phases = run.recipients, run.phases if phase is None else run.phases[phase : phase + 1]
         return cls(
             writes=sum(p.counts.write_units[PRODUCT] for p in phases) / n,
             index_writes=sum(v for p in phases for (w, *_), v in p.counts.index_units.items() if w == PRODUCT) / n,
