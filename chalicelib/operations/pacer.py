@@ -34,6 +34,9 @@ from chalicelib.store import campaigns, deliveries, keys, lists, queue, window_w
 # the lease and the send) it comes back then. Were its chunk only late, the retry is released twice and
 # the conditional claim (state queued, attempt) lets one of the two send it.
 RETRY_LEASE_SECONDS = 120
+# A retry's chunk waits behind what was released before it: the lease grows to twice that wait (at the pace
+# dispatch has kept), up to this long (retry_lease_seconds).
+MAX_RETRY_LEASE_SECONDS = 900
 # Longer than a release can take; a pacer that died holding it blocks the campaign this long at most.
 RELEASE_LEASE_SECONDS = 120
 # Recipients read from the list per Query page, between which the release checks its time.
@@ -359,15 +362,31 @@ def unclaimed(campaign: dict[str, Any]) -> int:
     return max(0, int(campaign.get("released", 0)) - rows)
 
 
+def retry_lease_seconds(campaign: dict[str, Any], now: float) -> float:
+    """How long a released retry is not handed out again. Its chunk joins the queue behind every chunk released
+    and not yet finished; when dispatch keeps a slower pace than the campaign's rate (a slow provider) those can
+    take longer than RETRY_LEASE_SECONDS, and a retry released again at the lease's end would be a second copy
+    (its claim sends nothing, but the lease, the copy's claim and their index entries are writes; at 100,000
+    recipients on the local stack three per retry). So the lease is twice the wait at the pace kept since the
+    start (finished recipients per second), at least RETRY_LEASE_SECONDS and at most MAX_RETRY_LEASE_SECONDS."""
+    elapsed = now - int(campaign.get("started_at_ms", 0)) / 1000
+    finished = sum(int(campaign.get(c, 0)) for c in FINISHED_COUNTERS)
+    if finished <= 0 or elapsed <= 0:
+        return RETRY_LEASE_SECONDS
+    wait = outstanding(campaign) / (finished / elapsed)
+    return min(MAX_RETRY_LEASE_SECONDS, max(RETRY_LEASE_SECONDS, 2 * wait))
+
+
 def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry]:
     entries: list[Entry] = []
+    lease = retry_lease_seconds(campaign, now)
     for bucket in range(int(campaign.get("buckets", 1))):
         if len(entries) >= limit:
             break
         pk = keys.delivery_pk(campaign["pk"], bucket)
         for due in deliveries.due_deliveries(pk, now, limit - len(entries)):
             attempt = int(due["attempt"])
-            if deliveries.lease_due(pk, due["sk"], attempt, now + RETRY_LEASE_SECONDS):
+            if deliveries.lease_due(pk, due["sk"], attempt, now + lease):
                 body = {**due.get("recipient", {}), "id": due["sk"], "previous_attempt": attempt, "fresh": False}
                 if "next_destination_index" in due:  # a retry or a failover: where the next try goes
                     body["destination_index"] = int(due["next_destination_index"])

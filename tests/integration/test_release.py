@@ -229,3 +229,47 @@ def test_a_faster_rate_patched_while_running_is_released_at_once(
     # A slower rate changes nothing here: dispatch's ledger slows the sends (no release is queued).
     tenant.ok("PATCH", f"/v1/campaigns/{draft['id']}", {"rate_per_second": 2})
     assert receive_all(aws_env["RELEASE_QUEUE_URL"]) == []
+
+
+@pytest.mark.parametrize("backlog", [True, False], ids=["behind a backlog", "nothing ahead of it"])
+def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
+    tenant: Api, aws_env: dict[str, str], backlog: bool
+) -> None:
+    """100 s into a run at 1,000/s that dispatch finishes at 100/s: a retry released behind 20,000 unfinished
+    recipients waits about 200 s in the queue. Leased for the fixed 120 s it was released a second time while
+    its first chunk still waited (at 100,000 recipients on the local stack, three copies per retry)."""
+    from chalicelib.domain.campaign import CampaignStatus
+    from chalicelib.settings import get_settings
+    from chalicelib.store import aws, deliveries
+
+    draft = draft_with(tenant, 1, rate_per_second=1000)
+    pk = campaign_pk(tenant, draft)
+    now = time.time()
+    campaigns.change_status(
+        pk,
+        CampaignStatus.DRAFT,
+        CampaignStatus.RUNNING,
+        sets={
+            "total": 30_001,
+            "started_at_ms": int((now - 100) * 1000),
+            "released": 30_001 if backlog else 10_001,
+            "succeeded": 10_000,
+            "waiting": 1,
+            "release_exhausted": True,
+        },
+    )
+    campaign = campaigns.get_campaign_by_pk(pk)
+    assert campaign is not None
+    rid = "rcp_retried"
+    target = deliveries.pk_for(pk, int(campaign.get("buckets", 1)), rid)
+    waiting = {"state": "queued", "attempt": 1, "due_at": now - 1, "recipient": {"id": rid, "phone": "+14155550123"}}
+    aws.dynamodb().put_item(
+        TableName=get_settings().deliveries_table, Item=aws.to_item({"pk": target, "sk": rid, **waiting})
+    )
+    assert release.release_campaign(pk, now=now) == 1
+    leased = deliveries.get_delivery(target, rid)
+    assert leased is not None
+    assert float(leased["due_at"]) == pytest.approx(now + (400 if backlog else release.RETRY_LEASE_SECONDS), abs=1)
+    # Past the fixed lease: released again only when nothing was ahead of its chunk (the chunk was lost).
+    release.release_campaign(pk, now=now + release.RETRY_LEASE_SECONDS + 60)
+    assert queued_recipients(aws_env["DISPATCH_QUEUE_URL"]) == [rid] * (1 if backlog else 2)
