@@ -28,7 +28,7 @@ UPLOAD_ROWS_PER_REQUEST = 10_000  # the API's limit per request
 POLL_SECONDS = 2.0
 UPLOAD_POLL_SECONDS = 0.1
 REQUEST_TIMEOUT_SECONDS = 600.0
-# Longer than the product's longest lease (a lost chunk of retries comes back after 120 s).
+# Longer than the product's longest lease (a lost chunk of retries comes back when its lease ends: 900 s at most).
 STALL_SECONDS = 960.0
 PROGRESS_SECONDS = 30.0
 PRODUCT = "product"

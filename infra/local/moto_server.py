@@ -64,10 +64,9 @@ restores moto as it was.
    message's list of receipt handles. At 600 messages waiting (a 100,000-recipient campaign's backlog at
    1,000/s) a ReceiveMessage of 10 and its DeleteMessageBatch cost 0.48 s of the server's CPU against 0.06 s
    at 50: a campaign's time per recipient grew with its size. Here the clock is read once per walk (still one
-   walk per count, but of integer comparisons), the
-   retention period is read from the queue, `get_queue_attributes` computes the attributes once, and a
-   delete walks the queue once, comparing handles. The answers are moto's (a test drives both versions
-   through the same calls).
+   walk per count, but of integer comparisons), the retention period is read from the queue,
+   `get_queue_attributes` computes the attributes once, and a delete walks the queue once, comparing handles.
+   The answers are moto's (a test drives both versions through the same calls).
 
 Parts 1 to 3 are written against moto 5.2's `moto.dynamodb.models`; both could move into moto
 itself (a lock in the backend, and the sorted groups as a `Table` attribute maintained by its
