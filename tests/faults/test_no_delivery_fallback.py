@@ -52,9 +52,11 @@ def rows() -> list[dict[str, Any]]:
     ]
 
 
-def whatsapp_then_sms(harness: Harness, within_minutes: int) -> dict[str, Any]:
-    """A WhatsApp template campaign to `rows()`, no retries, falling back to SMS when no delivery comes in time."""
+def whatsapp_then_sms(harness: Harness, within_minutes: int, **fallback_fields: Any) -> dict[str, Any]:
+    """A WhatsApp template campaign to `rows()`, no retries, falling back to SMS when no delivery comes in time
+    (`fallback_fields` add to or replace the fallback's)."""
     fallback = {"channel": "sms", "sender": "Acme", "on": ["no_delivery"], "within_minutes": within_minutes}
+    fallback.update(fallback_fields)
     return start(
         harness,
         rows(),
@@ -82,21 +84,11 @@ def test_no_delivered_receipt_in_time_sends_the_fallback_once_and_a_late_one_cha
             "14155552004": "submitted",
         }
     )
-    campaign = start(
+    campaign = whatsapp_then_sms(
         harness,
-        rows(),
-        channel="whatsapp",
-        sender="+14155550100",
-        template=None,
-        whatsapp=WHATSAPP,
-        retry_policy=NO_RETRIES,
-        fallback={
-            "channel": "sms",
-            "sender": "Acme",
-            "template": "{{ first_name }}, your points expire Friday.",
-            "on": ["rejected", "no_delivery"],
-            "within_minutes": 1,
-        },
+        within_minutes=1,
+        template="{{ first_name }}, your points expire Friday.",
+        on=["rejected", "no_delivery"],
     )
     assert campaign["fallback"]["within_minutes"] == 1
 
