@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 
 from chalicelib.channels.base import HttpRequest, OutgoingMessage
-from chalicelib.channels.clients import ClientSet
 from chalicelib.channels.outbound import Answer, Guard, RefusedUrl, call
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.domain.template import render
@@ -119,7 +118,7 @@ class HttpAction:
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self._clients: dict[tuple[str, float], ClientSet] = {}
+        self._clients: dict[tuple[str, float], httpx.Client] = {}
         self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
@@ -162,14 +161,15 @@ class HttpAction:
         # One client per host (the guard pins addresses: httpx pools by address) and timeout.
         key = (httpx.URL(request.url).host, request.timeout_seconds)
         with self._lock:
-            clients = self._clients.get(key)
-            if clients is None:
-                timeout = request.timeout_seconds
-                clients = ClientSet(
-                    lambda limits: httpx.Client(timeout=timeout, follow_redirects=False, limits=limits), connections=64
+            client = self._clients.get(key)
+            if client is None:
+                client = httpx.Client(
+                    timeout=request.timeout_seconds,
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
                 )
-                self._clients[key] = clients
-        return clients.next()
+                self._clients[key] = client
+            return client
 
 
 def _text(body: bytes) -> str:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 
 from chalicelib.channels.base import MessagesOptions, OutgoingMessage
-from chalicelib.channels.clients import ClientSet
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.settings import get_settings
 
@@ -34,22 +33,18 @@ class VonageMessages:
     text_limits: dict[str, int] = {"messenger": 640, "mms": 2000}
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
-        # Shared by the concurrent sends of every invocation in this process (several on the local stack).
-        self._clients = ClientSet(
-            lambda limits: httpx.Client(
-                base_url=base_url,
-                auth=httpx.BasicAuth(api_key, api_secret),
-                timeout=timeout_seconds,
-                limits=limits,
-                follow_redirects=False,
-            ),
-            connections=256,
+        self._client = httpx.Client(
+            base_url=base_url,
+            auth=httpx.BasicAuth(api_key, api_secret),
+            timeout=timeout_seconds,
+            # Shared by the concurrent sends of every invocation in this process (several on the local stack).
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            follow_redirects=False,
         )
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         body = request_body(message)
-        client = self._clients.next()
-        return sent(lambda: client.post("/v1/messages", json=body), "message_uuid", (200, 202), message.channel)
+        return sent(lambda: self._client.post("/v1/messages", json=body), "message_uuid", (200, 202), message.channel)
 
 
 def sent(

@@ -17,7 +17,6 @@ import httpx
 import jwt
 
 from chalicelib.channels.base import OutgoingMessage
-from chalicelib.channels.clients import ClientSet
 from chalicelib.channels.vonage import sent
 from chalicelib.domain.delivery import SendOutcome
 from chalicelib.domain.ncco import MAX_TALK_CHARS
@@ -37,11 +36,11 @@ class VonageVoice:
     def __init__(self, base_url: str, application_id: str, key_secret: str, timeout_seconds: float) -> None:
         self._application_id = application_id
         self._key_secret = key_secret
-        self._clients = ClientSet(
-            lambda limits: httpx.Client(
-                base_url=base_url, timeout=timeout_seconds, limits=limits, follow_redirects=False
-            ),
-            connections=256,
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout_seconds,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            follow_redirects=False,
         )
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
@@ -50,8 +49,9 @@ class VonageVoice:
         except (SecretGone, ValueError, jwt.InvalidKeyError) as exc:
             return SendOutcome.account(f"the Vonage application's private key cannot be used: {exc}")
         headers = {"Authorization": f"Bearer {token}"}
-        client = self._clients.next()
-        return sent(lambda: client.post("/v1/calls", json=request_body(message), headers=headers), "uuid", (200, 201))
+        return sent(
+            lambda: self._client.post("/v1/calls", json=request_body(message), headers=headers), "uuid", (200, 201)
+        )
 
 
 def application_token(application_id: str, private_key: str, now: float | None = None) -> str:
