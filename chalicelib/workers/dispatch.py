@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -252,16 +252,22 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _process(event: dict[str, Any], invocation: Invocation, processor: BatchProcessor) -> dict[str, Any]:
-    """The batch's chunks; what is left of them for lack of time (or of a concurrency slot) is queued again."""
+    """The batch's chunks; what is left of them for lack of time (or of a concurrency slot) is queued again.
+
+    Every chunk is started (its span taken, its sends queued on the invocation's pool) before any is waited
+    for: waited for one by one, each chunk's slowest sends held the next chunk's back, and a quarter of the
+    pool sent while the rest stood idle. Each record's outcome is still its own chunk's."""
     left_over: dict[str, dict[str, Any]] = {}  # message id -> the chunk of what it did not finish
     delays: dict[str, int] = {}  # message id -> the delay its left-over chunk is queued with
+    started = {record["messageId"]: _start(record["body"], invocation) for record in event.get("Records", [])}
 
     def record_handler(record: SQSRecord) -> None:
-        chunk = json.loads(record.body)
+        chunk, begun = started[record.message_id]
         try:
-            if not invocation.deadline.allows_another_send():
-                raise OutOfTime("handed back before the deadline")
-            dispatch_chunk(chunk, invocation)
+            if isinstance(begun, BaseException):
+                raise begun
+            if begun is not None:
+                finish_chunk(begun)
         except OutOfTime as out:
             # What is left takes a new span on the campaign's ledger when it comes back.
             kept = {k: v for k, v in chunk.items() if k not in (PACED_AT, SENDS_AT)}
@@ -276,6 +282,18 @@ def _process(event: dict[str, Any], invocation: Invocation, processor: BatchProc
     answer["batchItemFailures"] = [f for f in answer["batchItemFailures"] if f["itemIdentifier"] not in requeued]
     _make_visible_again(event, set(left_over) - requeued)
     return answer
+
+
+def _start(body: str, invocation: Invocation) -> tuple[dict[str, Any], StartedChunk | Exception | None]:
+    """A record's chunk and its sends under way (None: nothing to wait for), or what stopped it starting."""
+    chunk: dict[str, Any] = {}
+    try:
+        chunk = json.loads(body)
+        if not invocation.deadline.allows_another_send():
+            raise OutOfTime("handed back before the deadline")
+        return chunk, start_chunk(chunk, invocation)
+    except Exception as exc:  # raised again when the record is handled, as the record's failure
+        return chunk, exc
 
 
 def _queue_again(left_over: dict[str, dict[str, Any]], delays: dict[str, int]) -> set[str]:
@@ -308,11 +326,21 @@ def _make_visible_again(event: dict[str, Any], handed_back: set[str]) -> None:
             logger.exception("could not make handed-back chunks visible again")
 
 
-def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
-    """Process one chunk; returns how many sends were made."""
+@dataclass
+class StartedChunk:
+    """A chunk whose sends are queued on the invocation's pool, one future per recipient."""
+
+    campaign: dict[str, Any]
+    recipients: list[dict[str, Any]]
+    futures: list[Future[int]]
+
+
+def start_chunk(chunk: dict[str, Any], invocation: Invocation) -> StartedChunk | None:
+    """Take the chunk's span and queue its sends; None when nothing is to be sent now (no campaign, or the
+    chunk queued again for a start further off)."""
     watch = invocation.watch(chunk["campaign"])
     if watch is None:
-        return 0
+        return None
     campaign = watch.campaign
     policy = RetryPolicy.model_validate(campaign["retry_policy"]) if campaign.get("retry_policy") else NO_RETRIES
     token = str(chunk["claim"])
@@ -323,10 +351,10 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
     lead = lead if invocation.deadline.allows_another_send(2 * lead) else 0.0
     start = _paced_start(watch, chunk, rate, lead)
     if start is None:
-        return 0
+        return None
     times = _send_times(watch, chunk, [start + i / rate for i in range(len(chunk["recipients"]))], lead)
     if times is None:
-        return 0
+        return None
     excluded = _excluded(campaign, chunk["recipients"])
     suppressed = ChunkSuppressions(campaign, chunk["recipients"])
     futures = [
@@ -335,8 +363,15 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
         else invocation.pool.submit(_one, watch, policy, recipient, token, invocation.deadline, at, suppressed)
         for recipient, at in zip(chunk["recipients"], times, strict=True)
     ]
+    return StartedChunk(campaign, chunk["recipients"], futures)
+
+
+def finish_chunk(started: StartedChunk) -> int:
+    """Wait for the chunk's sends; returns how many were made. Raises ChunkIncomplete when any failed (SQS
+    redelivers the chunk), OutOfTime with the recipients left for lack of time."""
+    recipients, campaign = started.recipients, started.campaign
     sent, left, errors, later = 0, [], 0, 0.0
-    for recipient, future in zip(chunk["recipients"], futures, strict=True):
+    for recipient, future in zip(recipients, started.futures, strict=True):
         error = future.exception()
         if error is None:
             sent += future.result()
@@ -347,9 +382,9 @@ def dispatch_chunk(chunk: dict[str, Any], invocation: Invocation) -> int:
             errors += 1
             logger.error("dispatch failed", extra={"campaign": campaign["pk"]}, exc_info=error)
     if errors:
-        raise ChunkIncomplete(f"{errors} of {len(chunk['recipients'])} recipients failed; SQS redelivers")
+        raise ChunkIncomplete(f"{errors} of {len(recipients)} recipients failed; SQS redelivers")
     if left:
-        raise OutOfTime(f"{len(left)} of {len(chunk['recipients'])} recipients left for lack of time", left, later)
+        raise OutOfTime(f"{len(left)} of {len(recipients)} recipients left for lack of time", left, later)
     return sent
 
 

@@ -108,7 +108,7 @@ from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
-from werkzeug.serving import run_simple
+from werkzeug.serving import ThreadedWSGIServer
 
 from infra.local import moto_ses
 
@@ -869,6 +869,15 @@ def _plain_item_results() -> None:
 # -- 4. the server -------------------------------------------------------------------------------
 
 
+class Server(ThreadedWSGIServer):
+    """werkzeug's threaded server (what `run_simple` runs), with a listen backlog of 1,024, not 128: werkzeug
+    closes every connection after its answer, so each AWS call is a new connection, and a dispatch sending to
+    200 recipients at once overflowed the backlog (226 overflows in a 3,000-recipient run, `nstat`). The
+    kernel drops a SYN it has no room for, and the client sends it again a second later; AWS takes them."""
+
+    request_queue_size = 1024
+
+
 class CachingDispatcher(DomainDispatcherApplication):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -905,7 +914,11 @@ def main(argv: list[str] | None = None) -> int:
         from infra.local.moto_profile import Profiled
 
         app = Profiled(app, os.environ["MOTO_PROFILE"])
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = Server(args.host, args.port, app, MotoRequestHandler)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

@@ -39,6 +39,7 @@ def test_without_a_limit_the_same_campaign_has_many_sends_under_way(harness: Har
     assert harness.provider.stats()["peak_in_flight"] > 6
 
 
+@pytest.mark.provider_timeout(1)
 def test_slots_a_dead_worker_held_come_back_when_their_lease_ends(harness: Harness) -> None:
     from chalicelib.store import slots
 

@@ -16,6 +16,7 @@ from tests.utils import LambdaContext, recipient_rows
 pytestmark = pytest.mark.faults
 
 
+@pytest.mark.provider_timeout(1)
 def test_a_lambda_running_out_of_time_mid_batch_hands_back_the_rest_and_nothing_is_lost(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,6 +29,7 @@ def test_a_lambda_running_out_of_time_mid_batch_hands_back_the_rest_and_nothing_
     assert counters["succeeded"] == 120
 
 
+@pytest.mark.provider_timeout(1)
 def test_a_chunk_left_for_lack_of_time_more_often_than_max_receive_count_is_still_sent_not_dead_lettered(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +214,7 @@ def test_a_provider_answering_200_without_an_id_counts_as_sent(harness: Harness)
     assert harness.provider.stats()["missing_uuid"] > 0
 
 
+@pytest.mark.provider_timeout(1)
 def test_a_provider_that_times_out_after_accepting_gets_unknown_never_a_resend(harness: Harness) -> None:
     harness.provider.configure(timeout_after_accept_rate=0.2, timeout_after_accept_ms=1_500)
     campaign = harness.campaign(40)

@@ -14,6 +14,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from infra.local.fake_provider import FakeProvider
 from infra.local.fake_voice import sign
 from tests.faults.harness import Harness
@@ -160,6 +162,7 @@ def test_receipts_count_delivered_and_undelivered_and_late_repeated_or_unmatched
     assert recount["drift"] == {}, recount
 
 
+@pytest.mark.provider_timeout(1)
 def test_an_unknown_send_that_a_receipt_proves_taken_becomes_succeeded_without_a_resend(
     harness: Harness, webhooks: EventBridge, provider: FakeProvider
 ) -> None:

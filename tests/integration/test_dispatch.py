@@ -434,3 +434,36 @@ def test_a_paused_campaign_s_chunk_is_parked_at_once_without_taking_a_span(
     )
     assert "Item" not in ledger
     assert tenant.ok("GET", f"/v1/campaigns/{campaign['id']}")["counters"]["queued"] == 10
+
+
+def test_a_slow_send_does_not_hold_back_the_other_chunks_of_its_batch(
+    tenant: Api, aws_env: dict[str, str], chalice_app: Any, provider: FakeProvider, start: Any, monkeypatch: Any
+) -> None:
+    """Every chunk of a batch is started before any is waited for: while the first chunk's first send hangs,
+    the next chunks' sends go out in their places (waited for chunk by chunk, none went before it ended)."""
+    import threading
+
+    from chalicelib.workers import dispatch
+
+    campaign, messages = _three_chunks(tenant, aws_env, start)
+    chunk_of = {r["id"]: n for n, m in enumerate(messages) for r in json.loads(m["Body"])["recipients"]}
+    send_once, lock = dispatch._send_once, threading.Lock()
+    started: list[tuple[int, float]] = []  # (chunk, when the send began)
+    slow_ended: list[float] = []
+
+    def hanging_first(channel: Any, message: Any) -> Any:
+        with lock:
+            first = not started
+            started.append((chunk_of[message.tags["recipient"]], time.monotonic()))
+        if first:
+            time.sleep(4)  # the provider holds the first send; the rest of the campaign's span is 3 s
+            slow_ended.append(time.monotonic())
+        return send_once(channel, message)
+
+    monkeypatch.setattr(dispatch, "_send_once", hanging_first)
+    assert chalice_app.dispatch(sqs_event(messages), LambdaContext()) == {"batchItemFailures": []}
+    assert started[0][0] == 0 and len(started) == 30
+    during = {chunk for chunk, at in started[1:] if at < slow_ended[0]}
+    assert during == {0, 1, 2}  # the other chunks went out while the first chunk's first send hung
+    assert provider.stats()["accepted"] == 30 and provider.stats()["duplicates"] == 0
+    assert len(outcomes(tenant, campaign["id"])) == 30
