@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 
 from chalicelib.channels.base import HttpRequest, OutgoingMessage
+from chalicelib.channels.clients import ClientSet
 from chalicelib.channels.outbound import Answer, Guard, RefusedUrl, call
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.domain.template import render
+from chalicelib.once import made_once
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.secrets import SecretGone, read_secret
@@ -118,7 +120,7 @@ class HttpAction:
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self._clients: dict[tuple[str, float], httpx.Client] = {}
+        self._clients: dict[tuple[str, float], ClientSet] = {}
         self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
@@ -161,15 +163,17 @@ class HttpAction:
         # One client per host (the guard pins addresses: httpx pools by address) and timeout.
         key = (httpx.URL(request.url).host, request.timeout_seconds)
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = httpx.Client(
-                    timeout=request.timeout_seconds,
-                    follow_redirects=False,
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            clients = self._clients.get(key)
+            if clients is None:
+                timeout = request.timeout_seconds
+                clients = ClientSet(
+                    lambda limits, verify: httpx.Client(
+                        timeout=timeout, follow_redirects=False, limits=limits, verify=verify
+                    ),
+                    connections=64,
                 )
-                self._clients[key] = client
-            return client
+                self._clients[key] = clients
+        return clients.next()
 
 
 def _text(body: bytes) -> str:
@@ -208,9 +212,6 @@ def _retry_after(answer: Answer) -> float | None:
         return None
 
 
-_adapter: list[HttpAction] = []
-
-
 def configured_guard() -> Guard:
     """The outbound guard as the stage's settings configure it (its exceptions: decision 29)."""
     s = get_settings()
@@ -218,10 +219,9 @@ def configured_guard() -> Guard:
     return Guard(allow_http=s.outbound_allow_http, allowed_hosts=hosts)
 
 
+@made_once(1)
 def http_action() -> HttpAction:
-    if not _adapter:
-        _adapter.append(HttpAction(configured_guard()))
-    return _adapter[0]
+    return HttpAction(configured_guard())
 
 
-aws.on_reset(_adapter.clear)
+aws.on_reset(http_action.cache_clear)

@@ -7,13 +7,14 @@ dropped connection) is reported as ambiguous, never as a transient failure to re
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import httpx
 
 from chalicelib.channels.base import MessagesOptions, OutgoingMessage
+from chalicelib.channels.clients import ClientSet
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
+from chalicelib.once import made_once
 from chalicelib.settings import get_settings
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -33,18 +34,23 @@ class VonageMessages:
     text_limits: dict[str, int] = {"messenger": 640, "mms": 2000}
 
     def __init__(self, base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> None:
-        self._client = httpx.Client(
-            base_url=base_url,
-            auth=httpx.BasicAuth(api_key, api_secret),
-            timeout=timeout_seconds,
-            # Shared by the concurrent sends of every invocation in this process (several on the local stack).
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
+        # Shared by the concurrent sends of every invocation in this process (several on the local stack).
+        self._clients = ClientSet(
+            lambda limits, verify: httpx.Client(
+                base_url=base_url,
+                auth=httpx.BasicAuth(api_key, api_secret),
+                timeout=timeout_seconds,
+                limits=limits,
+                verify=verify,
+                follow_redirects=False,
+            ),
+            connections=256,
         )
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         body = request_body(message)
-        return sent(lambda: self._client.post("/v1/messages", json=body), "message_uuid", (200, 202), message.channel)
+        client = self._clients.next()
+        return sent(lambda: client.post("/v1/messages", json=body), "message_uuid", (200, 202), message.channel)
 
 
 def sent(
@@ -166,6 +172,6 @@ def vonage_messages() -> VonageMessages:
     return _adapter(s.vonage_base_url, s.vonage_api_key, s.vonage_api_secret, s.provider_timeout_seconds)
 
 
-@lru_cache(maxsize=4)
+@made_once(4)
 def _adapter(base_url: str, api_key: str, api_secret: str, timeout_seconds: float) -> VonageMessages:
     return VonageMessages(base_url, api_key, api_secret, timeout_seconds)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import lru_cache
 from typing import Any
 
 import httpx
 import jwt
 
 from chalicelib.channels.base import OutgoingMessage
+from chalicelib.channels.clients import ClientSet
 from chalicelib.channels.vonage import sent
 from chalicelib.domain.delivery import SendOutcome
 from chalicelib.domain.ncco import MAX_TALK_CHARS
+from chalicelib.once import made_once
 from chalicelib.settings import get_settings
 from chalicelib.store.secrets import SecretGone, read_secret
 
@@ -36,11 +37,11 @@ class VonageVoice:
     def __init__(self, base_url: str, application_id: str, key_secret: str, timeout_seconds: float) -> None:
         self._application_id = application_id
         self._key_secret = key_secret
-        self._client = httpx.Client(
-            base_url=base_url,
-            timeout=timeout_seconds,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
+        self._clients = ClientSet(
+            lambda limits, verify: httpx.Client(
+                base_url=base_url, timeout=timeout_seconds, limits=limits, verify=verify, follow_redirects=False
+            ),
+            connections=256,
         )
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
@@ -49,9 +50,8 @@ class VonageVoice:
         except (SecretGone, ValueError, jwt.InvalidKeyError) as exc:
             return SendOutcome.account(f"the Vonage application's private key cannot be used: {exc}")
         headers = {"Authorization": f"Bearer {token}"}
-        return sent(
-            lambda: self._client.post("/v1/calls", json=request_body(message), headers=headers), "uuid", (200, 201)
-        )
+        client = self._clients.next()
+        return sent(lambda: client.post("/v1/calls", json=request_body(message), headers=headers), "uuid", (200, 201))
 
 
 def application_token(application_id: str, private_key: str, now: float | None = None) -> str:
@@ -85,6 +85,6 @@ def vonage_voice() -> VonageVoice:
     return _adapter(s.vonage_base_url, s.vonage_application_id, s.vonage_private_key_secret, s.provider_timeout_seconds)
 
 
-@lru_cache(maxsize=4)
+@made_once(4)
 def _adapter(base_url: str, application_id: str, key_secret: str, timeout_seconds: float) -> VonageVoice:
     return VonageVoice(base_url, application_id, key_secret, timeout_seconds)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -16,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from chalicelib.once import made_once
 from chalicelib.settings import get_settings
 
 # A dispatch invocation sends 50 at once (the local stack runs several invocations in one process): a
@@ -33,7 +32,7 @@ def _client(service: str) -> Any:
     )
 
 
-@lru_cache(maxsize=1)
+@made_once(1)
 def dynamodb() -> Any:
     client = _client("dynamodb")
     for operation in _READS_AS_SENT:
@@ -57,52 +56,35 @@ def _items_as_sent(response_dict: dict[str, Any], customized_response_dict: dict
     response_dict["body"] = b"{}"
 
 
-@lru_cache(maxsize=1)
+@made_once(1)
 def sqs() -> Any:
     return _client("sqs")
 
 
-# Clients made on first use by the threads of a dispatch invocation: one is made, once, under the lock.
-# (An lru_cache lets every thread that misses at once build its own: 200 sends of an HTTP action built
-# their Secrets Manager clients at once, and the first request left 45 s after the start.)
-_made: dict[tuple[str, float | None], Any] = {}
-_making = threading.Lock()
-
-
-def _once(key: tuple[str, float | None], make: Callable[[], Any]) -> Any:
-    found = _made.get(key)
-    if found is None:
-        with _making:
-            found = _made.get(key)
-            if found is None:
-                found = _made[key] = make()
-    return found
-
-
+@made_once(16)
 def client(service: str) -> Any:
-    """Any other service's client (SES's identities and configuration sets, Secrets Manager, ...)."""
-    return _once((service, None), lambda: _client(service))
+    """Any other service's client (SES's identities and configuration sets, Secrets Manager, ...). Made once
+    (an lru_cache let every thread that missed at once build its own: 200 sends of an HTTP action built
+    their Secrets Manager clients at once, and the first request left 45 s after the start)."""
+    return _client(service)
 
 
+@made_once(16)
 def single_attempt_client(service: str, timeout_seconds: float) -> Any:
     """A client that makes each call once: botocore's standard mode would retry a read timeout or a dropped
     connection, and a call that sends something (an email) must not be repeated blindly. `total_max_attempts`,
     not `max_attempts`, which botocore reads as retries (`max_attempts: 1` is two attempts)."""
-
-    def make() -> Any:
-        settings = get_settings()
-        config = Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=min(timeout_seconds, 5.0),
-            read_timeout=timeout_seconds,
-            max_pool_connections=256,
-        )
-        session: Any = boto3.session.Session()
-        return session.client(
-            service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
-        )
-
-    return _once((service, timeout_seconds), make)
+    settings = get_settings()
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=min(timeout_seconds, 5.0),
+        read_timeout=timeout_seconds,
+        max_pool_connections=256,
+    )
+    session: Any = boto3.session.Session()
+    return session.client(
+        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
+    )
 
 
 _on_reset: list[Callable[[], None]] = []
@@ -116,7 +98,8 @@ def reset_clients() -> None:
     """Forget cached clients and settings (tests point them at a fresh moto)."""
     dynamodb.cache_clear()
     sqs.cache_clear()
-    _made.clear()
+    client.cache_clear()
+    single_attempt_client.cache_clear()
     get_settings.cache_clear()
     for forget in _on_reset:
         forget()
