@@ -1,10 +1,10 @@
 """Values made once per key, however many threads ask for them at once.
 
 `functools.lru_cache` lets every thread that misses at once make its own value: the first sends of a
-dispatch invocation (50 threads) each built the provider's adapter, and its httpx clients with them, an SSL
-context each, for 2 s of CPU before the first request left (seen in the fault suite: 28 sends past the
-point where a refused account should have stopped them). Here the first thread makes it, under a lock, and
-the others wait for it.
+dispatch invocation (50 threads) each built the provider's adapter, and its 8 httpx clients with it, an SSL
+context each (22 ms of CPU): about 9 s of CPU before the first request left (seen in the fault suite: 28
+sends past the point where a refused account should have stopped them). Here the first thread makes it,
+under a lock, and the others wait for it (decision 52).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ def quick_timings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Seconds where production has tens of seconds, so faults play out within a test.
 
     A provider's answer gets 5 s: the handlers, moto and the fake provider share this process, and on a
-    busy machine an answer the provider gave at once can take over a second to be read (seen in CI: 8 of
-    300 sends `unknown` with 1 s). A test that makes the provider time out, or whose invocations have only
-    seconds to live, marks a shorter one: `@pytest.mark.provider_timeout(1)`."""
+    busy machine an answer the provider gave at once can take over a second to be read (3 to 8 of 300 sends
+    `unknown` with 1 s, beside two CPU hogs; one such failure in a CI run). A test that makes the provider
+    time out, or whose invocations have only seconds to live, marks a shorter one:
+    `@pytest.mark.provider_timeout(1)`."""
     marker = request.node.get_closest_marker("provider_timeout")
     for name, value in {
         "PROVIDER_TIMEOUT_SECONDS": str(marker.args[0] if marker else 5),
