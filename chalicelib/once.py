@@ -19,9 +19,10 @@ T = TypeVar("T")
 
 
 class MadeOnce(Generic[P, T]):
-    """`make` memoised on its positional arguments; the oldest of more than `maxsize` values is forgotten."""
+    """`make` memoised on its positional arguments; the oldest of more than `maxsize` values is forgotten
+    (None: none is)."""
 
-    def __init__(self, make: Callable[P, T], maxsize: int) -> None:
+    def __init__(self, make: Callable[P, T], maxsize: int | None) -> None:
         self._make = make
         self._maxsize = maxsize
         self._made: dict[tuple[Hashable, ...], T] = {}
@@ -37,7 +38,7 @@ class MadeOnce(Generic[P, T]):
                 found = self._made.get(args)
                 if found is None:
                     found = self._made[args] = self._make(*args, **kwargs)
-                    while len(self._made) > self._maxsize:
+                    while self._maxsize is not None and len(self._made) > self._maxsize:
                         del self._made[next(iter(self._made))]
         return found
 
@@ -46,7 +47,7 @@ class MadeOnce(Generic[P, T]):
             self._made.clear()
 
 
-def made_once(maxsize: int = 8) -> Callable[[Callable[P, T]], MadeOnce[P, T]]:
+def made_once(maxsize: int | None = 8) -> Callable[[Callable[P, T]], MadeOnce[P, T]]:
     def decorate(make: Callable[P, T]) -> MadeOnce[P, T]:
         return MadeOnce(make, maxsize)
 

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from chalicelib.channels.clients import ClientSet
 from chalicelib.channels.outbound import Answer, Guard, RefusedUrl, call
 from chalicelib.domain.delivery import OutcomeReason, SendOutcome
 from chalicelib.domain.template import render
-from chalicelib.once import made_once
+from chalicelib.once import MadeOnce, made_once
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.secrets import SecretGone, read_secret
@@ -120,8 +119,8 @@ class HttpAction:
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self._clients: dict[tuple[str, float], ClientSet] = {}
-        self._lock = threading.Lock()
+        # One set per host (the guard pins addresses: httpx pools by address) and timeout.
+        self._clients: MadeOnce[[str, float], ClientSet] = MadeOnce(_client_set, None)
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         if message.http is None:
@@ -160,20 +159,14 @@ class HttpAction:
         return judge(request, answer), answer
 
     def _client(self, request: HttpRequest) -> httpx.Client:
-        # One client per host (the guard pins addresses: httpx pools by address) and timeout.
-        key = (httpx.URL(request.url).host, request.timeout_seconds)
-        with self._lock:
-            clients = self._clients.get(key)
-            if clients is None:
-                timeout = request.timeout_seconds
-                clients = ClientSet(
-                    lambda limits, verify: httpx.Client(
-                        timeout=timeout, follow_redirects=False, limits=limits, verify=verify
-                    ),
-                    connections=64,
-                )
-                self._clients[key] = clients
-        return clients.next()
+        return self._clients(httpx.URL(request.url).host, request.timeout_seconds).next()
+
+
+def _client_set(host: str, timeout: float) -> ClientSet:
+    return ClientSet(
+        lambda limits, verify: httpx.Client(timeout=timeout, follow_redirects=False, limits=limits, verify=verify),
+        connections=64,
+    )
 
 
 def _text(body: bytes) -> str:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from chalicelib.channels import outbound
 from chalicelib.channels.http_action import configured_guard
 from chalicelib.domain.errors import NotFound
 from chalicelib.observability import logger
+from chalicelib.once import made_once
 from chalicelib.settings import get_settings
 from chalicelib.store import queue, webhooks
 
@@ -134,20 +134,15 @@ def _post(endpoint: dict[str, Any], event_id: str, body: str, now: float) -> tup
     return answer.status, f"{answer.status} {answer.body[:200].decode(errors='replace')}"
 
 
-_CLIENTS: dict[tuple[str, float], httpx.Client] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
 def _client(url: str) -> httpx.Client:
+    return _host_client(httpx.URL(url).host, get_settings().webhook_timeout_seconds)
+
+
+@made_once(None)
+def _host_client(host: str, timeout: float) -> httpx.Client:
     """One client per host and timeout, kept for the process (the guard pins addresses: httpx pools by
     address; and a client's TLS context is costly to make per delivery)."""
-    key = (httpx.URL(url).host, get_settings().webhook_timeout_seconds)
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            client = httpx.Client(timeout=key[1], follow_redirects=False, limits=httpx.Limits(max_connections=16))
-            _CLIENTS[key] = client
-        return client
+    return httpx.Client(timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_connections=16))
 
 
 def _tell_disabled(account: str, endpoint: dict[str, Any]) -> None:

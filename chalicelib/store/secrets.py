@@ -3,10 +3,9 @@ signature secret), read through Powertools parameters and cached for `SECRET_MAX
 
 from __future__ import annotations
 
-import threading
-
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+from chalicelib.once import made_once
 from chalicelib.store import aws
 
 SECRET_MAX_AGE = 300
@@ -27,18 +26,10 @@ def read_secret(name: str) -> str:
     return value if isinstance(value, str) else bytes(value or b"").decode()
 
 
-_providers: list[SecretsProvider] = []
-_making = threading.Lock()
-
-
+@made_once(1)
 def _secrets() -> SecretsProvider:
     """One provider (and its cache) per process, made once however many sends ask for it at the same moment."""
-    if not _providers:
-        client = aws.client("secretsmanager")  # before the lock: aws.client takes its own
-        with _making:
-            if not _providers:
-                _providers.append(SecretsProvider(boto3_client=client))
-    return _providers[0]
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
 
-aws.on_reset(_providers.clear)
+aws.on_reset(_secrets.cache_clear)
