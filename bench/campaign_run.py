@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 
 from bench.aws_calls import AwsCallCounter
+from bench.cpu import THIS_PROCESS, CpuMeter
+from bench.floor import LOCAL_AWS
 from bench.hot_keys import KindPeak, peaks_by_kind
 from infra.local.client import CampaignApi
 from infra.local.stack import LocalStack
@@ -33,6 +35,8 @@ STALL_SECONDS = 960.0
 PROGRESS_SECONDS = 30.0
 PRODUCT = "product"
 EVENT_SOURCES = "event source mapping"
+PRODUCT_PROCESS = "product's process"  # the API, the event runner and the handlers: this process
+PROVIDER = "fake provider"
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Phase:
     invocations: dict[str, int] = field(default_factory=dict)  # Lambda invocations by function
     function_errors: dict[str, int] = field(default_factory=dict)  # invocations that raised
     hot_keys: list[KindPeak] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (LOCAL_AWS, PRODUCT_PROCESS, PROVIDER)
 
     @property
     def seconds(self) -> float:
@@ -96,12 +101,15 @@ def run_campaign(
         listed = api.create_list("bench")
 
         lambdas = _Invocations(runner)
+        pids = stack.process_ids
+        meter = CpuMeter({LOCAL_AWS: pids["moto"], PRODUCT_PROCESS: THIS_PROCESS, PROVIDER: pids["fake_provider"]})
+        cpu = meter.snapshot()
         before, started, load = counter.snapshot(), time.monotonic(), os.getloadavg()[0]
         reports = api.add_recipients(listed["id"], rows, batch=UPLOAD_ROWS_PER_REQUEST)
         _wait_listed(api, listed["id"], len(rows), deadline=started + timeout)
         upload = Phase(
             "list upload", started, time.monotonic(), counter.since(before), (load, os.getloadavg()[0]),
-            *lambdas.since_last(),
+            *lambdas.since_last(), cpu=meter.since(cpu),
         )  # fmt: skip
 
         campaign = api.create_campaign(
@@ -115,12 +123,13 @@ def run_campaign(
             }
         )
         lambdas.since_last()
+        cpu = meter.snapshot()
         before, started, started_wall, load = counter.snapshot(), time.monotonic(), time.time(), os.getloadavg()[0]
         api.act(campaign["id"], "start")
         final = _wait_completed(api, campaign["id"], deadline=started + timeout)
         run = Phase(
             "campaign run", started, time.monotonic(), counter.since(before), (load, os.getloadavg()[0]),
-            *lambdas.since_last(),
+            *lambdas.since_last(), cpu=meter.since(cpu),
         )  # fmt: skip
         provider = _provider_stats(stack.provider_url)
     upload.hot_keys = peaks_by_kind(upload.counts.key_writes, upload.started, upload.ended)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from botocore.config import Config as BotoConfig
 from chalice.config import Config as ChaliceConfig
 
 from bench.aws_calls import AwsCallCounter
+from bench.cpu import THIS_PROCESS, CpuMeter
 from infra.local.resources import (
     DEFAULT_PREFIX,
     DEFAULT_TEMPLATE_PATH,
@@ -52,6 +53,8 @@ DISPATCH_QUEUE = "DispatchQueue"
 CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
 # Lambda's SQS event source polls with 5 concurrent batches when nothing caps it.
 UNCAPPED_CONCURRENCY = 5
+LOCAL_AWS = "local AWS"  # moto's server, in the floor as in the campaign
+FLOOR_CLIENT = "floor's client"
 
 
 @dataclass
@@ -62,6 +65,7 @@ class FloorRun:
     buckets: int
     counts: AwsCallCounter
     load: tuple[float, float]  # the machine's 1-minute load average before and after
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (LOCAL_AWS, FLOOR_CLIENT)
 
     @property
     def rate(self) -> float:
@@ -90,14 +94,17 @@ def run_floor(rows: list[dict[str, Any]], *, rate: float, concurrency: int, time
         port = free_port()
         moto = start_moto(Path(log_dir), port)
         try:
-            return _run(f"http://{HOST}:{port}", rows, rate=rate, concurrency=concurrency, timeout=timeout)
+            meter = CpuMeter({LOCAL_AWS: moto.popen.pid, FLOOR_CLIENT: THIS_PROCESS})
+            return _run(f"http://{HOST}:{port}", rows, rate=rate, concurrency=concurrency, timeout=timeout, meter=meter)
         except Exception as exc:
             raise RuntimeError(f"{exc}; moto's log ends:\n{moto.tail()}") from exc
         finally:
             moto.stop()
 
 
-def _run(endpoint: str, rows: list[dict[str, Any]], *, rate: float, concurrency: int, timeout: float) -> FloorRun:
+def _run(
+    endpoint: str, rows: list[dict[str, Any]], *, rate: float, concurrency: int, timeout: float, meter: CpuMeter
+) -> FloorRun:
     create_resources(DEFAULT_TEMPLATE_PATH, DEFAULT_PREFIX, endpoint_url=endpoint, region=REGION)
     template = load_template(DEFAULT_TEMPLATE_PATH)
     config = BotoConfig(max_pool_connections=concurrency + 4, retries={"mode": "standard", "max_attempts": 5})
@@ -112,7 +119,7 @@ def _run(endpoint: str, rows: list[dict[str, Any]], *, rate: float, concurrency:
     buckets = bucket_count(rate)
     chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
     floor = _Floor(dynamodb, sqs, table, queue_url, buckets, total=len(rows))
-    before, load = counter.snapshot(), os.getloadavg()[0]
+    before, load, cpu = counter.snapshot(), os.getloadavg()[0], meter.snapshot()
     started = time.monotonic()
     threads = [threading.Thread(target=floor.release, args=(chunks, rate, started), name="floor-release")]
     threads += [threading.Thread(target=floor.dispatch, name=f"floor-dispatch-{i}") for i in range(concurrency)]
@@ -126,8 +133,8 @@ def _run(endpoint: str, rows: list[dict[str, Any]], *, rate: float, concurrency:
         raise RuntimeError(f"the floor failed: {floor.errors[0]!r}") from floor.errors[0]
     if not finished:
         raise RuntimeError(f"the floor did not finish within {timeout:.0f} s ({floor.finished} of {len(rows)})")
-    seconds, counts = floor.seconds - started, counter.since(before)
-    return FloorRun(len(rows), seconds, concurrency, buckets, counts, (load, os.getloadavg()[0]))
+    seconds, counts, cpu = floor.seconds - started, counter.since(before), meter.since(cpu)
+    return FloorRun(len(rows), seconds, concurrency, buckets, counts, (load, os.getloadavg()[0]), cpu)
 
 
 class _Floor:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.campaign_run import PRODUCT, CampaignRun
+from bench.campaign_run import PRODUCT, PRODUCT_PROCESS, PROVIDER, CampaignRun
 from bench.costs import PRICE_LAMBDA_REQUEST, PRICE_READ_UNIT, PRICE_SQS_REQUEST, PRICE_WRITE_UNIT, Units
-from bench.floor import CHUNK, FloorRun
+from bench.floor import CHUNK, FLOOR_CLIENT, LOCAL_AWS, FloorRun
 from bench.hot_keys import WINDOW_SECONDS
 
 FLOOR_RATIO_TARGET = 0.7
@@ -114,6 +114,12 @@ def _targets(results: list[SizeResult]) -> list[str]:
         ("campaign, start to completed (recipients/s)", "", _campaign_rate),
         ("campaign / floor", f"≥ {FLOOR_RATIO_TARGET}", _ratio),
         ("campaign time per recipient (ms)", "", _ms_per_recipient),
+        ("CPU per recipient in local AWS (ms): floor (before, after); campaign", "", _local_aws_cpu),
+        (
+            "CPU per recipient beside it (ms): floor's client (before, after); product's process + fake provider",
+            "",
+            _beside_cpu,
+        ),
         (f"time per recipient / at {sizes[0]:,}", f"≤ {SCALE_TARGET}", lambda r: _scale(r, results[0])),
         ("list upload (rows/s)", "", _upload_rate),
         ("peak writes/s on one partition key, list upload", "", lambda r: _peak(r, 0, target=None)),
@@ -165,6 +171,28 @@ def _scale(r: SizeResult, base: SizeResult) -> str:
         return NONE
     ratio = (r.campaign.run_seconds / r.recipients) / (base.campaign.run_seconds / base.recipients)
     return f"{ratio:.2f} {_mark(ratio <= SCALE_TARGET)}"
+
+
+def _cpu_cell(floors: list[float], campaign: float | None) -> str:
+    """`floor; campaign`, each in ms per recipient, the floor as the mean of its runs and each run."""
+    if not floors and campaign is None:
+        return NONE
+    each = f" ({', '.join(f'{ms:.2f}' for ms in floors)})" if len(floors) > 1 else ""
+    floor = f"{sum(floors) / len(floors):.2f}{each}" if floors else NONE
+    return f"{floor}; {NONE if campaign is None else f'{campaign:.2f}'}"
+
+
+def _local_aws_cpu(r: SizeResult) -> str:
+    floors = [1000 * f.cpu[LOCAL_AWS] / f.recipients for f in r.floors if LOCAL_AWS in f.cpu]
+    cpu = r.campaign.run.cpu if r.campaign else {}
+    return _cpu_cell(floors, 1000 * cpu[LOCAL_AWS] / r.recipients if LOCAL_AWS in cpu else None)
+
+
+def _beside_cpu(r: SizeResult) -> str:
+    floors = [1000 * f.cpu[FLOOR_CLIENT] / f.recipients for f in r.floors if FLOOR_CLIENT in f.cpu]
+    cpu = r.campaign.run.cpu if r.campaign else {}
+    product = [cpu[name] for name in (PRODUCT_PROCESS, PROVIDER) if name in cpu]
+    return _cpu_cell(floors, 1000 * sum(product) / r.recipients if product else None)
 
 
 def _upload_rate(r: SizeResult) -> str:

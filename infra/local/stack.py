@@ -570,6 +570,11 @@ class LocalStack:
         # The socket is bound once the server exists: it answers as soon as the thread runs.
         threading.Thread(target=self._api_server.serve_forever, name="chalice-local", daemon=True).start()
 
+    @property
+    def process_ids(self) -> dict[str, int]:
+        """The stack's own processes by name (`moto`, `fake_provider`, ...): what a bench measures."""
+        return {process.name: process.popen.pid for process in self._processes}
+
     def stop(self) -> None:
         with self._stop_lock:
             if not self._running:
