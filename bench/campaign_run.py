@@ -49,7 +49,7 @@ class Phase:
     invocations: dict[str, int] = field(default_factory=dict)  # Lambda invocations by function
     function_errors: dict[str, int] = field(default_factory=dict)  # invocations that raised
     hot_keys: list[KindPeak] = field(default_factory=list)
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (LOCAL_AWS, PRODUCT_PROCESS, PROVIDER)
+    cpu: dict[str, float] = field(default_factory=dict)  # campaign run: CPU seconds by process (LOCAL_AWS, ...)
 
     @property
     def seconds(self) -> float:
@@ -103,13 +103,12 @@ def run_campaign(
         lambdas = _Invocations(runner)
         pids = stack.process_ids
         meter = CpuMeter({LOCAL_AWS: pids["moto"], PRODUCT_PROCESS: THIS_PROCESS, PROVIDER: pids["fake_provider"]})
-        cpu = meter.snapshot()
         before, started, load = counter.snapshot(), time.monotonic(), os.getloadavg()[0]
         reports = api.add_recipients(listed["id"], rows, batch=UPLOAD_ROWS_PER_REQUEST)
         _wait_listed(api, listed["id"], len(rows), deadline=started + timeout)
         upload = Phase(
             "list upload", started, time.monotonic(), counter.since(before), (load, os.getloadavg()[0]),
-            *lambdas.since_last(), cpu=meter.since(cpu),
+            *lambdas.since_last(),
         )  # fmt: skip
 
         campaign = api.create_campaign(

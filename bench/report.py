@@ -114,11 +114,15 @@ def _targets(results: list[SizeResult]) -> list[str]:
         ("campaign, start to completed (recipients/s)", "", _campaign_rate),
         ("campaign / floor", f"≥ {FLOOR_RATIO_TARGET}", _ratio),
         ("campaign time per recipient (ms)", "", _ms_per_recipient),
-        ("CPU per recipient in local AWS (ms): floor (before, after); campaign", "", _local_aws_cpu),
+        (
+            "CPU per recipient in local AWS (ms): floor (before, after); campaign",
+            "",
+            lambda r: _cpu(r, LOCAL_AWS, (LOCAL_AWS,)),
+        ),
         (
             "CPU per recipient beside it (ms): floor's client (before, after); product's process + fake provider",
             "",
-            _beside_cpu,
+            lambda r: _cpu(r, FLOOR_CLIENT, (PRODUCT_PROCESS, PROVIDER)),
         ),
         (f"time per recipient / at {sizes[0]:,}", f"≤ {SCALE_TARGET}", lambda r: _scale(r, results[0])),
         ("list upload (rows/s)", "", _upload_rate),
@@ -182,17 +186,12 @@ def _cpu_cell(floors: list[float], campaign: float | None) -> str:
     return f"{floor}; {NONE if campaign is None else f'{campaign:.2f}'}"
 
 
-def _local_aws_cpu(r: SizeResult) -> str:
-    floors = [1000 * f.cpu[LOCAL_AWS] / f.recipients for f in r.floors if LOCAL_AWS in f.cpu]
+def _cpu(r: SizeResult, in_floor: str, in_campaign: tuple[str, ...]) -> str:
+    """CPU per recipient of process `in_floor` in each floor, and of the processes `in_campaign` together."""
+    floors = [1000 * f.cpu[in_floor] / f.recipients for f in r.floors if in_floor in f.cpu]
     cpu = r.campaign.run.cpu if r.campaign else {}
-    return _cpu_cell(floors, 1000 * cpu[LOCAL_AWS] / r.recipients if LOCAL_AWS in cpu else None)
-
-
-def _beside_cpu(r: SizeResult) -> str:
-    floors = [1000 * f.cpu[FLOOR_CLIENT] / f.recipients for f in r.floors if FLOOR_CLIENT in f.cpu]
-    cpu = r.campaign.run.cpu if r.campaign else {}
-    product = [cpu[name] for name in (PRODUCT_PROCESS, PROVIDER) if name in cpu]
-    return _cpu_cell(floors, 1000 * sum(product) / r.recipients if product else None)
+    spent = [cpu[name] for name in in_campaign if name in cpu]
+    return _cpu_cell(floors, 1000 * sum(spent) / r.recipients if spent else None)
 
 
 def _upload_rate(r: SizeResult) -> str:

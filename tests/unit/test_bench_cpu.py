@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from bench.campaign_run import PRODUCT_PROCESS, PROVIDER
 from bench.cpu import THIS_PROCESS, CpuMeter, process_cpu_seconds
-from bench.report import _cpu_cell
+from bench.floor import FLOOR_CLIENT, LOCAL_AWS, FloorRun
+from bench.report import SizeResult, _cpu, _cpu_cell
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -46,3 +50,15 @@ def test_the_report_cell_gives_the_floor_s_mean_and_each_run_then_the_campaign()
     assert _cpu_cell([6.0, 6.2], 9.1) == "6.10 (6.00, 6.20); 9.10"
     assert _cpu_cell([6.0], None) == "6.00; -"
     assert _cpu_cell([], None) == "-"
+
+
+def test_the_cpu_rows_give_ms_per_recipient_of_the_floor_s_process_and_of_the_campaign_s_together() -> None:
+    counts: Any = None
+    floors = [
+        FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 5.0, FLOOR_CLIENT: 2.0}),
+        FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 6.0, FLOOR_CLIENT: 2.5}),
+    ]
+    campaign: Any = SimpleNamespace(run=SimpleNamespace(cpu={LOCAL_AWS: 7.0, PRODUCT_PROCESS: 5.0, PROVIDER: 1.0}))
+    result = SizeResult(1000, floors, campaign)
+    assert _cpu(result, LOCAL_AWS, (LOCAL_AWS,)) == "5.50 (5.00, 6.00); 7.00"
+    assert _cpu(result, FLOOR_CLIENT, (PRODUCT_PROCESS, PROVIDER)) == "2.25 (2.00, 2.50); 6.00"
