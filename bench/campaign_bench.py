@@ -1,12 +1,13 @@
 """`make bench`: a campaign on the local stack, measured against the floor of the same local AWS.
 
-    python -m bench.campaign_bench --recipients 10000             # make bench
+    python -m bench.campaign_bench --recipients 10000 --repeats 3 # make bench
     python -m bench.campaign_bench --recipients 10000,100000      # make bench-scale
     python -m bench.campaign_bench --recipients 1000 --floor-only --output /tmp/floor.md
 
 For each size: the floor on a fresh moto server (bench/floor.py), then the campaign on a fresh local
-stack (bench/campaign_run.py). Writes docs/benchmarks.md (bench/report.py) and prints the headline
-figures, each with the command that produced it.
+stack (bench/campaign_run.py), then the floor again; `--repeats N` alternates N campaigns with N + 1
+floors and reports the median of the campaigns' ratios (decision 54). Writes docs/benchmarks.md
+(bench/report.py) and prints the headline figures, each with the command that produced it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ def main(
     timeout: float | None = typer.Option(None, help="Seconds per run before giving up; default 600 + size/10."),
     floor_only: bool = typer.Option(False, help="Measure only the floor (e.g. while the product is broken)."),
     no_floor: bool = typer.Option(False, help="Measure only the campaign (its time per recipient at a size)."),
+    repeats: int = typer.Option(
+        1, min=1, help="Campaigns per size, each between two floors; the ratio reported is their median."
+    ),
 ) -> None:
     sizes = parse_sizes(recipients)
     concurrency = dispatch_concurrency()
     settings = Settings(command=_command(), rate=rate, transient_failure_rate=transient_failure_rate,
-                        concurrency=concurrency)  # fmt: skip
+                        concurrency=concurrency, repeats=repeats)  # fmt: skip
     results = []
     for size in sizes:
         rows = generated_recipients(size)
@@ -69,21 +73,24 @@ def main(
             _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
         if floor_only:
             continue
-        _say(f"{size:,} recipients: campaign on a fresh local stack ...")
-        try:
-            result.campaign = run_campaign_in_fresh_process(
-                rows, rate=rate, transient_failure_rate=transient_failure_rate, timeout=limit
-            )
-        except Exception as exc:
-            # Nothing is written: a failed run must not replace the figures of the last good one.
-            _say("\n".join(summary(results, settings)))
-            raise SystemExit(f"the campaign run at {size:,} recipients failed: {exc!r}") from exc
-        _say(f"  campaign {size / result.campaign.run_seconds:,.0f} recipients/s; floor again ...")
-        if no_floor:
-            continue
-        # The machine is shared: a floor on each side of the campaign shows how much it drifted.
-        result.floors.append(run_floor(rows, rate=rate, concurrency=concurrency, timeout=limit))
-        _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
+        for repeat in range(1, repeats + 1):
+            _say(f"{size:,} recipients: campaign {repeat} of {repeats} on a fresh local stack ...")
+            try:
+                result.campaigns.append(
+                    run_campaign_in_fresh_process(
+                        rows, rate=rate, transient_failure_rate=transient_failure_rate, timeout=limit
+                    )
+                )
+            except Exception as exc:
+                # Nothing is written: a failed run must not replace the figures of the last good one.
+                _say("\n".join(summary(results, settings)))
+                raise SystemExit(f"the campaign run at {size:,} recipients failed: {exc!r}") from exc
+            _say(f"  campaign {size / result.campaigns[-1].run_seconds:,.0f} recipients/s")
+            if no_floor:
+                continue
+            # The machine is shared: a floor on each side of each campaign shows how much it drifted.
+            result.floors.append(run_floor(rows, rate=rate, concurrency=concurrency, timeout=limit))
+            _say(f"  floor {result.floors[-1].rate:,.0f} recipients/s")
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
     output.write_text(keep_marked_sections(report(results, settings), previous), encoding="utf-8")
     typer.echo("\n".join(summary(results, settings)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,19 +27,66 @@ NONE = "-"  # no figure
 
 @dataclass
 class SizeResult:
+    """One size's runs, alternated on a shared machine: floor, campaign, floor, campaign, ..., floor.
+
+    Each campaign is compared with the two floors beside it (the one before and the one after it), and the
+    size's ratio is the median of the campaigns' ratios: the machine drifts within minutes by as much as a
+    change moves the campaign, so one pair of runs cannot tell (decision 54). The figures of one run (its
+    requests, write units, CPU) are those of the campaign whose ratio is the median.
+    """
+
     recipients: int
-    floors: list[FloorRun] = field(default_factory=list)  # before the campaign, and after it
-    campaign: CampaignRun | None = None
+    floors: list[FloorRun] = field(default_factory=list)  # before the first campaign, and after each
+    campaigns: list[CampaignRun] = field(default_factory=list)
+
+    def floors_beside(self, index: int) -> list[FloorRun]:
+        """The floors before and after campaign `index` (those measured)."""
+        return self.floors[index : index + 2]
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each campaign's throughput over the mean of the floors beside it."""
+        ratios = []
+        for index, campaign in enumerate(self.campaigns):
+            beside = self.floors_beside(index)
+            if beside:
+                ratios.append(campaign.recipients / campaign.run_seconds / _mean(f.rate for f in beside))
+        return ratios
+
+    @property
+    def median_index(self) -> int | None:
+        """The campaign whose ratio is the median (the lower of the two middle ones for an even count); without
+        floors, the first campaign."""
+        if not self.campaigns:
+            return None
+        ratios = self.ratios
+        if not ratios:
+            return 0
+        return ratios.index(statistics.median_low(ratios))
+
+    @property
+    def campaign(self) -> CampaignRun | None:
+        index = self.median_index
+        return None if index is None else self.campaigns[index]
+
+    @property
+    def beside(self) -> list[FloorRun]:
+        """The floors the figures compare with: those beside the median campaign, else every floor."""
+        index = self.median_index
+        return self.floors if index is None else self.floors_beside(index)
 
     @property
     def floor_rate(self) -> float | None:
-        return sum(f.rate for f in self.floors) / len(self.floors) if self.floors else None
+        return _mean(f.rate for f in self.beside) if self.beside else None
 
     @property
     def ratio(self) -> float | None:
-        if self.floor_rate is None or self.campaign is None:
-            return None
-        return self.campaign.recipients / self.campaign.run_seconds / self.floor_rate
+        ratios = self.ratios
+        return statistics.median_low(ratios) if ratios else None
+
+
+def _mean(values: Iterable[float]) -> float:
+    return statistics.fmean(values)
 
 
 @dataclass
@@ -47,6 +95,7 @@ class Settings:
     rate: float
     transient_failure_rate: float
     concurrency: int
+    repeats: int = 1
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -85,14 +134,18 @@ def report(results: list[SizeResult], settings: Settings) -> str:
         "",
         f"    {settings.command}",
         "",
-        "(`make bench` runs it with `--recipients 10000`, `make bench-scale` with `--recipients 10000,100000`.)",
+        "(`make bench` runs it with `--recipients 10000 --repeats 3`, `make bench-scale` with",
+        "`--recipients 10000,100000`.)",
         "",
-        f"run {settings.started:%Y-%m-%d %H:%M} UTC on {machine()}. Each size runs twice on fresh local",
-        "AWS: the floor (a fresh moto server doing only the unavoidable calls) and the product (a fresh",
+        f"run {settings.started:%Y-%m-%d %H:%M} UTC on {machine()}. Each size alternates runs on fresh local",
+        "AWS: the floor (a fresh moto server doing only the unavoidable calls), then the product (a fresh",
         "local stack: moto's server, chalice's local server and the event runner in the bench's process,",
-        f"the fake provider). Campaign rate {settings.rate:g}/s, {settings.transient_failure_rate:.0%} transient "
-        "provider failures, retries up to 5 attempts; the list uploaded in requests of 10,000 rows; dispatch",
-        f"concurrency {settings.concurrency} (`reserved_concurrency` of `dispatch`, stage `local`).",
+        f"the fake provider), then the floor again: {settings.repeats} campaign(s) per size, each between two",
+        "floors and compared with their mean; the size's ratio is the median (decision 54). Campaign rate",
+        f"{settings.rate:g}/s, {settings.transient_failure_rate:.0%} transient provider failures, retries up to 5 "
+        "attempts; the list uploaded in",
+        f"requests of 10,000 rows; dispatch concurrency {settings.concurrency} (`reserved_concurrency` of `dispatch`, "
+        "stage `local`).",
         "",
         "Locally moto answers each call in milliseconds and everything shares the machine's cores: the",
         "rates say how the local stack performs, not AWS. The ratio to the floor and the counts do transfer.",
@@ -154,7 +207,7 @@ def _mark(ok: bool) -> str:
 def _floor_rate(r: SizeResult) -> str:
     if r.floor_rate is None:
         return NONE
-    each = f" ({', '.join(f'{f.rate:,.0f}' for f in r.floors)})" if len(r.floors) > 1 else ""
+    each = f" ({', '.join(f'{f.rate:,.0f}' for f in r.beside)})" if len(r.beside) > 1 else ""
     return f"{r.floor_rate:,.0f}{each}"
 
 
@@ -163,7 +216,11 @@ def _campaign_rate(r: SizeResult) -> str:
 
 
 def _ratio(r: SizeResult) -> str:
-    return NONE if r.ratio is None else f"{r.ratio:.2f} {_mark(r.ratio >= FLOOR_RATIO_TARGET)}"
+    """The median ratio, and with several campaigns each one's, in the order they ran."""
+    if r.ratio is None:
+        return NONE
+    each = f" (median of {', '.join(f'{ratio:.2f}' for ratio in r.ratios)})" if len(r.ratios) > 1 else ""
+    return f"{r.ratio:.2f} {_mark(r.ratio >= FLOOR_RATIO_TARGET)}{each}"
 
 
 def _ms_per_recipient(r: SizeResult) -> str:
@@ -188,7 +245,7 @@ def _cpu_cell(floors: list[float], campaign: float | None) -> str:
 
 def _cpu(r: SizeResult, in_floor: str, in_campaign: tuple[str, ...]) -> str:
     """CPU per recipient of process `in_floor` in each floor, and of the processes `in_campaign` together."""
-    floors = [1000 * f.cpu[in_floor] / f.recipients for f in r.floors if in_floor in f.cpu]
+    floors = [1000 * f.cpu[in_floor] / f.recipients for f in r.beside if in_floor in f.cpu]
     cpu = r.campaign.run.cpu if r.campaign else {}
     spent = [cpu[name] for name in in_campaign if name in cpu]
     return _cpu_cell(floors, 1000 * sum(spent) / r.recipients if spent else None)
@@ -250,13 +307,41 @@ def _size_section(result: SizeResult, settings: Settings) -> list[str]:
     n = result.recipients
     lines = [f"## {n:,} recipients", ""]
     if result.floors:
-        lines += _floor_section(result.floors)
+        lines += _floor_section(result.floors, len(result.campaigns))
+    if len(result.campaigns) > 1:
+        lines += _campaign_runs(result)
     if result.campaign:
         lines += _campaign_sections(result.campaign, settings)
     return lines
 
 
-def _floor_section(floors: list[FloorRun]) -> list[str]:
+def _floor_names(campaigns: int) -> list[str]:
+    if campaigns <= 1:
+        return ["before the campaign", "after the campaign"]
+    return ["before campaign 1", *(f"after campaign {i}" for i in range(1, campaigns + 1))]
+
+
+def _campaign_runs(result: SizeResult) -> list[str]:
+    """Each campaign with its ratio to the floors beside it; the sections below are the median one's."""
+    median = result.median_index
+    lines = [
+        "### Campaigns, in the order they ran",
+        "",
+        "| campaign | seconds | recipients/s | floors beside it (recipients/s) | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    ratios = result.ratios
+    for index, run in enumerate(result.campaigns):
+        name = f"{index + 1}" + (" (median: the sections below)" if index == median else "")
+        beside = ", ".join(f"{f.rate:,.0f}" for f in result.floors_beside(index)) or NONE
+        ratio = f"{ratios[index]:.2f}" if index < len(ratios) else NONE
+        lines.append(
+            f"| {name} | {run.run_seconds:.1f} | {run.recipients / run.run_seconds:,.0f} | {beside} | {ratio} |"
+        )
+    return [*lines, ""]
+
+
+def _floor_section(floors: list[FloorRun], campaigns: int) -> list[str]:
     n, first = floors[0].recipients, floors[0]
     lines = [
         "### Floor",
@@ -266,7 +351,7 @@ def _floor_section(floors: list[FloorRun]) -> list[str]:
         "| run | seconds | recipients/s | load average (start, end) |",
         "|---|---:|---:|---|",
     ]
-    for name, floor in zip(("before the campaign", "after the campaign"), floors, strict=False):
+    for name, floor in zip(_floor_names(campaigns), floors, strict=False):
         lines.append(f"| {name} | {floor.seconds:.1f} | {floor.rate:,.0f} | {_load(floor.load)} |")
     lines += [
         "",

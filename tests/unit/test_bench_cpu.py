@@ -58,7 +58,9 @@ def test_the_cpu_rows_give_ms_per_recipient_of_the_floor_s_process_and_of_the_ca
         FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 5.0, FLOOR_CLIENT: 2.0}),
         FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 6.0, FLOOR_CLIENT: 2.5}),
     ]
-    campaign: Any = SimpleNamespace(run=SimpleNamespace(cpu={LOCAL_AWS: 7.0, PRODUCT_PROCESS: 5.0, PROVIDER: 1.0}))
-    result = SizeResult(1000, floors, campaign)
+    campaign: Any = SimpleNamespace(
+        recipients=1000, run_seconds=1.0, run=SimpleNamespace(cpu={LOCAL_AWS: 7.0, PRODUCT_PROCESS: 5.0, PROVIDER: 1.0})
+    )
+    result = SizeResult(1000, floors, [campaign])
     assert _cpu(result, LOCAL_AWS, (LOCAL_AWS,)) == "5.50 (5.00, 6.00); 7.00"
     assert _cpu(result, FLOOR_CLIENT, (PRODUCT_PROCESS, PROVIDER)) == "2.25 (2.00, 2.50); 6.00"
