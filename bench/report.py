@@ -6,7 +6,7 @@ import os
 import platform
 import re
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,7 @@ class SizeResult:
         for index, campaign in enumerate(self.campaigns):
             beside = self.floors_beside(index)
             if beside:
-                ratios.append(campaign.recipients / campaign.run_seconds / _mean(f.rate for f in beside))
+                ratios.append(campaign.recipients / campaign.run_seconds / statistics.fmean(f.rate for f in beside))
         return ratios
 
     @property
@@ -77,16 +77,12 @@ class SizeResult:
 
     @property
     def floor_rate(self) -> float | None:
-        return _mean(f.rate for f in self.beside) if self.beside else None
+        return statistics.fmean(f.rate for f in self.beside) if self.beside else None
 
     @property
     def ratio(self) -> float | None:
         ratios = self.ratios
         return statistics.median_low(ratios) if ratios else None
-
-
-def _mean(values: Iterable[float]) -> float:
-    return statistics.fmean(values)
 
 
 @dataclass
