@@ -85,7 +85,7 @@ def main(
                 # Nothing is written: a failed run must not replace the figures of the last good one.
                 _say("\n".join(summary(results, settings)))
                 raise SystemExit(f"the campaign run at {size:,} recipients failed: {exc!r}") from exc
-            _say(f"  campaign {size / result.campaigns[-1].run_seconds:,.0f} recipients/s")
+            _say(f"  campaign {result.campaigns[-1].rate:,.0f} recipients/s")
             if no_floor:
                 continue
             # The machine is shared: a floor on each side of each campaign shows how much it drifted.

@@ -68,6 +68,11 @@ class CampaignRun:
     provider: dict[str, Any]
 
     @property
+    def rate(self) -> float:
+        """Recipients per second, start to completed."""
+        return self.recipients / self.run_seconds
+
+    @property
     def phases(self) -> tuple[Phase, Phase]:
         return (self.upload, self.run)
 

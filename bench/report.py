@@ -50,7 +50,7 @@ class SizeResult:
         for index, campaign in enumerate(self.campaigns):
             beside = self.floors_beside(index)
             if beside:
-                ratios.append(campaign.recipients / campaign.run_seconds / statistics.fmean(f.rate for f in beside))
+                ratios.append(campaign.rate / statistics.fmean(f.rate for f in beside))
         return ratios
 
     @property
@@ -208,7 +208,7 @@ def _floor_rate(r: SizeResult) -> str:
 
 
 def _campaign_rate(r: SizeResult) -> str:
-    return f"{r.recipients / r.campaign.run_seconds:,.0f}" if r.campaign else NONE
+    return f"{r.campaign.rate:,.0f}" if r.campaign else NONE
 
 
 def _ratio(r: SizeResult) -> str:
@@ -331,9 +331,7 @@ def _campaign_runs(result: SizeResult) -> list[str]:
         name = f"{index + 1}" + (" (median: the sections below)" if index == median else "")
         beside = ", ".join(f"{f.rate:,.0f}" for f in result.floors_beside(index)) or NONE
         ratio = f"{ratios[index]:.2f}" if index < len(ratios) else NONE
-        lines.append(
-            f"| {name} | {run.run_seconds:.1f} | {run.recipients / run.run_seconds:,.0f} | {beside} | {ratio} |"
-        )
+        lines.append(f"| {name} | {run.run_seconds:.1f} | {run.rate:,.0f} | {beside} | {ratio} |")
     return [*lines, ""]
 
 
@@ -375,8 +373,7 @@ def _campaign_sections(run: CampaignRun, settings: Settings) -> list[str]:
         "|---|---:|---:|---|",
         f"| list upload ({run.upload_requests} request(s) of up to 10,000 rows) | {upload.seconds:.1f} | "
         f"{n / upload.seconds:,.0f} | {_load(upload.load)} |",
-        f"| campaign, start to completed | {run.run_seconds:.1f} | {n / run.run_seconds:,.0f} "
-        f"| {_load(run.run.load)} |",
+        f"| campaign, start to completed | {run.run_seconds:.1f} | {run.rate:,.0f} | {_load(run.run.load)} |",
         "",
         f"Final counters: `{run.final.get('counters')}`. Provider (`/_fake/stats`): `{run.provider}`.",
         "",

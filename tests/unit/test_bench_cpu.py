@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.campaign_run import PRODUCT_PROCESS, PROVIDER
+from bench.campaign_run import PRODUCT_PROCESS, PROVIDER, CampaignRun
 from bench.cpu import THIS_PROCESS, CpuMeter, process_cpu_seconds
 from bench.floor import FLOOR_CLIENT, LOCAL_AWS, FloorRun
 from bench.report import SizeResult, _cpu, _cpu_cell
@@ -58,9 +58,8 @@ def test_the_cpu_rows_give_ms_per_recipient_of_the_floor_s_process_and_of_the_ca
         FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 5.0, FLOOR_CLIENT: 2.0}),
         FloorRun(1000, 1.0, 4, 1, counts, (0.0, 0.0), {LOCAL_AWS: 6.0, FLOOR_CLIENT: 2.5}),
     ]
-    campaign: Any = SimpleNamespace(
-        recipients=1000, run_seconds=1.0, run=SimpleNamespace(cpu={LOCAL_AWS: 7.0, PRODUCT_PROCESS: 5.0, PROVIDER: 1.0})
-    )
+    run: Any = SimpleNamespace(cpu={LOCAL_AWS: 7.0, PRODUCT_PROCESS: 5.0, PROVIDER: 1.0})
+    campaign = CampaignRun(1000, 1, run, run, 1.0, {}, {})
     result = SizeResult(1000, floors, [campaign])
     assert _cpu(result, LOCAL_AWS, (LOCAL_AWS,)) == "5.50 (5.00, 6.00); 7.00"
     assert _cpu(result, FLOOR_CLIENT, (PRODUCT_PROCESS, PROVIDER)) == "2.25 (2.00, 2.50); 6.00"

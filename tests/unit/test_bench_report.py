@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bench.campaign_run import CampaignRun
 from bench.floor import FloorRun
 from bench.report import SizeResult, _campaign_runs, _floor_names, _floor_rate, _ratio
 
@@ -16,8 +16,9 @@ def _floor(rate: float) -> FloorRun:
     return FloorRun(1000, 1000 / rate, 4, 1, counts, (0.0, 0.0))
 
 
-def _campaign(rate: float) -> Any:
-    return SimpleNamespace(recipients=1000, run_seconds=1000 / rate)
+def _campaign(rate: float) -> CampaignRun:
+    nothing: Any = None
+    return CampaignRun(1000, 1, nothing, nothing, 1000 / rate, {}, {})
 
 
 def test_each_campaign_is_compared_with_the_floors_before_and_after_it_and_the_median_is_reported() -> None:
