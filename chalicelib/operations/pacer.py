@@ -30,8 +30,9 @@ from chalicelib.operations.completion import complete_if_done
 from chalicelib.settings import get_settings
 from chalicelib.store import campaigns, deliveries, keys, lists, queue, window_waits
 
-# A released retry is not handed out again for this long; if its chunk is lost (a release killed between
-# the lease and the send) it comes back then. Were its chunk only late, the retry is released twice and
+# A released retry is not handed out again for this long: its lease is written once its chunk is queued, so
+# a release killed before the send loses nothing (the retry is still due), and one killed between the send
+# and the lease releases it again at the next tick. Were its chunk only late, the retry is released twice and
 # the conditional claim (state queued, attempt) lets one of the two send it.
 RETRY_LEASE_SECONDS = 120
 # A retry's chunk waits behind what was released before it: the lease grows to twice that wait (at the pace
@@ -56,6 +57,8 @@ class Entry:
 
     body: dict[str, Any]
     position: str | None  # the list position (fresh recipients only)
+    # A queued delivery's due time as the due index showed it (released retries and parked recipients only).
+    due_at: float | None = None
     # Whether it is its recipient's last entry: an `every` campaign releases one per matching segment (decision
     # 49), and the list cursor moves past a recipient only once all of them are queued.
     last: bool = True
@@ -122,6 +125,7 @@ def release_campaign(
         exhausted = cursor is None
     sent = _whole(entries, _send(pk, campaign, plan, entries))
     done = entries[:sent]
+    _lease_due(campaign, done, now)
     if sent < len(entries):  # keep what went out; the rest is released again from there
         exhausted = False
         positions = [e.position for e in done if e.fresh and e.position is not None]
@@ -378,23 +382,43 @@ def retry_lease_seconds(campaign: dict[str, Any], now: float) -> float:
 
 
 def _due_entries(campaign: dict[str, Any], now: float, limit: int) -> list[Entry]:
+    """Queued deliveries due now (retries, and recipients parked by a pause or their window), as entries; they
+    are leased by `_lease_due` once their chunks are queued."""
     entries: list[Entry] = []
-    lease = retry_lease_seconds(campaign, now)
     for bucket in range(int(campaign.get("buckets", 1))):
         if len(entries) >= limit:
             break
         pk = keys.delivery_pk(campaign["pk"], bucket)
         for due in deliveries.due_deliveries(pk, now, limit - len(entries)):
-            attempt = int(due["attempt"])
-            if deliveries.lease_due(pk, due["sk"], attempt, now + lease):
-                body = {**due.get("recipient", {}), "id": due["sk"], "previous_attempt": attempt, "fresh": False}
-                if "next_destination_index" in due:  # a retry or a failover: where the next try goes
-                    body["destination_index"] = int(due["next_destination_index"])
-                    body["destination_try"] = int(due["next_try"])
-                if "next_channel_step" in due:  # on the campaign's fallback channel (decision 39)
-                    body["channel_step"] = int(due["next_channel_step"])
-                entries.append(Entry(body, None))
+            if due.get("state") != DeliveryState.QUEUED:
+                continue  # a call or a receipt wait in flight: the sweep's
+            body = {
+                **due.get("recipient", {}),
+                "id": due["sk"],
+                "previous_attempt": int(due["attempt"]),
+                "fresh": False,
+            }
+            if "next_destination_index" in due:  # a retry or a failover: where the next try goes
+                body["destination_index"] = int(due["next_destination_index"])
+                body["destination_try"] = int(due["next_try"])
+            if "next_channel_step" in due:  # on the campaign's fallback channel (decision 39)
+                body["channel_step"] = int(due["next_channel_step"])
+            entries.append(Entry(body, None, due_at=float(due["due_at"])))
     return entries
+
+
+def _lease_due(campaign: dict[str, Any], released: list[Entry], now: float) -> None:
+    """Push the due time of the queued deliveries among `released` (their chunks queued) out by the retry
+    lease, so the next release does not hand them out again. Conditional on the due time the release read: a
+    dispatch that got the chunk first and parked the recipient again (a pause, its window) keeps its own due
+    time, and one that claimed it leaves nothing to lease."""
+    until = now + retry_lease_seconds(campaign, now)
+    buckets = int(campaign.get("buckets", 1))
+    for entry in released:
+        if entry.due_at is None:
+            continue  # a fresh recipient: the list cursor moves past it
+        rid, attempt = entry.body["id"], int(entry.body["previous_attempt"])
+        deliveries.lease_due(deliveries.pk_for(campaign["pk"], buckets, rid), rid, attempt, until, was=entry.due_at)
 
 
 def _send(pk: str, campaign: dict[str, Any], plan: ReleasePlan, entries: list[Entry]) -> int:

@@ -620,18 +620,17 @@ def record_conversion(pk: str, rid: str, goal: str, at: float, value: Any = None
     return aws.from_item(answer["Attributes"])
 
 
-def lease_due(pk: str, rid: str, attempt: int, until: float) -> bool:
-    """Push a released retry's due time out, so the next release does not hand it out again.
+def lease_due(pk: str, rid: str, attempt: int, until: float, *, was: float | None = None) -> bool:
+    """Set a queued delivery's due time: a released retry's pushed out, so the next release does not hand it
+    out again (only while its due time is still `was`, the one the release read), or a parked one's.
 
-    If its chunk is lost, the recipient becomes due again when the lease ends.
+    If a released retry's chunk is lost, the recipient becomes due again when the lease ends.
     """
-    return _update(
-        pk,
-        rid,
-        "SET due_at = :until",
-        "#st = :queued AND attempt = :attempt",
-        {":until": until, ":queued": DeliveryState.QUEUED.value, ":attempt": attempt},
-    ).ok
+    condition = "#st = :queued AND attempt = :attempt"
+    values: dict[str, Any] = {":until": until, ":queued": DeliveryState.QUEUED.value, ":attempt": attempt}
+    if was is not None:
+        condition, values[":was"] = condition + " AND due_at = :was", was
+    return _update(pk, rid, "SET due_at = :until", condition, values).ok
 
 
 def get_delivery(pk: str, rid: str) -> dict[str, Any] | None:

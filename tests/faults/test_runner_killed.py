@@ -21,6 +21,15 @@ RECIPIENTS = 600
 VISIBILITY_SECONDS = "5"
 
 
+def stuck(api: CampaignApi, campaign: dict[str, object]) -> str:
+    """What a user would look at when a campaign does not finish: its counters, a recount's drift, and the
+    recipients not in a final state."""
+    campaign_id = str(campaign["id"])
+    recount = api.call("POST", f"/v1/campaigns/{campaign_id}/recount")
+    open_ones = [o for o in api.outcomes(campaign_id) if o["state"] not in {"succeeded", "failed", "unknown"}]
+    return f"counters {campaign['counters']}, recount drift {recount['drift']}, not final {open_ones}"
+
+
 def test_the_runner_killed_mid_campaign_and_restarted_finishes_it_without_resending() -> None:
     with LocalStack(runner_process=True, provider_rate_limit=0, provider_transient_failure_rate=0.02, seed=5) as stack:
         sqs = boto3.client("sqs", endpoint_url=stack.aws_endpoint_url, region_name="us-east-1")
@@ -52,7 +61,7 @@ def test_the_runner_killed_mid_campaign_and_restarted_finishes_it_without_resend
 
         deadline = time.monotonic() + 240
         while (final := api.campaign(campaign["id"]))["status"] != "completed":
-            assert time.monotonic() < deadline, f"not completed after the restart: {final}"
+            assert time.monotonic() < deadline, f"not completed after the restart: {stuck(api, final)}"
             time.sleep(0.5)
 
         outcomes = api.outcomes(campaign["id"])

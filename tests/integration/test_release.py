@@ -231,20 +231,15 @@ def test_a_faster_rate_patched_while_running_is_released_at_once(
     assert receive_all(aws_env["RELEASE_QUEUE_URL"]) == []
 
 
-@pytest.mark.parametrize("backlog", [True, False], ids=["behind a backlog", "nothing ahead of it"])
-def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
-    tenant: Api, aws_env: dict[str, str], backlog: bool
-) -> None:
-    """100 s into a run at 1,000/s that dispatch finishes at 100/s: a retry released behind 20,000 unfinished
-    recipients waits about 200 s in the queue. Leased for the fixed 120 s it was released a second time while
-    its first chunk still waited (at 100,000 recipients on the local stack, three copies per retry)."""
+def running_with_a_due_retry(tenant: Api, now: float, released: int) -> tuple[str, str, str]:
+    """A campaign 100 s into a run at 1,000/s, 10,000 recipients finished of `released`, the list done, and
+    one retry due: its pk, the retry's delivery partition and recipient id."""
     from chalicelib.domain.campaign import CampaignStatus
     from chalicelib.settings import get_settings
     from chalicelib.store import aws, deliveries
 
     draft = draft_with(tenant, 1, rate_per_second=1000)
     pk = campaign_pk(tenant, draft)
-    now = time.time()
     campaigns.change_status(
         pk,
         CampaignStatus.DRAFT,
@@ -252,7 +247,7 @@ def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
         sets={
             "total": 30_001,
             "started_at_ms": int((now - 100) * 1000),
-            "released": 30_001 if backlog else 10_001,
+            "released": released,
             "succeeded": 10_000,
             "waiting": 1,
             "release_exhausted": True,
@@ -266,6 +261,20 @@ def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
     aws.dynamodb().put_item(
         TableName=get_settings().deliveries_table, Item=aws.to_item({"pk": target, "sk": rid, **waiting})
     )
+    return pk, target, rid
+
+
+@pytest.mark.parametrize("backlog", [True, False], ids=["behind a backlog", "nothing ahead of it"])
+def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
+    tenant: Api, aws_env: dict[str, str], backlog: bool
+) -> None:
+    """100 s into a run at 1,000/s that dispatch finishes at 100/s: a retry released behind 20,000 unfinished
+    recipients waits about 200 s in the queue. Leased for the fixed 120 s it was released a second time while
+    its first chunk still waited (at 100,000 recipients on the local stack, three copies per retry)."""
+    from chalicelib.store import deliveries
+
+    now = time.time()
+    pk, target, rid = running_with_a_due_retry(tenant, now, released=30_001 if backlog else 10_001)
     assert release.release_campaign(pk, now=now) == 1
     leased = deliveries.get_delivery(target, rid)
     assert leased is not None
@@ -273,3 +282,42 @@ def test_a_released_retry_stays_leased_while_its_chunk_waits_behind_the_backlog(
     # Past the fixed lease: released again only when nothing was ahead of its chunk (the chunk was lost).
     release.release_campaign(pk, now=now + release.RETRY_LEASE_SECONDS + 60)
     assert queued_recipients(aws_env["DISPATCH_QUEUE_URL"]) == [rid] * (1 if backlog else 2)
+
+
+def test_a_release_killed_before_its_chunks_went_out_leaves_its_retries_due(
+    tenant: Api, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release dies (the runner killed, a Lambda crash) after reading a due retry and before its chunk is
+    queued: the next release sends it. Leased before the send, it waited out the whole lease (120 s or more),
+    and its campaign with it."""
+    from chalicelib.store import deliveries, queue
+
+    now = time.time()
+    pk, target, rid = running_with_a_due_retry(tenant, now, released=10_001)
+
+    def killed(*_: Any, **__: Any) -> None:
+        raise SystemExit("killed mid-release")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "send_chunks_encoded", killed)
+        with pytest.raises(SystemExit):
+            release.release_campaign(pk, now=now, lease_seconds=1)
+    assert queued_recipients(aws_env["DISPATCH_QUEUE_URL"]) == []
+    assert release.release_campaign(pk, now=now + 2) == 1
+    assert queued_recipients(aws_env["DISPATCH_QUEUE_URL"]) == [rid]
+    leased = deliveries.get_delivery(target, rid)
+    assert leased is not None and float(leased["due_at"]) > now + 2
+
+
+def test_a_retry_parked_by_dispatch_before_its_lease_keeps_its_own_due_time(tenant: Api) -> None:
+    """Dispatch may take a retry's chunk before the release has leased it, and park the recipient again (its
+    campaign paused: due at once on the resume; its send window shut: due when it opens). The release's lease,
+    written after the send, leaves that due time alone."""
+    from chalicelib.store import deliveries
+
+    now = time.time()
+    _, target, rid = running_with_a_due_retry(tenant, now, released=10_001)
+    assert deliveries.lease_due(target, rid, 1, now + 3600)  # parked until its window opens in an hour
+    assert not deliveries.lease_due(target, rid, 1, now + 120, was=now - 1)  # the release's lease, as it read it
+    parked = deliveries.get_delivery(target, rid)
+    assert parked is not None and float(parked["due_at"]) == pytest.approx(now + 3600)
