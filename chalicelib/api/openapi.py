@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -597,7 +597,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "post",
         "/v1/numbers",
-        "Register a number the account takes replies on, with its HELP answer",
+        "Register a number (or a Viber service id, a Facebook page id) the account takes replies on, with its "
+        "HELP answer",
         m.NumberCreate,
         201,
         m.Number,
@@ -616,12 +617,19 @@ OPERATIONS: list[Operation] = [
     Operation(
         "delete",
         "/v1/numbers",
-        "Give a number up: replies to it are refused from then on",
+        "Give a number (or a Viber service id, a page id) up: replies to it are refused from then on",
         None,
         204,
         None,
         "releaseNumber",
-        query=(_query("number", "The number, E.164.", _text(20), required=True),),
+        query=(
+            _query("number", "The number (E.164), or the Viber service id or page id.", _text(50), required=True),
+            _query(
+                "channel",
+                "What `number` is (as registered): `sms` when omitted.",
+                {"type": "string", "enum": list(get_args(m.NumberChannel))},
+            ),
+        ),
     ),
     Operation(
         "get",

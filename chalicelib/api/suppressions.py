@@ -7,14 +7,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.models import Number, NumberCreate, Page, Suppression, SuppressionCreate, SuppressionResult
+from chalicelib.domain.models import (
+    INBOUND_MESSENGER_ID,
+    INBOUND_VIBER_ID,
+    Number,
+    NumberChannel,
+    NumberCreate,
+    Page,
+    Suppression,
+    SuppressionCreate,
+    SuppressionResult,
+)
 from chalicelib.domain.recipients import AddressError, normalize_e164
 from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for, suppressed_destination
 from chalicelib.store import numbers, suppressions
@@ -90,22 +100,35 @@ def lift_suppression(account: str) -> SuppressionResult:
     return SuppressionResult(destination=destination, scopes=lifted)
 
 
-def _number(raw: str) -> str:
-    """The number in E.164, or InvalidInput naming `number`."""
+def _number(raw: str, channel: str) -> str:
+    """The number in E.164 (`sms`), or the Viber service id or Facebook page id (digits, as a campaign's
+    `sender` and Vonage's inbound messages give them: never a '+', so never the same key as a number), or
+    InvalidInput naming `number`."""
     try:
-        return normalize_e164(raw)
+        if channel == "sms":
+            return normalize_e164(raw)
+        pattern = INBOUND_VIBER_ID if channel == "viber_service" else INBOUND_MESSENGER_ID
+        if not pattern.match(raw.strip()):
+            what = "letters and digits" if channel == "viber_service" else "digits"
+            raise AddressError("invalid_address", f"a {channel} id is {what} only, 50 at most")
+        return raw.strip()
     except AddressError as exc:
         raise InvalidInput.on("number", str(exc)) from None
 
 
 def number_view(item: dict[str, Any]) -> Number:
-    return Number(number=item["number"], help_text=item["help_text"], created_at=iso(item["created_at"]) or "")
+    return Number(
+        number=item["number"],
+        channel=item.get("channel", "sms"),
+        help_text=item["help_text"],
+        created_at=iso(item["created_at"]) or "",
+    )
 
 
 @route(bp, "/numbers", methods=["POST"], status=201)
 def register_number(account: str) -> Number:
     body = parse_body(bp.current_request, NumberCreate)
-    return number_view(numbers.register(account, _number(body.number), body.help_text))
+    return number_view(numbers.register(account, _number(body.number, body.channel), body.help_text, body.channel))
 
 
 @route(bp, "/numbers", methods=["GET"])
@@ -123,4 +146,7 @@ def release_number(account: str) -> None:
     raw = query_str(bp.current_request, "number")
     if not raw:
         raise InvalidInput.on("number", "name the number to give up")
-    numbers.release(account, _number(raw))
+    channel = query_str(bp.current_request, "channel") or "sms"
+    if channel not in get_args(NumberChannel):
+        raise InvalidInput.on("channel", f"one of {', '.join(get_args(NumberChannel))}")
+    numbers.release(account, _number(raw, channel))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -1379,6 +1380,11 @@ class CallEventResult(BaseModel):
     )
 
 
+INBOUND_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
+INBOUND_MESSENGER_ID = re.compile(r"^[0-9]{1,50}$")
+INBOUND_VIBER_ID = re.compile(r"^[0-9A-Za-z]{1,50}$")
+
+
 class InboundMessage(BaseModel):
     """A Vonage Messages API inbound message, as posted to the application's inbound URL (signed like the
     call events)."""
@@ -1387,10 +1393,40 @@ class InboundMessage(BaseModel):
 
     channel: Literal["sms", "mms", "whatsapp", "viber_service", "messenger"]
     message_uuid: str = Field(min_length=1, max_length=100)
-    to: str = Field(min_length=1, max_length=50, pattern=r"^\+?[0-9]{6,15}$")
-    from_: str = Field(alias="from", min_length=1, max_length=50, pattern=r"^\+?[0-9]{6,15}$")
+    to: str = Field(
+        min_length=1,
+        max_length=50,
+        pattern=r"^\+?[0-9A-Za-z]{1,50}$",
+        description="The account's number (E.164, '+' optional); on `viber_service` its Viber service id, on "
+        "`messenger` its Facebook page id.",
+    )
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        max_length=50,
+        pattern=r"^\+?[0-9]{1,50}$",
+        description="Who wrote: a number (E.164, '+' optional); on `messenger` their page-scoped id (PSID).",
+    )
     timestamp: str | None = Field(None, max_length=40)
     text: str | None = Field(None, max_length=5000)
+
+    @field_validator("to", "from_")
+    @classmethod
+    def _a_number_where_the_channel_takes_one(cls, value: str, info: ValidationInfo) -> str:
+        """On SMS, MMS and WhatsApp both ends are numbers; on Viber the account's end is its service id, on
+        Messenger both ends are ids (the page's and the person's)."""
+        channel = info.data.get("channel")
+        if channel is None:
+            return value  # no channel to read it by: the channel's own error says so
+        if channel == "viber_service" and info.field_name == "to":
+            expected, what = INBOUND_VIBER_ID, "the Viber service id: letters and digits"
+        elif channel == "messenger":
+            expected, what = INBOUND_MESSENGER_ID, "an id: digits without '+'"
+        else:
+            expected, what = INBOUND_NUMBER, "a number of 6 to 15 digits"
+        if not expected.match(value):
+            raise ValueError(f"on {channel}, {what}")
+        return value
 
 
 class InboundResult(BaseModel):
@@ -1458,10 +1494,25 @@ class SuppressionResult(BaseModel):
     scopes: list[str] = Field(description="The scopes changed: where it was not yet suppressed, or was.")
 
 
-class NumberCreate(Strict):
-    """A number the account sends from and takes replies on: inbound messages to it are the account's."""
+# What an account registers to take inbound messages on: a number, a Viber service id, a Facebook page id.
+NumberChannel = Literal["sms", "viber_service", "messenger"]
 
-    number: str = Field(min_length=3, max_length=20, description="E.164, with + and the country code.")
+
+class NumberCreate(Strict):
+    """A number the account sends from and takes replies on: inbound messages to it are the account's. A
+    Viber service id or a Facebook page id is registered the same way, so that what people send to it
+    (STOP above all) reaches the account."""
+
+    number: str = Field(
+        min_length=1,
+        max_length=50,
+        description="`sms` (the default): E.164, with + and the country code; it takes SMS, MMS and WhatsApp "
+        "messages. `viber_service`: the Viber service id, `messenger`: the Facebook page id, digits as the "
+        "campaign's `sender` gives them.",
+    )
+    channel: NumberChannel = Field(
+        "sms", description="What `number` is: a phone number, a Viber service id or a Facebook page id."
+    )
     help_text: str = Field(
         min_length=1,
         max_length=320,
@@ -1472,6 +1523,7 @@ class NumberCreate(Strict):
 
 class Number(BaseModel):
     number: str
+    channel: NumberChannel = "sms"
     help_text: str
     created_at: str
 

@@ -26,7 +26,14 @@ from chalicelib.domain import email_events
 from chalicelib.domain.delivery import DeliveryState, OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import AddressError, normalize_email
-from chalicelib.domain.responses import RECEIPT_RANK, SCOPES_OF_CHANNEL, intent, normal_address, stop_scopes
+from chalicelib.domain.responses import (
+    NUMBER_CHANNEL,
+    RECEIPT_RANK,
+    SCOPES_OF_CHANNEL,
+    inbound_addresses,
+    intent,
+    stop_scopes,
+)
 from chalicelib.observability import logger
 from chalicelib.operations import events, receipt_waits, replies
 from chalicelib.settings import get_settings
@@ -39,11 +46,12 @@ KEEP_SECONDS = 7 * 86_400
 def inbound(message: dict[str, Any]) -> str:
     """Act on an inbound message; what it was taken as (opted_out, opted_in, helped, noted). Every message is
     an event (`message.received`), and an opt-out or opt-in one more."""
-    to, sender = normal_address(message["to"]), normal_address(message["from"])
+    channel = str(message["channel"])
+    to, sender = inbound_addresses(channel, str(message["to"]), str(message["from"]))
     registration = numbers.owner(to)
-    if registration is None:
-        raise NotFound(detail=f"the number {to} is not registered by any account (POST /v1/numbers)")
-    account, channel = str(registration["account"]), str(message["channel"])
+    if registration is None or registration.get("channel", "sms") != NUMBER_CHANNEL.get(channel, "sms"):
+        raise NotFound(detail=f"{to} is not registered on {channel} by any account (POST /v1/numbers)")
+    account = str(registration["account"])
     if channel == "whatsapp":  # their 24-hour window for session messages opens (decision 46)
         sessions.opened(account, to, sender, min(_epoch(message.get("timestamp")), time.time()))
     text = str(message.get("text") or "")

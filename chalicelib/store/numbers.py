@@ -16,9 +16,12 @@ def _table() -> str:
     return get_settings().main_table
 
 
-def register(account_id: str, number: str, help_text: str) -> dict[str, Any]:
-    """The number taken by the account (again: its help text replaced); 409 when another account has it."""
+def register(account_id: str, number: str, help_text: str, channel: str = "sms") -> dict[str, Any]:
+    """The number (`channel` sms), Viber service id or page id taken by the account (again: its help text
+    replaced); 409 when another account has it."""
     item = {"number": number, "account": account_id, "help_text": help_text, "created_at": time.time()}
+    if channel != "sms":
+        item["channel"] = channel
     written = aws.write_if(
         aws.dynamodb().put_item,
         TableName=_table(),

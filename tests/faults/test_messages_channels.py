@@ -280,3 +280,44 @@ def test_help_and_stop_sent_by_mms_are_answered_by_sms_and_end_sms_and_mms(
     assert answered == [("sms", valid_phone(0)[1:], NUMBER[1:], HELP_TEXT)]
     listed = harness.tenant.ok("GET", f"/v1/suppressions?destination={valid_phone(1).replace('+', '%2B')}")["items"]
     assert [(s["scope"], s["source"]) for s in listed] == [("sms", "inbound")]
+
+
+def test_replies_and_stops_by_messenger_and_viber_reach_the_account_whose_page_and_service_sent(
+    harness: Harness, webhooks: EventBridge, provider: FakeProvider
+) -> None:
+    """The page id and the Viber service id registered (POST /v1/numbers with their channel): a reply to the
+    page is linked to the campaign that wrote from it, a STOP to it suppresses the person's page-scoped id on
+    Messenger (the next campaign skips them), and HELP to the Viber service is answered from it by Viber."""
+    api = harness.tenant
+    viber_service = "AcmeViberService"
+    api.ok("POST", "/v1/numbers", {"number": PAGE, "channel": "messenger", "help_text": HELP_TEXT}, status=201)
+    api.ok(
+        "POST", "/v1/numbers", {"number": viber_service, "channel": "viber_service", "help_text": HELP_TEXT}, status=201
+    )
+    harness.with_events = True
+    tagged = {"category": "message_tag", "tag": "ACCOUNT_UPDATE"}
+    first = harness.campaign(messenger_rows(2), channel="messenger", sender=PAGE, messenger=tagged, retry_policy=None)
+    run_with_receipts(harness, webhooks, first, 2)
+
+    provider.inbound(psid(0), PAGE, "Thanks!", channel="messenger")
+    provider.inbound(psid(1), PAGE, "STOP", channel="messenger")
+    provider.inbound(valid_phone(5), viber_service, "help", channel="viber_service")
+    webhooks.deliver(api)
+    harness.stream()
+
+    assert webhooks.results[("inbound", "opted_out")] == 1 and webhooks.results[("inbound", "helped")] == 1
+    assert webhooks.results[("inbound", "noted")] == 1
+    assert api.ok("GET", f"/v1/campaigns/{first['id']}")["counters"]["replied"] == 2  # the STOP answers it too
+    listed = api.ok("GET", "/v1/suppressions?channel=messenger")["items"]
+    assert [(s["destination"], s["scope"], s["source"]) for s in listed] == [(psid(1), "messenger", "inbound")]
+    answered = [(m["channel"], m["to"], m["from"], m["text"]) for m in provider.messages()[2:]]
+    assert answered == [("viber_service", valid_phone(5)[1:], viber_service, HELP_TEXT)]
+
+    second = harness.campaign(messenger_rows(2), channel="messenger", sender=PAGE, messenger=tagged, retry_policy=None)
+    assert harness.run(second["id"])["status"] == "completed"  # not `settle`: psid(0) gets its second message
+    harness.stream()
+    counters = api.ok("GET", f"/v1/campaigns/{second['id']}")["counters"]
+    assert (counters["succeeded"], counters["skipped"]) == (1, 1)
+    outcomes = {o["recipient_id"]: o for o in harness.outcomes(second["id"])}
+    assert (outcomes["m1"]["state"], outcomes["m1"]["skip_reason"]) == ("skipped", "opted_out")
+    assert [m["to"] for m in provider.messages()[3:]] == [psid(0)]

@@ -145,3 +145,64 @@ def test_a_whatsapp_message_opens_its_senders_window_and_a_late_repeat_never_mov
     assert last("+14155550123")[("+14155550100", "+14155550123")] <= time.time()
     post({**hello, "channel": "sms", "from": "14155550124", "message_uuid": "s-1"})  # SMS: no WhatsApp window
     assert last("+14155550124") == {}
+
+
+def test_a_stop_by_viber_or_messenger_to_a_registered_id_suppresses_its_sender_there(
+    tenant: Api, api: Api, monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str]
+) -> None:
+    """A Viber service id and a Facebook page id are registered like numbers (with their channel), so what
+    people send to them reaches the account: STOP on Messenger suppresses the person's page-scoped id for
+    `messenger`, STOP on Viber their number for `viber`. Before, both were refused (422: not a number)."""
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="sig", SecretString=SECRET)
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "sig")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+
+    def post(message: Any) -> Any:
+        body = json.dumps(message).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {sign(body, SECRET)}"}
+        return tenant.client.http.request("POST", "/v1/webhooks/vonage/inbound", headers=headers, body=body)
+
+    page = {"channel": "messenger", "message_uuid": "f-1", "to": "104523198765432", "from": "7654321098765432"}
+    viber = {"channel": "viber_service", "message_uuid": "v-1", "to": "14155550177", "from": "447700900001"}
+    problem(post({**page, "text": "STOP"}), 404)  # nobody registered the page yet
+    bad = [
+        {"number": "+14155550100", "channel": "messenger"},
+        {"number": "Acme Ltd", "channel": "viber_service"},
+        {"number": "A" * 51, "channel": "viber_service"},
+        {"number": "16273", "channel": "fax"},
+    ]
+    for body in bad:
+        errors = problem(tenant.call("POST", "/v1/numbers", {**body, "help_text": "Acme."}), 422)["errors"]
+        assert [e["field"] for e in errors] == ["channel" if body["channel"] == "fax" else "number"], body
+    registered = tenant.ok(
+        "POST", "/v1/numbers", {"number": "104523198765432", "channel": "messenger", "help_text": "Acme."}, status=201
+    )
+    assert registered["channel"] == "messenger"
+    viber_id = {"number": "14155550177", "channel": "viber_service", "help_text": "Acme."}
+    tenant.ok("POST", "/v1/numbers", viber_id, status=201)
+    other = api.new_account("other")
+    # The same digits as a phone number are another registration: another account may hold it.
+    other.ok("POST", "/v1/numbers", {"number": "+14155550177", "help_text": "A number, not the Viber id."}, status=201)
+    listed = {(n["number"], n["channel"]) for n in tenant.ok("GET", "/v1/numbers")["items"]}
+    assert listed == {("104523198765432", "messenger"), ("14155550177", "viber_service")}
+
+    assert [e["field"] for e in problem(post({**page, "from": "+7654321098765432"}), 422)["errors"]] == ["from"]
+    assert [e["field"] for e in problem(post({**viber, "from": "1234"}), 422)["errors"]] == ["from"]
+    problem(post({**viber, "channel": "sms", "to": "16273"}), 422)  # an SMS goes to a number
+    sms = {**viber, "channel": "sms", "message_uuid": "s-1", "from": "14155550123", "text": "STOP"}
+    assert json.loads(post(sms).body) == {"result": "opted_out"}  # to the other account's number
+    on_viber = {**page, "channel": "viber_service", "from": "447700900002"}
+    problem(post(on_viber), 404)  # the page id is no Viber service id
+
+    assert json.loads(post({**page, "text": "STOP"}).body) == {"result": "opted_out"}
+    assert json.loads(post({**viber, "text": "Stop"}).body) == {"result": "opted_out"}
+    found = {(s["destination"], s["scope"], s["source"]) for s in tenant.ok("GET", "/v1/suppressions")["items"]}
+    assert found == {("7654321098765432", "messenger", "inbound"), ("+447700900001", "viber", "inbound")}
+    assert [(s["destination"], s["scope"]) for s in other.ok("GET", "/v1/suppressions")["items"]] == [
+        ("+14155550123", "sms")
+    ]
+
+    assert tenant.call("DELETE", "/v1/numbers?number=104523198765432&channel=messenger").status_code == 204
+    problem(post({**page, "message_uuid": "f-2", "text": "START"}), 404)  # given up: no longer the account's
