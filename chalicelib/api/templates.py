@@ -12,7 +12,7 @@ from chalice import Blueprint
 
 from chalicelib.api.http import paged, parse_body, route
 from chalicelib.api.views import iso
-from chalicelib.channels import channel_for
+from chalicelib.channels import channel_for, text_limit
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.models import (
     Page,
@@ -144,11 +144,15 @@ def preview(account: str, template_id: str) -> TemplatePreview:
         return TemplatePreview(
             version=int(version["version"]), locale=used, text=text, subject=subject, html=html, characters=len(text)
         )
-    parts = sms_parts(text)
     warnings = []
-    limit = channel_for(item["channel"]).max_text_chars
+    limit = text_limit(channel_for(item["channel"]), item["channel"])
     if limit is not None and len(text) > limit:
         warnings.append(f"{len(text):,} characters, over the provider's limit of {limit:,}: sends would fail")
+    if item["channel"] != "sms":  # MMS, Viber, Messenger: a text, not counted in SMS segments
+        return TemplatePreview(
+            version=int(version["version"]), locale=used, text=text, characters=len(text), warnings=warnings
+        )
+    parts = sms_parts(text)
     if parts.encoding == "UCS-2":
         warnings.append("characters outside the GSM alphabet: sent as UCS-2, 70 characters per segment")
     return TemplatePreview(

@@ -1692,10 +1692,12 @@ class TemplateVersionCreate(Strict):
 
 class TemplateCreate(TemplateVersionCreate):
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["sms", "email", "whatsapp", "voice"] = Field(
+    channel: Literal["sms", "mms", "viber_service", "messenger", "email", "whatsapp", "voice"] = Field(
         "sms",
-        description="`email` templates have a `subject` (and may have `html`); `whatsapp` ones an approved "
-        "`whatsapp` template (per locale: its language); `voice` ones the `text` spoken and may have `voice`.",
+        description="`sms`, `viber_service` and `messenger` templates are a `text`; `mms` ones the image's caption "
+        "(the image is the campaign's `mms.image_url`); `email` templates have a `subject` (and may have `html`); "
+        "`whatsapp` ones an approved `whatsapp` template (per locale: its language); `voice` ones the `text` "
+        "spoken and may have `voice`. A campaign pins a template of its own channel.",
     )
 
 

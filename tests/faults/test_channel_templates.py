@@ -1,6 +1,7 @@
 """Template resources for WhatsApp and voice (issue 9): a WhatsApp template names the approved template per
 language, and a campaign pinning it sends each recipient its locale's language; a name the account's
-templates know is refused in a language they do not give; a voice template gives the call's text and voice."""
+templates know is refused in a language they do not give; a voice template gives the call's text and voice.
+Viber, Messenger and MMS templates are text, previewed against their channel's limit."""
 
 from __future__ import annotations
 
@@ -104,3 +105,48 @@ def test_templates_hold_what_their_channel_has(harness: Harness) -> None:
     )
     preview = tenant.ok("POST", f"/v1/templates/{voice['id']}/preview", {"data": {"first_name": "Ann"}})
     assert preview["text"] == "Hello Ann" and preview["encoding"] is None
+
+
+def test_viber_messenger_and_mms_templates_are_text_a_campaign_of_their_channel_pins(harness: Harness) -> None:
+    """Templates for the Messages channels beside SMS (decision 47 left them out): text with its locales, checked
+    against the channel's own limit in the preview, pinned only by a campaign of that channel; a Viber campaign
+    pinning one sends each recipient their locale's text."""
+    tenant = harness.tenant
+    viber = {
+        "name": "shipped",
+        "channel": "viber_service",
+        "content": {"text": "Hi {{ first_name }}, your order shipped."},
+        "locales": {"pt-BR": {"text": "Oi {{ first_name }}, seu pedido saiu."}},
+    }
+    template = tenant.ok("POST", "/v1/templates", viber, status=201)
+    long_text = {"name": "long", "channel": "messenger", "content": {"text": "x" * 700}}
+    messenger = tenant.ok("POST", "/v1/templates", long_text, status=201)
+    preview = tenant.ok("POST", f"/v1/templates/{messenger['id']}/preview", {})
+    assert preview["warnings"] == ["700 characters, over the provider's limit of 640: sends would fail"]
+    assert preview["segments"] is None  # not an SMS
+    caption = {"name": "caption", "channel": "mms", "content": {"text": "Spring is here"}}
+    tenant.ok("POST", "/v1/templates", caption, status=201)
+    refused = tenant.call("POST", "/v1/templates", {**caption, "content": {"text": "x", "subject": "Hi"}})
+    assert refused.status_code == 422 and json.loads(refused.body)["errors"][0]["field"] == "content.subject"
+
+    listed = tenant.ok("POST", "/v1/lists", {"name": "viber"}, status=201)
+    rows: list[dict[str, Any]] = [
+        {"id": "ana", "destinations": [{"type": "phone", "address": "+5511955000001"}], "locale": "pt-BR"},
+        {"id": "bob", "destinations": [{"type": "phone", "address": "+14155550002"}]},
+    ]
+    for row, name in zip(rows, ("Ana", "Bob"), strict=True):
+        row["attributes"] = {"first_name": name}
+    tenant.ok("POST", f"/v1/lists/{listed['id']}/recipients", {"recipients": rows})
+    body = campaign_body(listed["id"], channel="viber_service", sender="AcmeViberService", template_id=template["id"])
+    body.pop("template")
+    wrong = tenant.call("POST", "/v1/campaigns", {**body, "channel": "messenger", "sender": "112233445566778"})
+    assert wrong.status_code == 422 and json.loads(wrong.body)["errors"][0]["field"] == "template_id"
+    created = tenant.ok("POST", "/v1/campaigns", body, status=201)
+    tenant.ok("POST", f"/v1/campaigns/{created['id']}/start")
+
+    assert harness.run(created["id"])["counters"]["succeeded"] == 2
+    sent = {m["to"]: (m["channel"], m["text"]) for m in harness.provider.messages()}
+    assert sent == {
+        "5511955000001": ("viber_service", "Oi Ana, seu pedido saiu."),
+        "14155550002": ("viber_service", "Hi Bob, your order shipped."),
+    }
