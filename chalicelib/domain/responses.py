@@ -93,14 +93,20 @@ def suppressed_destination(raw: str, channel: str) -> str:
 
 # The channels whose inbound messages go to an id the account registered (POST /v1/numbers with its channel)
 # rather than to a number: Viber to the service id, Messenger to the page id.
-NUMBER_CHANNEL = {"viber_service": "viber_service", "messenger": "messenger"}
+ID_CHANNELS = frozenset({"viber_service", "messenger"})
+
+
+def registered_as(channel: str) -> str:
+    """The `channel` of the registration (POST /v1/numbers) a message on `channel` goes to: `sms` for a number
+    (SMS, MMS, WhatsApp), else the channel's own id."""
+    return channel if channel in ID_CHANNELS else "sms"
 
 
 def inbound_addresses(channel: str, to: str, sender: str) -> tuple[str, str]:
     """An inbound message's two ends as the account registered its end and as recipients' destinations hold
     the other: numbers in E.164 with '+'; a Viber service id, a page id and a person's page-scoped id as
     they are (digits, never a '+')."""
-    to = to.strip() if channel in NUMBER_CHANNEL else normal_address(to)
+    to = to.strip() if channel in ID_CHANNELS else normal_address(to)
     return to, sender.strip() if channel == "messenger" else normal_address(sender)
 
 

@@ -24,7 +24,7 @@ from chalicelib.domain.delivery import OutcomeKind
 from chalicelib.domain.errors import DomainError, NotFound
 from chalicelib.domain.recipients import RowError, check_row
 from chalicelib.domain.replies import matches
-from chalicelib.domain.responses import NUMBER_CHANNEL, SCOPES, SCOPES_OF_CHANNEL
+from chalicelib.domain.responses import ID_CHANNELS, SCOPES, SCOPES_OF_CHANNEL
 from chalicelib.domain.segments import NO_SLOT, delivery_key, effective
 from chalicelib.domain.template import TemplateError
 from chalicelib.observability import logger
@@ -59,7 +59,7 @@ def link_sends(found: list[tuple[dict[str, Any], int, str]]) -> int:
         sending = effective(campaign, data.get("segment"), step)
         number = str(_sender(sending, data, step) or "")
         if number not in owners:  # a number, a Viber service id or a page id (an alphanumeric sender takes no reply)
-            registered = number.startswith("+") or sending.get("channel") in NUMBER_CHANNEL
+            registered = number.startswith("+") or sending.get("channel") in ID_CHANNELS
             registration = numbers.owner(number) if registered else None
             owners[number] = str(registration["account"]) if registration else None
         if owners[number] != event["account"]:

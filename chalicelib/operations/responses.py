@@ -27,11 +27,11 @@ from chalicelib.domain.delivery import DeliveryState, OutcomeKind
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.recipients import AddressError, normalize_email
 from chalicelib.domain.responses import (
-    NUMBER_CHANNEL,
     RECEIPT_RANK,
     SCOPES_OF_CHANNEL,
     inbound_addresses,
     intent,
+    registered_as,
     stop_scopes,
 )
 from chalicelib.observability import logger
@@ -49,7 +49,7 @@ def inbound(message: dict[str, Any]) -> str:
     channel = str(message["channel"])
     to, sender = inbound_addresses(channel, str(message["to"]), str(message["from"]))
     registration = numbers.owner(to)
-    if registration is None or registration.get("channel", "sms") != NUMBER_CHANNEL.get(channel, "sms"):
+    if registration is None or registration.get("channel", "sms") != registered_as(channel):
         raise NotFound(detail=f"{to} is not registered on {channel} by any account (POST /v1/numbers)")
     account = str(registration["account"])
     if channel == "whatsapp":  # their 24-hour window for session messages opens (decision 46)
