@@ -15,7 +15,6 @@ from chalicelib.api.http import paged, parse_body, query_str, route
 from chalicelib.api.views import iso
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.models import (
-    INBOUND_MESSENGER_ID,
     INBOUND_VIBER_ID,
     Number,
     NumberChannel,
@@ -25,11 +24,12 @@ from chalicelib.domain.models import (
     SuppressionCreate,
     SuppressionResult,
 )
-from chalicelib.domain.recipients import AddressError, normalize_e164
+from chalicelib.domain.recipients import MESSENGER_ID, AddressError, normalize_e164
 from chalicelib.domain.responses import SUPPRESSION_CHANNELS, scopes_for, suppressed_destination
 from chalicelib.store import numbers, suppressions
 
 bp = Blueprint(__name__)
+NUMBER_CHANNELS: tuple[str, ...] = get_args(NumberChannel)
 
 
 def _destination(raw: str, channel: str) -> str:
@@ -41,11 +41,11 @@ def _destination(raw: str, channel: str) -> str:
         raise InvalidInput.on("destination", str(exc)) from None
 
 
-def _channel(raw: str | None, *, required: bool) -> str | None:
+def _channel(raw: str | None, *, required: bool, choices: tuple[str, ...] = SUPPRESSION_CHANNELS) -> str | None:
     if raw is None and not required:
         return None
-    if raw not in SUPPRESSION_CHANNELS:
-        raise InvalidInput.on("channel", f"one of {', '.join(SUPPRESSION_CHANNELS)}")
+    if raw not in choices:
+        raise InvalidInput.on("channel", f"one of {', '.join(choices)}")
     return raw
 
 
@@ -107,7 +107,7 @@ def _number(raw: str, channel: str) -> str:
     try:
         if channel == "sms":
             return normalize_e164(raw)
-        pattern = INBOUND_VIBER_ID if channel == "viber_service" else INBOUND_MESSENGER_ID
+        pattern = INBOUND_VIBER_ID if channel == "viber_service" else MESSENGER_ID
         if not pattern.match(raw.strip()):
             what = "letters and digits" if channel == "viber_service" else "digits"
             raise AddressError("invalid_address", f"a {channel} id is {what} only, 50 at most")
@@ -146,7 +146,5 @@ def release_number(account: str) -> None:
     raw = query_str(bp.current_request, "number")
     if not raw:
         raise InvalidInput.on("number", "name the number to give up")
-    channel = query_str(bp.current_request, "channel") or "sms"
-    if channel not in get_args(NumberChannel):
-        raise InvalidInput.on("channel", f"one of {', '.join(get_args(NumberChannel))}")
+    channel = str(_channel(query_str(bp.current_request, "channel") or "sms", required=True, choices=NUMBER_CHANNELS))
     numbers.release(account, _number(raw, channel))

@@ -28,6 +28,7 @@ from chalicelib.domain.recipients import (
     LOCALE_PATTERN,
     MAX_BATCH,
     MAX_DESTINATIONS,
+    MESSENGER_ID,
     DestinationIn,
     DestinationType,
     Param,
@@ -1381,7 +1382,6 @@ class CallEventResult(BaseModel):
 
 
 INBOUND_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
-INBOUND_MESSENGER_ID = re.compile(r"^[0-9]{1,50}$")
 INBOUND_VIBER_ID = re.compile(r"^[0-9A-Za-z]{1,50}$")
 
 
@@ -1421,7 +1421,7 @@ class InboundMessage(BaseModel):
         if channel == "viber_service" and info.field_name == "to":
             expected, what = INBOUND_VIBER_ID, "the Viber service id: letters and digits"
         elif channel == "messenger":
-            expected, what = INBOUND_MESSENGER_ID, "an id: digits without '+'"
+            expected, what = MESSENGER_ID, "an id: digits without '+'"
         else:
             expected, what = INBOUND_NUMBER, "a number of 6 to 15 digits"
         if not expected.match(value):

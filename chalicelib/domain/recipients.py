@@ -50,7 +50,8 @@ _SIP_URI = re.compile(r"^sips?:[^@\s:;]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?$", re.IGN
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
 _LOCALE = re.compile(LOCALE_PATTERN)
 # A page-scoped id as Facebook hands it out and the Messages API takes it (`ToId`: 1 to 50 characters): digits.
-_PAGE_SCOPED_ID = re.compile(r"^[0-9]{1,50}$")
+# A Facebook page id (`FromId`) has the same shape.
+MESSENGER_ID = re.compile(r"^[0-9]{1,50}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -352,7 +353,7 @@ def normalize_page_scoped_id(raw: str) -> str:
     """A Messenger page-scoped id (PSID), or AddressError: digits only, 1 to 50 (the Messages API's `ToId`); a
     phone number (with '+'), a user name or a profile URL is not one."""
     text = raw.strip()
-    if not _PAGE_SCOPED_ID.match(text):
+    if not MESSENGER_ID.match(text):
         raise AddressError(
             "invalid_address",
             "not a Messenger page-scoped id (PSID): the digits your page knows the person by, 50 at most",
